@@ -1,0 +1,463 @@
+"""Policy-as-code: the `PromotionPolicy` schema, its validation and its content hash.
+
+A policy is data written by a model-risk team, so every error must name the path of the
+offending value (`checks[1].rules[0].min: …`) in words that say how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+
+class Schema(BaseModel):
+    """Strict, immutable, camelCase in YAML and snake_case in Python."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, validate_by_name=True, frozen=True
+    )
+
+
+class Severity(StrEnum):
+    BLOCKING = "blocking"
+    WARNING = "warning"
+
+
+FairnessMetric = Literal[
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+]
+ClassificationMetric = Literal["accuracy", "roc_auc", "f1", "precision", "recall"]
+RegressionMetric = Literal["rmse", "mae", "r2"]
+PerformanceMetric = Literal[ClassificationMetric, RegressionMetric]
+DataQualityMetric = Literal["missing_share", "out_of_range_share", "unseen_category_share"]
+
+LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
+
+
+class ThresholdRule(Schema):
+    """`metric` must be at least `min` and/or at most `max`."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    basis: str | None = Field(None, description="Why this rule exists: the regulation or standard.")
+    severity: Severity | None = Field(None, description="Overrides the check's severity.")
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> ThresholdRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        return self
+
+    @property
+    def label(self) -> str:
+        bounds = []
+        if self.min is not None:
+            bounds.append(f"≥ {self.min:g}")
+        if self.max is not None:
+            bounds.append(f"≤ {self.max:g}")
+        return f"{self.metric} {' and '.join(bounds)}"
+
+
+class FairnessRule(ThresholdRule):
+    metric: FairnessMetric  # type: ignore[assignment]
+    over: list[str] | None = Field(
+        None,
+        description="The sensitive features whose (intersectional) groups this rule compares. "
+        "Default: every grouping the check computes.",
+    )
+
+    @property
+    def label(self) -> str:
+        suffix = f" over {' × '.join(self.over)}" if self.over else ""
+        return super().label + suffix
+
+
+class PerformanceRule(ThresholdRule):
+    metric: PerformanceMetric  # type: ignore[assignment]
+
+
+class DataQualityRule(ThresholdRule):
+    metric: DataQualityMetric  # type: ignore[assignment]
+
+
+class NoRegression(Schema):
+    metric: PerformanceMetric
+    tolerance: float = Field(0.0, ge=0)
+
+
+class NoRegressionRule(Schema):
+    """The candidate must not be worse than the champion by more than `tolerance`."""
+
+    no_regression: NoRegression
+    severity: Severity | None = None
+    basis: str | None = None
+
+    @property
+    def label(self) -> str:
+        spec = self.no_regression
+        return f"{spec.metric} no worse than the champion by more than {spec.tolerance:g}"
+
+
+class ProhibitedInTopK(Schema):
+    features: list[str] = Field(min_length=1)
+    k: int = Field(ge=1)
+
+
+class ProhibitedInTopKRule(Schema):
+    """Sensitive or proxy features must not be among the model's k most influential."""
+
+    prohibited_in_top_k: ProhibitedInTopK
+    severity: Severity | None = None
+    basis: str | None = None
+
+    @property
+    def label(self) -> str:
+        spec = self.prohibited_in_top_k
+        return f"none of {', '.join(spec.features)} in the top {spec.k} features by mean |SHAP|"
+
+
+class DriftShare(Schema):
+    max: float = Field(ge=0, le=1)
+
+
+class DriftShareRule(Schema):
+    """At most this share of the columns may drift."""
+
+    drift_share: DriftShare
+    severity: Severity | None = None
+    basis: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"share of drifted columns ≤ {self.drift_share.max:g}"
+
+
+class NoDriftIn(Schema):
+    columns: list[str] = Field(min_length=1)
+
+
+class NoDriftInRule(Schema):
+    """These named columns must not drift at all."""
+
+    no_drift_in: NoDriftIn
+    severity: Severity | None = None
+    basis: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"no drift in {', '.join(self.no_drift_in.columns)}"
+
+
+class SchemaMatch(Schema):
+    allow_extra_columns: bool = True
+    allow_dtype_changes: bool = False
+
+
+class SchemaMatchRule(Schema):
+    """The data has the reference's columns with the same kinds of values."""
+
+    schema_match: SchemaMatch
+    severity: Severity | None = None
+    basis: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "columns and types match the reference"
+
+
+def _rule_tag(keys: tuple[str, ...]) -> Any:
+    """Pick the rule class by the key that names it, so errors point into the right rule."""
+
+    def discriminate(value: Any) -> str | None:
+        if isinstance(value, BaseModel):
+            return type(value).__name__
+        if not isinstance(value, Mapping):
+            return None
+        for key in keys:
+            if key in value:
+                return f"{key} rule"
+        return None
+
+    return discriminate
+
+
+def _rules(*pairs: tuple[str, type[Schema]]) -> Any:
+    tags = tuple(key for key, _ in pairs)
+    members = [Annotated[cls, Tag(f"{key} rule")] for key, cls in pairs]
+    # a model instance is tagged by its class name
+    members += [Annotated[cls, Tag(cls.__name__)] for _, cls in pairs]
+    union = members[0]
+    for member in members[1:]:
+        union = union | member  # type: ignore[assignment]
+    return Annotated[union, Discriminator(_rule_tag(tags))]
+
+
+RULE_KEYS: tuple[str, ...] = (
+    "metric", "noRegression", "prohibitedInTopK", "driftShare", "noDriftIn", "schemaMatch"
+)
+
+
+class CheckSpec(Schema):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    severity: Severity = Severity.BLOCKING
+    description: str | None = None
+
+
+class Bootstrap(Schema):
+    samples: int = Field(200, ge=20, le=10_000)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+
+
+class FairnessCheck(CheckSpec):
+    type: Literal["fairness"]
+    sensitive_features: list[str] = Field(min_length=1)
+    intersectional: bool = False
+    min_group_size: int = Field(30, ge=1)
+    small_groups: Literal["error", "exclude"] = Field(
+        "error",
+        description="`error`: a group under minGroupSize stops the gate (exit 2); "
+        "`exclude`: it is reported but left out of the comparisons.",
+    )
+    bootstrap: Bootstrap | None = None
+    rules: list[FairnessRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _over_names_sensitive_features(self) -> FairnessCheck:
+        for index, rule in enumerate(self.rules):
+            unknown = set(rule.over or ()) - set(self.sensitive_features)
+            if unknown:
+                raise ValueError(
+                    f"rules[{index}].over names {sorted(unknown)}, which are not in "
+                    f"sensitiveFeatures {self.sensitive_features}"
+                )
+            if rule.over and len(rule.over) > 1 and not self.intersectional:
+                raise ValueError(
+                    f"rules[{index}].over names several features: set `intersectional: true`"
+                )
+        return self
+
+
+class ExplainabilityCheck(CheckSpec):
+    type: Literal["explainability"]
+    sample_size: int = Field(2000, ge=10, le=1_000_000)
+    background_size: int = Field(100, ge=10, le=10_000)
+    seed: int = 0
+    rules: list[_rules(("prohibitedInTopK", ProhibitedInTopKRule))] = Field(  # type: ignore[valid-type]
+        min_length=1
+    )
+
+
+class DriftCheck(CheckSpec):
+    type: Literal["drift"]
+    reference: Literal["training"] = "training"
+    columns: list[str] | None = Field(None, description="Columns to test; default every feature.")
+    rules: list[  # type: ignore[valid-type]
+        _rules(("driftShare", DriftShareRule), ("noDriftIn", NoDriftInRule))
+    ] = Field(min_length=1)
+
+
+class DataQualityCheck(CheckSpec):
+    type: Literal["data_quality"]
+    rules: list[  # type: ignore[valid-type]
+        _rules(("schemaMatch", SchemaMatchRule), ("metric", DataQualityRule))
+    ] = Field(min_length=1)
+
+
+class PerformanceCheck(CheckSpec):
+    type: Literal["performance"]
+    rules: list[  # type: ignore[valid-type]
+        _rules(("metric", PerformanceRule), ("noRegression", NoRegressionRule))
+    ] = Field(min_length=1)
+
+
+CHECK_TYPES: tuple[str, ...] = ("fairness", "explainability", "drift", "data_quality", "performance")
+
+AnyCheck = Annotated[
+    FairnessCheck | ExplainabilityCheck | DriftCheck | DataQualityCheck | PerformanceCheck,
+    Field(discriminator="type"),
+]
+AnyRule = (
+    FairnessRule
+    | PerformanceRule
+    | DataQualityRule
+    | NoRegressionRule
+    | ProhibitedInTopKRule
+    | DriftShareRule
+    | NoDriftInRule
+    | SchemaMatchRule
+)
+
+
+class Metadata(Schema):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
+    version: int = Field(ge=1)
+    regulations: list[str] = []
+    description: str | None = None
+
+
+class AppliesTo(Schema):
+    risk_tier: Literal["low", "medium", "high"]
+    targets: list[str] = Field(min_length=1)
+
+
+class Approvals(Schema):
+    quorum: int = Field(ge=1)
+    roles: list[str] = Field(min_length=1)
+    distinct_roles: bool = False
+    forbid_self_approval: bool = True
+    expires_after_days: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Approvals:
+        if self.distinct_roles and self.quorum > len(self.roles):
+            raise ValueError(
+                f"quorum {self.quorum} needs {self.quorum} distinct roles but only "
+                f"{len(self.roles)} are listed: lower `quorum` or add roles"
+            )
+        return self
+
+
+class Waivers(Schema):
+    allowed: bool
+    approver_role: str | None = None
+    max_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _approver_when_allowed(self) -> Waivers:
+        if self.allowed and not self.approver_role:
+            raise ValueError("waivers are allowed: name the `approverRole` who grants them")
+        return self
+
+
+class DriftMonitoring(Schema):
+    schedule: Literal["hourly", "daily", "weekly"]
+    on_breach: Literal["alert", "revoke"]
+
+
+class Monitoring(Schema):
+    drift: DriftMonitoring | None = None
+    retention_days: int = Field(
+        183, ge=183, description="EU AI Act Art. 19 asks that logs be kept at least six months."
+    )
+
+
+class PromotionPolicy(Schema):
+    api_version: Literal["governance/v1"]
+    kind: Literal["PromotionPolicy"]
+    metadata: Metadata
+    applies_to: AppliesTo
+    checks: list[AnyCheck] = Field(min_length=1)
+    approvals: Approvals
+    waivers: Waivers
+    monitoring: Monitoring = Monitoring()
+
+    @model_validator(mode="after")
+    def _unique_check_ids(self) -> PromotionPolicy:
+        seen: set[str] = set()
+        for check in self.checks:
+            if check.id in seen:
+                raise ValueError(f"check id {check.id!r} is used twice: give each check its own id")
+            seen.add(check.id)
+        return self
+
+    def canonical_json(self) -> str:
+        document = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON: formatting and comments do not change it, rules do."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+class PolicyError(Exception):
+    """A policy document is invalid; `problems` lists each as `path: message`."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid policy\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def parse_policy(document: Any, source: str = "policy") -> PromotionPolicy:
+    """Validate a parsed YAML/JSON document; raise `PolicyError` listing every problem."""
+    if not isinstance(document, Mapping):
+        raise PolicyError(source, ["(top level): expected a mapping with apiVersion, kind, …"])
+    try:
+        return PromotionPolicy.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyError(source, [_describe(error) for error in exc.errors()]) from None
+
+
+def _is_union_tag(part: str, previous: int | str | None) -> bool:
+    """pydantic puts the chosen union member in the location; the user never wrote it."""
+    class_names = {cls.__name__ for cls in AnyRule.__args__}  # type: ignore[attr-defined]
+    if part.endswith(" rule") or part in class_names:
+        return True
+    return isinstance(previous, int) and part in CHECK_TYPES
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    previous: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _is_union_tag(part, previous):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+        previous = part
+    return path or "(top level)"
+
+
+def _describe(error: Any) -> str:
+    kind, loc, ctx = error["type"], error["loc"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        message = "unknown key: remove it or check its spelling"
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "union_tag_invalid":
+        loc = (*loc, "type")
+        message = (
+            f"unknown check type {ctx.get('tag')!r}: use one of {', '.join(CHECK_TYPES)}"
+        )
+    elif kind == "union_tag_not_found":
+        if loc and loc[-1] == "checks" or (len(loc) >= 2 and loc[-2] == "checks"):
+            message = f"a check needs a `type`: one of {', '.join(CHECK_TYPES)}"
+        else:
+            message = f"unknown rule: start it with one of {', '.join(RULE_KEYS)}"
+    elif kind in ("float_parsing", "float_type"):
+        message = f"must be a number, not {error['input']!r}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        message = f"must be a whole number, not {error['input']!r}"
+    elif kind == "literal_error":
+        message = f"{error['input']!r} is not allowed: use one of {ctx.get('expected')}"
+    elif kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+    else:
+        message = error["msg"][0].lower() + error["msg"][1:]
+    return f"{_path(tuple(loc))}: {message}"
