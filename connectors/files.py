@@ -1,0 +1,172 @@
+"""Local files: policies (YAML), data (CSV, Parquet), models (skops, joblib), champion metrics.
+
+Every failure becomes an `InputError` that names the file and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from governance.domain.errors import InputError
+from governance.domain.evidence import Artifact
+from governance.domain.policy import PolicyError, PromotionPolicy, parse_policy
+
+TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MODEL_FORMATS = {".skops": "skops", ".joblib": "joblib", ".pkl": "joblib"}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{what} {path}", "file not found", "check the path")
+    if not path.is_file():
+        raise InputError(f"{what} {path}", "is not a file", "give the path of a file")
+    return path
+
+
+def load_policy(path: Path) -> PromotionPolicy:
+    """Parse and validate a policy file; `PolicyError` lists every problem by its path."""
+    _existing(path, "policy")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise PolicyError(str(path), [f"{where}not valid YAML ({exc})"]) from None
+    except UnicodeDecodeError:
+        raise PolicyError(str(path), ["not a text file: a policy is UTF-8 YAML"]) from None
+    return parse_policy(document, source=str(path))
+
+
+def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:
+    """Read CSV or Parquet. An empty table is bad input: nothing can be judged on it."""
+    _existing(path, f"{role} file")
+    kind = TABLE_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"{role} file {path}",
+            f"unsupported format {path.suffix!r}",
+            "give a .csv or .parquet file",
+        )
+    try:
+        frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - every reader error means the same to the user
+        raise InputError(
+            f"{role} file {path}",
+            f"cannot be read as {kind.upper()} ({type(exc).__name__}: {exc})",
+            f"check that it is a valid {kind.upper()} file",
+        ) from None
+    if frame.empty:
+        raise InputError(f"{role} file {path}", "has no rows", "give a data set with rows")
+    artifact = Artifact(
+        role=role,  # type: ignore[arg-type]
+        uri=str(path),
+        sha256=sha256_file(path),
+        format=kind,
+        rows=len(frame),
+        columns=[str(c) for c in frame.columns],
+    )
+    return frame, artifact
+
+
+def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:
+    """Load a scikit-learn-compatible estimator.
+
+    skops files are safe to load: only types on skops' trusted list are built, and the
+    loader refuses anything else. joblib/pickle files can run arbitrary code when loaded:
+    load them only from a source you trust (your own training pipeline).
+    """
+    _existing(path, f"{role} file")
+    kind = MODEL_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"{role} file {path}",
+            f"unsupported model format {path.suffix!r}",
+            "save the model with skops (.skops, safe) or joblib (.joblib, trusted input only)",
+        )
+    try:
+        model = _load_skops(path) if kind == "skops" else _load_joblib(path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(
+            f"{role} file {path}",
+            f"is not a readable {kind} model ({type(exc).__name__}: {exc})",
+            f"give a model saved with {kind}",
+        ) from None
+    if not callable(getattr(model, "predict", None)):
+        raise InputError(
+            f"{role} file {path}",
+            f"holds a {type(model).__name__}, not a model with a predict() method",
+            "save the fitted estimator itself",
+        )
+    artifact = Artifact(role=role, uri=str(path), sha256=sha256_file(path), format=kind)  # type: ignore[arg-type]
+    return model, artifact
+
+
+# Types skops does not trust by default but that hold only data (arrays, numbers, a model
+# string) and run no code when loaded: the tree predictors of scikit-learn's and LightGBM's
+# gradient boosting. Anything else still has to be reviewed by a person.
+SAFE_EXTRA_TYPES = frozenset(
+    {
+        "collections.OrderedDict",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+    }
+)
+
+
+def _load_skops(path: Path) -> Any:
+    import skops.io
+
+    found = skops.io.get_untrusted_types(file=path)
+    untrusted = [name for name in found if name not in SAFE_EXTRA_TYPES]
+    if untrusted:
+        raise InputError(
+            f"model file {path}",
+            f"contains types skops does not trust: {', '.join(untrusted)}",
+            "review them, then save the model with joblib if you trust its source",
+        )
+    return skops.io.load(path, trusted=found)
+
+
+def _load_joblib(path: Path) -> Any:
+    import joblib
+
+    return joblib.load(path)
+
+
+def load_metrics(path: Path) -> tuple[dict[str, float], Artifact]:
+    """A champion's recorded metrics: a JSON object of metric name → number."""
+    _existing(path, "champion metrics")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"champion metrics {path}", f"not valid JSON ({exc})", 'write e.g. {"roc_auc": 0.91}'
+        ) from None
+    if not isinstance(document, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in document.values()
+    ):
+        raise InputError(
+            f"champion metrics {path}",
+            "must be a JSON object of metric names to numbers",
+            'write e.g. {"roc_auc": 0.91}',
+        )
+    artifact = Artifact(role="champion", uri=str(path), sha256=sha256_file(path), format="json")
+    return {str(k): float(v) for k, v in document.items()}, artifact

@@ -1,0 +1,288 @@
+"""The `governance` command. Each command calls one service function and formats its result.
+
+Exit codes: 0 pass, 1 blocked by policy, 2 bad input or usage (and a gate that errored).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+import connectors.files as files
+from governance import config
+from governance.domain.errors import InputError
+from governance.domain.evidence import EvidenceManifest
+from governance.domain.policy import PolicyError, Severity
+from governance.domain.verdict import Verdict
+from governance.services.gate import GateRequest, run_gate
+from reports import ci
+
+app = typer.Typer(
+    name="governance",
+    help="A policy-driven gatekeeper between ML training and serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Policy-as-code: validate policy files.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+EXIT = {Verdict.PASS: 0, Verdict.BLOCKED: 1, Verdict.ERROR: 2}
+VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.BLOCKED: "bold red", Verdict.ERROR: "bold red"}
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(2)
+
+
+@policy_app.command("validate")
+def policy_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Policy YAML files.", show_default=False)],
+) -> None:
+    """Validate policy files: exit 0 when all are valid, 2 listing every error by its path."""
+    invalid = 0
+    for path in paths:
+        try:
+            policy = files.load_policy(path)
+        except PolicyError as exc:
+            invalid += 1
+            err.print(f"[red]✗[/] {escape(str(path))}")
+            for problem in exc.problems:
+                err.print(f"    {escape(problem)}")
+            continue
+        except InputError as exc:
+            invalid += 1
+            err.print(f"[red]✗[/] {escape(exc.message)}")
+            continue
+        meta = policy.metadata
+        out.print(
+            f"[green]✓[/] {escape(str(path))}: {meta.name} v{meta.version}, "
+            f"risk tier {policy.applies_to.risk_tier}, {len(policy.checks)} checks, "
+            f"sha256 {policy.content_hash[:16]}"
+        )
+    if invalid:
+        raise typer.Exit(2)
+
+
+GATE_FIELDS = {
+    "policy", "model", "data", "target", "reference", "champion", "prediction_col",
+    "score_col", "positive_label", "model_name", "model_version", "json", "junit",
+    "markdown", "database",
+}  # fmt: skip
+
+
+def _gate_config(path: Path) -> dict[str, Any]:
+    """A gate config file holds the same fields as the options (kebab-, snake- or camelCase);
+    relative paths in it are relative to the file."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        fail(f"gate config {path}: cannot be read ({exc}). Fix: give a YAML file")
+    if not isinstance(document, dict):
+        fail(f"gate config {path}: must be a mapping of option names to values")
+    settings: dict[str, Any] = {}
+    for key, value in document.items():
+        name = "".join(f"_{c.lower()}" if c.isupper() else c for c in str(key)).replace("-", "_")
+        if name not in GATE_FIELDS:
+            fail(f"gate config {path}: unknown key {key!r}. Fix: use one of {sorted(GATE_FIELDS)}")
+        settings[name] = value
+    for name in ("policy", "model", "data", "reference", "champion", "json", "junit", "markdown"):
+        if settings.get(name) is not None:
+            settings[name] = path.parent / str(settings[name])
+    return settings
+
+
+@app.command()
+def gate(
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML file.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model: .skops (safe) or .joblib (trusted).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Evaluation data with the target: CSV or Parquet.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Name of the target column.")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference (training) data for drift and data quality.")
+    ] = None,
+    champion: Annotated[
+        Path | None, typer.Option(help="The production model, or a JSON file of its metrics.")
+    ] = None,
+    prediction_col: Annotated[
+        str | None, typer.Option(help="Judge predictions already in the data instead of a model.")
+    ] = None,
+    score_col: Annotated[
+        str | None, typer.Option(help="Column of positive-class scores, with --prediction-col.")
+    ] = None,
+    positive_label: Annotated[
+        str | None, typer.Option(help="The positive class (default: the greater label).")
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Name to record (default: the model file's stem).")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="Version to record (default: sha256 prefix).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the evidence manifest as JSON.")
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML: one testcase per rule.")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary.")] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(help="Record the decision in this database (or GOVERNANCE_DATABASE_URL)."),
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with any of these options.")
+    ] = None,
+) -> None:
+    """Judge a model version under a policy. Exit 0 pass, 1 blocked, 2 bad input."""
+    given = {k: v for k, v in locals().items() if v is not None and k != "config_file"}
+    settings = _gate_config(config_file) if config_file else {}
+    settings.update({("json" if k == "json_path" else k): v for k, v in given.items()})
+    for required in ("policy", "data", "target"):
+        if settings.get(required) is None:
+            fail(f"--{required} is required (on the command line or in --config)")
+    request = GateRequest(
+        **{
+            name: Path(settings[name])
+            if name in {"policy", "data", "model", "reference", "champion"}
+            and settings.get(name) is not None
+            else settings.get(name)
+            for name in GateRequest.__dataclass_fields__
+        }
+    )
+    recorder = _recorder(config.database_url(settings.get("database")))
+    try:
+        with err.status("Starting the gate") as status:
+            outcome = run_gate(request, files, recorder, progress=lambda step: status.update(step))
+    except PolicyError as exc:
+        fail(str(exc))
+    except InputError as exc:
+        fail(exc.message)
+    manifest = outcome.manifest
+    show_decision(manifest)
+    for path, render in (
+        (settings.get("json"), ci.to_json),
+        (settings.get("junit"), ci.to_junit),
+        (settings.get("markdown"), ci.to_markdown),
+    ):
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(manifest), encoding="utf-8")
+            err.print(f"wrote {escape(str(path))}")
+    if outcome.decision_id:
+        err.print(f"recorded decision {outcome.decision_id}")
+    raise typer.Exit(EXIT[manifest.decision.verdict])
+
+
+def _recorder(url: str | None) -> Any:
+    if url is None:
+        return None
+    from governance.store.database import current_revision, make_engine
+    from governance.store.repository import SqlDecisionRecorder
+
+    try:
+        revision = current_revision(url)
+    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
+        fail(f"database {url}: cannot connect ({type(exc).__name__}: {exc})")
+    if revision is None:
+        fail(f"database {url}: has no schema yet. Fix: run `governance db upgrade --database URL`")
+    return SqlDecisionRecorder(make_engine(url))
+
+
+def show_decision(manifest: EvidenceManifest) -> None:
+    table = Table(
+        title=f"{manifest.model_name} {manifest.model_version} under {manifest.policy.name} v{manifest.policy.version}"
+    )
+    for column in ("check", "rule", "observed", "required", "result"):
+        table.add_column(column)
+    for result in manifest.results:
+        if not result.rules:
+            table.add_row(result.id, "—", "—", "—", f"[red]{result.status.value}[/]")
+        for rule in result.rules:
+            if rule.passed:
+                mark = "[green]pass[/]"
+            elif rule.severity is Severity.BLOCKING:
+                mark = "[red]FAIL[/]"
+            else:
+                mark = "[yellow]warn[/]"
+            table.add_row(
+                result.id,
+                escape(rule.rule),
+                escape(ci.observed_text(rule)),
+                escape(rule.threshold),
+                mark,
+            )
+    out.print(table)
+    for result in manifest.results:
+        out.print(f"  [bold]{result.id}[/]: {escape(result.summary)}")
+    verdict = manifest.decision.verdict
+    out.print(
+        f"[{VERDICT_STYLE[verdict]}]{ci.VERDICT_WORDS[verdict]}[/] {escape(manifest.decision.summary)}"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL (default: GOVERNANCE_DATABASE_URL, else the embedded SQLite file)."
+        ),
+    ] = None,
+) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    from governance.store.database import current_revision, upgrade
+
+    url = config.database_url(database) or config.default_database_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(url)
+    except Exception as exc:  # noqa: BLE001
+        fail(f"database {url}: migration failed ({type(exc).__name__}: {exc})")
+    out.print(f"database {escape(url)} at revision {current_revision(url)}")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where to write data, models and evidence.")
+    ] = None,
+) -> None:
+    """Train two real models on the UCI Adult data, gate both under the high-risk policy,
+    and record the decisions in the embedded SQLite database."""
+    from governance.demo import run_demo
+
+    directory = data_dir or config.data_dir()
+    try:
+        run_demo(directory, out)
+    except InputError as exc:
+        fail(exc.message)
+
+
+def main() -> None:
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("GOVERNANCE_DEBUG"):
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} (set GOVERNANCE_DEBUG=1 for details)"
+        )
+        raise SystemExit(2) from None

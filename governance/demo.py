@@ -1,0 +1,139 @@
+"""`governance demo`: two real models on the UCI Adult data, judged by the high-risk policy.
+
+`income-full` uses every column, sex and race included; `income-reweighed` leaves out the
+protected attributes and their closest proxies (relationship, marital status) and is
+trained with Kamiran–Calders reweighing so that sex and income are independent in the
+training weights. The first is blocked by the fairness rule, the second passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import skops.io
+from rich.console import Console
+from rich.markup import escape
+from sklearn.compose import make_column_transformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import FixedThresholdClassifier, train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+import connectors.files as files
+from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
+from governance import config
+from governance.services.gate import GateOutcome, GateRequest, run_gate
+from reports import ci
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+PROXIES = ["sex", "race", "relationship", "marital_status"]
+SEED = 0
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    version: str
+    features: list[str]
+    reweigh: bool
+    threshold: float
+
+
+MODELS = [
+    DemoModel("income-full", "1", [c for c in COLUMNS if c != TARGET], False, 0.5),
+    DemoModel(
+        "income-reweighed", "2", [c for c in COLUMNS if c not in (TARGET, *PROXIES)], True, 0.4
+    ),
+]
+
+
+def reweighing(train: pd.DataFrame) -> np.ndarray:
+    """Kamiran & Calders (2012): weight = P(sex) P(y) / P(sex, y), so that sex and the
+    label are independent in the weighted training data."""
+    joint = train.groupby(["sex", TARGET]).size() / len(train)
+    p_sex = train["sex"].value_counts(normalize=True)
+    p_y = train[TARGET].value_counts(normalize=True)
+    keys = pd.MultiIndex.from_frame(train[["sex", TARGET]])
+    expected = p_sex.reindex(keys.get_level_values(0)).to_numpy() * p_y.reindex(
+        keys.get_level_values(1)
+    ).to_numpy()
+    return expected / joint.reindex(keys).to_numpy()
+
+
+def train(spec: DemoModel, data: pd.DataFrame) -> FixedThresholdClassifier:
+    categorical = [c for c in spec.features if data[c].dtype == object]
+    pipeline: Pipeline = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+            remainder="passthrough",
+        ),
+        HistGradientBoostingClassifier(random_state=SEED),
+    )
+    weights = reweighing(data) if spec.reweigh else None
+    pipeline.fit(
+        data[spec.features], data[TARGET], histgradientboostingclassifier__sample_weight=weights
+    )
+    # The decision threshold is part of the model: predict() is what gets served.
+    model = FixedThresholdClassifier(FrozenEstimator(pipeline), threshold=spec.threshold)
+    return model.fit(data[spec.features], data[TARGET])
+
+
+def run_demo(directory: Path, console: Console) -> list[GateOutcome]:
+    """Prepare the data and models, gate both, record the decisions, print the verdicts."""
+    from governance.store.database import make_engine, upgrade
+    from governance.store.repository import SqlDecisionRecorder
+
+    work = directory / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    console.print(f"Loading the Adult census data ({escape(SOURCE)})")
+    adult = load_adult()
+    training, evaluation = train_test_split(
+        adult, test_size=0.3, random_state=SEED, stratify=adult[TARGET]
+    )
+    training.to_parquet(work / "train.parquet", index=False)
+    evaluation.to_parquet(work / "test.parquet", index=False)
+
+    url = config.database_url() or f"sqlite:///{(directory / 'governance.db').resolve()}"
+    upgrade(url)
+    recorder = SqlDecisionRecorder(make_engine(url))
+
+    outcomes = []
+    for spec in MODELS:
+        console.print(f"Training {spec.name} v{spec.version}")
+        model_path = work / f"{spec.name}-v{spec.version}.skops"
+        skops.io.dump(train(spec, training), model_path)
+        request = GateRequest(
+            policy=POLICIES / "high.yaml",
+            model=model_path,
+            data=work / "test.parquet",
+            reference=work / "train.parquet",
+            target=TARGET,
+            model_name=spec.name,
+            model_version=spec.version,
+        )
+        with console.status(f"Gating {spec.name}") as status:
+            outcome = run_gate(request, files, recorder, progress=status.update)
+        evidence = work / "evidence" / f"{spec.name}-v{spec.version}"
+        evidence.mkdir(parents=True, exist_ok=True)
+        for name, render in (
+            ("manifest.json", ci.to_json),
+            ("junit.xml", ci.to_junit),
+            ("summary.md", ci.to_markdown),
+        ):
+            (evidence / name).write_text(render(outcome.manifest), encoding="utf-8")
+        outcomes.append(outcome)
+        _show(console, outcome, evidence)
+    console.print(f"\nDecisions recorded in {escape(url)}")
+    return outcomes
+
+
+def _show(console: Console, outcome: GateOutcome, evidence: Path) -> None:
+    from governance.cli import show_decision
+
+    show_decision(outcome.manifest)
+    console.print(f"  evidence: {escape(str(evidence))}/ (manifest.json, junit.xml, summary.md)")
+    console.print(f"  decision id: {outcome.decision_id}\n")

@@ -1,0 +1,171 @@
+"""Recording gate decisions and reading them back. Rows are inserted, never updated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+from uuid import uuid4
+
+from sqlalchemy import Engine
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, select
+
+from governance.domain.errors import InputError
+from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.policy import PromotionPolicy
+from governance.store.tables import CheckRun, Dataset, GateDecision, Model, ModelVersion, Policy
+
+TableT = TypeVar("TableT", bound=SQLModel)
+
+_INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+class SqlDecisionRecorder:
+    """Stores a gate decision with everything it rests on, all or nothing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, manifest: EvidenceManifest, policy: PromotionPolicy) -> str:
+        """Store the decision, its check runs and whatever model, version, datasets and
+        policy are not stored yet, in one transaction. Returns the decision id."""
+        if policy.content_hash != manifest.policy.sha256:
+            raise InputError(
+                f"policy {policy.metadata.name} v{policy.metadata.version}",
+                f"hashes to {policy.content_hash}, but the manifest was judged under "
+                f"{manifest.policy.sha256}",
+                "record the decision with the policy document the gate actually ran",
+            )
+        artifact = _required(manifest, "model")
+        data = _required(manifest, "data")
+        reference = manifest.artifact("reference")
+        document = manifest.model_dump(mode="json")
+        decision_id = str(uuid4())
+        with Session(self._engine) as session, session.begin():
+            model = _get_or_insert(
+                session,
+                Model,
+                {"name": manifest.model_name},
+                risk_tier=policy.applies_to.risk_tier,
+            )
+            version = _get_or_insert(
+                session,
+                ModelVersion,
+                {"model_id": model.id, "version": manifest.model_version},
+                artifact_sha256=artifact.sha256,
+                artifact_uri=artifact.uri,
+            )
+            if version.artifact_sha256 != artifact.sha256:
+                raise InputError(
+                    f"model {manifest.model_name} version {manifest.model_version}",
+                    f"is already recorded with artifact sha256 {version.artifact_sha256}, "
+                    f"not {artifact.sha256}",
+                    "a version names one artifact for good: bump the model version",
+                )
+            stored_policy = _get_or_insert(
+                session,
+                Policy,
+                {"sha256": policy.content_hash},
+                name=policy.metadata.name,
+                version=policy.metadata.version,
+                risk_tier=policy.applies_to.risk_tier,
+                document=json.loads(policy.canonical_json()),
+            )
+            session.add(
+                GateDecision(
+                    id=decision_id,
+                    model_version_id=version.id,
+                    policy_id=stored_policy.id,
+                    data_dataset_id=_dataset(session, data).id,
+                    reference_dataset_id=_dataset(session, reference).id if reference else None,
+                    verdict=manifest.decision.verdict.value,
+                    summary=manifest.decision.summary,
+                    manifest=document,
+                    manifest_sha256=manifest.sha256,
+                )
+            )
+            session.flush()  # the decision row first: check runs point at it
+            session.add_all(
+                CheckRun(
+                    decision_id=decision_id,
+                    check_id=result["id"],
+                    type=result["type"],
+                    status=result["status"],
+                    summary=result["summary"],
+                    metrics=result["metrics"],
+                    rules=result["rules"],
+                    duration_seconds=result["duration_seconds"],
+                )
+                for result in document["results"]
+            )
+        return decision_id
+
+
+def list_decisions(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest decisions, newest first, as plain rows for a table or a listing."""
+    query = (
+        sa_select(
+            col(GateDecision.id).label("id"),
+            col(Model.name).label("model"),
+            col(ModelVersion.version).label("version"),
+            col(GateDecision.verdict).label("verdict"),
+            col(Policy.name).label("policy_name"),
+            col(Policy.version).label("policy_version"),
+            col(GateDecision.created_at).label("created_at"),
+        )
+        .join(ModelVersion, col(GateDecision.model_version_id) == col(ModelVersion.id))
+        .join(Model, col(ModelVersion.model_id) == col(Model.id))
+        .join(Policy, col(GateDecision.policy_id) == col(Policy.id))
+        .order_by(col(GateDecision.created_at).desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def get_manifest(engine: Engine, decision_id: str) -> EvidenceManifest:
+    """The evidence manifest exactly as it was recorded."""
+    with Session(engine) as session:
+        decision = session.get(GateDecision, decision_id)
+    if decision is None:
+        raise InputError(
+            f"decision {decision_id}", "is not recorded", "list the decisions to find its id"
+        )
+    return EvidenceManifest.model_validate(decision.manifest)
+
+
+def _required(manifest: EvidenceManifest, role: str) -> Artifact:
+    artifact = manifest.artifact(role)
+    if artifact is None:
+        raise InputError(
+            f"evidence manifest for {manifest.model_name} {manifest.model_version}",
+            f"has no {role} artifact",
+            f"add the {role} file the gate judged",
+        )
+    return artifact
+
+
+def _dataset(session: Session, artifact: Artifact) -> Dataset:
+    return _get_or_insert(
+        session,
+        Dataset,
+        {"sha256": artifact.sha256},
+        uri=artifact.uri,
+        format=artifact.format,
+        rows=artifact.rows,
+        columns=artifact.columns,
+    )
+
+
+def _get_or_insert(
+    session: Session, table: type[TableT], key: dict[str, Any], **values: Any
+) -> TableT:
+    """The row with this unique key, inserted first if missing. INSERT … ON CONFLICT DO NOTHING
+    rather than select-then-insert, so concurrent gates never trip over each other's rows."""
+    insert = _INSERTS[session.get_bind().dialect.name]
+    session.exec(
+        insert(table).values(**key, **values).on_conflict_do_nothing(index_elements=list(key))
+    )
+    return session.exec(select(table).filter_by(**key)).one()
