@@ -19,3 +19,23 @@ def adult_split(adult: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test): 70/30, stratified by income, fixed seed."""
     train, test = train_test_split(adult, test_size=0.3, random_state=0, stratify=adult["income"])
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame):
+    """The demo's data and its two real models, as files: train.parquet, test.parquet,
+    income-full.skops (uses sex and race) and income-reweighed.skops (does not)."""
+    import skops.io
+
+    from governance.demo import MODELS, SEED, train
+
+    directory = tmp_path_factory.mktemp("demo")
+    training, evaluation = train_test_split(
+        adult, test_size=0.3, random_state=SEED, stratify=adult["income"]
+    )
+    training.to_parquet(directory / "train.parquet", index=False)
+    evaluation.to_parquet(directory / "test.parquet", index=False)
+    evaluation.to_csv(directory / "test.csv", index=False)
+    for spec in MODELS:
+        skops.io.dump(train(spec, training), directory / f"{spec.name}.skops")
+    return directory
