@@ -50,9 +50,15 @@ def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
     reference = _reference(spec, inputs)
     columns = spec.columns or inputs.features
     _require_columns(columns, spec, inputs.data, reference)
-    work = [(column, reference[column], inputs.data[column]) for column in columns]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy releases the GIL
-        drifts = list(pool.map(lambda args: test_column(*args), work))
+        drifts = list(
+            pool.map(
+                _column_drift,
+                columns,
+                [reference[column] for column in columns],
+                [inputs.data[column] for column in columns],
+            )
+        )
 
     drifted = [drift.column for drift in drifts if drift.drifted]
     share = len(drifted) / len(drifts)
@@ -75,10 +81,10 @@ def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
     )
 
 
-def test_column(column: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:
+def _column_drift(column: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:
     """evidently's default test for one column (`registry._get_default_stattest`), NaN and
     ±inf dropped first as `get_one_column_drift` does."""
-    kind = column_kind(current, column)
+    kind = _column_kind(current, column)
     if kind == NUMERICAL:
         if not types.is_numeric_dtype(reference.dtype):
             raise InputError(
@@ -95,7 +101,7 @@ def test_column(column: str, reference: pd.Series, current: pd.Series) -> Column
         counts = _counts(pd.Series(ref), pd.Series(cur))
     else:
         counts = _counts(reference, current)
-        _require_values(column, counts["reference"].sum(), counts["current"].sum())
+        _require_values(column, int(counts["reference"].sum()), int(counts["current"].sum()))
     if counts["reference"].sum() > SMALL_REFERENCE:
         return _verdict(column, kind, "jensenshannon", _jensenshannon(counts))
     if len(counts) > 2:
@@ -103,7 +109,7 @@ def test_column(column: str, reference: pd.Series, current: pd.Series) -> Column
     return _verdict(column, kind, "z", _z_test(counts))
 
 
-def column_kind(values: pd.Series, column: str) -> str:
+def _column_kind(values: pd.Series, column: str) -> str:
     """evidently's type inference (`core.datasets.infer_column_type`) on the evaluation data,
     except that text is taken as categorical: evidently's text drift test is a classifier."""
     dtype = values.dtype
@@ -220,8 +226,8 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     merged[in_v], merged[~in_v] = v, u
     v_counts = np.cumsum(in_v[:-1])
     u_counts = np.arange(1, in_v.size) - v_counts
-    distance_ = np.vecdot(np.abs(u_counts / u.size - v_counts / v.size), np.diff(merged))
-    return float(distance_) / max(float(np.std(reference)), NORM_FLOOR)
+    total = np.vecdot(np.abs(u_counts / u.size - v_counts / v.size), np.diff(merged))
+    return float(total) / max(float(np.std(reference)), NORM_FLOOR)
 
 
 def _ks(reference: np.ndarray, current: np.ndarray) -> float:
@@ -288,9 +294,7 @@ def _describe(drift: ColumnDrift) -> str:
     return f"{drift.column}: {drift.stattest} {score} (threshold {drift.threshold:g})"
 
 
-def _summary(
-    spec: DriftCheck, drifts: list[ColumnDrift], drifted: list[str], share: float
-) -> str:
+def _summary(spec: DriftCheck, drifts: list[ColumnDrift], drifted: list[str], share: float) -> str:
     text = f"{len(drifted)} of {len(drifts)} columns drifted ({share:.0%})"
     for rule in spec.rules:
         if isinstance(rule, DriftShareRule):

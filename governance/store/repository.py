@@ -107,13 +107,13 @@ def list_decisions(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """The latest decisions, newest first, as plain rows for a table or a listing."""
     query = (
         sa_select(
-            col(GateDecision.id).label("id"),
-            col(Model.name).label("model"),
-            col(ModelVersion.version).label("version"),
-            col(GateDecision.verdict).label("verdict"),
-            col(Policy.name).label("policy_name"),
-            col(Policy.version).label("policy_version"),
-            col(GateDecision.created_at).label("created_at"),
+            col(GateDecision.id),
+            col(Model.name),
+            col(ModelVersion.version),
+            col(GateDecision.verdict),
+            col(Policy.name),
+            col(Policy.version),
+            col(GateDecision.created_at),
         )
         .join(ModelVersion, col(GateDecision.model_version_id) == col(ModelVersion.id))
         .join(Model, col(ModelVersion.model_id) == col(Model.id))
@@ -121,8 +121,9 @@ def list_decisions(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
         .order_by(col(GateDecision.created_at).desc())
         .limit(limit)
     )
+    keys = ("id", "model", "version", "verdict", "policy_name", "policy_version", "created_at")
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(query).mappings()]
+        return [dict(zip(keys, row, strict=True)) for row in connection.execute(query)]
 
 
 def get_manifest(engine: Engine, decision_id: str) -> EvidenceManifest:

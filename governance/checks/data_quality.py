@@ -1,0 +1,191 @@
+"""Data quality: is the evaluation data complete, and shaped like the training data?
+
+A model judged on data with holes, values it never saw in training, or columns that changed
+type says little about how it will behave; EU AI Act Art. 10(3) asks for data that is
+complete and representative. Only `missing_share` can be judged without the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api import types
+
+from governance.checks import CheckInputs, library_versions, rule_severity
+from governance.domain.errors import InputError
+from governance.domain.policy import DataQualityCheck, DataQualityRule, SchemaMatchRule
+from governance.domain.results import CheckResult, RuleOutcome, judge_bounds, status_of
+
+NUMERIC, CATEGORICAL, BOOL, DATETIME = "numeric", "categorical", "bool", "datetime"
+NEEDS_REFERENCE = frozenset({"out_of_range_share", "unseen_category_share"})
+PHRASES = {
+    "missing_share": "missing values",
+    "out_of_range_share": "of values outside the reference's range",
+    "unseen_category_share": "of values never seen in the reference",
+}
+
+
+@dataclass(frozen=True)
+class ColumnQuality:
+    column: str
+    kind: str
+    missing_share: float
+    out_of_range_share: float | None = None  # numeric columns, against the reference
+    unseen_category_share: float | None = None  # categorical and bool columns, likewise
+
+
+def run(spec: DataQualityCheck, inputs: CheckInputs) -> CheckResult:
+    data, reference = inputs.data, inputs.reference
+    _require_reference(spec, reference)
+    if data.empty:
+        raise InputError("evaluation data", "has no rows", "give data with at least one row")
+    table = [
+        _quality(column, data[column], _reference_column(reference, column))
+        for column in inputs.features
+        if column in data.columns
+    ]
+    rules = [
+        _schema(rule, spec, data, reference, inputs.target)
+        if isinstance(rule, SchemaMatchRule)
+        else _threshold(rule, spec, table)
+        for rule in spec.rules
+    ]
+    return CheckResult(
+        id=spec.id,
+        type=spec.type,
+        status=status_of(rules),
+        summary=_summary(rules, len(data), len(table)),
+        rules=rules,
+        metrics={"rows": len(data), "columns": [asdict(quality) for quality in table]},
+        library_versions=library_versions("numpy", "pandas"),
+    )
+
+
+def kind(values: pd.Series) -> str:
+    """The kind of values a column holds; a change of kind breaks what a model learned."""
+    dtype = values.dtype
+    if types.is_bool_dtype(dtype):
+        return BOOL
+    if types.is_numeric_dtype(dtype):
+        return NUMERIC
+    if types.is_datetime64_any_dtype(dtype):
+        return DATETIME
+    return CATEGORICAL
+
+
+def _require_reference(spec: DataQualityCheck, reference: pd.DataFrame | None) -> None:
+    if reference is not None:
+        return
+    for rule in spec.rules:
+        if isinstance(rule, SchemaMatchRule) or rule.metric in NEEDS_REFERENCE:
+            raise InputError(
+                f"data_quality check '{spec.id}', rule '{rule.label}'",
+                "compares the evaluation data with reference data, and none was given",
+                "pass `--reference FILE`, the training data",
+            )
+
+
+def _reference_column(reference: pd.DataFrame | None, column: str) -> pd.Series | None:
+    if reference is None or column not in reference.columns:
+        return None
+    return reference[column]
+
+
+def _quality(column: str, values: pd.Series, reference: pd.Series | None) -> ColumnQuality:
+    rows, missing, column_kind = len(values), int(values.isna().sum()), kind(values)
+    out_of_range = unseen = None
+    if reference is not None and kind(reference) == column_kind:  # else schemaMatch reports it
+        if column_kind == NUMERIC:
+            out_of_range = (rows - missing - _inside_range(values, reference)) / rows
+        elif column_kind in (CATEGORICAL, BOOL):
+            unseen = _unseen(values, reference) / rows
+    return ColumnQuality(column, column_kind, missing / rows, out_of_range, unseen)
+
+
+def _inside_range(values: pd.Series, reference: pd.Series) -> int:
+    """How many values lie within the reference's [min, max]; none do if it has no values."""
+    low, high = reference.min(), reference.max()
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return int(np.count_nonzero((array >= low) & (array <= high)))
+
+
+def _unseen(values: pd.Series, reference: pd.Series) -> int:
+    """How many values never occur in the reference: count each distinct value once, then
+    look the few distinct values up, rather than hashing every row against the reference."""
+    counts = values.value_counts(dropna=True, sort=False)
+    seen = counts.index.isin(pd.unique(reference.dropna()))
+    return int(counts[~seen].sum())
+
+
+def _schema(
+    rule: SchemaMatchRule,
+    spec: DataQualityCheck,
+    data: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    target: str,
+) -> RuleOutcome:
+    assert reference is not None  # _require_reference saw to it
+    options = rule.schema_match
+    missing = [c for c in reference.columns if c not in data.columns and c != target]
+    extra = [c for c in data.columns if c not in reference.columns and c != target]
+    changed = [
+        f"{column} {kind(reference[column])} → {kind(data[column])}"
+        for column in reference.columns
+        if column in data.columns and kind(reference[column]) != kind(data[column])
+    ]
+    wrong, allowed = [], []
+    for label, names, permitted in (
+        ("missing", missing, False),
+        ("extra", extra, options.allow_extra_columns),
+        ("type changed", changed, options.allow_dtype_changes),
+    ):
+        if names:
+            (allowed if permitted else wrong).append(f"{label}: {', '.join(map(str, names))}")
+    required = ["no missing columns"]
+    required += [] if options.allow_extra_columns else ["no extra columns"]
+    required += [] if options.allow_dtype_changes else ["no type changes"]
+    return RuleOutcome(
+        rule=rule.label,
+        observed="; ".join(wrong) or "match",
+        threshold=", ".join(required),
+        passed=not wrong,
+        severity=rule_severity(rule, spec),
+        basis=rule.basis,
+        detail=f"allowed by the policy: {'; '.join(allowed)}" if allowed else "",
+    )
+
+
+def _threshold(
+    rule: DataQualityRule, spec: DataQualityCheck, table: list[ColumnQuality]
+) -> RuleOutcome:
+    """The worst column decides: a share averaged over columns would hide one broken column."""
+    shares = {q.column: getattr(q, rule.metric) for q in table}
+    shares = {column: share for column, share in shares.items() if share is not None}
+    if shares:
+        worst = max(shares, key=lambda column: shares[column])
+        observed = shares[worst]
+        detail = f"{worst} has {observed:.2%} {PHRASES[rule.metric]}"
+    else:
+        observed, detail = 0.0, "no column of a kind this metric applies to"
+    return judge_bounds(
+        rule.label,
+        observed,
+        rule.min,
+        rule.max,
+        rule_severity(rule, spec),
+        basis=rule.basis,
+        detail=detail,
+    )
+
+
+def _summary(rules: list[RuleOutcome], rows: int, columns: int) -> str:
+    failed = [rule for rule in rules if not rule.passed]
+    if not failed:
+        return f"All {len(rules)} data-quality rules held on {rows:,} rows and {columns} features."
+    reasons = "; ".join(
+        f"{rule.rule} — {rule.observed if isinstance(rule.observed, str) else rule.detail}"
+        for rule in failed
+    )
+    return f"{len(failed)} of {len(rules)} data-quality rules did not hold: {reasons}."

@@ -1,0 +1,265 @@
+"""Explainability: which input features drive the model, and are prohibited ones among them?
+
+Features are ranked by mean |SHAP| over a seeded sample. Tree models get exact, fast
+path-dependent Tree SHAP; anything else a model-agnostic permutation explainer. A one-hot
+encoded feature is one feature to a model-risk officer, so its columns' SHAP values are
+summed per row before taking |·| — the sum is that feature's additive attribution.
+SHAP values are in the explained model's output units: log-odds for boosted trees,
+probability for forests and for the model-agnostic path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shap
+from pandas.api.types import is_numeric_dtype
+from shap.utils._exceptions import InvalidModelError  # shap exports it nowhere public
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from governance.checks import CheckInputs, library_versions, rule_severity
+from governance.domain.errors import InputError
+from governance.domain.policy import ExplainabilityCheck, ProhibitedInTopKRule, Severity
+from governance.domain.results import CheckResult, RuleOutcome, status_of
+
+
+def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:
+    _check_inputs(spec, inputs)
+    frame = inputs.data[inputs.features]
+    sample = frame.sample(n=min(spec.sample_size, len(frame)), random_state=spec.seed)
+    explainer, values = _tree_shap(inputs.model, sample) or _agnostic_shap(spec, inputs, sample)
+    ranking = _ranking(inputs.features, np.abs(values).mean(axis=0))
+    ranks = {entry["feature"]: entry["rank"] for entry in ranking}
+    outcomes = [_judge(rule, ranks, rule_severity(rule, spec)) for rule in spec.rules]
+    return CheckResult(
+        id=spec.id,
+        type=spec.type,
+        status=status_of(outcomes),
+        summary=_summary(spec.rules, ranks, ranking[0]["feature"], len(sample)),
+        rules=outcomes,
+        metrics={
+            "explainer": explainer,
+            "sample_size": len(sample),
+            "seed": spec.seed,
+            "background_size": None if explainer == "TreeExplainer" else spec.background_size,
+            "ranking": ranking,
+        },
+        library_versions=library_versions("shap", "scikit-learn"),
+    )
+
+
+def _check_inputs(spec: ExplainabilityCheck, inputs: CheckInputs) -> None:
+    """Fail before the expensive part: a typo in the policy must not cost a SHAP run."""
+    if inputs.model is None:
+        raise InputError("model", "the explainability check needs the fitted model", "pass it")
+    missing = [name for name in inputs.features if name not in inputs.data.columns]
+    if missing:
+        raise InputError(
+            "data", f"lacks the model's features {missing}", "evaluate on data with every feature"
+        )
+    if inputs.data.empty:
+        raise InputError("data", "has no rows to explain", "evaluate on a non-empty data set")
+    for index, rule in enumerate(spec.rules):
+        unknown = [f for f in rule.prohibited_in_top_k.features if f not in inputs.features]
+        if unknown:
+            raise InputError(
+                f"check '{spec.id}', rules[{index}].prohibitedInTopK.features",
+                f"{unknown} are not among the model's features {inputs.features}",
+                "name features the model consumes (check the spelling)",
+            )
+
+
+def _tree_shap(model: Any, sample: pd.DataFrame) -> tuple[str, np.ndarray] | None:
+    """Tree SHAP on the model, or on a pipeline's last step mapped back to its inputs;
+    None when shap has no tree algorithm for the model."""
+    if isinstance(model, Pipeline):
+        explainer = _tree_explainer(model[-1])
+        if explainer is None:
+            return None
+        transformed = model[:-1].transform(sample)
+        if hasattr(transformed, "toarray"):  # one-hot output is often sparse
+            transformed = transformed.toarray()
+        values = _positive_class(explainer(transformed).values)
+        sources = _sources(model[:-1], list(sample.columns))
+        return "TreeExplainer", _sum_by_source(values, sources, list(sample.columns))
+    explainer = _tree_explainer(model)
+    if explainer is None:
+        return None
+    return "TreeExplainer", _positive_class(explainer(sample).values)
+
+
+def _tree_explainer(model: Any) -> shap.TreeExplainer | None:
+    try:
+        return shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+    except InvalidModelError:
+        return None
+
+
+def _positive_class(values: np.ndarray) -> np.ndarray:
+    """sklearn classifiers explain both classes (rows, features, 2); boosters and
+    regressors give one output (rows, features). Labels are 0/1, so column 1 is positive."""
+    return values[..., 1] if values.ndim == 3 else values
+
+
+def _sources(step: Any, columns: list[str]) -> list[str]:
+    """For each column `step` outputs, the input column it was computed from."""
+    if isinstance(step, Pipeline):
+        sources, names = columns, columns
+        for _, inner in step.steps:
+            origin = dict(zip(names, sources, strict=True))
+            sources = [origin[name] for name in _sources(inner, names)]
+            names = list(inner.get_feature_names_out(names))
+        return sources
+    if isinstance(step, ColumnTransformer):
+        sources = []
+        for _, inner, selection in step.transformers_:
+            used = _selected(selection, columns)
+            if inner != "drop" and used:
+                sources += _sources(inner, used)
+        return sources
+    outputs = list(step.get_feature_names_out(columns))
+    if len(outputs) == len(columns):  # passthrough, scalers, imputers, ordinal encoders
+        return columns
+    return [_source_of(output, columns) for output in outputs]
+
+
+def _selected(selection: Any, columns: list[str]) -> list[str]:
+    """A fitted ColumnTransformer keeps each selection as given: names or positions."""
+    if isinstance(selection, str):
+        return [selection]
+    if isinstance(selection, slice) or not all(isinstance(item, str) for item in selection):
+        return list(np.asarray(columns)[selection])
+    return list(selection)
+
+
+def _source_of(output: str, columns: list[str]) -> str:
+    """OneHotEncoder names its outputs `<column>_<category>`: the longest matching column
+    wins, so `education_num_…` is not taken for `education`."""
+    matches = [c for c in columns if output == c or output.startswith(f"{c}_")]
+    if not matches:
+        raise InputError(
+            "model",
+            f"cannot tell which input feature its transformed column {output!r} comes from",
+            "use transformers whose output names start with the input column's name "
+            "(OneHotEncoder, scalers, passthrough), or explain a model on the raw features",
+        )
+    return max(matches, key=len)
+
+
+def _sum_by_source(values: np.ndarray, sources: list[str], features: list[str]) -> np.ndarray:
+    """Sum the transformed columns' SHAP values per input feature, row by row."""
+    membership = np.zeros((len(sources), len(features)))
+    for column, source in enumerate(sources):
+        membership[column, features.index(source)] = 1.0
+    return values @ membership
+
+
+def _agnostic_shap(
+    spec: ExplainabilityCheck, inputs: CheckInputs, sample: pd.DataFrame
+) -> tuple[str, np.ndarray]:
+    """Permutation SHAP over P(positive) (or the prediction), masking with an independent
+    background. One forward-and-reverse permutation per row (2·features + 1 evaluations):
+    exact for models with at most pairwise interactions, and ~20× cheaper than shap's
+    default of 500 evaluations; the ranking averages over the whole sample anyway."""
+    frame = inputs.data[inputs.features]
+    background = frame.sample(n=min(spec.background_size, len(frame)), random_state=spec.seed)
+    codec = _Codec(pd.concat([sample, background]))
+    model: Any = inputs.model
+    if inputs.task == "classification" and hasattr(model, "predict_proba"):
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return model.predict_proba(codec.decode(rows))[:, 1]
+    else:
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return np.asarray(model.predict(codec.decode(rows)), dtype=float)
+
+    masker = shap.maskers.Independent(codec.encode(background), max_samples=len(background))
+    explainer = shap.PermutationExplainer(predict, masker, seed=spec.seed)
+    explanation = explainer(
+        codec.encode(sample), max_evals=2 * len(inputs.features) + 1, silent=True
+    )
+    return "PermutationExplainer", explanation.values
+
+
+class _Codec:
+    """shap's maskers compare values numerically, so non-numeric columns travel to shap
+    as category codes and are decoded back to the original dtypes before each predict."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.dtypes = frame.dtypes
+        self.levels = {
+            column: pd.factorize(frame[column], use_na_sentinel=False)[1]
+            for column in frame.columns
+            if not is_numeric_dtype(frame[column])
+        }
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        columns = [
+            self.levels[name].get_indexer(frame[name]) if name in self.levels else frame[name]
+            for name in self.dtypes.index
+        ]
+        return np.column_stack(columns).astype(float)
+
+    def decode(self, rows: np.ndarray) -> pd.DataFrame:
+        columns = {}
+        for i, (name, dtype) in enumerate(self.dtypes.items()):
+            values = rows[:, i]
+            if name in self.levels:
+                values = np.asarray(self.levels[name], dtype=object)[values.astype(int)]
+            columns[name] = pd.Series(values).astype(dtype)
+        return pd.DataFrame(columns)
+
+
+def _ranking(features: list[str], mean_abs: np.ndarray) -> list[dict[str, Any]]:
+    """Most influential first; ties broken by name so the ranking is deterministic."""
+    order = sorted(zip(features, mean_abs, strict=True), key=lambda item: (-item[1], item[0]))
+    return [
+        {"feature": feature, "mean_abs_shap": float(value), "rank": rank}
+        for rank, (feature, value) in enumerate(order, start=1)
+    ]
+
+
+def _offenders(rule: ProhibitedInTopKRule, ranks: dict[str, int]) -> list[str]:
+    spec = rule.prohibited_in_top_k
+    return [feature for feature in spec.features if ranks[feature] <= spec.k]
+
+
+def _judge(rule: ProhibitedInTopKRule, ranks: dict[str, int], severity: Severity) -> RuleOutcome:
+    """Observed: the best (smallest) rank of any prohibited feature; it must exceed k."""
+    spec = rule.prohibited_in_top_k
+    best = min(spec.features, key=ranks.__getitem__)
+    offenders = _offenders(rule, ranks)
+    if offenders:
+        detail = ", ".join(f"{f} is ranked {ranks[f]}" for f in offenders) + f" of {len(ranks)}"
+    else:
+        detail = f"the highest-ranked prohibited feature, {best}, is ranked {ranks[best]}"
+    return RuleOutcome(
+        rule=rule.label,
+        observed=float(ranks[best]),
+        threshold=f"best rank > {spec.k}",
+        passed=not offenders,
+        severity=severity,
+        basis=rule.basis,
+        detail=detail,
+    )
+
+
+def _summary(rules: list[ProhibitedInTopKRule], ranks: dict[str, int], top: str, rows: int) -> str:
+    offenders = sorted(
+        {f for rule in rules for f in _offenders(rule, ranks)}, key=ranks.__getitem__
+    )
+    basis = f"by mean |SHAP| over {rows:,} rows"
+    if offenders:
+        listed = ", ".join(f"{f} (rank {ranks[f]})" for f in offenders)
+        return (
+            f"Prohibited features are among the model's most influential {basis}: {listed}; "
+            f"the most influential is {top}."
+        )
+    return (
+        f"No prohibited feature is among the model's most influential {basis}; "
+        f"the most influential is {top}."
+    )

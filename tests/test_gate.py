@@ -1,0 +1,131 @@
+"""`governance gate` end to end: real models, real data, exit codes and output files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from governance.cli import app
+from governance.store.database import make_engine, upgrade
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+runner = CliRunner()
+
+
+def gate(demo_dir: Path, model: str, *extra: str, policy: str = "high") -> tuple[int, str]:
+    result = runner.invoke(
+        app,
+        [
+            "gate",
+            "--policy", str(POLICIES / f"{policy}.yaml"),
+            "--model", str(demo_dir / f"{model}.skops"),
+            "--data", str(demo_dir / "test.parquet"),
+            "--reference", str(demo_dir / "train.parquet"),
+            "--target", "income",
+            *extra,
+        ],
+    )  # fmt: skip
+    return result.exit_code, result.output
+
+
+def test_fair_model_passes_and_writes_three_outputs(demo_dir: Path, tmp_path: Path) -> None:
+    code, output = gate(
+        demo_dir,
+        "income-reweighed",
+        "--json", str(tmp_path / "out.json"),
+        "--junit", str(tmp_path / "out.xml"),
+        "--markdown", str(tmp_path / "out.md"),
+    )  # fmt: skip
+    assert code == 0, output
+    assert "PASS" in output
+    manifest = json.loads((tmp_path / "out.json").read_text())
+    assert manifest["decision"]["verdict"] == "pass"
+    roles = {a["role"]: a for a in manifest["artifacts"]}
+    assert set(roles) == {"model", "data", "reference"}
+    assert all(len(a["sha256"]) == 64 for a in roles.values())
+    assert manifest["policy"]["name"] == "high-risk" and len(manifest["policy"]["sha256"]) == 64
+    assert {"fairlearn", "shap", "evidently", "scikit-learn"} <= set(manifest["libraries"])
+    assert manifest["seeds"] == {"fairness": 7, "explainability": 7}
+    assert {r["id"] for r in manifest["results"]} == {
+        "fairness", "explainability", "drift", "data-quality", "performance"
+    }  # fmt: skip
+    suites = ET.parse(tmp_path / "out.xml").getroot()
+    cases = suites.findall(".//testcase")
+    assert len(cases) == 10  # one per rule in policies/high.yaml
+    assert not suites.findall(".//failure")
+    markdown = (tmp_path / "out.md").read_text()
+    assert markdown.startswith("## Governance gate: PASS")
+    assert "| fairness | equalized_odds_difference ≤ 0.05 over sex |" in markdown
+
+
+def test_model_using_sex_is_blocked_by_fairness(demo_dir: Path, tmp_path: Path) -> None:
+    code, output = gate(demo_dir, "income-full", "--junit", str(tmp_path / "out.xml"))
+    assert code == 1, output
+    assert "BLOCKED" in output
+    failures = ET.parse(tmp_path / "out.xml").getroot().findall(".//failure")
+    assert failures
+    messages = " ".join(f.get("message", "") for f in failures)
+    assert "observed" in messages and "required ≤ 0.05" in messages
+
+
+def test_config_file_gives_the_same_fields(demo_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        f"policy: {POLICIES / 'medium.yaml'}\n"
+        f"model: {demo_dir / 'income-full.skops'}\n"
+        f"data: {demo_dir / 'test.csv'}\n"
+        f"reference: {demo_dir / 'train.parquet'}\n"
+        "target: income\n"
+        "json: out.json\n"
+    )
+    result = runner.invoke(app, ["gate", "--config", str(config)])
+    assert result.exit_code in (0, 1), result.output
+    assert json.loads((tmp_path / "out.json").read_text())["policy"]["name"] == "medium-risk"
+
+
+def test_predictions_in_the_data_instead_of_a_model(demo_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = pd.read_parquet(demo_dir / "test.parquet")
+    data["approved"] = data["income"]  # a perfect, perfectly fair predictor
+    data["score"] = data["income"].astype(float)
+    path = tmp_path / "scored.parquet"
+    data.to_parquet(path)
+    result = runner.invoke(
+        app,
+        [
+            "gate", "--policy", str(POLICIES / "medium.yaml"), "--data", str(path),
+            "--reference", str(demo_dir / "train.parquet"), "--target", "income",
+            "--prediction-col", "approved", "--score-col", "score",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_decision_is_recorded_when_a_database_is_configured(
+    demo_dir: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(f"{backend}_url")
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        before = connection.execute(sa.text("select count(*) from gate_decision")).scalar_one()
+    code, output = gate(demo_dir, "income-full", "--database", url, policy="medium")
+    assert code in (0, 1), output
+    assert "recorded decision" in output
+    with engine.connect() as connection:
+        after = connection.execute(sa.text("select count(*) from gate_decision")).scalar_one()
+    assert after == before + 1
+
+
+def test_database_without_schema_is_bad_input(demo_dir: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    code, output = gate(demo_dir, "income-full", "--database", url, policy="medium")
+    assert code == 2
+    assert "governance db upgrade" in output
