@@ -36,8 +36,8 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 EXIT = {Verdict.PASS: 0, Verdict.BLOCKED: 1, Verdict.ERROR: 2}
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.BLOCKED: "bold red", Verdict.ERROR: "bold red"}
 
@@ -158,13 +158,17 @@ def gate(
         if settings.get(required) is None:
             fail(f"--{required} is required (on the command line or in --config)")
     request = GateRequest(
-        **{
-            name: Path(settings[name])
-            if name in {"policy", "data", "model", "reference", "champion"}
-            and settings.get(name) is not None
-            else settings.get(name)
-            for name in GateRequest.__dataclass_fields__
-        }
+        policy=Path(settings["policy"]),
+        data=Path(settings["data"]),
+        target=str(settings["target"]),
+        model=_path(settings.get("model")),
+        reference=_path(settings.get("reference")),
+        champion=_path(settings.get("champion")),
+        prediction_col=settings.get("prediction_col"),
+        score_col=settings.get("score_col"),
+        positive_label=_text(settings.get("positive_label")),
+        model_name=_text(settings.get("model_name")),
+        model_version=_text(settings.get("model_version")),
     )
     recorder = _recorder(config.database_url(settings.get("database")))
     try:
@@ -190,6 +194,15 @@ def gate(
     raise typer.Exit(EXIT[manifest.decision.verdict])
 
 
+def _path(value: Any) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _text(value: Any) -> str | None:
+    """YAML reads `version: 2` as a number; a label or version is text."""
+    return None if value is None else str(value)
+
+
 def _recorder(url: str | None) -> Any:
     if url is None:
         return None
@@ -206,8 +219,10 @@ def _recorder(url: str | None) -> Any:
 
 
 def show_decision(manifest: EvidenceManifest) -> None:
+    policy = manifest.policy
     table = Table(
-        title=f"{manifest.model_name} {manifest.model_version} under {manifest.policy.name} v{manifest.policy.version}"
+        title=f"{manifest.model_name} {manifest.model_version} "
+        f"under {policy.name} v{policy.version}"
     )
     for column in ("check", "rule", "observed", "required", "result"):
         table.add_column(column)
@@ -232,9 +247,8 @@ def show_decision(manifest: EvidenceManifest) -> None:
     for result in manifest.results:
         out.print(f"  [bold]{result.id}[/]: {escape(result.summary)}")
     verdict = manifest.decision.verdict
-    out.print(
-        f"[{VERDICT_STYLE[verdict]}]{ci.VERDICT_WORDS[verdict]}[/] {escape(manifest.decision.summary)}"
-    )
+    word = f"[{VERDICT_STYLE[verdict]}]{ci.VERDICT_WORDS[verdict]}[/]"
+    out.print(f"{word} {escape(manifest.decision.summary)}")
 
 
 @db_app.command("upgrade")
@@ -282,7 +296,6 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("GOVERNANCE_DEBUG"):
             raise
-        err.print(
-            f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')} (set GOVERNANCE_DEBUG=1 for details)"
-        )
+        problem = escape(f"{type(exc).__name__}: {exc}")
+        err.print(f"[bold red]internal error:[/] {problem} (GOVERNANCE_DEBUG=1 shows where)")
         raise SystemExit(2) from None

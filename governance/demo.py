@@ -58,9 +58,10 @@ def reweighing(train: pd.DataFrame) -> np.ndarray:
     p_sex = train["sex"].value_counts(normalize=True)
     p_y = train[TARGET].value_counts(normalize=True)
     keys = pd.MultiIndex.from_frame(train[["sex", TARGET]])
-    expected = p_sex.reindex(keys.get_level_values(0)).to_numpy() * p_y.reindex(
-        keys.get_level_values(1)
-    ).to_numpy()
+    expected = (
+        p_sex.reindex(keys.get_level_values(0)).to_numpy()
+        * p_y.reindex(keys.get_level_values(1)).to_numpy()
+    )
     return expected / joint.reindex(keys).to_numpy()
 
 

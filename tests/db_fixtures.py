@@ -27,7 +27,7 @@ POSTGRES_SERVER = os.environ.get(
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
 
-def _execute(url: str, statement: sql.Composable) -> None:
+def _execute(url: str, statement: sql.Composed) -> None:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
         connection.execute(statement)
 
@@ -39,12 +39,12 @@ def postgres_database() -> Iterator[str]:
     try:
         _execute(POSTGRES_SERVER, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.OperationalError as error:
-        pytest.fail(
+        message = (
             f"PostgreSQL is not reachable at {POSTGRES_SERVER}: {error}\n"
             f"Start it with: {START_POSTGRES}\n"
-            "(or point GOVERNANCE_TEST_POSTGRES at another server's maintenance database)",
-            pytrace=False,
+            "(or point GOVERNANCE_TEST_POSTGRES at another server's maintenance database)"
         )
+        raise pytest.fail.Exception(message, pytrace=False) from None
     yield make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
     drop = sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
     _execute(POSTGRES_SERVER, drop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -23,7 +25,13 @@ from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, Severity, parse_policy
 from governance.domain.results import CheckResult, judge_bounds, status_of
 from governance.domain.verdict import decide
-from governance.store.database import alembic_config, current_revision, make_engine, upgrade
+from governance.store.database import (
+    MIGRATIONS,
+    alembic_config,
+    current_revision,
+    make_engine,
+    upgrade,
+)
 from governance.store.repository import SqlDecisionRecorder, get_manifest, list_decisions
 from governance.store.tables import CheckRun
 
@@ -43,6 +51,20 @@ checks:
               basis: "29 CFR 1607.4(D) four-fifths rule"}]}
 approvals: {quorum: 1, roles: [model_risk_officer], expiresAfterDays: 365}
 waivers: {allowed: false}
+"""
+
+
+BROKEN_MIGRATION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade():
+    op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
+    raise RuntimeError("broke halfway")
 """
 
 
@@ -113,7 +135,9 @@ def make_manifest(
             sha256=policy.content_hash,
         ),
         artifacts=[
-            Artifact(role="model", uri="models/credit.skops", sha256=sha(model_bytes), format="skops"),
+            Artifact(
+                role="model", uri="models/credit.skops", sha256=sha(model_bytes), format="skops"
+            ),
             Artifact(
                 role="data",
                 uri="data/test.parquet",
@@ -160,6 +184,23 @@ def test_upgrade_from_empty_creates_every_table_and_is_idempotent(database_url: 
         engine = make_engine(database_url)
         assert set(inspect(engine).get_table_names()) == expected
         engine.dispose()
+
+
+def test_failed_upgrade_changes_nothing(database_url: str, tmp_path: Path) -> None:
+    """A migration that breaks halfway leaves the database as it was, on SQLite too."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_broken.py").write_text(BROKEN_MIGRATION)
+    config = alembic_config(database_url)
+    config.set_main_option("script_location", str(scripts))
+
+    with pytest.raises(RuntimeError, match="halfway"):
+        command.upgrade(config, "head")
+
+    assert current_revision(database_url) is None
+    engine = make_engine(database_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
 
 
 def test_migration_matches_the_tables(engine: Engine) -> None:

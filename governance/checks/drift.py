@@ -214,19 +214,21 @@ def _verdict(column: str, kind: str, stattest: str, statistic: float) -> ColumnD
 
 
 def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
-    """`scipy.stats.wasserstein_distance` over the reference std, bit for bit.
+    """`scipy.stats.wasserstein_distance` over the reference std, to the last bit.
 
-    scipy argsorts both samples and binary-searches every merged value in each; merging the
-    two sorted samples once gives the same CDF steps in a tenth of the time. Between tied
-    values the running counts differ from scipy's, but those steps have zero width."""
-    u, v = np.sort(reference), np.sort(current)
-    in_v = np.zeros(u.size + v.size, dtype=bool)
-    in_v[np.arange(v.size) + np.searchsorted(u, v, side="right")] = True
-    merged = np.empty(in_v.size)
-    merged[in_v], merged[~in_v] = v, u
-    v_counts = np.cumsum(in_v[:-1])
-    u_counts = np.arange(1, in_v.size) - v_counts
-    total = np.vecdot(np.abs(u_counts / u.size - v_counts / v.size), np.diff(merged))
+    scipy argsorts each sample and binary-searches every pooled value in both. Sorting each
+    sample, then merging the two sorted runs (a stable sort merges runs in linear time), gives
+    the same CDF steps several times faster. Within a run of tied values the running counts
+    differ from scipy's, but those steps have zero width and add nothing."""
+    pooled = np.concatenate((np.sort(reference), np.sort(current)))
+    order = np.argsort(pooled, kind="stable")
+    current_counts = np.cumsum(order[:-1] >= reference.size)
+    cdf_gap = np.arange(1, pooled.size, dtype=np.float64)  # values seen so far, both samples
+    cdf_gap -= current_counts
+    cdf_gap /= reference.size
+    cdf_gap -= current_counts / current.size
+    np.abs(cdf_gap, out=cdf_gap)
+    total = np.vecdot(cdf_gap, np.diff(pooled[order]))
     return float(total) / max(float(np.std(reference)), NORM_FLOOR)
 
 
@@ -242,7 +244,8 @@ def _jensenshannon(counts: pd.DataFrame) -> float:
 def _chisquare(counts: pd.DataFrame) -> float:
     reference, current = counts["reference"], counts["current"]
     expected = reference * (current.sum() / reference.sum())
-    return float(stats.chisquare(current, expected).pvalue)
+    with np.errstate(divide="ignore"):  # a value the reference lacks: p = 0, as in evidently
+        return float(stats.chisquare(current, expected).pvalue)
 
 
 def _z_test(counts: pd.DataFrame) -> float:

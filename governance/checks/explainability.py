@@ -179,10 +179,15 @@ def _agnostic_shap(
 
     masker = shap.maskers.Independent(codec.encode(background), max_samples=len(background))
     explainer = shap.PermutationExplainer(predict, masker, seed=spec.seed)
-    explanation = explainer(
-        codec.encode(sample), max_evals=2 * len(inputs.features) + 1, silent=True
-    )
-    return "PermutationExplainer", explanation.values
+    max_evals = 2 * len(inputs.features) + 1
+    # One row per call: shap 0.51's Explainer.__call__ shadows its `main_effects` flag with
+    # a list, so from the second row of a batch on it also computes unused main effects —
+    # 3-4× slower, with identical SHAP values.
+    rows = [
+        explainer(row[np.newaxis], max_evals=max_evals, silent=True).values
+        for row in codec.encode(sample)
+    ]
+    return "PermutationExplainer", np.vstack(rows)
 
 
 class _Codec:

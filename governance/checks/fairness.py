@@ -128,7 +128,9 @@ def _count(spec: FairnessCheck, inputs: CheckInputs, features: tuple[str, ...]) 
     small = sizes < spec.min_group_size
     grouping = Grouping(features, labels, counts, ~small)
     if small.any() and spec.small_groups == "error":
-        named = "; ".join(f"{grouping.label(i)} has {sizes[i]} rows" for i in np.flatnonzero(small))
+        named = "; ".join(
+            f"{grouping.label(int(i))} has {sizes[i]} rows" for i in np.flatnonzero(small)
+        )
         raise InputError(
             f"fairness check '{spec.id}'",
             f"{named} — fewer than minGroupSize {spec.min_group_size}, too few to judge",

@@ -197,40 +197,47 @@ RULE_KEYS: tuple[str, ...] = (
 )
 
 
-def _rule_tag() -> Any:
+def _rule_tag(value: Any) -> str | None:
     """Pick the rule class by the key that names it, so errors point into the right rule."""
-
-    def discriminate(value: Any) -> str | None:
-        if isinstance(value, BaseModel):
-            return type(value).__name__
-        if not isinstance(value, Mapping):
-            return None
-        for key in RULE_KEYS:
-            if key in value:
-                return f"{key} rule"
+    if isinstance(value, BaseModel):
+        return f"{_KEY_OF[type(value)]} rule"
+    if not isinstance(value, Mapping):
         return None
-
-    return discriminate
-
-
-def _rules(*pairs: tuple[str, type[Schema]]) -> Any:
-    members = [Annotated[cls, Tag(f"{key} rule")] for key, cls in pairs]
-    # a model instance is tagged by its class name
-    members += [Annotated[cls, Tag(cls.__name__)] for _, cls in pairs]
-    union = members[0]
-    for member in members[1:]:
-        union = union | member  # type: ignore[assignment]
-    return Annotated[union, Discriminator(_rule_tag())]
+    for key in RULE_KEYS:
+        if key in value:
+            return f"{key} rule"
+    return None
 
 
-RULE_KEYS: tuple[str, ...] = (
-    "metric",
-    "noRegression",
-    "prohibitedInTopK",
-    "driftShare",
-    "noDriftIn",
-    "schemaMatch",
-)
+_KEY_OF: dict[type, str] = {
+    FairnessRule: "metric",
+    PerformanceRule: "metric",
+    DataQualityRule: "metric",
+    NoRegressionRule: "noRegression",
+    ProhibitedInTopKRule: "prohibitedInTopK",
+    DriftShareRule: "driftShare",
+    NoDriftInRule: "noDriftIn",
+    SchemaMatchRule: "schemaMatch",
+}
+
+ExplainabilityRule = Annotated[
+    Annotated[ProhibitedInTopKRule, Tag("prohibitedInTopK rule")], Discriminator(_rule_tag)
+]
+DriftRule = Annotated[
+    Annotated[DriftShareRule, Tag("driftShare rule")]
+    | Annotated[NoDriftInRule, Tag("noDriftIn rule")],
+    Discriminator(_rule_tag),
+]
+DataQualityRuleKind = Annotated[
+    Annotated[SchemaMatchRule, Tag("schemaMatch rule")]
+    | Annotated[DataQualityRule, Tag("metric rule")],
+    Discriminator(_rule_tag),
+]
+PerformanceRuleKind = Annotated[
+    Annotated[PerformanceRule, Tag("metric rule")]
+    | Annotated[NoRegressionRule, Tag("noRegression rule")],
+    Discriminator(_rule_tag),
+]
 
 
 class CheckSpec(Schema):
@@ -279,32 +286,24 @@ class ExplainabilityCheck(CheckSpec):
     sample_size: int = Field(2000, ge=10, le=1_000_000)
     background_size: int = Field(100, ge=10, le=10_000)
     seed: int = 0
-    rules: list[_rules(("prohibitedInTopK", ProhibitedInTopKRule))] = Field(  # type: ignore[valid-type]
-        min_length=1
-    )
+    rules: list[ExplainabilityRule] = Field(min_length=1)
 
 
 class DriftCheck(CheckSpec):
     type: Literal["drift"]
     reference: Literal["training"] = "training"
     columns: list[str] | None = Field(None, description="Columns to test; default every feature.")
-    rules: list[  # type: ignore[valid-type]
-        _rules(("driftShare", DriftShareRule), ("noDriftIn", NoDriftInRule))
-    ] = Field(min_length=1)
+    rules: list[DriftRule] = Field(min_length=1)
 
 
 class DataQualityCheck(CheckSpec):
     type: Literal["data_quality"]
-    rules: list[  # type: ignore[valid-type]
-        _rules(("schemaMatch", SchemaMatchRule), ("metric", DataQualityRule))
-    ] = Field(min_length=1)
+    rules: list[DataQualityRuleKind] = Field(min_length=1)
 
 
 class PerformanceCheck(CheckSpec):
     type: Literal["performance"]
-    rules: list[  # type: ignore[valid-type]
-        _rules(("metric", PerformanceRule), ("noRegression", NoRegressionRule))
-    ] = Field(min_length=1)
+    rules: list[PerformanceRuleKind] = Field(min_length=1)
 
 
 CHECK_TYPES: tuple[str, ...] = (
@@ -392,7 +391,7 @@ class PromotionPolicy(Schema):
     checks: list[AnyCheck] = Field(min_length=1)
     approvals: Approvals
     waivers: Waivers
-    monitoring: Monitoring = Monitoring()
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
     @model_validator(mode="after")
     def _unique_check_ids(self) -> PromotionPolicy:
@@ -434,8 +433,7 @@ def parse_policy(document: Any, source: str = "policy") -> PromotionPolicy:
 
 def _is_union_tag(part: str, previous: int | str | None) -> bool:
     """pydantic puts the chosen union member in the location; the user never wrote it."""
-    class_names = {cls.__name__ for cls in AnyRule.__args__}  # type: ignore[attr-defined]
-    if part.endswith(" rule") or part in class_names:
+    if part.endswith(" rule"):
         return True
     return isinstance(previous, int) and part in CHECK_TYPES
 

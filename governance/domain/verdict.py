@@ -37,7 +37,8 @@ def decide(results: list[CheckResult]) -> Decision:
     """Any check that errored makes the verdict `error` (fail closed); any failed blocking
     rule makes it `blocked`; warnings are reported and never block."""
     errors = [f"{r.id}: {r.summary}" for r in results if r.status is Status.ERROR]
-    blocking, warnings = [], []
+    blocking: list[BlockingFailure] = []
+    warnings: list[BlockingFailure] = []
     for result in results:
         for rule in result.failed_rules:
             failure = BlockingFailure(check_id=result.id, rule=rule)

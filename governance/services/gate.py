@@ -210,9 +210,7 @@ def _task(model: Any, target: pd.Series) -> Task:
 
 def _positive_label(model: Any, target: pd.Series, requested: str | None) -> Any:
     """The positive class: as requested, else the greater of the two classes."""
-    classes = list(
-        getattr(model, "classes_", None) if model is not None else sorted(target.unique())
-    )
+    classes = list(model.classes_) if model is not None else sorted(target.unique())
     if len(classes) != 2:
         raise InputError(
             "target",

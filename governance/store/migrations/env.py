@@ -33,9 +33,13 @@ else:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            # batch mode lets later ALTERs work on SQLite, which rebuilds the table instead
+            # make_engine gives SQLite transactional DDL too: a failed upgrade changes nothing.
+            # Batch mode lets later ALTERs work on SQLite, which rebuilds the table instead.
             context.configure(
-                connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True
+                connection=connection,
+                target_metadata=SQLModel.metadata,
+                transactional_ddl=True,
+                render_as_batch=True,
             )
             with context.begin_transaction():
                 context.run_migrations()

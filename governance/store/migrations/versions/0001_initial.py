@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("artifact_uri", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_model_version"),
-        sa.ForeignKeyConstraint(
-            ["model_id"], ["model.id"], name="fk_model_version_model_id_model"
-        ),
+        sa.ForeignKeyConstraint(["model_id"], ["model.id"], name="fk_model_version_model_id_model"),
         sa.UniqueConstraint("model_id", "version", name="uq_model_version_model_id_version"),
     )
     op.create_table(
