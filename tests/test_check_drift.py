@@ -94,7 +94,9 @@ def _check(*rules: dict[str, Any], columns: list[str] | None = None) -> DriftChe
     )
 
 
-def _run(current: pd.DataFrame, reference: pd.DataFrame | None, *rules: dict[str, Any]) -> CheckResult:
+def _run(
+    current: pd.DataFrame, reference: pd.DataFrame | None, *rules: dict[str, Any]
+) -> CheckResult:
     return run(_check(*rules or ({"driftShare": {"max": 0.3}},)), _inputs(current, reference))
 
 
@@ -194,7 +196,9 @@ def test_drift_share_fails_above_the_limit(frames: dict[str, pd.DataFrame]) -> N
 
 
 def test_no_drift_in_passes_when_the_named_columns_hold(frames: dict[str, pd.DataFrame]) -> None:
-    result = _run(frames["shifted"], frames["reference"], {"noDriftIn": {"columns": ["sex", "race"]}})
+    result = _run(
+        frames["shifted"], frames["reference"], {"noDriftIn": {"columns": ["sex", "race"]}}
+    )
     (rule,) = result.rules
     assert rule.passed and rule.observed == "none drifted"
     assert rule.detail.startswith("race: jensenshannon")  # in the order the check tests them

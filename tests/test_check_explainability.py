@@ -83,9 +83,7 @@ def forest_pipeline(adult_split: Split) -> Pipeline:
         remainder="passthrough",
     )
     forest = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0, n_jobs=1)
-    return Pipeline([("encode", encode), ("forest", forest)]).fit(
-        train[FEATURES], train[TARGET]
-    )
+    return Pipeline([("encode", encode), ("forest", forest)]).fit(train[FEATURES], train[TARGET])
 
 
 def test_ranking_equals_tree_shap_called_directly(categorical: Split) -> None:

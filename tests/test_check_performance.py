@@ -147,7 +147,9 @@ def test_no_regression_against_champion_model(strong: CheckInputs, weak: CheckIn
     assert champion == {metric: better.metrics[metric] for metric in champion}
     assert worse.metrics["champion_source"] == "measured on the same data"
     detail = worse.rules[0].detail
-    assert f"{worse.metrics['roc_auc']:.4f}" in detail and f"{better.metrics['roc_auc']:.4f}" in detail
+    assert (
+        f"{worse.metrics['roc_auc']:.4f}" in detail and f"{better.metrics['roc_auc']:.4f}" in detail
+    )
 
 
 @pytest.mark.parametrize(

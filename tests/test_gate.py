@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from governance.cli import app
 from governance.store.database import make_engine, upgrade
 
+pytest_plugins = ["tests.db_fixtures"]
+
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 runner = CliRunner()
 

@@ -363,3 +363,19 @@ def test_concurrent_gates_store_shared_rows_once(engine: Engine) -> None:
         1,
     )
     assert counts["gate_decision"] == 8
+
+
+def test_changed_policy_under_the_same_version_is_refused(engine: Engine) -> None:
+    recorder = SqlDecisionRecorder(engine)
+    recorder.record(make_manifest(make_policy()), make_policy())
+    before = row_counts(engine)
+    edited = parse_policy(
+        yaml.safe_load(POLICY_YAML.replace("VERSION", "3").replace("min: 0.75", "min: 0.7"))
+    )
+    assert edited.content_hash != make_policy().content_hash
+
+    with pytest.raises(InputError) as raised:
+        recorder.record(make_manifest(edited, model="other-model"), edited)
+
+    assert "v3" in raised.value.subject and "bump metadata.version" in raised.value.fix
+    assert row_counts(engine) == before

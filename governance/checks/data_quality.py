@@ -135,7 +135,8 @@ def _schema(
         for column in reference.columns
         if column in data.columns and kind(reference[column]) != kind(data[column])
     ]
-    wrong, allowed = [], []
+    wrong: list[str] = []
+    allowed: list[str] = []
     for label, names, permitted in (
         ("missing", missing, False),
         ("extra", extra, options.allow_extra_columns),

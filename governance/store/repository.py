@@ -64,6 +64,17 @@ class SqlDecisionRecorder:
                     f"not {artifact.sha256}",
                     "a version names one artifact for good: bump the model version",
                 )
+            rival = session.exec(
+                select(Policy)
+                .filter_by(name=policy.metadata.name, version=policy.metadata.version)
+                .where(col(Policy.sha256) != policy.content_hash)
+            ).first()
+            if rival is not None:
+                raise InputError(
+                    f"policy {policy.metadata.name} v{policy.metadata.version}",
+                    f"is already recorded with other rules (sha256 {rival.sha256})",
+                    "a policy version names one document for good: bump metadata.version",
+                )
             stored_policy = _get_or_insert(
                 session,
                 Policy,
