@@ -111,7 +111,9 @@ def test_min_and_max_rules_pass_and_fail(strong: CheckInputs) -> None:
 def test_all_rules_met(strong: CheckInputs) -> None:
     result = performance.run(check({"metric": "accuracy", "min": 0.8}), strong)
     assert result.status is Status.PASS
-    assert result.summary.startswith("The model meets all 1 performance rules")
+    assert result.summary.startswith(
+        "The model meets its performance rule on 14,653 rows (accuracy 0."
+    )
     assert result.library_versions.keys() == {"scikit-learn"}
 
 
@@ -176,6 +178,7 @@ def test_no_champion_is_a_first_version(strong: CheckInputs) -> None:
     result = performance.run(check({"noRegression": {"metric": "f1"}}), strong)
     (rule,) = result.rules
     assert rule.passed and rule.observed is None
+    assert rule.threshold == "improvement over the champion ≥ 0"
     assert rule.detail == "no champion supplied: first version, nothing to regress against"
     assert "champion" not in result.metrics
 

@@ -63,7 +63,7 @@ def run(spec: DataQualityCheck, inputs: CheckInputs) -> CheckResult:
     )
 
 
-def kind(values: pd.Series) -> str:
+def _kind(values: pd.Series) -> str:
     """The kind of values a column holds; a change of kind breaks what a model learned."""
     dtype = values.dtype
     if types.is_bool_dtype(dtype):
@@ -94,28 +94,34 @@ def _reference_column(reference: pd.DataFrame | None, column: str) -> pd.Series 
 
 
 def _quality(column: str, values: pd.Series, reference: pd.Series | None) -> ColumnQuality:
-    rows, missing, column_kind = len(values), int(values.isna().sum()), kind(values)
-    out_of_range = unseen = None
-    if reference is not None and kind(reference) == column_kind:  # else schemaMatch reports it
-        if column_kind == NUMERIC:
-            out_of_range = (rows - missing - _inside_range(values, reference)) / rows
-        elif column_kind in (CATEGORICAL, BOOL):
-            unseen = _unseen(values, reference) / rows
-    return ColumnQuality(column, column_kind, missing / rows, out_of_range, unseen)
+    rows, column_kind = len(values), _kind(values)
+    if reference is not None and _kind(reference) != column_kind:
+        reference = None  # nothing comparable: schemaMatch reports the change of kind
+    if column_kind in (CATEGORICAL, BOOL):
+        counts = values.value_counts(sort=False)  # one pass over the rows serves both shares
+        unseen = None if reference is None else _unseen(counts, reference) / rows
+        missing = rows - int(counts.sum())  # value_counts leaves NaN out
+        return ColumnQuality(column, column_kind, missing / rows, unseen_category_share=unseen)
+    missing = int(values.isna().sum())
+    out_of_range = None
+    if reference is not None and column_kind == NUMERIC:
+        out_of_range = (rows - missing - _inside_range(values, reference)) / rows
+    return ColumnQuality(column, column_kind, missing / rows, out_of_range_share=out_of_range)
 
 
 def _inside_range(values: pd.Series, reference: pd.Series) -> int:
-    """How many values lie within the reference's [min, max]; none do if it has no values."""
+    """How many values lie within the reference's [min, max]; none if it has no values."""
     low, high = reference.min(), reference.max()
+    if pd.isna(low):
+        return 0
     array = values.to_numpy(dtype=np.float64, na_value=np.nan)
     return int(np.count_nonzero((array >= low) & (array <= high)))
 
 
-def _unseen(values: pd.Series, reference: pd.Series) -> int:
-    """How many values never occur in the reference: count each distinct value once, then
-    look the few distinct values up, rather than hashing every row against the reference."""
-    counts = values.value_counts(dropna=True, sort=False)
-    seen = counts.index.isin(pd.unique(reference.dropna()))
+def _unseen(counts: pd.Series, reference: pd.Series) -> int:
+    """How many values never occur in the reference. Looking up each distinct value once is
+    far cheaper than looking up every row."""
+    seen = counts.index.isin(pd.unique(reference))
     return int(counts[~seen].sum())
 
 
@@ -126,14 +132,16 @@ def _schema(
     reference: pd.DataFrame | None,
     target: str,
 ) -> RuleOutcome:
+    """Missing: a reference column the data lacks; extra: the reverse. The target may be
+    absent from either side, as unlabelled reference data often is."""
     assert reference is not None  # _require_reference saw to it
     options = rule.schema_match
     missing = [c for c in reference.columns if c not in data.columns and c != target]
     extra = [c for c in data.columns if c not in reference.columns and c != target]
     changed = [
-        f"{column} {kind(reference[column])} → {kind(data[column])}"
+        f"{column} {_kind(reference[column])} → {_kind(data[column])}"
         for column in reference.columns
-        if column in data.columns and kind(reference[column]) != kind(data[column])
+        if column in data.columns and _kind(reference[column]) != _kind(data[column])
     ]
     wrong: list[str] = []
     allowed: list[str] = []

@@ -48,7 +48,8 @@ class ColumnDrift:
 
 def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
     reference = _reference(spec, inputs)
-    columns = spec.columns or inputs.features
+    # like evidently's preset, test every feature that holds numbers or categories by default
+    columns = spec.columns or [c for c in inputs.features if _column_kind(inputs.data[c])]
     _require_columns(columns, spec, inputs.data, reference)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy releases the GIL
         drifts = list(
@@ -73,6 +74,7 @@ def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
             "drift_share": share,
             "drifted_columns": drifted,
             "tested_columns": len(drifts),
+            "untested_columns": [c for c in inputs.features if c not in columns],
             "reference_rows": len(reference),
             "current_rows": len(inputs.data),
             "columns": [asdict(drift) for drift in drifts],
@@ -84,7 +86,13 @@ def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
 def _column_drift(column: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:
     """evidently's default test for one column (`registry._get_default_stattest`), NaN and
     ±inf dropped first as `get_one_column_drift` does."""
-    kind = _column_kind(current, column)
+    kind = _column_kind(current)
+    if kind is None:
+        raise InputError(
+            f"column {column!r}",
+            f"has type {current.dtype}, which drift cannot be tested on",
+            "leave it out of the drift check's `columns`",
+        )
     if kind == NUMERICAL:
         if not types.is_numeric_dtype(reference.dtype):
             raise InputError(
@@ -109,9 +117,10 @@ def _column_drift(column: str, reference: pd.Series, current: pd.Series) -> Colu
     return _verdict(column, kind, "z", _z_test(counts))
 
 
-def _column_kind(values: pd.Series, column: str) -> str:
+def _column_kind(values: pd.Series) -> str | None:
     """evidently's type inference (`core.datasets.infer_column_type`) on the evaluation data,
-    except that text is taken as categorical: evidently's text drift test is a classifier."""
+    except that text is taken as categorical: evidently's text drift test is a classifier.
+    None for dates and other values drift is not tested on."""
     dtype = values.dtype
     if types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return CATEGORICAL
@@ -120,13 +129,7 @@ def _column_kind(values: pd.Series, column: str) -> str:
     if types.is_integer_dtype(dtype):
         many = _more_distinct_than(INTEGER_CARDINALITY_LIMIT, values.to_numpy())
         return NUMERICAL if many else CATEGORICAL
-    if types.is_string_dtype(dtype):
-        return CATEGORICAL
-    raise InputError(
-        f"column {column!r}",
-        f"has type {dtype}, which drift cannot be tested on",
-        "leave it out of the drift check's `columns`",
-    )
+    return CATEGORICAL if types.is_string_dtype(dtype) else None
 
 
 def _reference(spec: DriftCheck, inputs: CheckInputs) -> pd.DataFrame:
@@ -142,6 +145,12 @@ def _reference(spec: DriftCheck, inputs: CheckInputs) -> pd.DataFrame:
 def _require_columns(
     columns: Sequence[str], spec: DriftCheck, data: pd.DataFrame, reference: pd.DataFrame
 ) -> None:
+    if not columns:
+        raise InputError(
+            f"drift check '{spec.id}'",
+            "has no column to test: no feature holds numbers or categories",
+            "list the columns to test in the check's `columns`",
+        )
     for frame, name in ((data, "evaluation data"), (reference, "reference data")):
         absent = [column for column in columns if column not in frame.columns]
         if absent:

@@ -82,7 +82,7 @@ def _check_rule_fits(
     check_id: str, rule: PerformanceRule | NoRegressionRule, inputs: CheckInputs
 ) -> None:
     """Fail before computing anything: a policy asking the impossible is an input error."""
-    metric = rule.metric if isinstance(rule, PerformanceRule) else rule.no_regression.metric
+    metric = _metric_of(rule)
     subject = f"check '{check_id}', rule '{rule.label}'"
     allowed = TASK_METRICS[inputs.task]
     if metric not in allowed:
@@ -98,6 +98,10 @@ def _check_rule_fits(
             "use a classifier with predict_proba (e.g. wrap it in CalibratedClassifierCV) "
             "or judge accuracy, f1, precision or recall instead",
         )
+
+
+def _metric_of(rule: PerformanceRule | NoRegressionRule) -> str:
+    return rule.metric if isinstance(rule, PerformanceRule) else rule.no_regression.metric
 
 
 def _check_length(what: str, values: np.ndarray | None, rows: int) -> None:
@@ -150,7 +154,7 @@ def _no_regression(
     severity: Severity,
 ) -> RuleOutcome:
     metric, tolerance = rule.no_regression.metric, rule.no_regression.tolerance
-    threshold = f"improvement over the champion ≥ {-tolerance:g}"
+    threshold = f"improvement over the champion ≥ {-tolerance if tolerance else 0:g}"
     if champion is None:
         return RuleOutcome(
             rule=rule.label,
@@ -198,12 +202,12 @@ def _summary(
     if failed:
         misses = "; ".join(f"{outcome.rule} ({outcome.detail})" for outcome in failed)
         return f"The model misses {len(failed)} of {len(outcomes)} performance rules: {misses}."
-    judged = dict.fromkeys(
-        rule.metric if isinstance(rule, PerformanceRule) else rule.no_regression.metric
-        for rule in rules
-    )
+    judged = dict.fromkeys(_metric_of(rule) for rule in rules)
     values = ", ".join(f"{metric} {_fmt(candidate[metric])}" for metric in judged)
-    return f"The model meets all {len(outcomes)} performance rules on {rows:,} rows ({values})."
+    rules_met = (
+        "its performance rule" if len(outcomes) == 1 else f"all {len(outcomes)} performance rules"
+    )
+    return f"The model meets {rules_met} on {rows:,} rows ({values})."
 
 
 def _fmt(value: float) -> str:
