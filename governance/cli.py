@@ -36,8 +36,10 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# CI logs are not terminals: give tables room instead of rich's 80-column default.
+_WIDTH = None if os.isatty(1) else int(os.environ.get("COLUMNS", 140))
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 EXIT = {Verdict.PASS: 0, Verdict.BLOCKED: 1, Verdict.ERROR: 2}
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.BLOCKED: "bold red", Verdict.ERROR: "bold red"}
 

@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
-from governance.domain.policy import FairnessCheck, FairnessRule
+from governance.domain.policy import FairnessCheck, FairnessRule, Severity
 from governance.domain.results import CheckResult, RuleOutcome, judge_bounds, status_of
 
 MISSING = "(missing)"
@@ -268,17 +268,16 @@ def _bootstrap(grouping: Grouping, metric: str, spec: FairnessCheck) -> tuple[fl
 
 def _summary(outcomes: list[RuleOutcome], reports: list[dict]) -> str:
     failed = [outcome for outcome in outcomes if not outcome.passed]
+    blocking = [outcome for outcome in failed if outcome.severity is Severity.BLOCKING]
     groups = [g for report in reports for g in report["groups"] if g["impact_ratio"] is not None]
     lowest = min(groups, key=lambda g: g["impact_ratio"])
     impact = f"lowest impact ratio {lowest['impact_ratio']:.2f} ({lowest['label']})"
     if not failed:
         return f"All {len(outcomes)} fairness rules held; {impact}."
-    worst = failed[0]
+    worst = (blocking or failed)[0]
     observed = "undefined" if worst.observed is None else f"{worst.observed:.3g}"
-    return (
-        f"{len(failed)} of {len(outcomes)} fairness rules failed: {worst.rule} "
-        f"was {observed} ({worst.detail}); {impact}."
-    )
+    counts = f"{len(blocking)} blocking rule(s) failed, {len(failed) - len(blocking)} warning(s)"
+    return f"{counts}: {worst.rule} was {observed} ({worst.detail}); {impact}."
 
 
 def _float(value: object) -> float | None:
