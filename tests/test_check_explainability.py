@@ -206,13 +206,23 @@ def test_model_agnostic_path_copes_with_text_columns_and_missing_values(
     assert first.metrics["ranking"][0]["mean_abs_shap"] > 0
 
 
-def test_unknown_prohibited_feature_is_an_input_error(categorical: Split) -> None:
+def test_prohibited_feature_the_model_does_not_use_passes(categorical: Split) -> None:
     train, test = categorical
-    features = [f for f in FEATURES if f != "relationship"]
+    features = [f for f in FEATURES if f not in PROXIES]
     model = lightgbm_on(train, features)
 
-    with pytest.raises(InputError, match="relationship") as raised:
-        explainability.run(check(["relationship"], 3), inputs(model, test, features))
+    result = explainability.run(check(["sex", "relationship"], 3), inputs(model, test, features))
+    (rule,) = result.rules
+    assert rule.passed and rule.observed == "not used"
+    assert rule.detail == "the model does not take sex, relationship as input"
+
+
+def test_unknown_prohibited_feature_is_an_input_error(categorical: Split) -> None:
+    train, test = categorical
+    model = lightgbm_on(train, FEATURES)
+
+    with pytest.raises(InputError, match="religion") as raised:
+        explainability.run(check(["religion"], 3), inputs(model, test, FEATURES))
     assert "rules[0].prohibitedInTopK.features" in raised.value.subject
     assert raised.value.fix
 

@@ -63,12 +63,18 @@ def _check_inputs(spec: ExplainabilityCheck, inputs: CheckInputs) -> None:
     if inputs.data.empty:
         raise InputError("data", "has no rows to explain", "evaluate on a non-empty data set")
     for index, rule in enumerate(spec.rules):
-        unknown = [f for f in rule.prohibited_in_top_k.features if f not in inputs.features]
+        # A prohibited feature the model does not take as input has no influence: that
+        # passes. One that is not even in the data is a typo in the policy.
+        unknown = [
+            f
+            for f in rule.prohibited_in_top_k.features
+            if f not in inputs.features and f not in inputs.data.columns
+        ]
         if unknown:
             raise InputError(
                 f"check '{spec.id}', rules[{index}].prohibitedInTopK.features",
-                f"{unknown} are not among the model's features {inputs.features}",
-                "name features the model consumes (check the spelling)",
+                f"{unknown} are neither model features {inputs.features} nor data columns",
+                "check the spelling against the data's columns",
             )
 
 
@@ -230,13 +236,24 @@ def _ranking(features: list[str], mean_abs: np.ndarray) -> list[dict[str, Any]]:
 
 def _offenders(rule: ProhibitedInTopKRule, ranks: dict[str, int]) -> list[str]:
     spec = rule.prohibited_in_top_k
-    return [feature for feature in spec.features if ranks[feature] <= spec.k]
+    return [feature for feature in spec.features if ranks.get(feature, spec.k + 1) <= spec.k]
 
 
 def _judge(rule: ProhibitedInTopKRule, ranks: dict[str, int], severity: Severity) -> RuleOutcome:
     """Observed: the best (smallest) rank of any prohibited feature; it must exceed k."""
     spec = rule.prohibited_in_top_k
-    best = min(spec.features, key=ranks.__getitem__)
+    used = [f for f in spec.features if f in ranks]
+    if not used:
+        return RuleOutcome(
+            rule=rule.label,
+            observed="not used",
+            threshold=f"best rank > {spec.k}",
+            passed=True,
+            severity=severity,
+            basis=rule.basis,
+            detail=f"the model does not take {', '.join(spec.features)} as input",
+        )
+    best = min(used, key=ranks.__getitem__)
     offenders = _offenders(rule, ranks)
     if offenders:
         detail = ", ".join(f"{f} is ranked {ranks[f]}" for f in offenders) + f" of {len(ranks)}"
