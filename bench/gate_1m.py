@@ -6,9 +6,11 @@
    features, 5 categorical ones (one is the 4-group sensitive attribute `group`) and a
    binary `label`; trains a 200-tree LightGBM classifier on 200k reference rows; saves
    the model with skops and writes a policy with all five check types.
-2. Runs `governance gate` as a user does (a child process) and measures its wall time and
-   peak RSS; reads every check's duration from the evidence JSON and times the other
-   phases (reading, loading, predicting) in-process with the gate's own functions.
+2. Runs `governance gate` as a user does (a child process, `--repeat` times on a quiet
+   machine) and measures its wall time and peak RSS; reads every check's duration from
+   the evidence JSON; times the other phases (imports, reading, hashing, predicting ...)
+   with the gate's own functions in a fresh interpreter (bench/gate_phases.py), and
+   profiles the gate with cProfile when it misses the wall-time target.
 3. Runs the naive library calls on the same data (fairlearn, evidently, shap, sklearn) and
    numpy/scipy lower bounds, and asserts that the gate's figures equal the libraries' own.
 4. Prints the table and writes it, with the machine and versions, to bench/RESULTS.md.
@@ -255,23 +257,88 @@ waivers: {allowed: false}
 # --------------------------------------------------------------------------- the gate
 
 
-@dataclass
-class GateRun:
-    """The gate as a user runs it: one child process."""
+def cpu_busy_share(seconds: float = 1.0) -> float:
+    """Share of all cores busy over `seconds` (from /proc/stat) while this process sleeps:
+    other engineers' test runs on this 2-core machine would distort the timings."""
 
-    command: list[str]
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(fields), fields[3] + fields[4]  # all jiffies; idle + iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total2, idle2 = sample()
+    return 1 - (idle2 - idle) / max(total2 - total, 1)
+
+
+def wait_until_quiet(limit: float = 0.15, max_wait: float = 300.0) -> float:
+    """Wait (up to `max_wait` s) until the cores are nearly idle; the busy share last seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = cpu_busy_share()
+        if busy <= limit or time.monotonic() > deadline:
+            return busy
+        print(f"  other processes keep {busy:.0%} of the cores busy; waiting ...", flush=True)
+        time.sleep(10)
+
+
+@dataclass(frozen=True)
+class Child:
+    """A finished child process: exit code, wall time, and its own peak RSS."""
+
     exit_code: int
     wall: float
     peak_rss_bytes: int
-    manifest: dict[str, Any]
-    stderr: str
 
 
-def run_gate(inputs: Inputs, out: Path) -> GateRun:
-    """Run `governance gate` in a child process; wall time and that child's peak RSS."""
-    json_path = out / "gate.json"
-    json_path.unlink(missing_ok=True)
-    command = [
+def spawn(command: list[str], log: Path, timeout: float | None = None) -> Child | None:
+    """Run `command`; stdout and stderr go to `log`.{out,err}. None if it ran past `timeout`.
+
+    os.wait4 gives the rusage of this one child, so ru_maxrss is its own peak RSS."""
+    env = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_DATABASE_URL"}
+    stdout, stderr = log.with_suffix(".out"), log.with_suffix(".err")
+    with stdout.open("w") as out, stderr.open("w") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        while True:
+            pid, status, usage = os.wait4(process.pid, 0 if timeout is None else os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - started > timeout:
+                process.kill()
+                os.wait4(process.pid, 0)
+                process.returncode = -9
+                return None
+            time.sleep(0.25)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Child(process.returncode, wall, usage.ru_maxrss * 1024)  # Linux: KiB
+
+
+@dataclass
+class GateRuns:
+    """`governance gate` run as a user runs it, several times; the fastest run is reported."""
+
+    command: list[str]
+    runs: list[Child]
+    busy: list[float]  # share of the cores other processes used just before each run
+    manifest: dict[str, Any]  # the fastest run's evidence
+
+    @property
+    def best(self) -> Child:
+        return min(self.runs, key=lambda run: run.wall)
+
+    @property
+    def wall(self) -> float:
+        return self.best.wall
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max(run.peak_rss_bytes for run in self.runs)
+
+
+def gate_command(inputs: Inputs, json_path: Path) -> list[str]:
+    return [
         str(BIN / "governance"), "gate",
         "--policy", str(inputs.policy),
         "--model", str(inputs.model),
@@ -280,43 +347,68 @@ def run_gate(inputs: Inputs, out: Path) -> GateRun:
         "--target", "label",
         "--json", str(json_path),
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_DATABASE_URL"}
-    with (out / "gate.stdout").open("w") as stdout, (out / "gate.stderr").open("w") as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)  # rusage of this child alone
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    manifest = json.loads(json_path.read_text()) if json_path.exists() else {}
-    return GateRun(
-        command=command,
-        exit_code=process.returncode,
-        wall=wall,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
-        manifest=manifest,
-        stderr=(out / "gate.stderr").read_text(),
-    )
 
 
-def startup_seconds() -> float:
-    """Interpreter start and every import the gate makes (CLI, checks, LightGBM, skops)."""
-    code = (
-        "import governance.cli, lightgbm, skops.io\n"
-        "from governance.checks import data_quality, drift, explainability, fairness, performance"
-    )
-    runs = []
+def run_gate(inputs: Inputs, out: Path, repeat: int) -> GateRuns:
+    """Run the CLI `repeat` times on a quiet machine; stop at the first bad exit."""
+    runs: list[Child] = []
+    busy: list[float] = []
+    manifest: dict[str, Any] = {}
+    best_wall = float("inf")
+    for index in range(repeat):
+        json_path = out / f"gate_run{index}.json"
+        json_path.unlink(missing_ok=True)
+        command = gate_command(inputs, json_path)
+        busy.append(wait_until_quiet())
+        child = spawn(command, out / f"gate_run{index}")
+        assert child is not None
+        runs.append(child)
+        print(
+            f"  gate run {index + 1}/{repeat}: exit {child.exit_code}, {child.wall:.2f} s, "
+            f"peak RSS {child.peak_rss_bytes / 1024**3:.2f} GiB",
+            flush=True,
+        )
+        if child.exit_code not in (0, 1) or not json_path.exists():
+            return GateRuns(command, runs, busy, {})
+        if child.wall < best_wall:
+            best_wall = child.wall
+            manifest = json.loads(json_path.read_text())
+            (out / "gate.json").write_text(json_path.read_text())
+    return GateRuns(gate_command(inputs, out / "gate.json"), runs, busy, manifest)
+
+
+def run_helper(inputs: Inputs, out: Path, name: str, *extra: str) -> tuple[dict[str, Any], Child]:
+    """bench/gate_phases.py in a fresh interpreter: its JSON result and its process figures."""
+    result = out / f"{name}.json"
+    result.unlink(missing_ok=True)
+    command = [
+        str(BIN / "python"), str(ROOT / "bench" / "gate_phases.py"),
+        "--policy", str(inputs.policy), "--data", str(inputs.current),
+        "--reference", str(inputs.reference), "--model", str(inputs.model),
+        "--json", str(out / f"{name}_evidence.json"), "--result", str(result),
+        "--spawned-at", repr(time.time()), *extra,
+    ]  # fmt: skip
+    child = spawn(command, out / name)
+    assert child is not None
+    if child.exit_code != 0:
+        raise RuntimeError(f"{name} failed: {(out / name).with_suffix('.err').read_text()}")
+    return json.loads(result.read_text()), child
+
+
+def interpreter_start() -> float:
+    """The fastest of three bare `python -c pass`: the floor of the startup phase."""
+    walls = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([str(BIN / "python"), "-c", code], check=True, cwd=ROOT)
-        runs.append(time.perf_counter() - started)
-    return min(runs)
+        subprocess.run([str(BIN / "python"), "-c", "pass"], check=True)
+        walls.append(time.perf_counter() - started)
+    return min(walls)
 
 
 @dataclass
-class Phases:
-    """The gate's phases before the checks, timed in-process with the gate's functions."""
+class Loaded:
+    """The data, model and predictions, loaded in this process for the naive baselines."""
 
-    seconds: dict[str, float]
     data: pd.DataFrame
     reference: pd.DataFrame
     model: Any
@@ -326,39 +418,20 @@ class Phases:
     features: list[str]
 
 
-def time_phases(inputs: Inputs) -> Phases:
-    """Repeat the gate's steps up to the checks (governance/services/gate.py)."""
+def load(inputs: Inputs) -> Loaded:
+    """Read, load and predict with the gate's own functions, as the gate does."""
     import connectors.files as files
     from governance.services import gate
 
-    seconds: dict[str, float] = {}
-    _, seconds["load policy"] = timed(lambda: files.load_policy(inputs.policy))
-    (data, _), seconds["read data"] = timed(lambda: files.read_table(inputs.current, "data"))
-    (reference, _), seconds["read reference"] = timed(
-        lambda: files.read_table(inputs.reference, "reference")
-    )
-    _, seconds["sha256 of both files"] = timed(
-        lambda: [files.sha256_file(p) for p in (inputs.current, inputs.reference)]
-    )
-    (model, _), seconds["load model"] = timed(lambda: files.load_model(inputs.model))
-    request = gate.GateRequest(policy=inputs.policy, data=inputs.current, target="label")
-
-    def validate() -> tuple[list[str], Any, np.ndarray]:
-        target = gate._require_column(data, "label", "target column", "--target")
-        features = gate._features(model, data, request)
-        gate._reject_infinite(data, features)
-        task = gate._task(model, data[target])
-        positive = gate._positive_label(model, data[target], None)
-        y_true = (data[target] == positive).to_numpy().astype(np.int64)
-        assert task == "classification"
-        return features, positive, y_true
-
-    (features, positive, y_true), seconds["validate inputs"] = timed(validate)
-    (y_pred, y_score), seconds["predict"] = timed(
-        lambda: gate.predict(model, data, features, positive, "classification")
-    )
+    data, _ = files.read_table(inputs.current, "data")
+    reference, _ = files.read_table(inputs.reference, "reference")
+    model, _ = files.load_model(inputs.model)
+    features = [str(name) for name in model.feature_names_in_]
+    positive = model.classes_[-1]
+    y_true = (data["label"] == positive).to_numpy().astype(np.int64)
+    y_pred, y_score = gate.predict(model, data, features, positive, "classification")
     assert y_score is not None
-    return Phases(seconds, data, reference, model, y_true, y_pred, y_score, features)
+    return Loaded(data, reference, model, y_true, y_pred, y_score, features)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -384,13 +457,13 @@ class Baselines:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def fairness_baselines(phases: Phases, manifest: dict[str, Any], base: Baselines) -> None:
+def fairness_baselines(loaded: Loaded, manifest: dict[str, Any], base: Baselines) -> None:
     """fairlearn on the raw rows, and the numpy confusion counts."""
     from fairlearn import metrics as flm
     from sklearn.metrics import accuracy_score
 
-    group = phases.data["group"]
-    y_true, y_pred = phases.y_true, phases.y_pred
+    group = loaded.data["group"]
+    y_true, y_pred = loaded.y_true, loaded.y_pred
 
     def naive() -> dict[str, Any]:
         frame = flm.MetricFrame(
@@ -464,14 +537,14 @@ def fairness_baselines(phases: Phases, manifest: dict[str, Any], base: Baselines
     base.extra["naive bootstrap seconds (extrapolated)"] = 200 * one
 
 
-def explainability_baselines(phases: Phases, manifest: dict[str, Any], base: Baselines) -> None:
+def explainability_baselines(loaded: Loaded, manifest: dict[str, Any], base: Baselines) -> None:
     """shap TreeExplainer: timed on 10k rows, extrapolated; and on the gate's own sample."""
     import shap
 
-    frame = phases.data[phases.features]
+    frame = loaded.data[loaded.features]
     rows = min(SHAP_ROWS, len(frame))
     batch = frame.sample(n=rows, random_state=0)
-    explainer = shap.TreeExplainer(phases.model)
+    explainer = shap.TreeExplainer(loaded.model)
     _, seconds = timed(lambda: explainer(batch))
     per_row = seconds / rows
     base.naive["explainability"] = per_row * len(frame)
@@ -483,19 +556,19 @@ def explainability_baselines(phases: Phases, manifest: dict[str, Any], base: Bas
 
     sample = frame.sample(n=min(SAMPLE_SIZE, len(frame)), random_state=SAMPLE_SEED)
     values, base.naive["explainability (same sample)"] = timed(
-        lambda: shap.TreeExplainer(phases.model)(sample).values
+        lambda: shap.TreeExplainer(loaded.model)(sample).values
     )
     base.notes["explainability (same sample)"] = (
         f"shap TreeExplainer on the policy's {len(sample):,}-row sample (like for like)"
     )
-    booster = phases.model.booster_
+    booster = loaded.model.booster_
     _, base.lower["explainability (same sample)"] = timed(
         lambda: booster.predict(sample, pred_contrib=True)
     )
     base.notes["explainability lower"] = "LightGBM's own pred_contrib on the sample"
     base.lower["explainability"] = base.lower["explainability (same sample)"]
 
-    mean_abs = dict(zip(phases.features, np.abs(values).mean(axis=0), strict=True))
+    mean_abs = dict(zip(loaded.features, np.abs(values).mean(axis=0), strict=True))
     ranking = _check(manifest, "explainability")["metrics"]["ranking"]
     worst = max(abs(entry["mean_abs_shap"] - mean_abs[entry["feature"]]) for entry in ranking)
     base.comparisons.append(
@@ -508,13 +581,13 @@ def explainability_baselines(phases: Phases, manifest: dict[str, Any], base: Bas
 
 
 def drift_baselines(
-    phases: Phases, manifest: dict[str, Any], inputs: Inputs, out: Path, forced: int | None
+    loaded: Loaded, manifest: dict[str, Any], inputs: Inputs, out: Path, forced: int | None
 ) -> Baselines:
     """evidently's DataDriftPreset (child process), scipy KS/chi², and np.sort."""
     from scipy import stats
 
     base = Baselines()
-    rows = len(phases.data)
+    rows = len(loaded.data)
     evidently_rows = forced or rows
     result = _run_evidently(inputs, out, evidently_rows, EVIDENTLY_TIMEOUT if not forced else None)
     if result is None:
@@ -534,7 +607,7 @@ def drift_baselines(
         size += f" (NOT the full {rows:,}: it took over {EVIDENTLY_TIMEOUT:.0f} s there)"
     base.notes["drift"] = f"evidently Report([DataDriftPreset()]) on {size}"
 
-    current, reference = phases.data, phases.reference
+    current, reference = loaded.data, loaded.reference
 
     def scipy_tests() -> None:
         for column in NUMERIC:
@@ -560,7 +633,7 @@ def drift_baselines(
 
     _, base.lower["drift"] = timed(sorts)
     base.notes["drift lower"] = "np.sort per numeric column, np.bincount per categorical"
-    base.comparisons.extend(_compare_drift(phases, manifest, result, evidently_rows))
+    base.comparisons.extend(_compare_drift(loaded, manifest, result, evidently_rows))
     return base
 
 
@@ -577,61 +650,51 @@ def _run_evidently(
         "--rows", str(rows), "--columns-json", str(columns), "--out", str(result_path),
     ]  # fmt: skip
     print(f"running evidently DataDriftPreset on {rows:,} vs {rows:,} rows ...", flush=True)
-    process = subprocess.Popen(command, cwd=ROOT)
-    deadline = None if timeout is None else time.monotonic() + timeout + 60  # + reading
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            process.kill()
-            os.wait4(process.pid, 0)
-            process.returncode = -9
-            return None
-        time.sleep(0.5)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"evidently failed with exit code {process.returncode}")
+    reading = 60.0  # the child reads both files before evidently's clock starts
+    child = spawn(
+        command, out / f"evidently_{rows}", None if timeout is None else timeout + reading
+    )
+    if child is None:
+        return None
+    if child.exit_code != 0:
+        raise RuntimeError(f"evidently failed: {(out / f'evidently_{rows}.err').read_text()}")
     result = json.loads(result_path.read_text())
     if timeout is not None and result["seconds"] > timeout:
         return None
-    result["peak_rss_bytes"] = usage.ru_maxrss * 1024
+    result["peak_rss_bytes"] = child.peak_rss_bytes
     return result
 
 
 def _compare_drift(
-    phases: Phases, manifest: dict[str, Any], evidently: dict[str, Any], rows: int
+    loaded: Loaded, manifest: dict[str, Any], evidently: dict[str, Any], rows: int
 ) -> list[Comparison]:
     """The gate's per-column verdicts and statistics against evidently's own, on the same
     rows. On a subsample the gate's drift check is rerun in-process on those rows."""
     from governance.checks import CheckInputs, run_check
     from governance.domain.policy import DriftCheck
 
-    if rows == len(phases.data):
+    if rows == len(loaded.data):
         columns = _check(manifest, "drift")["metrics"]["columns"]
         source = "the gate's evidence JSON"
     else:
         spec = DriftCheck.model_validate({"id": "drift", "type": "drift", "rules": [
             {"driftShare": {"max": 0.3}}
         ]})  # fmt: skip
-        data = phases.data.head(rows)
+        data = loaded.data.head(rows)
         inputs = CheckInputs(
             data=data,
-            features=phases.features,
+            features=loaded.features,
             target="label",
-            y_true=phases.y_true[:rows],
-            y_pred=phases.y_pred[:rows],
+            y_true=loaded.y_true[:rows],
+            y_pred=loaded.y_pred[:rows],
             task="classification",
-            reference=phases.reference.head(rows),
+            reference=loaded.reference.head(rows),
         )
         columns = run_check(spec, inputs).metrics["columns"]
         source = f"the gate's drift check rerun on the same {rows:,} rows"
     theirs = evidently["columns"]
     verdicts = [c["column"] for c in columns if c["drifted"] != theirs[c["column"]]["drifted"]]
-    worst = max(
-        abs((c["statistic"] if c["statistic"] is not None else np.nan) - theirs[c["column"]]["score"])
-        for c in columns
-    )
+    worst = max(_gap(c["statistic"], theirs[c["column"]]["score"]) for c in columns)
     drifted = [c["column"] for c in columns if c["drifted"]]
     missing = sorted(set(theirs) - {c["column"] for c in columns})
     return [
@@ -650,13 +713,22 @@ def _compare_drift(
     ]
 
 
+def _gap(ours: float | None, theirs: float | None) -> float:
+    """|ours − theirs|, where both undefined (None or NaN) agree and one alone does not."""
+    a = np.nan if ours is None else float(ours)
+    b = np.nan if theirs is None else float(theirs)
+    if np.isnan(a) and np.isnan(b):
+        return 0.0
+    return float("inf") if np.isnan(a) or np.isnan(b) else abs(a - b)
+
+
 def quality_and_performance_baselines(
-    phases: Phases, manifest: dict[str, Any], base: Baselines
+    loaded: Loaded, manifest: dict[str, Any], base: Baselines
 ) -> None:
     """sklearn's metrics for performance; numpy lower bounds for both checks."""
     from sklearn.metrics import accuracy_score, roc_auc_score
 
-    y_true, y_pred, y_score = phases.y_true, phases.y_pred, phases.y_score
+    y_true, y_pred, y_score = loaded.y_true, loaded.y_pred, loaded.y_score
     (auc, accuracy), base.naive["performance"] = timed(
         lambda: (roc_auc_score(y_true, y_score), accuracy_score(y_true, y_pred))
     )
@@ -673,7 +745,7 @@ def quality_and_performance_baselines(
         )
     )
 
-    current, reference = phases.data, phases.reference
+    current, reference = loaded.data, loaded.reference
 
     def quality() -> None:
         for column in NUMERIC:
@@ -695,6 +767,9 @@ def _check(manifest: dict[str, Any], check_type: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- report
 
+CHECKS = ("fairness", "explainability", "drift", "data_quality", "performance")
+WITH_NAIVE = ("fairness", "explainability", "drift", "performance")
+
 
 @dataclass
 class Row:
@@ -702,26 +777,234 @@ class Row:
     gate: float | None
     naive: float | None = None
     lower: float | None = None
+    bold: bool = False
 
 
-def build_rows(gate: GateRun, phases: Phases, startup: float, base: Baselines) -> list[Row]:
-    """The table: phases, checks and the unaccounted remainder add up to the gate's wall."""
-    s = phases.seconds
-    reading = s["read data"] + s["read reference"]
-    rows = [
-        Row("startup + imports (separate process)", startup),
-        Row("load policy", s["load policy"]),
-        Row("read data + reference (incl. sha256)", reading, lower=base.lower.get("read")),
-        Row("load model (skops)", s["load model"]),
-        Row("validate inputs", s["validate inputs"]),
-        Row("predict (1 × predict_proba)", s["predict"]),
-    ]
-    durations = {r["type"]: r["duration_seconds"] for r in gate.manifest["results"]}
-    for check in ("fairness", "explainability", "drift", "data_quality", "performance"):
-        rows.append(Row(check, durations.get(check), base.naive.get(check), base.lower.get(check)))
-    accounted = sum(r.gate or 0.0 for r in rows)
-    rows.append(Row("other: manifest, table, JSON, exit (remainder)", gate.wall - accounted))
-    return rows
+@dataclass
+class Measurements:
+    """Everything one run of the benchmark measured."""
+
+    rows: int
+    inputs: Inputs
+    gate: GateRuns
+    phases: dict[str, float]  # the instrumented fresh-process run (gate_phases.py)
+    phases_child: Child
+    lower: dict[str, float]  # fresh-process floors of reading and predicting
+    python_start: float
+    base: Baselines
+    profile: Path | None = None
+
+    def check_seconds(self, check_type: str) -> float:
+        return float(_check(self.gate.manifest, check_type)["duration_seconds"])
+
+    @property
+    def gate_checks(self) -> float:
+        """The gate's time in the four checks that have a naive library baseline."""
+        return sum(self.check_seconds(check) for check in WITH_NAIVE)
+
+    @property
+    def naive_checks(self) -> float:
+        """The naive library calls for the same work (shap on the same sample)."""
+        names = ("fairness", "explainability (same sample)", "drift", "performance")
+        return sum(self.base.naive[name] for name in names)
+
+    @property
+    def naive_whole(self) -> float:
+        """The gate's wall with its four checks replaced by the naive library calls."""
+        return self.gate.wall - self.gate_checks + self.naive_checks
+
+    @property
+    def peak_gib(self) -> float:
+        return self.gate.peak_rss_bytes / 1024**3
+
+    def table_rows(self) -> list[Row]:
+        """Phases (fresh instrumented process) and checks (the CLI's evidence JSON); the
+        remainder row makes them add up to the CLI's wall time."""
+        s, base = self.phases, self.base
+        rows = [
+            Row("interpreter start", s["interpreter start"], lower=self.python_start),
+            Row("import governance.cli (pandas, sklearn, typer …)", s["import governance.cli"]),
+            Row("load policy", s["load policy"]),
+            Row("read data + reference (Parquet → pandas)", s["read data + reference"],
+                lower=self.lower["read"]),
+            Row("sha256 of the two data files", s["sha256 of the files"]),
+            Row("load model (skops; imports lightgbm)", s["load model"]),
+            Row("validate inputs", s["validate inputs"]),
+            Row(f"predict (predict_proba on {self.rows:,} rows)", s["predict"],
+                lower=self.lower["predict"]),
+            Row("import check modules + build manifest", s["check imports + manifest"]),
+        ]  # fmt: skip
+        for check in CHECKS:
+            rows.append(
+                Row(f"check: {check}", self.check_seconds(check), base.naive.get(check),
+                    base.lower.get(check))
+            )  # fmt: skip
+        rows.append(Row("write JSON + print table", s["write JSON + print table"]))
+        accounted = sum(row.gate or 0.0 for row in rows)
+        rows.append(Row("remainder (exit; run-to-run variation)", self.gate.wall - accounted))
+        rows.append(
+            Row("checks with a naive baseline (4)", self.gate_checks, self.naive_checks,
+                bold=True)
+        )  # fmt: skip
+        rows.append(Row("whole gate, wall (CLI child process)", self.gate.wall,
+                        self.naive_whole, bold=True))  # fmt: skip
+        return rows
+
+    def table(self) -> str:
+        lines = [
+            "| phase / check | gate s | naive library s | lower bound s | naive ÷ gate "
+            "| gate ÷ lower bound |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in self.table_rows():
+            cells = [row.name, fmt(row.gate), fmt(row.naive), fmt(row.lower)]
+            cells += [ratio(row.naive, row.gate), ratio(row.gate, row.lower)]
+            if row.bold:
+                cells = [f"**{cell}**" if cell != "—" else cell for cell in cells]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def targets(self) -> list[tuple[str, bool, str]]:
+        checks = self.naive_checks / self.gate_checks
+        whole = self.naive_whole / self.gate.wall
+        return [
+            (f"whole gate ≤ {TARGET_SECONDS:g} s wall", self.gate.wall <= TARGET_SECONDS,
+             f"{self.gate.wall:.2f} s (fastest of {len(self.gate.runs)})"),
+            (f"peak RSS ≤ {TARGET_GIB:g} GiB", self.peak_gib <= TARGET_GIB,
+             f"{self.peak_gib:.2f} GiB (highest of {len(self.gate.runs)})"),
+            (f"checks ≥ {TARGET_SPEEDUP:g}× faster than the naive library calls",
+             checks >= TARGET_SPEEDUP,
+             f"{self.naive_checks:.1f} s naive ÷ {self.gate_checks:.2f} s gate = {checks:.1f}×"),
+            (f"whole run ≥ {TARGET_SPEEDUP:g}× faster than the same run with naive calls",
+             whole >= TARGET_SPEEDUP,
+             f"{self.naive_whole:.1f} s ÷ {self.gate.wall:.2f} s = {whole:.1f}×"),
+        ]  # fmt: skip
+
+    def text(self) -> str:
+        gate, base = self.gate, self.base
+        walls = ", ".join(f"{run.wall:.2f}" for run in gate.runs)
+        busy = ", ".join(f"{share:.0%}" for share in gate.busy)
+        verdict = gate.manifest["decision"]["verdict"]
+        statuses = ", ".join(f"{r['id']} {r['status']}" for r in gate.manifest["results"])
+        lines = [
+            f"rows: {self.rows:,} evaluation + {self.rows:,} reference; {len(FEATURES)} "
+            f"features; LightGBM {TREES} trees; model saved with {self.inputs.model_format}",
+            f"gate: exit {gate.best.exit_code} (verdict {verdict}); {statuses}",
+            f"gate wall per run: {walls} s (cores busy with other work before each: {busy})",
+            f"instrumented fresh-process run (phase rows): {self.phases_child.wall:.2f} s wall, "
+            f"peak RSS {self.phases_child.peak_rss_bytes / 1024**3:.2f} GiB",
+            "",
+            self.table(),
+            "",
+            f"also: drift lower bound with scipy (ks_2samp / chisquare per column, full rows): "
+            f"{base.lower['drift (scipy KS/chi²)']:.3f} s",
+            f"also: explainability like for like: gate {self.check_seconds('explainability'):.3f}"
+            f" s vs shap TreeExplainer on the same {SAMPLE_SIZE:,}-row sample "
+            f"{base.naive['explainability (same sample)']:.3f} s",
+            f"also: shap TreeExplainer costs {base.extra['shap seconds per 10k rows']:.2f} s per "
+            "10k rows here",
+            f"also: a naive 200-replicate row bootstrap of equalized_odds_difference with "
+            f"fairlearn ≈ {base.extra['naive bootstrap seconds (extrapolated)']:.0f} s "
+            "(extrapolated from one replicate; not in the totals)",
+            f"also: evidently's peak RSS {base.extra['evidently peak RSS bytes'] / 1024**3:.2f} GiB"
+            f" on {base.extra['evidently rows']:,} rows per side",
+            "",
+            "naive calls and lower bounds:",
+            *(f"  {key}: {note}" for key, note in base.notes.items()),
+            "",
+            "targets:",
+            *(f"  [{'met' if ok else 'MISSED'}] {name}: {value}"
+              for name, ok, value in self.targets()),
+            "",
+            "cross-checks against the libraries' own results:",
+        ]  # fmt: skip
+        for comparison in base.comparisons:
+            mark = "ok" if comparison.agreed else "!!! DISAGREEMENT !!!"
+            lines.append(f"  [{mark}] {comparison.what}: {comparison.detail}")
+        if self.profile is not None:
+            lines += ["", f"cProfile of the gate (in a fresh process): {self.profile}"]
+        return "\n".join(lines)
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "versions": versions(),
+            "rows": self.rows,
+            "gate": {
+                "command": self.gate.command,
+                "walls": [run.wall for run in self.gate.runs],
+                "peak_rss_bytes": [run.peak_rss_bytes for run in self.gate.runs],
+                "busy_before": self.gate.busy,
+                "check_seconds": {
+                    r["id"]: r["duration_seconds"] for r in self.gate.manifest["results"]
+                },
+            },
+            "phases_fresh_process": self.phases,
+            "lower_bounds_fresh_process": self.lower,
+            "naive": self.base.naive,
+            "lower_bounds": self.base.lower,
+            "notes": self.base.notes,
+            "extra": self.base.extra,
+            "comparisons": [c.__dict__ for c in self.base.comparisons],
+            "targets": [{"target": n, "met": ok, "value": v} for n, ok, v in self.targets()],
+        }  # fmt: skip
+
+    def markdown(self, kept: str) -> str:
+        """RESULTS.md: the generated part, then the hand-written notes kept from before."""
+        info, libs = machine(), versions()
+        command = shlex.join([".venv/bin/python", "bench/gate_1m.py", *sys.argv[1:]])
+        return "\n".join(
+            [
+                "# Benchmark: the gate on 1M rows",
+                "",
+                "Generated by `bench/gate_1m.py`; the notes after the marker are written by hand.",
+                "",
+                f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+                f"- command: `{command}`",
+                f"- machine: {info['nproc']} cores ({info['cpu']}), {info['ram']} RAM, "
+                f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}",
+                "- versions: " + ", ".join(f"{k} {v}" for k, v in libs.items()),
+                f"- data: {self.rows:,} evaluation + {self.rows:,} reference rows, "
+                f"{len(NUMERIC)} float + {len(CATEGORICAL)} categorical string features "
+                f"(`group`: 4 groups), binary `label`, seed {SEED}; Parquet, the categoricals "
+                "dictionary-encoded (pandas reads them back as `category`)",
+                f"- model: LightGBM `LGBMClassifier`, {TREES} trees, 31 leaves, trained on "
+                f"{TRAIN_ROWS:,} reference rows; saved with skops, the safe format",
+                "- gate command: `" + shlex.join(self._short(self.gate.command)) + "`",
+                "",
+                "## Results",
+                "",
+                "```",
+                self.text(),
+                "```",
+                "",
+                "The `gate s` column: the check rows are the `duration_seconds` the CLI wrote in "
+                "its evidence JSON (fastest of the runs); the phase rows were timed with the "
+                "gate's own functions in a fresh interpreter (`bench/gate_phases.py`: "
+                "`run_gate`'s progress callbacks plus timing wrappers around `sha256_file` and "
+                "`predict`). The remainder row makes the column add up to the CLI's wall time. "
+                "Lower bounds of reading and predicting were also measured in a fresh process.",
+                "",
+                "## Where the time goes (generated)",
+                "",
+                self._where(),
+                "",
+                NOTES_MARKER,
+            ]
+        ) + (kept or "\n")
+
+    def _short(self, command: list[str]) -> list[str]:
+        root = str(ROOT) + "/"
+        return [part.removeprefix(root) for part in command]
+
+    def _where(self) -> str:
+        rows = [r for r in self.table_rows()[:-2] if r.gate is not None and r.gate > 0]
+        ranked = sorted(rows, key=lambda r: -(r.gate or 0.0))
+        parts = "; ".join(
+            f"{r.name} {r.gate:.2f} s ({(r.gate or 0.0) / self.gate.wall:.0%})" for r in ranked
+        )
+        return f"Of the gate's {self.gate.wall:.2f} s wall: {parts}."
 
 
 def fmt(seconds: float | None) -> str:
@@ -730,37 +1013,6 @@ def fmt(seconds: float | None) -> str:
 
 def ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None or b <= 0 else f"{a / b:,.1f}×"
-
-
-def render_table(rows: list[Row], gate: GateRun, base: Baselines) -> str:
-    """The per-phase table as Markdown (it also reads well in a terminal)."""
-    lines = [
-        "| phase / check | gate s | naive library s | lower bound s | naive ÷ gate "
-        "| gate ÷ lower bound |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.name} | {fmt(row.gate)} | {fmt(row.naive)} | {fmt(row.lower)} "
-            f"| {ratio(row.naive, row.gate)} | {ratio(row.gate, row.lower)} |"
-        )
-    naive_checks = like_for_like_naive(base)
-    lines.append(
-        f"| **whole gate (wall, child process)** | **{gate.wall:.3f}** "
-        f"| {fmt(naive_checks)} | — | {ratio(naive_checks, gate.wall)} | — |"
-    )
-    return "\n".join(lines)
-
-
-def like_for_like_naive(base: Baselines) -> float:
-    """The naive library calls for the same work as the gate's checks: fairlearn, evidently
-    (as measured, possibly on fewer rows), shap on the same sample, sklearn."""
-    return (
-        base.naive["fairness"]
-        + base.naive["drift"]
-        + base.naive["explainability (same sample)"]
-        + base.naive["performance"]
-    )
 
 
 def machine() -> dict[str, str]:
@@ -789,212 +1041,83 @@ def versions() -> dict[str, str]:
     return {"python": sys.version.split()[0], **{name: version(name) for name in names}}
 
 
+# --------------------------------------------------------------------------- main
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="The governance gate on N rows vs naive calls.")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--repeat", type=int, default=3, help="gate runs; the fastest counts")
     parser.add_argument("--regenerate", action="store_true", help="rebuild data and model")
     parser.add_argument(
         "--evidently-rows",
         type=int,
-        default=None,
         help="run evidently on this many rows per side instead of trying the full size first",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="cProfile the gate (auto: when it misses the wall-time target)",
     )
     parser.add_argument("--no-results-md", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
     out = args.out.resolve()
 
     inputs = prepare(out, args.rows, args.regenerate)
-    print("running the gate ...", flush=True)
-    gate = run_gate(inputs, out)
-    if gate.exit_code not in (0, 1) or not gate.manifest:
-        print(gate.stderr, file=sys.stderr)
-        print(f"the gate exited {gate.exit_code}: no measurement", file=sys.stderr)
+    print(f"running the gate {args.repeat}× ...", flush=True)
+    gate = run_gate(inputs, out, args.repeat)
+    if not gate.manifest:
+        last = len(gate.runs) - 1
+        print((out / f"gate_run{last}.err").read_text(), file=sys.stderr)
+        print(f"the gate exited {gate.runs[-1].exit_code}: nothing measured", file=sys.stderr)
         return 2
-    errored = [r["id"] for r in gate.manifest["results"] if r["status"] == "error"]
+    errored = [r for r in gate.manifest["results"] if r["status"] == "error"]
+    for result in errored:
+        print(f"check {result['id']} errored: {result['summary']}", file=sys.stderr)
     if errored:
-        for r in gate.manifest["results"]:
-            if r["status"] == "error":
-                print(f"check {r['id']} errored: {r['summary']}", file=sys.stderr)
         return 2
 
-    print("timing the phases in-process ...", flush=True)
-    startup = startup_seconds()
-    phases = time_phases(inputs)
-    import pyarrow.parquet as pq
+    print("timing the phases in a fresh process ...", flush=True)
+    wait_until_quiet()
+    phases, phases_child = run_helper(inputs, out, "phases")
+    lower, _ = run_helper(inputs, out, "lower_bounds", "--lower-bounds")
+    python_start = interpreter_start()
+    profile = None
+    if args.profile == "always" or (args.profile == "auto" and gate.wall > TARGET_SECONDS):
+        print("profiling the gate with cProfile ...", flush=True)
+        run_helper(inputs, out, "profile", "--profile", str(out / "gate.prof"))
+        profile = out / "gate.prof.txt"
 
-    print("naive baselines: fairlearn, shap, evidently, sklearn ...", flush=True)
-    base = drift_baselines(phases, gate.manifest, inputs, out, args.evidently_rows)
-    _, base.lower["read"] = timed(lambda: [pq.read_table(inputs.current), pq.read_table(inputs.reference)])
-    fairness_baselines(phases, gate.manifest, base)
-    explainability_baselines(phases, gate.manifest, base)
-    quality_and_performance_baselines(phases, gate.manifest, base)
+    print("naive baselines: evidently, fairlearn, shap, sklearn ...", flush=True)
+    loaded = load(inputs)
+    base = drift_baselines(loaded, gate.manifest, inputs, out, args.evidently_rows)
+    fairness_baselines(loaded, gate.manifest, base)
+    explainability_baselines(loaded, gate.manifest, base)
+    quality_and_performance_baselines(loaded, gate.manifest, base)
 
-    rows = build_rows(gate, phases, startup, base)
-    report = Report(args, inputs, gate, phases, startup, base, rows)
+    measured = Measurements(
+        rows=args.rows,
+        inputs=inputs,
+        gate=gate,
+        phases=phases["seconds"],
+        phases_child=phases_child,
+        lower=lower["seconds"],
+        python_start=python_start,
+        base=base,
+        profile=profile,
+    )
     print()
-    print(report.text())
-    (out / "results.json").write_text(json.dumps(report.data(), indent=2, default=str))
+    print(measured.text())
+    (out / "results.json").write_text(json.dumps(measured.data(), indent=2, default=str))
     if not args.no_results_md:
-        report.write_markdown(RESULTS_MD)
+        kept = ""
+        if RESULTS_MD.exists() and NOTES_MARKER in RESULTS_MD.read_text():
+            kept = RESULTS_MD.read_text().split(NOTES_MARKER, 1)[1]
+        RESULTS_MD.write_text(measured.markdown(kept), encoding="utf-8")
         print(f"\nwrote {RESULTS_MD.relative_to(ROOT)} and {out / 'results.json'}")
     return 0 if all(c.agreed for c in base.comparisons) else 1
-
-
-@dataclass
-class Report:
-    """Everything measured in one run, rendered for the terminal and for RESULTS.md."""
-
-    args: argparse.Namespace
-    inputs: Inputs
-    gate: GateRun
-    phases: Phases
-    startup: float
-    base: Baselines
-    rows: list[Row]
-
-    @property
-    def peak_gib(self) -> float:
-        return self.gate.peak_rss_bytes / 1024**3
-
-    def targets(self) -> list[tuple[str, bool, str]]:
-        naive = like_for_like_naive(self.base)
-        return [
-            (f"whole gate ≤ {TARGET_SECONDS:g} s wall", self.gate.wall <= TARGET_SECONDS,
-             f"{self.gate.wall:.2f} s"),
-            (f"peak RSS ≤ {TARGET_GIB:g} GiB", self.peak_gib <= TARGET_GIB,
-             f"{self.peak_gib:.2f} GiB"),
-            (f"≥ {TARGET_SPEEDUP:g}× faster than the naive library calls (like for like)",
-             naive / self.gate.wall >= TARGET_SPEEDUP,
-             f"{naive:.1f} s naive ÷ {self.gate.wall:.2f} s gate = {naive / self.gate.wall:.1f}×"),
-        ]  # fmt: skip
-
-    def text(self) -> str:
-        gate, base = self.gate, self.base
-        verdict = gate.manifest["decision"]["verdict"]
-        lines = [
-            f"rows: {self.args.rows:,} evaluation + {self.args.rows:,} reference; "
-            f"{len(FEATURES)} features; LightGBM {TREES} trees; model {self.inputs.model_format}",
-            f"gate exit code {gate.exit_code} (verdict {verdict}); "
-            f"checks: {self._check_statuses()}",
-            "",
-            render_table(self.rows, gate, base),
-            "",
-            f"extra lower bound: drift with scipy KS/chi² per column: "
-            f"{base.lower['drift (scipy KS/chi²)']:.3f} s",
-            f"extra: explainability like for like — gate {self._duration('explainability'):.3f} s"
-            f" vs shap on the same {SAMPLE_SIZE:,}-row sample "
-            f"{base.naive['explainability (same sample)']:.3f} s; LightGBM pred_contrib "
-            f"{base.lower['explainability (same sample)']:.3f} s",
-            f"extra: shap TreeExplainer costs {base.extra['shap seconds per 10k rows']:.2f} s "
-            "per 10k rows here",
-            f"extra: a naive 200-replicate row bootstrap of equalized_odds_difference with "
-            f"fairlearn would take ≈ {base.extra['naive bootstrap seconds (extrapolated)']:.0f} s"
-            " (extrapolated from one replicate; the gate draws multinomial counts instead)",
-            f"extra: evidently's own peak RSS {base.extra['evidently peak RSS bytes'] / 1024**3:.2f}"
-            f" GiB on {base.extra['evidently rows']:,} rows per side",
-            "",
-            "naive calls:",
-            *(f"  {k}: {v}" for k, v in base.notes.items()),
-            "",
-            f"peak RSS of the gate process: {self.peak_gib:.2f} GiB",
-            "targets:",
-            *(f"  [{'met' if ok else 'MISSED'}] {name}: {value}" for name, ok, value in self.targets()),
-            "",
-            "cross-checks against the libraries:",
-        ]
-        for c in base.comparisons:
-            mark = "ok" if c.agreed else "!!! DISAGREEMENT !!!"
-            lines.append(f"  [{mark}] {c.what}: {c.detail}")
-        return "\n".join(lines)
-
-    def _duration(self, check_type: str) -> float:
-        return float(_check(self.gate.manifest, check_type)["duration_seconds"])
-
-    def _check_statuses(self) -> str:
-        return ", ".join(f"{r['id']} {r['status']}" for r in self.gate.manifest["results"])
-
-    def data(self) -> dict[str, Any]:
-        return {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "versions": versions(),
-            "rows": self.args.rows,
-            "gate": {
-                "command": self.gate.command,
-                "exit_code": self.gate.exit_code,
-                "wall_seconds": self.gate.wall,
-                "peak_rss_bytes": self.gate.peak_rss_bytes,
-                "check_seconds": {
-                    r["id"]: r["duration_seconds"] for r in self.gate.manifest["results"]
-                },
-            },
-            "phases_in_process": self.phases.seconds,
-            "startup_seconds": self.startup,
-            "naive": self.base.naive,
-            "lower_bounds": self.base.lower,
-            "notes": self.base.notes,
-            "extra": self.base.extra,
-            "comparisons": [c.__dict__ for c in self.base.comparisons],
-            "targets": [{"target": n, "met": ok, "value": v} for n, ok, v in self.targets()],
-        }
-
-    def write_markdown(self, path: Path) -> None:
-        """Rewrite the generated part of RESULTS.md; keep the notes below the marker."""
-        kept = ""
-        if path.exists() and NOTES_MARKER in path.read_text():
-            kept = path.read_text().split(NOTES_MARKER, 1)[1]
-        info, libs = machine(), versions()
-        command = ".venv/bin/python bench/gate_1m.py " + shlex.join(sys.argv[1:])
-        text = [
-            "# Benchmark: the gate on 1M rows",
-            "",
-            "Generated by `bench/gate_1m.py`; the notes at the end are written by hand.",
-            "",
-            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            f"- command: `{command.strip()}`",
-            f"- machine: {info['nproc']} cores ({info['cpu']}), {info['ram']} RAM, "
-            f"OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']}",
-            "- versions: " + ", ".join(f"{k} {v}" for k, v in libs.items()),
-            f"- data: {self.args.rows:,} evaluation + {self.args.rows:,} reference rows, "
-            f"{len(NUMERIC)} numeric + {len(CATEGORICAL)} categorical features (`group` has 4 "
-            f"groups), seed {SEED}; Parquet, categoricals stored as dictionary-encoded strings "
-            "(read back as pandas `category`)",
-            f"- model: LightGBM `LGBMClassifier`, {TREES} trees, trained on "
-            f"{TRAIN_ROWS:,} reference rows, saved with skops (the safe format)",
-            "- gate command: `" + shlex.join(self._short_command()) + "`",
-            "",
-            "## Results",
-            "",
-            "```",
-            self.text(),
-            "```",
-            "",
-            "Gate times of the checks are the `duration_seconds` the gate wrote in its evidence "
-            "JSON; the phases before the checks were timed in-process with the gate's own "
-            "functions (`connectors.files`, `governance.services.gate`), and startup + imports "
-            "in a separate interpreter, so the remainder row absorbs the difference.",
-            "",
-            "## Where the time goes (generated)",
-            "",
-            self._where_the_time_goes(),
-            "",
-            NOTES_MARKER,
-        ]
-        path.write_text("\n".join(text) + (kept or "\n"), encoding="utf-8")
-
-    def _short_command(self) -> list[str]:
-        return [
-            str(Path(part).relative_to(ROOT)) if part.startswith(str(ROOT)) else part
-            for part in self.gate.command
-        ]
-
-    def _where_the_time_goes(self) -> str:
-        ranked = sorted((r for r in self.rows if r.gate), key=lambda r: -(r.gate or 0.0))
-        parts = ", ".join(
-            f"{r.name} {r.gate:.2f} s ({(r.gate or 0.0) / self.gate.wall:.0%})" for r in ranked
-        )
-        return f"Of the gate's {self.gate.wall:.2f} s wall: {parts}."
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ STARTED_AT = time.time()
 STARTED = time.perf_counter()
 
 import argparse  # noqa: E402 - the clock above must start before any import
+import itertools  # noqa: E402
 import json  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -76,7 +77,7 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
     stamps.append(("end", time.perf_counter()))
     seconds["run_gate total"] = stamps[-1][1] - started
 
-    spans = {step: end - begin for (step, begin), (_, end) in zip(stamps, stamps[1:])}
+    spans = {step: end - begin for (step, begin), (_, end) in itertools.pairwise(stamps)}
     seconds["load policy"] = spans["Loading policy"]
     seconds["read data + reference"] = spans["Reading data"] - totals["sha256_file"]
     seconds["sha256 of the files"] = totals["sha256_file"]

@@ -88,7 +88,8 @@ def test_unknown_rule_kind(document: dict) -> None:
 def test_rule_of_the_wrong_kind_for_its_check(document: dict) -> None:
     document["checks"][2]["rules"] = [{"metric": "roc_auc", "min": 0.5}]
     assert problems(document) == [
-        "checks[2].rules[0]: a metric rule does not fit this check: use one of driftShare, noDriftIn"
+        "checks[2].rules[0]: a metric rule does not fit this check: "
+        "use one of driftShare, noDriftIn"
     ]
 
 
