@@ -131,3 +131,21 @@ def test_database_without_schema_is_bad_input(demo_dir: Path, tmp_path: Path) ->
     code, output = gate(demo_dir, "income-full", "--database", url, policy="medium")
     assert code == 2
     assert "governance db upgrade" in output
+
+
+def test_labels_are_what_the_model_serves_not_argmax(demo_dir: Path) -> None:
+    """income-reweighed carries a 0.4 decision threshold: the gate must judge predict()."""
+    import numpy as np
+    import pandas as pd
+
+    from connectors.files import load_model
+    from governance.services.gate import predict
+
+    model, _ = load_model(demo_dir / "income-reweighed.skops")
+    data = pd.read_parquet(demo_dir / "test.parquet")
+    features = list(model.feature_names_in_)
+    labels, scores = predict(model, data, features, 1, "classification")
+    assert np.array_equal(labels, model.predict(data[features]))
+    assert scores is not None
+    assert np.array_equal(labels, (scores >= 0.4).astype(int))
+    assert not np.array_equal(labels, (scores >= 0.5).astype(int))

@@ -266,13 +266,14 @@ def predict(
     try:
         if task == "regression":
             return np.asarray(model.predict(frame), dtype=float), None
+        # Labels come from predict(), never from argmax(predict_proba): a model may carry
+        # its own decision threshold, and what it serves is what gets judged.
+        labels = (np.asarray(model.predict(frame)) == positive).astype(np.int64)
+        scores = None
         if hasattr(model, "predict_proba"):
-            probabilities = np.asarray(model.predict_proba(frame))
             column = list(model.classes_).index(positive)
-            scores = probabilities[:, column]
-            labels = np.asarray(model.classes_)[probabilities.argmax(axis=1)]
-            return (labels == positive).astype(np.int64), scores
-        return (np.asarray(model.predict(frame)) == positive).astype(np.int64), None
+            scores = np.asarray(model.predict_proba(frame))[:, column]
+        return labels, scores
     except Exception as exc:  # noqa: BLE001 - any failure here means the model and data disagree
         missing = [str(c) for c in features if frame[c].isna().any()]
         hint = f" The data has missing values in {', '.join(missing)}." if missing else ""
