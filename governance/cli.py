@@ -19,7 +19,7 @@ import connectors.files as files
 from governance import config
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
-from governance.domain.policy import PolicyError, Severity
+from governance.domain.policy import PolicyError
 from governance.domain.verdict import Verdict
 from governance.services.gate import GateRequest, run_gate
 from reports import ci
@@ -41,6 +41,7 @@ _WIDTH = None if os.isatty(1) else int(os.environ.get("COLUMNS", 140))
 out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 EXIT = {Verdict.PASS: 0, Verdict.BLOCKED: 1, Verdict.ERROR: 2}
+CONSOLE_MARKS = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "warn": "[yellow]warn[/]"}
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.BLOCKED: "bold red", Verdict.ERROR: "bold red"}
 
 
@@ -232,12 +233,7 @@ def show_decision(manifest: EvidenceManifest) -> None:
         if not result.rules:
             table.add_row(result.id, "—", "—", "—", f"[red]{result.status.value}[/]")
         for rule in result.rules:
-            if rule.passed:
-                mark = "[green]pass[/]"
-            elif rule.severity is Severity.BLOCKING:
-                mark = "[red]FAIL[/]"
-            else:
-                mark = "[yellow]warn[/]"
+            mark = CONSOLE_MARKS[ci.outcome_word(rule)]
             table.add_row(
                 result.id,
                 escape(rule.rule),

@@ -30,6 +30,16 @@ def observed_text(rule: RuleOutcome) -> str:
     return text
 
 
+def outcome_word(rule: RuleOutcome) -> str:
+    """pass, fail (a blocking rule failed) or warn (a warning rule failed)."""
+    if rule.passed:
+        return "pass"
+    return "fail" if rule.severity is Severity.BLOCKING else "warn"
+
+
+MARKDOWN_MARKS = {"pass": "✅ pass", "fail": "❌ fail (blocking)", "warn": "⚠️ warning"}
+
+
 def to_json(manifest: EvidenceManifest) -> str:
     return manifest.model_dump_json(indent=2) + "\n"
 
@@ -92,12 +102,7 @@ def to_markdown(manifest: EvidenceManifest) -> str:
         if result.status is Status.ERROR:
             lines.append(f"| {result.id} | — | — | — | ⛔ error: {_cell(result.summary)} |")
         for rule in result.rules:
-            if rule.passed:
-                mark = "✅ pass"
-            elif rule.severity is Severity.BLOCKING:
-                mark = "❌ fail (blocking)"
-            else:
-                mark = "⚠️ warning"
+            mark = MARKDOWN_MARKS[outcome_word(rule)]
             lines.append(
                 f"| {result.id} | {_cell(rule.rule)} | {_cell(observed_text(rule))} | "
                 f"{_cell(rule.threshold)} | {mark} |"
