@@ -149,3 +149,19 @@ def test_labels_are_what_the_model_serves_not_argmax(demo_dir: Path) -> None:
     assert scores is not None
     assert np.array_equal(labels, (scores >= 0.4).astype(int))
     assert not np.array_equal(labels, (scores >= 0.5).astype(int))
+
+
+def test_lightgbm_labels_from_one_pass_equal_predict(adult_split) -> None:
+    """For LGBMClassifier the gate predicts once and takes argmax: the same as predict()."""
+    import lightgbm
+    import numpy as np
+
+    from governance.services.gate import predict
+
+    train, test = adult_split
+    features = ["age", "education_num", "hours_per_week", "capital_gain", "capital_loss"]
+    model = lightgbm.LGBMClassifier(n_estimators=50, verbose=-1, random_state=0)
+    model.fit(train[features], train["income"])
+    labels, scores = predict(model, test, features, 1, "classification")
+    assert np.array_equal(labels, model.predict(test[features]))
+    assert scores is not None and np.allclose(scores, model.predict_proba(test[features])[:, 1])

@@ -266,14 +266,18 @@ def predict(
     try:
         if task == "regression":
             return np.asarray(model.predict(frame), dtype=float), None
-        # Labels come from predict(), never from argmax(predict_proba): a model may carry
-        # its own decision threshold, and what it serves is what gets judged.
-        labels = (np.asarray(model.predict(frame)) == positive).astype(np.int64)
-        scores = None
-        if hasattr(model, "predict_proba"):
-            column = list(model.classes_).index(positive)
-            scores = np.asarray(model.predict_proba(frame))[:, column]
-        return labels, scores
+        # What the model serves is what gets judged: labels come from predict(), which may
+        # apply a threshold of its own. Only where predict() is argmax(predict_proba) by the
+        # library's own code do we derive labels from the scores and predict once.
+        if not hasattr(model, "predict_proba"):
+            return (np.asarray(model.predict(frame)) == positive).astype(np.int64), None
+        probabilities = np.asarray(model.predict_proba(frame))
+        scores = probabilities[:, list(model.classes_).index(positive)]
+        if _predicts_argmax(model):
+            labels = np.asarray(model.classes_)[probabilities.argmax(axis=1)]
+        else:
+            labels = np.asarray(model.predict(frame))
+        return (labels == positive).astype(np.int64), scores
     except Exception as exc:  # noqa: BLE001 - any failure here means the model and data disagree
         missing = [str(c) for c in features if frame[c].isna().any()]
         hint = f" The data has missing values in {', '.join(missing)}." if missing else ""
@@ -283,6 +287,15 @@ def predict(
             "give data with the columns and types the model was trained on"
             + (", without missing values" if missing else ""),
         ) from None
+
+
+def _predicts_argmax(model: Any) -> bool:
+    """True for estimators whose predict() is, in their library's source, the argmax of
+    predict_proba (LightGBM's LGBMClassifier.predict). Exact types only: a subclass may
+    override predict."""
+    from lightgbm import LGBMClassifier
+
+    return type(model) is LGBMClassifier
 
 
 def _champion(
