@@ -155,7 +155,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     stats.print_stats(45)
     text.write("\n\n=== by own time ===\n")
     stats.sort_stats("tottime").print_stats(30)
-    args.profile.with_suffix(".txt").write_text(text.getvalue())
+    Path(f"{args.profile}.txt").write_text(text.getvalue())
     return {"profile": str(args.profile)}
 
 
