@@ -37,13 +37,28 @@ def wrap(module: Any, name: str, totals: dict[str, float]) -> None:
     original: Callable[..., Any] = getattr(module, name)
 
     def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, calls = time.perf_counter(), totals["booster calls"]
         try:
             return original(*args, **kwargs)
         finally:
             totals[name] += time.perf_counter() - started
+            totals[f"passes in {name}"] += totals["booster calls"] - calls
 
     setattr(module, name, timed)
+
+
+def count_booster_passes(totals: dict[str, float]) -> None:
+    """Count LightGBM's passes over the rows (`Booster.predict` calls) made while the gate's
+    `predict` runs: a classifier's `predict` and `predict_proba` each make one."""
+    import lightgbm
+
+    original = lightgbm.Booster.predict
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        totals["booster calls"] += 1
+        return original(self, *args, **kwargs)
+
+    lightgbm.Booster.predict = counted  # type: ignore[method-assign]
 
 
 def phases(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,6 +76,9 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
 
     totals: dict[str, float] = defaultdict(float)
     wrap(files, "sha256_file", totals)
+    counting = time.perf_counter()
+    count_booster_passes(totals)  # imports lightgbm, which loading the model would import
+    seconds["import lightgbm"] = time.perf_counter() - counting
     wrap(gate, "predict", totals)
     stamps: list[tuple[str, float]] = []
     request = gate.GateRequest(
@@ -84,6 +102,7 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
     seconds["load model"] = spans["Loading model"]
     seconds["validate inputs"] = spans["Predicting"] - totals["predict"]
     seconds["predict"] = totals["predict"]
+    seconds["LightGBM passes in predict"] = totals["passes in predict"]
     durations = {r.id: r.duration_seconds for r in outcome.manifest.results}
     overhead = 0.0
     for step, span in spans.items():
