@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +62,33 @@ def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:
             f"unsupported format {path.suffix!r}",
             "give a .csv or .parquet file",
         )
+    # hashlib releases the GIL: hash the file on a second thread while it is parsed.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(sha256_file, path)
+        frame = _parse(path, kind, role)
+        sha256 = digest.result()
+    if frame.empty:
+        raise InputError(f"{role} file {path}", "has no rows", "give a data set with rows")
+    artifact = Artifact(
+        role=role,  # type: ignore[arg-type]
+        uri=str(path),
+        sha256=sha256,
+        format=kind,
+        rows=len(frame),
+        columns=[str(c) for c in frame.columns],
+    )
+    return frame, artifact
+
+
+def _parse(path: Path, kind: str, role: str) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - every reader error means the same to the user
         raise InputError(
             f"{role} file {path}",
             f"cannot be read as {kind.upper()} ({type(exc).__name__}: {exc})",
             f"check that it is a valid {kind.upper()} file",
         ) from None
-    if frame.empty:
-        raise InputError(f"{role} file {path}", "has no rows", "give a data set with rows")
-    artifact = Artifact(
-        role=role,  # type: ignore[arg-type]
-        uri=str(path),
-        sha256=sha256_file(path),
-        format=kind,
-        rows=len(frame),
-        columns=[str(c) for c in frame.columns],
-    )
-    return frame, artifact
 
 
 def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:

@@ -5,6 +5,7 @@ Exit codes: 0 pass, 1 blocked by policy, 2 bad input or usage (and a gate that e
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -289,6 +290,9 @@ def demo(
 
 
 def main() -> None:
+    # Everything imported so far lives until exit: keep the collector from walking it
+    # again and again while a million-row gate allocates.
+    gc.freeze()
     try:
         app()
     except Exception as exc:

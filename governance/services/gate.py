@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -119,12 +120,14 @@ def run_gate(
         reference=reference,
         champion=champion,
     )
-    results = []
     for spec in policy.checks:
-        progress(f"Check {spec.id} ({spec.type})")
         if isinstance(spec, ExplainabilityCheck) and model is None:
             raise InputError(f"check '{spec.id}'", "explainability needs the model", "pass --model")
-        results.append(run_check(spec, inputs))
+    progress(f"Running {len(policy.checks)} checks: {', '.join(s.id for s in policy.checks)}")
+    # Checks are pure and independent: two at a time keep both cores busy while one of
+    # them is in single-threaded Python. Results keep the policy's order.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda spec: run_check(spec, inputs), policy.checks))
 
     model_artifact = next((a for a in artifacts if a.role == "model"), data_artifact)
     manifest = EvidenceManifest(
@@ -185,12 +188,14 @@ def _features(model: Any, data: pd.DataFrame, request: GateRequest) -> list[str]
 
 
 def _reject_infinite(data: pd.DataFrame, features: list[str]) -> None:
-    numeric = data[features].select_dtypes(include="number")
-    infinite = {
-        str(column): int(np.isinf(numeric[column].to_numpy(float)).sum())
-        for column in numeric.columns
-    }
-    bad = {column: count for column, count in infinite.items() if count}
+    """Only float columns can hold ±inf; read them in place, column by column."""
+    bad = {}
+    for column in features:
+        values = data[column]
+        if values.dtype.kind == "f":
+            count = int(np.isinf(values.to_numpy()).sum())
+            if count:
+                bad[column] = count
     if bad:
         named = ", ".join(f"{column} ({count} rows)" for column, count in bad.items())
         raise InputError(
@@ -258,11 +263,19 @@ def _outputs(
     return predict(model, data, features, positive, task)
 
 
+def feature_frame(data: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The feature columns as a frame that shares the data's memory: `data[features]`
+    copies every row, which costs 0.4 s on a million rows."""
+    if not features:
+        return data[features]
+    return pd.concat([data[column] for column in features], axis=1, copy=False)
+
+
 def predict(
     model: Any, data: pd.DataFrame, features: list[str], positive: Any, task: Task
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels (0/1 for the positive class) and positive-class probabilities, once."""
-    frame = data[features]
+    frame = feature_frame(data, features)
     try:
         if task == "regression":
             return np.asarray(model.predict(frame), dtype=float), None
