@@ -165,3 +165,30 @@ def test_lightgbm_labels_from_one_pass_equal_predict(adult_split) -> None:
     labels, scores = predict(model, test, features, 1, "classification")
     assert np.array_equal(labels, model.predict(test[features]))
     assert scores is not None and np.allclose(scores, model.predict_proba(test[features])[:, 1])
+
+
+def test_console_script_exit_codes(demo_dir: Path, tmp_path: Path) -> None:
+    """The installed `governance` command (not just the Typer app) keeps 0 / 1 / 2."""
+    import subprocess
+    import sys
+
+    command = str(Path(sys.executable).parent / "governance")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Policy\n")
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([command, *arguments], capture_output=True, text=True, check=False)
+
+    assert run("policy", "validate", str(POLICIES / "low.yaml")).returncode == 0
+    invalid = run("policy", "validate", str(bad))
+    assert invalid.returncode == 2 and "apiVersion: required field is missing" in invalid.stderr
+    blocked = run(
+        "gate", "--policy", str(POLICIES / "high.yaml"),
+        "--model", str(demo_dir / "income-full.skops"),
+        "--data", str(demo_dir / "test.parquet"),
+        "--reference", str(demo_dir / "train.parquet"),
+        "--target", "income", "--json", str(tmp_path / "out.json"),
+    )  # fmt: skip
+    assert blocked.returncode == 1, blocked.stderr
+    assert "BLOCKED" in blocked.stdout
+    assert json.loads((tmp_path / "out.json").read_text())["decision"]["verdict"] == "blocked"
