@@ -285,9 +285,17 @@ def demo(
 
     directory = data_dir or config.data_dir()
     try:
-        run_demo(directory, out)
+        with err.status("Starting the demo") as status:
+            url, runs = run_demo(directory, progress=status.update)
     except InputError as exc:
         fail(exc.message)
+    for run in runs:
+        show_decision(run.outcome.manifest)
+        out.print(
+            f"  evidence: {escape(str(run.evidence))}/ (manifest.json, junit.xml, summary.md)"
+        )
+        out.print(f"  decision id: {run.outcome.decision_id}\n")
+    out.print(f"Decisions recorded in {escape(url)}")
 
 
 def main() -> None:

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import skops.io
-from rich.console import Console
-from rich.markup import escape
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
@@ -26,7 +24,7 @@ from sklearn.preprocessing import OneHotEncoder
 import connectors.files as files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance import config
-from governance.services.gate import GateOutcome, GateRequest, run_gate
+from governance.services.gate import GateOutcome, GateRequest, Progress, run_gate
 from reports import ci
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -83,14 +81,21 @@ def train(spec: DemoModel, data: pd.DataFrame) -> FixedThresholdClassifier:
     return model.fit(data[spec.features], data[TARGET])
 
 
-def run_demo(directory: Path, console: Console) -> list[GateOutcome]:
-    """Prepare the data and models, gate both, record the decisions, print the verdicts."""
+@dataclass(frozen=True)
+class DemoRun:
+    outcome: GateOutcome
+    evidence: Path
+
+
+def run_demo(directory: Path, progress: Progress) -> tuple[str, list[DemoRun]]:
+    """Prepare the data and models, gate both, record the decisions. Returns the database
+    URL and, per model, its gate outcome and the folder of its evidence files."""
     from governance.store.database import make_engine, upgrade
     from governance.store.repository import SqlDecisionRecorder
 
     work = directory / "demo"
     work.mkdir(parents=True, exist_ok=True)
-    console.print(f"Loading the Adult census data ({escape(SOURCE)})")
+    progress(f"Loading the Adult census data ({SOURCE})")
     adult = load_adult()
     training, evaluation = train_test_split(
         adult, test_size=0.3, random_state=SEED, stratify=adult[TARGET]
@@ -102,9 +107,9 @@ def run_demo(directory: Path, console: Console) -> list[GateOutcome]:
     upgrade(url)
     recorder = SqlDecisionRecorder(make_engine(url))
 
-    outcomes = []
+    runs = []
     for spec in MODELS:
-        console.print(f"Training {spec.name} v{spec.version}")
+        progress(f"Training {spec.name} v{spec.version}")
         model_path = work / f"{spec.name}-v{spec.version}.skops"
         skops.io.dump(train(spec, training), model_path)
         request = GateRequest(
@@ -116,8 +121,12 @@ def run_demo(directory: Path, console: Console) -> list[GateOutcome]:
             model_name=spec.name,
             model_version=spec.version,
         )
-        with console.status(f"Gating {spec.name}") as status:
-            outcome = run_gate(request, files, recorder, progress=status.update)
+        outcome = run_gate(
+            request,
+            files,
+            recorder,
+            progress=_labelled(progress, spec.name),
+        )
         evidence = work / "evidence" / f"{spec.name}-v{spec.version}"
         evidence.mkdir(parents=True, exist_ok=True)
         for name, render in (
@@ -126,15 +135,9 @@ def run_demo(directory: Path, console: Console) -> list[GateOutcome]:
             ("summary.md", ci.to_markdown),
         ):
             (evidence / name).write_text(render(outcome.manifest), encoding="utf-8")
-        outcomes.append(outcome)
-        _show(console, outcome, evidence)
-    console.print(f"\nDecisions recorded in {escape(url)}")
-    return outcomes
+        runs.append(DemoRun(outcome, evidence))
+    return url, runs
 
 
-def _show(console: Console, outcome: GateOutcome, evidence: Path) -> None:
-    from governance.cli import show_decision
-
-    show_decision(outcome.manifest)
-    console.print(f"  evidence: {escape(str(evidence))}/ (manifest.json, junit.xml, summary.md)")
-    console.print(f"  decision id: {outcome.decision_id}\n")
+def _labelled(progress: Progress, name: str) -> Progress:
+    return lambda step: progress(f"{name}: {step}")
