@@ -19,7 +19,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
+from typer.testing import CliRunner
 
+from governance.cli import app
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, Severity, parse_policy
@@ -379,3 +381,12 @@ def test_changed_policy_under_the_same_version_is_refused(engine: Engine) -> Non
 
     assert "v3" in raised.value.subject and "bump metadata.version" in raised.value.fix
     assert row_counts(engine) == before
+
+
+def test_db_upgrade_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'governance.db'}"
+    first = CliRunner().invoke(app, ["db", "upgrade", "--database", url])
+    assert first.exit_code == 0, first.output
+    assert "at revision" in first.output
+    again = CliRunner().invoke(app, ["db", "upgrade", "--database", url])
+    assert again.exit_code == 0 and again.output.split()[-1] == first.output.split()[-1]
