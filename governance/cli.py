@@ -6,6 +6,7 @@ Exit codes: 0 pass, 1 blocked by policy, 2 bad input or usage (and a gate that e
 from __future__ import annotations
 
 import gc
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -35,8 +36,10 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Policy-as-code: validate policy files.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 # CI logs are not terminals: give tables room instead of rich's 80-column default.
 _WIDTH = None if os.isatty(1) else int(os.environ.get("COLUMNS", 140))
@@ -220,7 +223,7 @@ def _recorder(url: str | None) -> Any:
         fail(f"database {url}: cannot connect ({type(exc).__name__}: {exc})")
     if revision is None:
         fail(f"database {url}: has no schema yet. Fix: run `governance db upgrade --database URL`")
-    return SqlDecisionRecorder(make_engine(url))
+    return SqlDecisionRecorder(make_engine(url), actor=f"cli:{getpass.getuser()}")
 
 
 def show_decision(manifest: EvidenceManifest) -> None:
@@ -271,6 +274,36 @@ def db_upgrade(
     except Exception as exc:  # noqa: BLE001
         fail(f"database {url}: migration failed ({type(exc).__name__}: {exc})")
     out.print(f"database {escape(url)} at revision {current_revision(url)}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: Annotated[
+        str | None,
+        typer.Option(help="Database URL (default: GOVERNANCE_DATABASE_URL, else the SQLite file)."),
+    ] = None,
+) -> None:
+    """Check the audit hash chain: exit 0 intact, 1 naming every changed, deleted or
+    inserted event."""
+    from governance.domain.audit import verify_chain
+    from governance.store.database import make_engine
+    from governance.store.repository import audit_trail
+
+    url = config.database_url(database) or config.default_database_url()
+    try:
+        events = audit_trail(make_engine(url))
+    except Exception as exc:  # noqa: BLE001
+        fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
+    problems = verify_chain(events)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]✗[/] {escape(problem)}")
+        err.print(
+            f"[bold red]audit trail broken[/]: {len(problems)} problem(s) in {len(events)} events"
+        )
+        raise typer.Exit(1)
+    head = events[-1].hash if events else "(empty)"
+    out.print(f"[green]✓[/] audit trail intact: {len(events)} events, head {head}")
 
 
 @app.command()

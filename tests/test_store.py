@@ -60,8 +60,8 @@ BROKEN_MIGRATION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "0002"
 
 
 def upgrade():
@@ -182,7 +182,7 @@ def test_upgrade_from_empty_creates_every_table_and_is_idempotent(database_url: 
 
     for _ in range(2):
         upgrade(database_url)
-        assert current_revision(database_url) == head_revision(database_url) == "0001"
+        assert current_revision(database_url) == head_revision(database_url) == "0002"
         engine = make_engine(database_url)
         assert set(inspect(engine).get_table_names()) == expected
         engine.dispose()
@@ -192,7 +192,7 @@ def test_failed_upgrade_changes_nothing(database_url: str, tmp_path: Path) -> No
     """A migration that breaks halfway leaves the database as it was, on SQLite too."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(BROKEN_MIGRATION)
+    (scripts / "versions" / "9999_broken.py").write_text(BROKEN_MIGRATION)
     config = alembic_config(database_url)
     config.set_main_option("script_location", str(scripts))
 
@@ -264,6 +264,7 @@ def test_dataset_and_policy_shared_by_two_decisions_are_stored_once(engine: Engi
         "model_version": 2,
         "gate_decision": 2,
         "check_run": 4,
+        "audit_event": 2,  # one per decision, chained
     }
     assert [row["id"] for row in list_decisions(engine)] == [second, first]
     assert [row["id"] for row in list_decisions(engine, limit=1)] == [second]

@@ -10,23 +10,36 @@ from sqlalchemy import Engine
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from governance.domain.audit import AuditEvent, ChainedEvent, next_event
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.store.tables import CheckRun, Dataset, GateDecision, Model, ModelVersion, Policy
+from governance.store.tables import (
+    AuditEventRow,
+    CheckRun,
+    Dataset,
+    GateDecision,
+    Model,
+    ModelVersion,
+    Policy,
+    utcnow,
+)
 
 TableT = TypeVar("TableT", bound=SQLModel)
 
+AUDIT_ATTEMPTS = 10
 _INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 class SqlDecisionRecorder:
     """Stores a gate decision with everything it rests on, all or nothing."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, actor: str = "governance gate") -> None:
         self._engine = engine
+        self._actor = actor
 
     def record(self, manifest: EvidenceManifest, policy: PromotionPolicy) -> str:
         """Store the decision, its check runs and whatever model, version, datasets and
@@ -43,75 +56,98 @@ class SqlDecisionRecorder:
         reference = manifest.artifact("reference")
         document = manifest.model_dump(mode="json")
         decision_id = str(uuid4())
-        with Session(self._engine) as session, session.begin():
-            model = _get_or_insert(
-                session,
-                Model,
-                {"name": manifest.model_name},
-                risk_tier=policy.applies_to.risk_tier,
-            )
-            version = _get_or_insert(
-                session,
-                ModelVersion,
-                {"model_id": model.id, "version": manifest.model_version},
-                artifact_sha256=artifact.sha256,
-                artifact_uri=artifact.uri,
-            )
-            if version.artifact_sha256 != artifact.sha256:
-                raise InputError(
-                    f"model {manifest.model_name} version {manifest.model_version}",
-                    f"is already recorded with artifact sha256 {version.artifact_sha256}, "
-                    f"not {artifact.sha256}",
-                    "a version names one artifact for good: bump the model version",
-                )
-            rival = session.exec(
-                select(Policy)
-                .filter_by(name=policy.metadata.name, version=policy.metadata.version)
-                .where(col(Policy.sha256) != policy.content_hash)
-            ).first()
-            if rival is not None:
-                raise InputError(
-                    f"policy {policy.metadata.name} v{policy.metadata.version}",
-                    f"is already recorded with other rules (sha256 {rival.sha256})",
-                    "a policy version names one document for good: bump metadata.version",
-                )
-            stored_policy = _get_or_insert(
-                session,
-                Policy,
-                {"sha256": policy.content_hash},
-                name=policy.metadata.name,
-                version=policy.metadata.version,
-                risk_tier=policy.applies_to.risk_tier,
-                document=json.loads(policy.canonical_json()),
-            )
-            session.add(
-                GateDecision(
-                    id=decision_id,
-                    model_version_id=version.id,
-                    policy_id=stored_policy.id,
-                    data_dataset_id=_dataset(session, data).id,
-                    reference_dataset_id=_dataset(session, reference).id if reference else None,
-                    verdict=manifest.decision.verdict.value,
-                    summary=manifest.decision.summary,
-                    manifest=document,
-                    manifest_sha256=manifest.sha256,
-                )
-            )
-            session.flush()  # the decision row first: check runs point at it
-            session.add_all(
-                CheckRun(
-                    decision_id=decision_id,
-                    check_id=result["id"],
-                    type=result["type"],
-                    status=result["status"],
-                    summary=result["summary"],
-                    metrics=result["metrics"],
-                    rules=result["rules"],
-                    duration_seconds=result["duration_seconds"],
-                )
-                for result in document["results"]
-            )
-        return decision_id
+        for attempt in range(AUDIT_ATTEMPTS):
+            try:
+                with Session(self._engine) as session, session.begin():
+                    model = _get_or_insert(
+                        session,
+                        Model,
+                        {"name": manifest.model_name},
+                        risk_tier=policy.applies_to.risk_tier,
+                    )
+                    version = _get_or_insert(
+                        session,
+                        ModelVersion,
+                        {"model_id": model.id, "version": manifest.model_version},
+                        artifact_sha256=artifact.sha256,
+                        artifact_uri=artifact.uri,
+                    )
+                    if version.artifact_sha256 != artifact.sha256:
+                        raise InputError(
+                            f"model {manifest.model_name} version {manifest.model_version}",
+                            f"is already recorded with artifact sha256 {version.artifact_sha256}, "
+                            f"not {artifact.sha256}",
+                            "a version names one artifact for good: bump the model version",
+                        )
+                    rival = session.exec(
+                        select(Policy)
+                        .filter_by(name=policy.metadata.name, version=policy.metadata.version)
+                        .where(col(Policy.sha256) != policy.content_hash)
+                    ).first()
+                    if rival is not None:
+                        raise InputError(
+                            f"policy {policy.metadata.name} v{policy.metadata.version}",
+                            f"is already recorded with other rules (sha256 {rival.sha256})",
+                            "a policy version names one document for good: bump metadata.version",
+                        )
+                    stored_policy = _get_or_insert(
+                        session,
+                        Policy,
+                        {"sha256": policy.content_hash},
+                        name=policy.metadata.name,
+                        version=policy.metadata.version,
+                        risk_tier=policy.applies_to.risk_tier,
+                        document=json.loads(policy.canonical_json()),
+                    )
+                    session.add(
+                        GateDecision(
+                            id=decision_id,
+                            model_version_id=version.id,
+                            policy_id=stored_policy.id,
+                            data_dataset_id=_dataset(session, data).id,
+                            reference_dataset_id=_dataset(session, reference).id
+                            if reference
+                            else None,
+                            verdict=manifest.decision.verdict.value,
+                            summary=manifest.decision.summary,
+                            manifest=document,
+                            manifest_sha256=manifest.sha256,
+                        )
+                    )
+                    session.flush()  # the decision row first: check runs point at it
+                    session.add_all(
+                        CheckRun(
+                            decision_id=decision_id,
+                            check_id=result["id"],
+                            type=result["type"],
+                            status=result["status"],
+                            summary=result["summary"],
+                            metrics=result["metrics"],
+                            rules=result["rules"],
+                            duration_seconds=result["duration_seconds"],
+                        )
+                        for result in document["results"]
+                    )
+                    _append_audit(
+                        session,
+                        actor=self._actor,
+                        action="gate.decision_recorded",
+                        subject=f"model:{manifest.model_name}@{manifest.model_version}",
+                        payload={
+                            "decision_id": decision_id,
+                            "verdict": manifest.decision.verdict.value,
+                            "policy": f"{policy.metadata.name} v{policy.metadata.version}",
+                            "policy_sha256": policy.content_hash,
+                            "manifest_sha256": manifest.sha256,
+                        },
+                    )
+                return decision_id
+            except IntegrityError as exc:
+                # Another writer took the same audit seq first: run the whole transaction
+                # again on top of its event. Any other integrity error is a real failure.
+                if "audit_event" not in str(exc.orig) or attempt == AUDIT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def list_decisions(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
@@ -181,3 +217,43 @@ def _get_or_insert(
         insert(table).values(**key, **values).on_conflict_do_nothing(index_elements=list(key))
     )
     return session.exec(select(table).filter_by(**key)).one()
+
+
+def _append_audit(
+    session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+) -> None:
+    """Chain one event onto the trail, inside the caller's transaction."""
+    head = session.exec(
+        select(AuditEventRow).order_by(col(AuditEventRow.seq).desc()).limit(1)
+    ).first()
+    chained = next_event(
+        _chained(head) if head else None,
+        time=utcnow(),
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload,
+    )
+    session.add(
+        AuditEventRow(**chained.event.model_dump(), prev_hash=chained.prev_hash, hash=chained.hash)
+    )
+    session.flush()
+
+
+def _chained(row: AuditEventRow) -> ChainedEvent:
+    event = AuditEvent(
+        seq=row.seq,
+        time=row.time,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        payload=row.payload,
+    )
+    return ChainedEvent(event=event, prev_hash=row.prev_hash, hash=row.hash)
+
+
+def audit_trail(engine: Engine) -> list[ChainedEvent]:
+    """The whole trail in seq order, as stored (verify it with `verify_chain`)."""
+    with Session(engine) as session:
+        rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq))).all()
+        return [_chained(row) for row in rows]

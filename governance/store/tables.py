@@ -139,3 +139,19 @@ class CheckRun(SQLModel, table=True):
     metrics: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     rules: list[dict[str, Any]] = Field(sa_type=JSON, nullable=False)
     duration_seconds: float
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One link of the audit hash chain (`governance.domain.audit`). `seq` is given, not
+    generated: two writers that take the same number collide, and one retries."""
+
+    __tablename__ = "audit_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    time: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    actor: str
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    payload: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    prev_hash: str = _sha256()
+    hash: str = _sha256(unique=True)
