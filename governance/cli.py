@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import getpass
+import json
 import os
 import sys
 from pathlib import Path
@@ -304,6 +305,133 @@ def audit_verify(
         raise typer.Exit(1)
     head = events[-1].hash if events else "(empty)"
     out.print(f"[green]✓[/] audit trail intact: {len(events)} events, head {head}")
+
+
+KeyOption = Annotated[
+    Path | None, typer.Option("--key", help="Ed25519 private key (default: the data directory's).")
+]
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="Database URL (default: GOVERNANCE_DATABASE_URL, else SQLite).")
+]
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write the key pair.")
+    ] = None,
+) -> None:
+    """Create the service's Ed25519 signing key (never overwrites one)."""
+    from governance.signing import create_key
+
+    try:
+        private, public = create_key(directory or config.data_dir())
+    except InputError as exc:
+        fail(exc.message)
+    out.print(f"private key {escape(str(private))} (mode 600); public key {escape(str(public))}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the note here.")] = None,
+) -> None:
+    """Sign a checkpoint (size and Merkle root) of the audit log. Keep it: later proofs are
+    checked against it."""
+    from governance.services.audit import checkpoint
+
+    events, sign_note, _ = _audit_context(database, key)
+    note = sign_note(checkpoint(events))
+    if output:
+        output.write_text(note, encoding="utf-8")
+    out.print(note, end="", markup=False, highlight=False)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    output: Annotated[Path, typer.Option("--out", help="Write the proof bundle (JSON) here.")],
+    since: Annotated[
+        Path | None, typer.Option(help="A checkpoint you kept: prove the log extends it.")
+    ] = None,
+    event: Annotated[
+        int | None, typer.Option(help="Prove that this event (seq) is in the log.")
+    ] = None,
+    database: DatabaseOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Write a signed checkpoint of the log now, with a consistency proof from a kept
+    checkpoint and an inclusion proof of one event, for `governance audit check`."""
+    from governance.services.audit import prove
+
+    events, sign_note, open_note = _audit_context(database, key)
+    try:
+        kept = open_note(since.read_text(encoding="utf-8")) if since else None
+        bundle = prove(events, sign_note, kept, event)
+    except (InputError, ValueError, OSError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else f"--since {since}: {exc}")
+    output.write_text(json.dumps(bundle, indent=2) + "\n", encoding="utf-8")
+    out.print(f"wrote {escape(str(output))}")
+
+
+@audit_app.command("check")
+def audit_check(
+    bundle_path: Annotated[Path, typer.Argument(help="A proof bundle from `audit prove`.")],
+    public_key: Annotated[Path, typer.Option(help="The service's public key (PEM).")],
+    since: Annotated[Path | None, typer.Option(help="The checkpoint you kept.")] = None,
+) -> None:
+    """Check a proof bundle offline, trusting only the public key and your own checkpoint:
+    exit 0 when it holds, 1 with the reason when it does not."""
+    from governance.domain.checkpoint import CheckpointError
+    from governance.services.audit import check
+
+    try:
+        open_note = _note_opener(public_key)
+        bundle = json.loads(bundle_path.read_text(encoding="utf-8"))
+        kept = open_note(since.read_text(encoding="utf-8")) if since else None
+    except InputError as exc:
+        fail(exc.message)
+    except (OSError, ValueError, CheckpointError) as exc:
+        fail(f"cannot read the inputs: {exc}")
+    problems = check(bundle, open_note, kept)
+    if problems:
+        for problem in problems:
+            err.print(f"[red]✗[/] {escape(problem)}")
+        raise typer.Exit(1)
+    out.print("[green]✓[/] the proofs hold against the signed checkpoint")
+
+
+def _note_opener(public_key: Path) -> Any:
+    from governance.domain.checkpoint import open_note
+    from governance.services.audit import ORIGIN
+    from governance.signing import load_public, raw_public, verifier
+
+    key = load_public(public_key)
+    return lambda note: open_note(note, ORIGIN, raw_public(key), verifier(key))
+
+
+def _audit_context(database: str | None, key_path: Path | None) -> tuple[Any, Any, Any]:
+    """The stored trail, a note signer with the service key, and a note opener."""
+    from governance.domain.checkpoint import open_note, sign
+    from governance.services.audit import ORIGIN
+    from governance.signing import PRIVATE, load_private, raw_public, verifier
+    from governance.store.database import make_engine
+    from governance.store.repository import audit_trail
+
+    url = config.database_url(database) or config.default_database_url()
+    try:
+        key = load_private(key_path or config.data_dir() / PRIVATE)
+        events = audit_trail(make_engine(url))
+    except InputError as exc:
+        fail(exc.message)
+    except Exception as exc:  # noqa: BLE001
+        fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
+    public = raw_public(key.public_key())
+    return (
+        events,
+        lambda checkpoint: sign(checkpoint, ORIGIN, public, key.sign),
+        lambda note: open_note(note, ORIGIN, public, verifier(key.public_key())),
+    )
 
 
 @app.command()
