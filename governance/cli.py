@@ -40,7 +40,11 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+attest_app = typer.Typer(
+    help="Signed attestations bound to the model's bytes.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
+app.add_typer(attest_app, name="attest")
 
 # CI logs are not terminals: give tables room instead of rich's 80-column default.
 _WIDTH = None if os.isatty(1) else int(os.environ.get("COLUMNS", 140))
@@ -88,8 +92,12 @@ def policy_validate(
 GATE_FIELDS = {
     "policy", "model", "data", "target", "reference", "champion", "prediction_col",
     "score_col", "positive_label", "model_name", "model_version", "json", "junit",
-    "markdown", "database",
+    "markdown", "database", "attest", "key",
 }  # fmt: skip
+PATH_FIELDS = (
+    "policy", "model", "data", "reference", "champion", "json", "junit", "markdown",
+    "attest", "key",
+)  # fmt: skip
 
 
 def _gate_config(path: Path) -> dict[str, Any]:
@@ -107,7 +115,7 @@ def _gate_config(path: Path) -> dict[str, Any]:
         if name not in GATE_FIELDS:
             fail(f"gate config {path}: unknown key {key!r}. Fix: use one of {sorted(GATE_FIELDS)}")
         settings[name] = value
-    for name in ("policy", "model", "data", "reference", "champion", "json", "junit", "markdown"):
+    for name in PATH_FIELDS:
         if settings.get(name) is not None:
             settings[name] = path.parent / str(settings[name])
     return settings
@@ -155,6 +163,13 @@ def gate(
         str | None,
         typer.Option(help="Record the decision in this database (or GOVERNANCE_DATABASE_URL)."),
     ] = None,
+    attest: Annotated[
+        Path | None,
+        typer.Option(help="Write the decision as a signed in-toto attestation (DSSE) here."),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Ed25519 key for --attest (default: the data directory's).")
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any of these options.")
     ] = None,
@@ -200,7 +215,28 @@ def gate(
             err.print(f"wrote {escape(str(path))}")
     if outcome.decision_id:
         err.print(f"recorded decision {outcome.decision_id}")
+    if settings.get("attest") is not None:
+        _write_attestation(
+            manifest, outcome.decision_id, Path(settings["attest"]), settings.get("key")
+        )
     raise typer.Exit(EXIT[manifest.decision.verdict])
+
+
+def _write_attestation(
+    manifest: EvidenceManifest, decision_id: str | None, path: Path, key_path: Any
+) -> None:
+    from governance.domain.attestation import envelope, statement
+    from governance.signing import PRIVATE, key_name, load_private
+
+    try:
+        key = load_private(Path(key_path) if key_path else config.data_dir() / PRIVATE)
+        document = envelope(statement(manifest, decision_id), key_name(key.public_key()), key.sign)
+    except InputError as exc:
+        fail(exc.message)
+    except ValueError as exc:
+        fail(f"--attest: {exc}")
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    err.print(f"wrote attestation {escape(str(path))}")
 
 
 def _path(value: Any) -> Path | None:
@@ -432,6 +468,34 @@ def _audit_context(database: str | None, key_path: Path | None) -> tuple[Any, An
         lambda checkpoint: sign(checkpoint, ORIGIN, public, key.sign),
         lambda note: open_note(note, ORIGIN, public, verifier(key.public_key())),
     )
+
+
+@attest_app.command("verify")
+def attest_verify(
+    attestation: Annotated[Path, typer.Argument(help="A DSSE envelope from `gate --attest`.")],
+    artifact: Annotated[Path, typer.Option(help="The model file about to be served.")],
+    key: Annotated[Path, typer.Option(help="The service's public key (PEM).")],
+) -> None:
+    """Check that an attestation is signed by the service and vouches for these exact bytes:
+    exit 0 valid, 1 with the reason."""
+    from connectors.files import sha256_file
+    from governance.domain.attestation import verify
+    from governance.signing import load_public, verifier
+
+    try:
+        public = load_public(key)
+        document = json.loads(attestation.read_text(encoding="utf-8"))
+        digest = sha256_file(artifact)
+    except InputError as exc:
+        fail(exc.message)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read the inputs: {exc}")
+    problems = verify(document, digest, verifier(public))
+    if problems:
+        for problem in problems:
+            err.print(f"[red]✗[/] {escape(problem)}")
+        raise typer.Exit(1)
+    out.print(f"[green]✓[/] signed by the service and bound to sha256 {digest}")
 
 
 @app.command()

@@ -3,6 +3,7 @@ its owner, the public key for anyone who checks what we signed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,11 @@ def load_public(path: Path) -> Ed25519PublicKey:
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_name(key: Ed25519PublicKey) -> str:
+    """A short, stable name for a key: the start of the sha256 of its raw bytes."""
+    return "ed25519:" + hashlib.sha256(raw_public(key)).hexdigest()[:16]
 
 
 def verifier(key: Ed25519PublicKey) -> Callable[[bytes, bytes], bool]:

@@ -1,0 +1,99 @@
+"""Decisions as in-toto Statements (v1) in DSSE envelopes: the approval travels with the
+model's bytes, and anyone can check that what is served is what was judged.
+
+Pure: signing and verifying are handed in by the adapter that holds the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from governance.domain.evidence import EvidenceManifest
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "urn:governance:decision:v1"
+
+
+def statement(manifest: EvidenceManifest, decision_id: str | None = None) -> dict[str, Any]:
+    """Subject: the model artifact by sha256. Predicate: the decision and every rule."""
+    model = manifest.artifact("model")
+    if model is None:
+        raise ValueError("an attestation needs the model artifact: it is its subject")
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"{manifest.model_name}@{manifest.model_version}",
+                "digest": {"sha256": model.sha256},
+            }
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "decision": manifest.decision.verdict.value,
+            "decisionId": decision_id,
+            "summary": manifest.decision.summary,
+            "decidedAt": manifest.created_at.isoformat(),
+            "policy": manifest.policy.model_dump(mode="json"),
+            "rules": [
+                {
+                    "check": result.id,
+                    "rule": rule.rule,
+                    "observed": rule.observed,
+                    "threshold": rule.threshold,
+                    "passed": rule.passed,
+                    "severity": rule.severity.value,
+                }
+                for result in manifest.results
+                for rule in result.rules
+            ],
+            "signatures": [],
+            "evidenceManifestSha256": manifest.sha256,
+        },
+    }
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what is actually signed."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
+
+
+def envelope(document: dict[str, Any], key_id: str, signer: Callable[[bytes], bytes]) -> dict:
+    payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [
+            {"keyid": key_id, "sig": base64.b64encode(signer(pae(PAYLOAD_TYPE, payload))).decode()}
+        ],
+    }
+
+
+def verify(
+    document: dict[str, Any], artifact_sha256: str, verifier: Callable[[bytes, bytes], bool]
+) -> list[str]:
+    """Every reason the envelope does not vouch for these bytes; empty when it does."""
+    try:
+        payload = base64.b64decode(document["payload"], validate=True)
+        signatures = [base64.b64decode(s["sig"], validate=True) for s in document["signatures"]]
+        payload_type = document["payloadType"]
+    except (KeyError, TypeError, ValueError) as exc:
+        return [f"not a DSSE envelope: {exc}"]
+    if not any(verifier(signature, pae(payload_type, payload)) for signature in signatures):
+        return [
+            "signature: does not verify with this key (the payload was changed, or "
+            "another key signed it)"
+        ]
+    inner = json.loads(payload)
+    if inner.get("_type") != STATEMENT_TYPE:
+        return [f"payload: not an in-toto Statement v1 ({inner.get('_type')!r})"]
+    digests = [s.get("digest", {}).get("sha256") for s in inner.get("subject", [])]
+    if artifact_sha256 not in digests:
+        return [
+            f"artifact: sha256 {artifact_sha256} is not the attested {', '.join(map(str, digests))}"
+        ]
+    return []

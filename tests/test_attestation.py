@@ -1,0 +1,100 @@
+"""Attestations: the gate's decision as a signed in-toto Statement in a DSSE envelope.
+It verifies for the judged bytes and fails, each with its own reason, for one changed byte
+of the artifact, of the payload, or another key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from governance.cli import app
+
+POLICIES = Path(__file__).resolve().parents[1] / "policies"
+runner = CliRunner()
+
+
+def cli(*arguments: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(arguments))
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.fixture(scope="module")
+def attested(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(attestation, model, public key) from a real gate run with --attest."""
+    work = tmp_path_factory.mktemp("attest")
+    assert cli("audit", "keygen", "--dir", str(work))[0] == 0
+    code, output = cli(
+        "gate", "--policy", str(POLICIES / "medium.yaml"),
+        "--model", str(demo_dir / "income-reweighed.skops"),
+        "--data", str(demo_dir / "test.parquet"), "--reference", str(demo_dir / "train.parquet"),
+        "--target", "income", "--attest", str(work / "decision.dsse.json"),
+        "--key", str(work / "signing-key.pem"),
+    )  # fmt: skip
+    assert code == 0, output
+    return (
+        work / "decision.dsse.json",
+        demo_dir / "income-reweighed.skops",
+        work / "signing-key.pub.pem",
+    )
+
+
+def test_attestation_verifies_for_the_judged_bytes(attested: tuple[Path, Path, Path]) -> None:
+    attestation, model, public = attested
+    code, output = cli(
+        "attest", "verify", str(attestation), "--artifact", str(model), "--key", str(public)
+    )
+    assert code == 0, output
+    statement = json.loads(base64.b64decode(json.loads(attestation.read_text())["payload"]))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicate"]["decision"] == "pass"
+    assert statement["predicate"]["policy"]["name"] == "medium-risk"
+    assert {r["check"] for r in statement["predicate"]["rules"]} == {
+        "fairness",
+        "drift",
+        "performance",
+    }
+
+
+def test_one_changed_byte_of_the_artifact_fails(
+    attested: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    attestation, model, public = attested
+    changed = tmp_path / "model.skops"
+    shutil.copy(model, changed)
+    with changed.open("ab") as stream:
+        stream.write(b"\0")
+    code, output = cli(
+        "attest", "verify", str(attestation), "--artifact", str(changed), "--key", str(public)
+    )
+    assert code == 1 and "artifact: sha256" in output and "is not the attested" in output
+
+
+def test_one_changed_byte_of_the_payload_fails(
+    attested: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    attestation, model, public = attested
+    document = json.loads(attestation.read_text())
+    payload = bytearray(base64.b64decode(document["payload"]))
+    payload[payload.index(b'"pass"') + 1] = ord("P")
+    document["payload"] = base64.b64encode(bytes(payload)).decode()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    code, output = cli(
+        "attest", "verify", str(forged), "--artifact", str(model), "--key", str(public)
+    )
+    assert code == 1 and "signature: does not verify with this key" in output
+
+
+def test_another_key_fails(attested: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    attestation, model, _ = attested
+    cli("audit", "keygen", "--dir", str(tmp_path))
+    other = tmp_path / "signing-key.pub.pem"
+    code, output = cli(
+        "attest", "verify", str(attestation), "--artifact", str(model), "--key", str(other)
+    )
+    assert code == 1 and "signature: does not verify with this key" in output
