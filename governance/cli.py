@@ -60,6 +60,14 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def refuse(problems: list[str], headline: str) -> NoReturn:
+    """A verification that found something: each finding, then exit 1."""
+    for problem in problems:
+        err.print(f"[red]✗[/] {escape(problem)}")
+    err.print(f"[bold red]{escape(headline)}[/]")
+    raise typer.Exit(1)
+
+
 @policy_app.command("validate")
 def policy_validate(
     paths: Annotated[list[Path], typer.Argument(help="Policy YAML files.", show_default=False)],
@@ -333,12 +341,7 @@ def audit_verify(
         fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
     problems = verify_chain(events)
     if problems:
-        for problem in problems:
-            err.print(f"[red]✗[/] {escape(problem)}")
-        err.print(
-            f"[bold red]audit trail broken[/]: {len(problems)} problem(s) in {len(events)} events"
-        )
-        raise typer.Exit(1)
+        refuse(problems, f"audit trail broken: {len(problems)} problem(s) in {len(events)} events")
     head = events[-1].hash if events else "(empty)"
     out.print(f"[green]✓[/] audit trail intact: {len(events)} events, head {head}")
 
@@ -431,9 +434,7 @@ def audit_check(
         fail(f"cannot read the inputs: {exc}")
     problems = check(bundle, open_note, kept)
     if problems:
-        for problem in problems:
-            err.print(f"[red]✗[/] {escape(problem)}")
-        raise typer.Exit(1)
+        refuse(problems, "the proofs do not hold")
     out.print("[green]✓[/] the proofs hold against the signed checkpoint")
 
 
@@ -492,9 +493,7 @@ def attest_verify(
         fail(f"cannot read the inputs: {exc}")
     problems = verify(document, digest, verifier(public))
     if problems:
-        for problem in problems:
-            err.print(f"[red]✗[/] {escape(problem)}")
-        raise typer.Exit(1)
+        refuse(problems, "the attestation does not vouch for these bytes")
     out.print(f"[green]✓[/] signed by the service and bound to sha256 {digest}")
 
 
