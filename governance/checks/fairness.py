@@ -69,9 +69,7 @@ class Grouping:
 
 def run(spec: FairnessCheck, inputs: CheckInputs) -> CheckResult:
     _validate(spec, inputs)
-    groupings = [_count(spec, inputs, (feature,)) for feature in spec.sensitive_features]
-    if spec.intersectional and len(spec.sensitive_features) > 1:
-        groupings.append(_count(spec, inputs, tuple(spec.sensitive_features)))
+    groupings = [_count(spec, inputs, features) for features in _groupings(spec)]
 
     reports = [_report(grouping) for grouping in groupings]
     outcomes = [
@@ -101,6 +99,21 @@ def run(spec: FairnessCheck, inputs: CheckInputs) -> CheckResult:
         },
         library_versions=library_versions("fairlearn", "scikit-learn", "numpy"),
     )
+
+
+def _groupings(spec: FairnessCheck) -> list[tuple[str, ...]]:
+    """Each sensitive feature alone, their full intersection when asked for, and any other
+    intersection a rule's `over` names; features keep the order of sensitiveFeatures."""
+    wanted = [{feature} for feature in spec.sensitive_features]
+    if spec.intersectional and len(spec.sensitive_features) > 1:
+        wanted.append(set(spec.sensitive_features))
+    wanted += [set(rule.over) for rule in spec.rules if rule.over]
+    groupings: list[tuple[str, ...]] = []
+    for features in wanted:
+        ordered = tuple(f for f in spec.sensitive_features if f in features)
+        if ordered not in groupings:
+            groupings.append(ordered)
+    return groupings
 
 
 def _validate(spec: FairnessCheck, inputs: CheckInputs) -> None:
@@ -189,13 +202,8 @@ def _judge(
     covered = [
         (grouping, report)
         for grouping, report in zip(groupings, reports, strict=True)
-        if rule.over is None or list(grouping.features) == list(rule.over)
+        if rule.over is None or set(grouping.features) == set(rule.over)
     ]
-    if not covered:  # `over` names features in another order than sensitiveFeatures
-        wanted = set(rule.over or ())
-        covered = [
-            (g, r) for g, r in zip(groupings, reports, strict=True) if set(g.features) == wanted
-        ]
     worse_is_lower = rule.metric.endswith("_ratio")
     grouping, report = sorted(
         covered,

@@ -318,16 +318,6 @@ AnyCheck = Annotated[
     FairnessCheck | ExplainabilityCheck | DriftCheck | DataQualityCheck | PerformanceCheck,
     Field(discriminator="type"),
 ]
-AnyRule = (
-    FairnessRule
-    | PerformanceRule
-    | DataQualityRule
-    | NoRegressionRule
-    | ProhibitedInTopKRule
-    | DriftShareRule
-    | NoDriftInRule
-    | SchemaMatchRule
-)
 
 
 class Metadata(Schema):
