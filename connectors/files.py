@@ -38,6 +38,15 @@ def _existing(path: Path, what: str) -> Path:
     return path
 
 
+def _kind(path: Path, role: str, formats: dict[str, str], what: str, fix: str) -> str:
+    """The file's format by its suffix, once it is known to exist."""
+    _existing(path, f"{role} file")
+    kind = formats.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{role} file {path}", f"unsupported {what} {path.suffix!r}", fix)
+    return kind
+
+
 def load_policy(path: Path) -> PromotionPolicy:
     """Parse and validate a policy file; `PolicyError` lists every problem by its path."""
     _existing(path, "policy")
@@ -54,14 +63,7 @@ def load_policy(path: Path) -> PromotionPolicy:
 
 def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:
     """Read CSV or Parquet. An empty table is bad input: nothing can be judged on it."""
-    _existing(path, f"{role} file")
-    kind = TABLE_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(
-            f"{role} file {path}",
-            f"unsupported format {path.suffix!r}",
-            "give a .csv or .parquet file",
-        )
+    kind = _kind(path, role, TABLE_FORMATS, "format", "give a .csv or .parquet file")
     # hashlib releases the GIL: hash the file on a second thread while it is parsed.
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(sha256_file, path)
@@ -98,14 +100,10 @@ def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:
     loader refuses anything else. joblib/pickle files can run arbitrary code when loaded:
     load them only from a source you trust (your own training pipeline).
     """
-    _existing(path, f"{role} file")
-    kind = MODEL_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(
-            f"{role} file {path}",
-            f"unsupported model format {path.suffix!r}",
-            "save the model with skops (.skops, safe) or joblib (.joblib, trusted input only)",
-        )
+    kind = _kind(
+        path, role, MODEL_FORMATS, "model format",
+        "save the model with skops (.skops, safe) or joblib (.joblib, trusted input only)",
+    )  # fmt: skip
     try:
         model = _load_skops(path) if kind == "skops" else _load_joblib(path)
     except InputError:
