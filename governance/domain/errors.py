@@ -14,3 +14,28 @@ class InputError(Exception):
     def message(self) -> str:
         text = f"{self.subject}: {self.problem}"
         return f"{text}. Fix: {self.fix}" if self.fix else text
+
+
+class NotFoundError(Exception):
+    """The thing named does not exist (HTTP 404)."""
+
+    def __init__(self, subject: str, fix: str = "") -> None:
+        self.subject = subject
+        self.fix = fix
+        super().__init__(f"{subject} does not exist" + (f". Fix: {fix}" if fix else ""))
+
+
+class ConflictError(Exception):
+    """The request is valid but the record's current state does not allow it (HTTP 409)."""
+
+    def __init__(self, message: str, state: str | None = None) -> None:
+        self.state = state
+        super().__init__(message)
+
+
+class ForbiddenError(Exception):
+    """This principal may not do this (HTTP 403); the message says which rule refuses it."""
+
+
+class UnauthenticatedError(Exception):
+    """No valid credential, or re-authentication failed (HTTP 401)."""

@@ -30,14 +30,25 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def writing(engine: Engine) -> Engine:
+    """The engine for a transaction that will write after it reads. SQLite then takes the
+    write lock at BEGIN, so two writers queue instead of one failing half-way (PostgreSQL
+    locks rows with SELECT … FOR UPDATE instead, and ignores this option)."""
+    return engine.execution_options(writes=True)
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python's sqlite3 would otherwise begin transactions itself, and never before DDL.
     dbapi_connection.isolation_level = None
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+    # Readers never wait for the writer, and the writer never waits for readers.
+    dbapi_connection.execute("PRAGMA journal_mode = WAL")
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get("writes", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(url: str) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -17,6 +18,7 @@ from governance.domain.audit import AuditEvent, ChainedEvent, next_event
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
+from governance.store.database import writing
 from governance.store.tables import (
     AuditEventRow,
     CheckRun,
@@ -29,6 +31,7 @@ from governance.store.tables import (
 )
 
 TableT = TypeVar("TableT", bound=SQLModel)
+T = TypeVar("T")
 
 AUDIT_ATTEMPTS = 10
 _INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
@@ -44,110 +47,131 @@ class SqlDecisionRecorder:
     def record(self, manifest: EvidenceManifest, policy: PromotionPolicy) -> str:
         """Store the decision, its check runs and whatever model, version, datasets and
         policy are not stored yet, in one transaction. Returns the decision id."""
-        if policy.content_hash != manifest.policy.sha256:
-            raise InputError(
-                f"policy {policy.metadata.name} v{policy.metadata.version}",
-                f"hashes to {policy.content_hash}, but the manifest was judged under "
-                f"{manifest.policy.sha256}",
-                "record the decision with the policy document the gate actually ran",
-            )
-        artifact = _required(manifest, "model")
-        data = _required(manifest, "data")
-        reference = manifest.artifact("reference")
-        document = manifest.model_dump(mode="json")
-        decision_id = str(uuid4())
-        for attempt in range(AUDIT_ATTEMPTS):
-            try:
-                with Session(self._engine) as session, session.begin():
-                    model = _get_or_insert(
-                        session,
-                        Model,
-                        {"name": manifest.model_name},
-                        risk_tier=policy.applies_to.risk_tier,
-                    )
-                    version = _get_or_insert(
-                        session,
-                        ModelVersion,
-                        {"model_id": model.id, "version": manifest.model_version},
-                        artifact_sha256=artifact.sha256,
-                        artifact_uri=artifact.uri,
-                    )
-                    if version.artifact_sha256 != artifact.sha256:
-                        raise InputError(
-                            f"model {manifest.model_name} version {manifest.model_version}",
-                            f"is already recorded with artifact sha256 {version.artifact_sha256}, "
-                            f"not {artifact.sha256}",
-                            "a version names one artifact for good: bump the model version",
-                        )
-                    rival = session.exec(
-                        select(Policy)
-                        .filter_by(name=policy.metadata.name, version=policy.metadata.version)
-                        .where(col(Policy.sha256) != policy.content_hash)
-                    ).first()
-                    if rival is not None:
-                        raise InputError(
-                            f"policy {policy.metadata.name} v{policy.metadata.version}",
-                            f"is already recorded with other rules (sha256 {rival.sha256})",
-                            "a policy version names one document for good: bump metadata.version",
-                        )
-                    stored_policy = _get_or_insert(
-                        session,
-                        Policy,
-                        {"sha256": policy.content_hash},
-                        name=policy.metadata.name,
-                        version=policy.metadata.version,
-                        risk_tier=policy.applies_to.risk_tier,
-                        document=json.loads(policy.canonical_json()),
-                    )
-                    session.add(
-                        GateDecision(
-                            id=decision_id,
-                            model_version_id=version.id,
-                            policy_id=stored_policy.id,
-                            data_dataset_id=_dataset(session, data).id,
-                            reference_dataset_id=_dataset(session, reference).id
-                            if reference
-                            else None,
-                            verdict=manifest.decision.verdict.value,
-                            summary=manifest.decision.summary,
-                            manifest=document,
-                            manifest_sha256=manifest.sha256,
-                        )
-                    )
-                    session.flush()  # the decision row first: check runs point at it
-                    session.add_all(
-                        CheckRun(
-                            decision_id=decision_id,
-                            check_id=result["id"],
-                            type=result["type"],
-                            status=result["status"],
-                            summary=result["summary"],
-                            metrics=result["metrics"],
-                            rules=result["rules"],
-                            duration_seconds=result["duration_seconds"],
-                        )
-                        for result in document["results"]
-                    )
-                    _append_audit(
-                        session,
-                        actor=self._actor,
-                        action="gate.decision_recorded",
-                        subject=f"model:{manifest.model_name}@{manifest.model_version}",
-                        payload={
-                            "decision_id": decision_id,
-                            "verdict": manifest.decision.verdict.value,
-                            "policy": f"{policy.metadata.name} v{policy.metadata.version}",
-                            "policy_sha256": policy.content_hash,
-                            "manifest_sha256": manifest.sha256,
-                        },
-                    )
-                return decision_id
-            except IntegrityError as exc:
-                # Another writer took the same audit seq first: run the whole transaction
-                # again on top of its event. Any other integrity error is a real failure.
-                if "audit_event" not in str(exc.orig) or attempt == AUDIT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return in_transaction(
+            self._engine, lambda session: record_decision(session, manifest, policy, self._actor)
+        )
+
+
+def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction, and run it again when another writer took the audit
+    seq it chained onto: the second attempt chains onto that writer's event."""
+    for attempt in range(AUDIT_ATTEMPTS):
+        try:
+            with Session(writing(engine)) as session, session.begin():
+                return work(session)
+        except IntegrityError as exc:
+            if "audit_event" not in str(exc.orig) or attempt == AUDIT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def record_decision(
+    session: Session, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+) -> str:
+    """Insert a gate decision with its check runs and audit event, in the caller's
+    transaction."""
+    if policy.content_hash != manifest.policy.sha256:
+        raise InputError(
+            f"policy {policy.metadata.name} v{policy.metadata.version}",
+            f"hashes to {policy.content_hash}, but the manifest was judged under "
+            f"{manifest.policy.sha256}",
+            "record the decision with the policy document the gate actually ran",
+        )
+    artifact = _required(manifest, "model")
+    data = _required(manifest, "data")
+    reference = manifest.artifact("reference")
+    document = manifest.model_dump(mode="json")
+    decision_id = str(uuid4())
+    model = get_or_insert(
+        session, Model, {"name": manifest.model_name}, risk_tier=policy.applies_to.risk_tier
+    )
+    version = model_version(session, model, manifest.model_version, artifact)
+    stored_policy = pin_policy(session, policy)
+    session.add(
+        GateDecision(
+            id=decision_id,
+            model_version_id=version.id,
+            policy_id=stored_policy.id,
+            data_dataset_id=_dataset(session, data).id,
+            reference_dataset_id=_dataset(session, reference).id if reference else None,
+            verdict=manifest.decision.verdict.value,
+            summary=manifest.decision.summary,
+            manifest=document,
+            manifest_sha256=manifest.sha256,
+        )
+    )
+    session.flush()  # the decision row first: check runs point at it
+    session.add_all(
+        CheckRun(
+            decision_id=decision_id,
+            check_id=result["id"],
+            type=result["type"],
+            status=result["status"],
+            summary=result["summary"],
+            metrics=result["metrics"],
+            rules=result["rules"],
+            duration_seconds=result["duration_seconds"],
+        )
+        for result in document["results"]
+    )
+    append_audit(
+        session,
+        actor=actor,
+        action="gate.decision_recorded",
+        subject=f"model:{manifest.model_name}@{manifest.model_version}",
+        payload={
+            "decision_id": decision_id,
+            "verdict": manifest.decision.verdict.value,
+            "policy": f"{policy.metadata.name} v{policy.metadata.version}",
+            "policy_sha256": policy.content_hash,
+            "manifest_sha256": manifest.sha256,
+        },
+    )
+    return decision_id
+
+
+def model_version(session: Session, model: Model, version: str, artifact: Artifact) -> ModelVersion:
+    """The stored version, inserted if new; refused when it names other bytes."""
+    row = get_or_insert(
+        session,
+        ModelVersion,
+        {"model_id": model.id, "version": version},
+        artifact_sha256=artifact.sha256,
+        artifact_uri=artifact.uri,
+    )
+    if row.artifact_sha256 != artifact.sha256:
+        raise InputError(
+            f"model {model.name} version {version}",
+            f"is already recorded with artifact sha256 {row.artifact_sha256}, "
+            f"not {artifact.sha256}",
+            "a version names one artifact for good: bump the model version",
+        )
+    return row
+
+
+def pin_policy(session: Session, policy: PromotionPolicy) -> Policy:
+    """The stored policy with this content hash; refused when its name and version are
+    already taken by other rules."""
+    rival = session.exec(
+        select(Policy)
+        .filter_by(name=policy.metadata.name, version=policy.metadata.version)
+        .where(col(Policy.sha256) != policy.content_hash)
+    ).first()
+    if rival is not None:
+        raise InputError(
+            f"policy {policy.metadata.name} v{policy.metadata.version}",
+            f"is already recorded with other rules (sha256 {rival.sha256})",
+            "a policy version names one document for good: bump metadata.version",
+        )
+    return get_or_insert(
+        session,
+        Policy,
+        {"sha256": policy.content_hash},
+        name=policy.metadata.name,
+        version=policy.metadata.version,
+        risk_tier=policy.applies_to.risk_tier,
+        document=json.loads(policy.canonical_json()),
+    )
 
 
 def list_decisions(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
@@ -196,7 +220,7 @@ def _required(manifest: EvidenceManifest, role: str) -> Artifact:
 
 
 def _dataset(session: Session, artifact: Artifact) -> Dataset:
-    return _get_or_insert(
+    return get_or_insert(
         session,
         Dataset,
         {"sha256": artifact.sha256},
@@ -207,7 +231,7 @@ def _dataset(session: Session, artifact: Artifact) -> Dataset:
     )
 
 
-def _get_or_insert(
+def get_or_insert(
     session: Session, table: type[TableT], key: dict[str, Any], **values: Any
 ) -> TableT:
     """The row with this unique key, inserted first if missing. INSERT … ON CONFLICT DO NOTHING
@@ -219,7 +243,7 @@ def _get_or_insert(
     return session.exec(select(table).filter_by(**key)).one()
 
 
-def _append_audit(
+def append_audit(
     session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
 ) -> None:
     """Chain one event onto the trail, inside the caller's transaction."""
@@ -227,7 +251,7 @@ def _append_audit(
         select(AuditEventRow).order_by(col(AuditEventRow.seq).desc()).limit(1)
     ).first()
     chained = next_event(
-        _chained(head) if head else None,
+        chained_event(head) if head else None,
         time=utcnow(),
         actor=actor,
         action=action,
@@ -240,7 +264,7 @@ def _append_audit(
     session.flush()
 
 
-def _chained(row: AuditEventRow) -> ChainedEvent:
+def chained_event(row: AuditEventRow) -> ChainedEvent:
     event = AuditEvent(
         seq=row.seq,
         time=row.time,
@@ -256,4 +280,4 @@ def audit_trail(engine: Engine) -> list[ChainedEvent]:
     """The whole trail in seq order, as stored (verify it with `verify_chain`)."""
     with Session(engine) as session:
         rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq))).all()
-        return [_chained(row) for row in rows]
+        return [chained_event(row) for row in rows]

@@ -60,6 +60,7 @@ class Model(SQLModel, table=True):
     id: int = _serial()
     name: str = Field(unique=True)
     risk_tier: str
+    owner: str | None = None
     created_at: datetime = _created_at()
 
 
@@ -155,3 +156,145 @@ class AuditEventRow(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     prev_hash: str = _sha256()
     hash: str = _sha256(unique=True)
+
+
+class PromotionRequest(SQLModel, table=True):
+    """A model version on its way to a target. The one mutable row of the workflow: its
+    `state` moves only through `governance.domain.workflow`, each move under a row lock and
+    with an audit event in the same transaction, so the trail holds every earlier value."""
+
+    __tablename__ = "promotion_request"
+
+    id: str = Field(primary_key=True, sa_type=String(36))
+    model_version_id: int = Field(foreign_key="model_version.id", index=True)
+    target: str
+    policy_id: int = Field(foreign_key="policy.id")
+    submitter: str
+    state: str = Field(index=True)
+    state_reason: str | None = Field(default=None, sa_type=Text)
+    decision_id: str | None = Field(
+        default=None, foreign_key="gate_decision.id", sa_type=String(36)
+    )
+    inputs: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()
+
+
+class Job(SQLModel, table=True):
+    """A unit of background work. One job per (request, kind): a job runs again after a
+    crash, but it can never be enqueued twice, and its verdict is taken only once."""
+
+    __tablename__ = "job"
+    __table_args__ = (UniqueConstraint("request_id", "kind"),)
+
+    id: int = _serial()
+    request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36))
+    kind: str
+    status: str = Field(index=True)  # queued | running | done | failed
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Signature(SQLModel, table=True):
+    """An electronic signature: who (full name as shown), when, what it means, and the hash
+    of the evidence they looked at. Inserted once; never updated or deleted."""
+
+    __tablename__ = "signature"
+
+    id: int = _serial()
+    request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)
+    username: str
+    full_name: str
+    role: str
+    meaning: str  # approve | reject | waive
+    comment: str = Field(sa_type=Text)
+    evidence_sha256: str = _sha256()
+    reauthenticated: bool
+    signed_at: datetime = _created_at()
+
+
+class WaiverRequest(SQLModel, table=True):
+    __tablename__ = "waiver_request"
+
+    id: int = _serial()
+    request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)
+    requested_by: str
+    justification: str = Field(sa_type=Text)
+    days: int
+    created_at: datetime = _created_at()
+
+
+class FinalDecision(SQLModel, table=True):
+    """A final decision (approved, waived, promoted, revoked) and its signed attestation."""
+
+    __tablename__ = "final_decision"
+
+    id: str = Field(primary_key=True, sa_type=String(36))
+    request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)
+    decision: str
+    envelope: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    created_at: datetime = _created_at()
+
+
+class UserAccount(SQLModel, table=True):
+    """A person. Roles live in the access-control policy (casbin), not here."""
+
+    __tablename__ = "user_account"
+
+    id: int = _serial()
+    username: str = Field(unique=True)
+    full_name: str
+    password_hash: str
+    disabled: bool = False
+    created_at: datetime = _created_at()
+
+
+class ApiToken(SQLModel, table=True):
+    """A machine's credential. The secret is shown once; only its keyed digest is kept."""
+
+    __tablename__ = "api_token"
+
+    id: str = Field(primary_key=True, sa_type=String(16))
+    name: str
+    owner: str
+    roles: list[str] = Field(sa_type=JSON, nullable=False)
+    digest: str = _sha256(unique=True)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = _created_at()
+
+
+class UserSession(SQLModel, table=True):
+    """A person's signed-in session; like a token, only the digest of its secret is kept."""
+
+    __tablename__ = "user_session"
+
+    digest: str = Field(primary_key=True, sa_type=String(64))
+    username: str = Field(index=True)
+    csrf_token: str
+    expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    created_at: datetime = _created_at()
+
+
+class CasbinRule(SQLModel, table=True):
+    """casbin's policy lines (`p, role, resource, action` and `g, user, role`), in the
+    layout its SQLAlchemy adapter reads."""
+
+    __tablename__ = "casbin_rule"
+
+    id: int = _serial()
+    ptype: str = Field(sa_type=String(255))
+    v0: str | None = Field(default=None, sa_type=String(255))
+    v1: str | None = Field(default=None, sa_type=String(255))
+    v2: str | None = Field(default=None, sa_type=String(255))
+    v3: str | None = Field(default=None, sa_type=String(255))
+    v4: str | None = Field(default=None, sa_type=String(255))
+    v5: str | None = Field(default=None, sa_type=String(255))
+
+    def __str__(self) -> str:
+        """The policy line as casbin's adapter hands it to casbin: `p, role, obj, act`."""
+        values = (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5)
+        return ", ".join([self.ptype, *(v for v in values if v is not None)])

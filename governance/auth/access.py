@@ -1,0 +1,123 @@
+"""Who may do what. The rules are casbin's: the model in `policies/rbac_model.conf`, the
+policy lines in the database (casbin's SQLAlchemy adapter), seeded with `DEFAULT_GRANTS`.
+
+A permission is (resource, action). Every HTTP operation names one, and the server checks
+it before the handler runs; the workflow then applies the finer rules (which roles the
+model's policy takes, segregation of duties)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import casbin
+from sqlalchemy import Engine
+from sqlalchemy_adapter import Adapter
+
+from governance.config import PACKAGED_POLICIES
+from governance.store.tables import CasbinRule
+
+MODEL = PACKAGED_POLICIES / "rbac_model.conf"
+
+ROLES = (
+    "data_scientist",
+    "model_risk_officer",
+    "business_owner",
+    "chief_risk_officer",
+    "auditor",
+    "admin",
+    "ci",
+    "serving",
+)
+HUMAN_ROLES = ROLES[:6]
+MACHINE_ROLES = ("ci", "serving")
+
+READ = [
+    ("models", "read"),
+    ("policies", "read"),
+    ("requests", "read"),
+    ("decisions", "read"),
+]
+AUDIT = [("audit", "read")]
+DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
+    "data_scientist": [
+        *READ,
+        ("models", "register"),
+        ("requests", "submit"),
+        ("requests", "request_waiver"),
+        ("requests", "promote"),
+    ],
+    "model_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke")],
+    "business_owner": [*READ, ("requests", "sign")],
+    "chief_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke")],
+    "auditor": [*READ, *AUDIT, ("users", "read"), ("tokens", "read")],
+    "admin": [
+        *READ,
+        *AUDIT,
+        ("models", "register"),
+        ("requests", "promote"),
+        ("requests", "revoke"),
+        ("users", "read"),
+        ("users", "manage"),
+        ("tokens", "read"),
+        ("tokens", "manage"),
+    ],
+    "ci": [
+        ("models", "read"),
+        ("models", "register"),
+        ("policies", "read"),
+        ("requests", "read"),
+        ("requests", "submit"),
+        ("requests", "promote"),
+        ("decisions", "read"),
+    ],
+    "serving": [("admission", "check"), ("decisions", "read")],
+}
+
+
+class AccessControl:
+    """One casbin enforcer per process. Writes go through the adapter to the database;
+    `refresh` reloads lines another process wrote (the CLI adding a user, say)."""
+
+    def __init__(self, engine: Engine) -> None:
+        adapter = Adapter(engine, db_class=CasbinRule, create_table=False)
+        self._enforcer = casbin.Enforcer(str(MODEL), adapter)
+        self._lock = threading.Lock()
+        # casbin's matcher is interpreted and costs about 0.5 ms; answers are cached until the
+        # rules change (a write here, or `refresh`).
+        self._answers: dict[tuple[str, str, str], bool] = {}
+
+    def seed_defaults(self) -> None:
+        """Add the default grants that are missing; grants an admin added are kept."""
+        with self._lock:
+            for role, grants in DEFAULT_GRANTS.items():
+                for resource, action in grants:
+                    if not self._enforcer.has_policy(role, resource, action):
+                        self._enforcer.add_policy(role, resource, action)
+            self._answers.clear()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._enforcer.load_policy()
+            self._answers.clear()
+
+    def allowed(self, subjects: Iterable[str], resource: str, action: str) -> bool:
+        return any(self._allowed(s, resource, action) for s in subjects)
+
+    def _allowed(self, subject: str, resource: str, action: str) -> bool:
+        key = (subject, resource, action)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = self._enforcer.enforce(subject, resource, action)
+        return answer
+
+    def roles_of(self, username: str) -> list[str]:
+        return sorted(self._enforcer.get_roles_for_user(username))
+
+    def grant_role(self, username: str, role: str) -> None:
+        with self._lock:
+            self._enforcer.add_role_for_user(username, role)
+            self._answers.clear()
+
+    def grants(self) -> list[list[str]]:
+        return sorted(self._enforcer.get_policy())

@@ -1,0 +1,82 @@
+"""Passwords (argon2) and bearer secrets (long random strings kept as keyed digests).
+
+A password is slow to check on purpose. A token or session secret has 256 bits of entropy,
+so a keyed SHA-256 is enough and costs microseconds: the admission path checks one per
+request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_HASHER = PasswordHasher()
+TOKEN_PREFIX = "gov_"
+MIN_PASSWORD_LENGTH = 12
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str) -> str | None:
+    """Why this password is refused, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"is {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
+    return None
+
+
+def new_token() -> tuple[str, str]:
+    """(public id, full secret to show once). The id lets us name a token in lists and logs
+    without revealing it."""
+    token_id = secrets.token_hex(6)
+    return token_id, f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_id_of(secret: str) -> str | None:
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token_id, _, rest = secret[len(TOKEN_PREFIX) :].partition("_")
+    return token_id if len(token_id) == 12 and rest else None
+
+
+class DigestKey:
+    """The server-side key of the keyed digests: a stolen database alone does not let anyone
+    test guesses of tokens or sessions."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> DigestKey:
+        try:
+            return cls(path.read_bytes())
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first: use theirs
+                return cls(path.read_bytes())
+            key = secrets.token_bytes(32)
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(key)
+            return cls(key)
+
+    def digest(self, secret: str) -> str:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
