@@ -21,7 +21,7 @@ from rich.table import Table
 
 import connectors.files as files
 from governance import config
-from governance.domain.errors import InputError
+from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PolicyError
 from governance.domain.verdict import Verdict
@@ -520,6 +520,179 @@ def demo(
         )
         out.print(f"  decision id: {run.outcome.decision_id}\n")
     out.print(f"Decisions recorded in {escape(url)}")
+
+
+user_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for CI and serving systems.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+def _settings(database: str | None) -> config.Settings:
+    return config.Settings.from_env(database)
+
+
+def _governance(database: str | None) -> Any:
+    """The service over an initialised data directory, or a clear message to run init."""
+    from governance.services.container import open_governance
+    from governance.store.database import current_revision
+
+    settings = _settings(database)
+    try:
+        if current_revision(settings.database_url) is None:
+            fail(f"database {settings.database_url} is not initialised: run `governance init`")
+        return open_governance(settings)
+    except InputError as exc:
+        fail(exc.message)
+
+
+@app.command()
+def init(
+    database: DatabaseOption = None,
+    admin_password_env: Annotated[
+        str,
+        typer.Option(help="Environment variable holding the admin's password (else generated)."),
+    ] = "GOVERNANCE_ADMIN_PASSWORD",
+) -> None:
+    """Create the data directory, migrate the database, create the signing key, the default
+    access rules and an admin user. Safe to run again: it only adds what is missing."""
+    from governance.services.container import initialise
+
+    settings = _settings(database)
+    try:
+        done = initialise(settings, os.environ.get(admin_password_env) or None)
+    except (InputError, PolicyError) as exc:
+        fail(str(exc) if isinstance(exc, PolicyError) else exc.message)
+    for line in done or ["nothing to do: already initialised"]:
+        out.print(f"[green]✓[/] {escape(line)}")
+    out.print(f"data directory: {escape(str(settings.home.resolve()))}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    database: DatabaseOption = None,
+) -> None:
+    """Serve the API (/api/v1, OpenAPI at /schema/swagger) with uvicorn."""
+    import uvicorn
+
+    settings = _settings(database)
+    _governance(database).close()  # refuse to start on a database init has not made
+    os.environ["GOVERNANCE_HOME"] = str(settings.home)
+    os.environ["GOVERNANCE_DATABASE_URL"] = settings.database_url
+    out.print(f"serving http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
+    uvicorn.run(
+        "governance.web.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    full_name: Annotated[str, typer.Option("--name", help="Full name, as signatures show it.")],
+    roles: Annotated[list[str], typer.Option("--role", help="A role; repeat for several.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Add a person; the password is asked for (or read from GOVERNANCE_USER_PASSWORD)."""
+    from governance.services.people import SYSTEM
+
+    password = os.environ.get("GOVERNANCE_USER_PASSWORD") or getpass.getpass("Password: ")
+    governance = _governance(database)
+    try:
+        user = governance.people.add_user(SYSTEM, username, full_name, password, roles)
+    except (InputError, ConflictError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] user {escape(user['username'])} with roles {', '.join(user['roles'])}")
+
+
+@user_app.command("list")
+def user_list(database: DatabaseOption = None) -> None:
+    """Every user with roles and whether disabled."""
+    governance = _governance(database)
+    table = Table("user", "name", "roles", "disabled")
+    for user in governance.people.list_users():
+        table.add_row(
+            user["username"], user["full_name"], ", ".join(user["roles"]), str(user["disabled"])
+        )
+    governance.close()
+    out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(username: str, database: DatabaseOption = None) -> None:
+    """Disable a person: their sessions end and they cannot sign in or sign."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        governance.people.set_disabled(SYSTEM, username, True)
+    except NotFoundError as exc:
+        fail(str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] {escape(username)} disabled")
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    roles: Annotated[list[str], typer.Option("--role", help="A role; repeat for several.")],
+    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Issue an API token. The secret is printed once and never stored."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        token = governance.people.create_token(SYSTEM, name, roles, days)
+    except InputError as exc:
+        fail(exc.message)
+    finally:
+        governance.close()
+    err.print(f"token {token['id']} for {escape(name)} ({', '.join(token['roles'])}); keep it:")
+    out.print(token["token"])
+
+
+@token_app.command("list")
+def token_list(database: DatabaseOption = None) -> None:
+    """Every token (never its secret)."""
+    governance = _governance(database)
+    table = Table("id", "name", "roles", "expires", "revoked")
+    for token in governance.people.list_tokens():
+        table.add_row(
+            token["id"],
+            token["name"],
+            ", ".join(token["roles"]),
+            str(token["expires_at"] or "never"),
+            str(token["revoked_at"] or ""),
+        )
+    governance.close()
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, database: DatabaseOption = None) -> None:
+    """Revoke a token at once."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        governance.people.revoke_token(SYSTEM, token_id)
+    except (NotFoundError, ConflictError) as exc:
+        fail(str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] token {escape(token_id)} revoked")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ model's policy takes, segregation of duties)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 
@@ -18,6 +19,9 @@ from governance.config import PACKAGED_POLICIES
 from governance.store.tables import CasbinRule
 
 MODEL = PACKAGED_POLICIES / "rbac_model.conf"
+# casbin logs every decision at INFO: the admission path would write a line per request.
+for _name in ("casbin", "casbin.enforcer", "casbin.role", "casbin.policy"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 ROLES = (
     "data_scientist",

@@ -18,8 +18,16 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:governance:decision:v1"
 
 
-def statement(manifest: EvidenceManifest, decision_id: str | None = None) -> dict[str, Any]:
-    """Subject: the model artifact by sha256. Predicate: the decision and every rule."""
+def statement(
+    manifest: EvidenceManifest,
+    decision_id: str | None = None,
+    decision: str | None = None,
+    signatures: list[dict[str, Any]] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Subject: the model artifact by sha256. Predicate: the decision (the gate's verdict,
+    or the workflow's final decision: approved, waived, promoted, revoked), every rule, and
+    the people who signed."""
     model = manifest.artifact("model")
     if model is None:
         raise ValueError("an attestation needs the model artifact: it is its subject")
@@ -33,7 +41,8 @@ def statement(manifest: EvidenceManifest, decision_id: str | None = None) -> dic
         ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "decision": manifest.decision.verdict.value,
+            "decision": decision or manifest.decision.verdict.value,
+            "verdict": manifest.decision.verdict.value,
             "decisionId": decision_id,
             "summary": manifest.decision.summary,
             "decidedAt": manifest.created_at.isoformat(),
@@ -50,7 +59,8 @@ def statement(manifest: EvidenceManifest, decision_id: str | None = None) -> dic
                 for result in manifest.results
                 for rule in result.rules
             ],
-            "signatures": [],
+            "signatures": signatures or [],
+            **({"reason": reason} if reason else {}),
             "evidenceManifestSha256": manifest.sha256,
         },
     }

@@ -65,6 +65,22 @@ def run_gate(
     Bad input raises `InputError` before anything is recorded."""
     progress("Loading policy")
     policy = source.load_policy(request.policy)
+    manifest = judge(policy, request, source, progress)
+    decision_id = None
+    if recorder is not None:
+        progress("Recording the decision")
+        decision_id = recorder.record(manifest, policy)
+    return GateOutcome(policy=policy, manifest=manifest, decision_id=decision_id)
+
+
+def judge(
+    policy: PromotionPolicy,
+    request: GateRequest,
+    source: ArtifactSource,
+    progress: Progress = lambda step: None,
+) -> EvidenceManifest:
+    """Predict once, run every check the policy lists, and decide. The policy is given, not
+    read from `request.policy`: the service judges under the document it pinned."""
     if request.model is None and request.prediction_col is None:
         raise InputError(
             "gate", "no model and no prediction column", "pass --model or --prediction-col"
@@ -127,7 +143,7 @@ def run_gate(
         results.append(run_check(spec, inputs))
 
     model_artifact = next((a for a in artifacts if a.role == "model"), data_artifact)
-    manifest = EvidenceManifest(
+    return EvidenceManifest(
         created_at=datetime.now(UTC),
         model_name=request.model_name
         or (request.model.stem if request.model else request.data.stem),
@@ -147,11 +163,6 @@ def run_gate(
         results=results,
         decision=decide(results),
     )
-    decision_id = None
-    if recorder is not None:
-        progress("Recording the decision")
-        decision_id = recorder.record(manifest, policy)
-    return GateOutcome(policy=policy, manifest=manifest, decision_id=decision_id)
 
 
 def _require_column(data: pd.DataFrame, column: str, what: str, option: str) -> str:

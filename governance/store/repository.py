@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -281,3 +281,28 @@ def audit_trail(engine: Engine) -> list[ChainedEvent]:
     with Session(engine) as session:
         rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq))).all()
         return [chained_event(row) for row in rows]
+
+
+def audit_page(
+    engine: Engine,
+    action: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Audit events, newest first, filtered; with the total for pagination."""
+    query = select(AuditEventRow)
+    if action:
+        query = query.where(AuditEventRow.action == action)
+    if subject:
+        query = query.where(AuditEventRow.subject == subject)
+    if actor:
+        query = query.where(AuditEventRow.actor == actor)
+    with Session(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(
+            query.order_by(col(AuditEventRow.seq).desc()).offset(offset).limit(limit)
+        ).all()
+        items = [chained_event(row).model_dump(mode="json") for row in rows]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}

@@ -1,0 +1,85 @@
+"""The service assembled from its settings: one engine, one access-control enforcer, and
+the use cases on top. The HTTP app and the CLI both start from `open_governance`."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+
+from governance.auth.access import AccessControl
+from governance.auth.secrets import DigestKey
+from governance.config import Settings
+from governance.domain.checkpoint import Checkpoint, sign
+from governance.services import audit
+from governance.services.people import People
+from governance.services.policies import PolicyLibrary
+from governance.services.workflow import Workflow
+from governance.signing import PRIVATE, create_key, load_private, raw_public
+from governance.store.blobs import BlobStore
+from governance.store.database import current_revision, make_engine, upgrade
+from governance.store.repository import audit_trail
+
+
+@dataclass
+class Governance:
+    settings: Settings
+    engine: Engine
+    access: AccessControl
+    people: People
+    workflow: Workflow
+    blobs: BlobStore
+    signing_key: Ed25519PrivateKey
+
+    def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
+        public = raw_public(self.signing_key.public_key())
+        return sign(checkpoint, audit.ORIGIN, public, self.signing_key.sign)
+
+    def audit_proof(self, since_size: int | None, seq: int | None) -> dict[str, Any]:
+        events = audit_trail(self.engine)
+        since = Checkpoint(audit.ORIGIN, since_size, b"") if since_size else None
+        return audit.prove(events, self.sign_checkpoint, since=since, seq=seq)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Governance:
+    """The service over an initialised data directory and database."""
+    engine = make_engine(settings.database_url)
+    access = AccessControl(engine)
+    people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
+    key = load_private(settings.home / PRIVATE)
+    workflow = Workflow(
+        engine, people, PolicyLibrary(settings.policies), key, job_lease_seconds=job_lease_seconds
+    )
+    return Governance(settings, engine, access, people, workflow, BlobStore(settings.blobs), key)
+
+
+def initialise(settings: Settings, admin_password: str | None) -> list[str]:
+    """Make the data directory, the schema, the signing key, the default access rules and
+    an admin user, each only if missing. Returns what was done, in words."""
+    done = []
+    settings.home.mkdir(parents=True, exist_ok=True)
+    before = current_revision(settings.database_url)
+    upgrade(settings.database_url)
+    after = current_revision(settings.database_url)
+    if before != after:
+        done.append(f"database {settings.database_url} migrated to {after}")
+    if not (settings.home / PRIVATE).exists():
+        private, _ = create_key(settings.home)
+        done.append(f"signing key created: {private}")
+    PolicyLibrary(settings.policies)  # a broken policy stops init, not a later request
+    governance = open_governance(settings)
+    try:
+        governance.access.seed_defaults()
+        password = admin_password or secrets.token_urlsafe(12)
+        if governance.people.ensure_user("admin", "Administrator", password, ["admin"]):
+            shown = "as given" if admin_password else password
+            done.append(f"admin user created, password: {shown}")
+    finally:
+        governance.close()
+    return done

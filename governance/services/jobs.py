@@ -1,0 +1,66 @@
+"""The in-process executor: one background thread that runs check jobs from the database
+and expires lapsed approvals. Jobs live in the database, so any process can take one,
+and a job a crash interrupted is taken again once its claim lapses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from governance.services.workflow import Workflow
+
+log = logging.getLogger("governance.jobs")
+
+
+class JobRunner:
+    def __init__(self, workflow: Workflow, poll_seconds: float = 1.0, sweep_seconds: float = 60.0):
+        self._workflow = workflow
+        self._poll = poll_seconds
+        self._sweep = sweep_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.idle = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="governance-jobs", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A job was enqueued: look now rather than at the next poll."""
+        self.idle.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def run_pending(self) -> int:
+        """Run every job that can be claimed now; returns how many ran."""
+        ran = 0
+        for job_id in self._workflow.claimable_jobs():
+            if self._stop.is_set():
+                break
+            try:
+                ran += self._workflow.run_job(job_id)
+            except Exception:
+                log.exception("job %s failed; it will be claimed again after its lease", job_id)
+        return ran
+
+    def _loop(self) -> None:
+        since_sweep = self._sweep
+        while not self._stop.is_set():
+            self.idle.clear()
+            self.run_pending()
+            if since_sweep >= self._sweep:
+                try:
+                    self._workflow.expire_due()
+                except Exception:
+                    log.exception("expiry sweep failed; trying again at the next one")
+                since_sweep = 0.0
+            self.idle.set()
+            self._wake.wait(self._poll)
+            self._wake.clear()
+            since_sweep += self._poll

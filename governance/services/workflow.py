@@ -1,0 +1,1021 @@
+"""The promotion workflow's use cases: submit, run checks, sign, waive, promote, revoke,
+expire, and admit. Each state change is one transaction that locks the request row, asks
+the pure state machine (`governance.domain.workflow`) whether the move exists, writes, and
+appends its audit event; a final decision is also issued as a signed attestation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from connectors import files
+from governance.domain import attestation
+from governance.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+)
+from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.workflow import (
+    Action,
+    IllegalTransitionError,
+    SignatureRefusedError,
+    Signer,
+    State,
+    check_signature,
+    quorum_reached,
+    transition,
+)
+from governance.domain.workflow import (
+    Signature as SignatureRef,
+)
+from governance.services.gate import GateRequest, judge
+from governance.services.people import People, Principal
+from governance.services.policies import PolicyLibrary
+from governance.signing import key_name
+from governance.store.repository import (
+    append_audit,
+    get_or_insert,
+    in_transaction,
+    model_version,
+    pin_policy,
+    record_decision,
+)
+from governance.store.tables import (
+    AuditEventRow,
+    FinalDecision,
+    GateDecision,
+    Job,
+    Model,
+    ModelVersion,
+    Policy,
+    PromotionRequest,
+    Signature,
+    WaiverRequest,
+    utcnow,
+)
+
+CHECKS_JOB = "checks"
+ADMITTED = frozenset({State.APPROVED, State.WAIVED, State.PROMOTED})
+OPEN = frozenset(State) - {State.REJECTED, State.EXPIRED, State.REVOKED}
+MIN_JUSTIFICATION = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model version offered for a target environment, with the files to judge it by."""
+
+    model: str
+    version: str
+    target: str
+    label: str
+    artifact: Path
+    data: Path
+    reference: Path | None = None
+    champion: Path | None = None
+    positive_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    reason: str
+    state: str | None = None
+    request_id: str | None = None
+    decision_id: str | None = None
+    artifact_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": "allow" if self.allowed else "deny",
+            "reason": self.reason,
+            "state": self.state,
+            "requestId": self.request_id,
+            "decisionId": self.decision_id,
+            "artifactSha256": self.artifact_sha256,
+        }
+
+
+class Workflow:
+    def __init__(
+        self,
+        engine: Engine,
+        people: People,
+        policies: PolicyLibrary,
+        signing_key: Ed25519PrivateKey,
+        clock: Callable[[], datetime] = utcnow,
+        job_lease_seconds: float = 300.0,
+    ) -> None:
+        self.job_lease_seconds = job_lease_seconds
+        self._engine = engine
+        self._people = people
+        self._policies = policies
+        self._key = signing_key
+        self._clock = clock
+        self._admissions = AdmissionCache(engine)
+
+    @property
+    def policies(self) -> PolicyLibrary:
+        return self._policies
+
+    # --- models ------------------------------------------------------------------------
+
+    def register_model(
+        self, actor: Principal, name: str, risk_tier: str, owner: str | None
+    ) -> dict[str, Any]:
+        if risk_tier not in ("low", "medium", "high"):
+            raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
+        owner = owner or actor.name
+
+        def work(session: Session) -> dict[str, Any]:
+            model = get_or_insert(session, Model, {"name": name}, risk_tier=risk_tier, owner=owner)
+            if model.risk_tier != risk_tier:
+                raise ConflictError(
+                    f"model {name} is registered with risk tier {model.risk_tier}; a tier "
+                    "changes only by registering a new model name"
+                )
+            append_audit(
+                session,
+                actor=actor.name,
+                action="model.registered",
+                subject=f"model:{name}",
+                payload={"risk_tier": risk_tier, "owner": model.owner},
+            )
+            return _model_dict(model)
+
+        return in_transaction(self._engine, work)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        with Session(self._engine) as session:
+            return [
+                _model_dict(m) for m in session.exec(select(Model).order_by(col(Model.name))).all()
+            ]
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        with Session(self._engine) as session:
+            model = session.exec(select(Model).filter_by(name=name)).first()
+            if model is None:
+                raise NotFoundError(f"model {name}", "register it with POST /api/v1/models")
+            versions = session.exec(
+                select(ModelVersion).filter_by(model_id=model.id).order_by(col(ModelVersion.id))
+            ).all()
+            return {
+                **_model_dict(model),
+                "versions": [
+                    {
+                        "version": v.version,
+                        "artifactSha256": v.artifact_sha256,
+                        "createdAt": v.created_at,
+                    }
+                    for v in versions
+                ],
+            }
+
+    # --- submission and checks ---------------------------------------------------------
+
+    def submit(self, actor: Principal, candidate: Candidate) -> dict[str, Any]:
+        """Open a request: pin the policy for the model's tier, record the version's bytes,
+        and enqueue the checks in the same transaction."""
+        artifact_sha = files.sha256_file(candidate.artifact)
+        artifact = Artifact(
+            role="model",
+            uri=candidate.artifact.resolve().as_uri(),
+            sha256=artifact_sha,
+            format=candidate.artifact.suffix.lstrip("."),
+        )
+        request_id = str(uuid4())
+
+        def work(session: Session) -> dict[str, Any]:
+            model = session.exec(select(Model).filter_by(name=candidate.model)).first()
+            if model is None:
+                raise NotFoundError(
+                    f"model {candidate.model}",
+                    "register it first (POST /api/v1/models) with its risk tier",
+                )
+            policy = self._policies.resolve(model.risk_tier, candidate.target)
+            version = model_version(session, model, candidate.version, artifact)
+            stored_policy = pin_policy(session, policy)
+            open_request = session.exec(
+                select(PromotionRequest)
+                .filter_by(model_version_id=version.id, target=candidate.target)
+                .where(col(PromotionRequest.state).in_([s.value for s in OPEN]))
+            ).first()
+            if open_request is not None:
+                raise ConflictError(
+                    f"{candidate.model} {candidate.version} has an open request for "
+                    f"{candidate.target}: {open_request.id} ({open_request.state})",
+                    open_request.state,
+                )
+            now = self._clock()
+            row = PromotionRequest(
+                id=request_id,
+                model_version_id=version.id,
+                target=candidate.target,
+                policy_id=stored_policy.id,
+                submitter=actor.name,
+                state=State.SUBMITTED.value,
+                inputs=_inputs(candidate),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            session.add(Job(request_id=request_id, kind=CHECKS_JOB, status="queued"))
+            append_audit(
+                session,
+                actor=actor.name,
+                action="request.submitted",
+                subject=_subject(candidate.model, candidate.version),
+                payload={
+                    "request_id": request_id,
+                    "target": candidate.target,
+                    "artifact_sha256": artifact_sha,
+                    "policy": f"{policy.metadata.name} v{policy.metadata.version}",
+                    "policy_sha256": policy.content_hash,
+                },
+            )
+            return {"id": request_id, "state": row.state, "policySha256": policy.content_hash}
+
+        return in_transaction(self._engine, work)
+
+    def claimable_jobs(self) -> list[int]:
+        """Jobs to run: queued ones, and running ones whose claim lapsed (their process died
+        mid-run: a restart picks them up again)."""
+        lapsed = self._clock() - timedelta(seconds=self.job_lease_seconds)
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(Job.id)
+                    .where(
+                        (col(Job.status) == "queued")
+                        | ((col(Job.status) == "running") & (col(Job.claimed_at) < lapsed))
+                    )
+                    .order_by(col(Job.id))
+                ).all()
+            )
+
+    def run_job(self, job_id: int) -> bool:
+        """Run the checks of one request, if this process can claim the job. The verdict is
+        taken in one transaction with the state change, and only while the request is still
+        checking: a job that runs twice (after a crash) never leaves two verdicts."""
+        request_id = self._claim_job(job_id)
+        if request_id is None:
+            return False
+        try:
+            policy, gate_request = self._gate_inputs(request_id)
+            manifest = judge(policy, gate_request, files)
+        except (InputError, OSError, ValueError) as exc:
+            self._finish_job(job_id, request_id, None, None, str(exc))
+        else:
+            self._finish_job(job_id, request_id, manifest, policy, None)
+        return True
+
+    def _claim_job(self, job_id: int) -> str | None:
+        now = self._clock()
+        lapsed = now - timedelta(seconds=self.job_lease_seconds)
+
+        def work(session: Session) -> str | None:
+            job = session.exec(select(Job).where(Job.id == job_id).with_for_update()).one()
+            claimable = job.status == "queued" or (
+                job.status == "running" and job.claimed_at is not None and job.claimed_at < lapsed
+            )
+            if not claimable:
+                return None
+            job.status = "running"
+            job.attempts += 1
+            job.claimed_at = now
+            session.add(job)
+            request = _locked(session, job.request_id)
+            if request.state == State.SUBMITTED.value:
+                self._move(session, request, Action.START_CHECKS, "governance", None, {})
+            return job.request_id
+
+        return self._changing(work)
+
+    def _gate_inputs(self, request_id: str) -> tuple[PromotionPolicy, GateRequest]:
+        with Session(self._engine) as session:
+            request = _get(session, request_id)
+            policy_row = session.get(Policy, request.policy_id)
+            version = session.get(ModelVersion, request.model_version_id)
+            model = session.get(Model, version.model_id) if version else None
+        assert policy_row is not None and version is not None and model is not None
+        policy = parse_policy(policy_row.document)
+        inputs = request.inputs
+        gate_request = GateRequest(
+            policy=Path(),  # judged under the pinned document, not a file
+            data=Path(inputs["data"]),
+            target=inputs["label"],
+            model=Path(inputs["artifact"]),
+            reference=_optional_path(inputs.get("reference")),
+            champion=_optional_path(inputs.get("champion")),
+            positive_label=inputs.get("positive_label"),
+            model_name=model.name,
+            model_version=version.version,
+        )
+        return policy, gate_request
+
+    def _finish_job(
+        self,
+        job_id: int,
+        request_id: str,
+        manifest: EvidenceManifest | None,
+        policy: PromotionPolicy | None,
+        error: str | None,
+    ) -> None:
+        def work(session: Session) -> None:
+            job = session.exec(select(Job).where(Job.id == job_id).with_for_update()).one()
+            request = _locked(session, request_id)
+            job.finished_at = self._clock()
+            if request.state != State.CHECKING.value:  # decided already: keep that verdict
+                job.status = "done"
+                session.add(job)
+                return
+            if manifest is None or policy is None:
+                job.status, job.error = "failed", error
+                self._move(
+                    session,
+                    request,
+                    Action.CHECKS_BLOCKED,
+                    "governance",
+                    f"the checks could not run: {error}",
+                    {"error": error},
+                )
+            else:
+                job.status = "done"
+                decision_id = record_decision(session, manifest, policy, "governance")
+                request.decision_id = decision_id
+                verdict = manifest.decision.verdict.value
+                action = Action.CHECKS_PASSED if verdict == "pass" else Action.CHECKS_BLOCKED
+                self._move(
+                    session,
+                    request,
+                    action,
+                    "governance",
+                    manifest.decision.summary,
+                    {"decision_id": decision_id, "verdict": verdict},
+                )
+            session.add(job)
+
+        self._changing(work)
+
+    # --- people decide -----------------------------------------------------------------
+
+    def sign(
+        self,
+        actor: Principal,
+        request_id: str,
+        meaning: str,
+        comment: str,
+        password: str,
+        role: str | None = None,
+    ) -> dict[str, Any]:
+        """An electronic signature: re-authenticated, with its meaning, over the evidence's
+        hash. `approve` and `reject` while awaiting approval; `waive` and `reject` on a
+        requested waiver."""
+        if meaning not in ("approve", "reject", "waive"):
+            raise InputError("meaning", f"is {meaning!r}", "use approve, reject or waive")
+        if actor.kind != "user":
+            raise ForbiddenError("only a person signs: an API token cannot")
+        if not comment.strip():
+            raise InputError("comment", "is empty", "say what you checked and why you decide so")
+        user = self._people.verify_password(actor.name, password)
+
+        def work(session: Session) -> dict[str, Any]:
+            request = _locked(session, request_id)
+            state = State(request.state)
+            action = {
+                ("approve", State.AWAITING_APPROVAL): Action.APPROVE,
+                ("reject", State.AWAITING_APPROVAL): Action.REJECT,
+                ("waive", State.WAIVER_REQUESTED): Action.GRANT_WAIVER,
+                ("reject", State.WAIVER_REQUESTED): Action.DENY_WAIVER,
+            }.get((meaning, state))
+            if action is None:
+                raise ConflictError(
+                    f"cannot sign with meaning {meaning!r} a request that is {state.value}",
+                    state.value,
+                )
+            policy = _policy(session, request)
+            owner = _owner(session, request)
+            signer = Signer(actor.name, actor.roles)
+            previous = _signatures(session, request_id)
+            chosen = role or _pick_role(policy, action, actor, previous)
+            if action in (Action.APPROVE, Action.REJECT):
+                try:
+                    check_signature(
+                        policy.approvals,
+                        signer,
+                        chosen,
+                        request.submitter,
+                        owner,
+                        [
+                            SignatureRef(s.username, s.role)
+                            for s in previous
+                            if s.meaning == "approve"
+                        ],
+                    )
+                except SignatureRefusedError as exc:
+                    raise ForbiddenError(str(exc)) from None
+            else:
+                _check_waiver_signer(policy, signer, chosen, request.submitter, owner)
+            evidence = _evidence_sha256(session, request)
+            now = self._clock()
+            session.add(
+                Signature(
+                    request_id=request_id,
+                    username=actor.name,
+                    full_name=user.full_name,
+                    role=chosen,
+                    meaning=meaning,
+                    comment=comment.strip(),
+                    evidence_sha256=evidence,
+                    reauthenticated=True,
+                    signed_at=now,
+                )
+            )
+            append_audit(
+                session,
+                actor=actor.name,
+                action=f"signature.{meaning}",
+                subject=_request_subject(session, request),
+                payload={
+                    "request_id": request_id,
+                    "full_name": user.full_name,
+                    "role": chosen,
+                    "meaning": meaning,
+                    "comment": comment.strip(),
+                    "evidence_sha256": evidence,
+                },
+            )
+            session.flush()
+            approvals = [
+                SignatureRef(s.username, s.role)
+                for s in _signatures(session, request_id)
+                if s.meaning == "approve"
+            ]
+            if action is Action.APPROVE and not quorum_reached(policy.approvals, approvals):
+                return self._request_dict(session, request)
+            if action is Action.APPROVE:
+                request.expires_at = now + timedelta(days=policy.approvals.expires_after_days)
+            if action is Action.GRANT_WAIVER:
+                waiver = _waiver(session, request_id)
+                days = min(waiver.days, policy.waivers.max_days) if waiver else 1
+                request.expires_at = now + timedelta(days=days)
+            reason = f"{meaning} by {user.full_name} ({chosen}): {comment.strip()}"
+            self._move(session, request, action, actor.name, reason, {"role": chosen})
+            return self._request_dict(session, request)
+
+        return self._changing(work)
+
+    def request_waiver(
+        self, actor: Principal, request_id: str, justification: str, days: int
+    ) -> dict[str, Any]:
+        if len(justification.strip()) < MIN_JUSTIFICATION:
+            raise InputError(
+                "justification",
+                f"is {len(justification.strip())} characters",
+                f"explain in {MIN_JUSTIFICATION} or more why the model should serve anyway",
+            )
+        if days < 1:
+            raise InputError("days", f"is {days}", "ask for 1 day or more")
+
+        def work(session: Session) -> dict[str, Any]:
+            request = _locked(session, request_id)
+            policy = _policy(session, request)
+            if not policy.waivers.allowed:
+                raise ConflictError(
+                    f"policy {policy.metadata.name} v{policy.metadata.version} allows no "
+                    "waivers: fix the model and submit a new version",
+                    request.state,
+                )
+            if days > policy.waivers.max_days:
+                raise InputError(
+                    "days", f"is {days}", f"ask for at most {policy.waivers.max_days} days"
+                )
+            self._check_move(request, Action.REQUEST_WAIVER)
+            session.add(
+                WaiverRequest(
+                    request_id=request_id,
+                    requested_by=actor.name,
+                    justification=justification.strip(),
+                    days=days,
+                    created_at=self._clock(),
+                )
+            )
+            self._move(
+                session,
+                request,
+                Action.REQUEST_WAIVER,
+                actor.name,
+                justification.strip(),
+                {"days": days},
+            )
+            return self._request_dict(session, request)
+
+        return self._changing(work)
+
+    def promote(self, actor: Principal, request_id: str) -> dict[str, Any]:
+        def work(session: Session) -> dict[str, Any]:
+            request = _locked(session, request_id)
+            self._check_move(request, Action.PROMOTE)
+            if request.expires_at is not None and request.expires_at <= self._clock():
+                raise ConflictError(
+                    f"the approval expired at {request.expires_at.isoformat()}: submit again",
+                    request.state,
+                )
+            self._move(session, request, Action.PROMOTE, actor.name, None, {})
+            return self._request_dict(session, request)
+
+        return self._changing(work)
+
+    def revoke(self, actor: Principal, request_id: str, reason: str) -> dict[str, Any]:
+        if not reason.strip():
+            raise InputError("reason", "is empty", "say why the model must stop serving")
+
+        def work(session: Session) -> dict[str, Any]:
+            request = _locked(session, request_id)
+            self._move(session, request, Action.REVOKE, actor.name, reason.strip(), {})
+            return self._request_dict(session, request)
+
+        return self._changing(work)
+
+    def expire_due(self) -> list[str]:
+        """Expire every approval, waiver or promotion past its date; returns their ids."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            due = session.exec(
+                select(PromotionRequest.id)
+                .where(col(PromotionRequest.state).in_([s.value for s in ADMITTED]))
+                .where(col(PromotionRequest.expires_at) <= now)
+            ).all()
+        expired = []
+        for request_id in due:
+
+            def work(session: Session, request_id: str = request_id) -> bool:
+                request = _locked(session, request_id)
+                if request.state not in ADMITTED or (
+                    request.expires_at is None or request.expires_at > now
+                ):
+                    return False
+                self._move(session, request, Action.EXPIRE, "governance", "approval expired", {})
+                return True
+
+            if self._changing(work):
+                expired.append(request_id)
+        return expired
+
+    # --- reading -----------------------------------------------------------------------
+
+    def get_request(self, request_id: str) -> dict[str, Any]:
+        with Session(self._engine) as session:
+            return self._request_dict(session, _get(session, request_id))
+
+    def list_requests(
+        self,
+        state: str | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        query = (
+            select(PromotionRequest)
+            .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
+            .join(Model, col(ModelVersion.model_id) == col(Model.id))
+        )
+        if state:
+            if state not in {s.value for s in State}:
+                raise InputError("state", f"is {state!r}", f"use one of {', '.join(State)}")
+            query = query.where(PromotionRequest.state == state)
+        if model:
+            query = query.where(Model.name == model)
+        with Session(self._engine) as session:
+            total = session.exec(select(func.count()).select_from(query.subquery())).one()
+            rows = session.exec(
+                query.order_by(col(PromotionRequest.created_at).desc()).offset(offset).limit(limit)
+            ).all()
+            items = [self._request_summary(session, r) for r in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    def manifest(self, request_id: str) -> dict[str, Any]:
+        with Session(self._engine) as session:
+            request = _get(session, request_id)
+            if request.decision_id is None:
+                raise ConflictError(
+                    f"request {request_id} has no evidence yet: it is {request.state}",
+                    request.state,
+                )
+            decision = session.get(GateDecision, request.decision_id)
+            assert decision is not None
+            return decision.manifest
+
+    def attestation(self, decision_id: str) -> dict[str, Any]:
+        with Session(self._engine) as session:
+            row = session.get(FinalDecision, decision_id)
+            if row is None:
+                raise NotFoundError(
+                    f"decision {decision_id}", "take the decision id from the request or admission"
+                )
+            return row.envelope
+
+    def admission(
+        self, model: str, version: str, target: str, digest: str | None = None
+    ) -> Admission:
+        if digest is not None and not (
+            digest.startswith("sha256:") and len(digest) == 71 and _hex(digest[7:])
+        ):
+            raise InputError("digest", f"is {digest!r}", "give sha256:<64 hex digits>")
+        key = (model, version, target)
+        answer = self._admissions.get(key)
+        if answer is None:
+            answer = self._admissions.put(key, self._admission(model, version, target))
+        return _with_digest(answer, digest)
+
+    def _admission(self, model: str, version: str, target: str) -> Admission:
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(PromotionRequest, ModelVersion)
+                .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
+                .join(Model, col(ModelVersion.model_id) == col(Model.id))
+                .where(Model.name == model, ModelVersion.version == version)
+                .where(PromotionRequest.target == target)
+                .order_by(col(PromotionRequest.created_at).desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return Admission(False, f"{model} {version} has no promotion request for {target}")
+            request, stored = row
+            decision = session.exec(
+                select(FinalDecision.id)
+                .filter_by(request_id=request.id)
+                .order_by(col(FinalDecision.created_at).desc())
+                .limit(1)
+            ).first()
+        state = State(request.state)
+        common = {
+            "state": state.value,
+            "request_id": request.id,
+            "decision_id": decision,
+            "artifact_sha256": stored.artifact_sha256,
+        }
+        if state not in ADMITTED:
+            why = f": {request.state_reason}" if request.state_reason else ""
+            return Admission(False, f"the request is {state.value}{why}", **common)
+        if request.expires_at is not None and request.expires_at <= self._clock():
+            return Admission(False, f"the {state.value} decision expired", **common)
+        expiry = request.expires_at.isoformat() if request.expires_at else "never"
+        return Admission(True, f"{state.value}; valid until {expiry}", **common)
+
+    def admission_cache_clear(self) -> None:
+        self._admissions.clear()
+
+    # --- the one way state moves -------------------------------------------------------
+
+    def _check_move(self, request: PromotionRequest, action: Action) -> State:
+        try:
+            return transition(State(request.state), action)
+        except IllegalTransitionError as exc:
+            raise ConflictError(str(exc), request.state) from None
+
+    def _move(
+        self,
+        session: Session,
+        request: PromotionRequest,
+        action: Action,
+        actor: str,
+        reason: str | None,
+        payload: dict[str, Any],
+    ) -> None:
+        previous = request.state
+        new = self._check_move(request, action)
+        now = self._clock()
+        request.state = new.value
+        request.state_reason = reason
+        request.updated_at = now
+        session.add(request)
+        session.flush()
+        event_payload: dict[str, Any] = {
+            "request_id": request.id,
+            "from": previous,
+            "to": new.value,
+            **({"reason": reason} if reason else {}),
+            **payload,
+        }
+        if new in (State.APPROVED, State.WAIVED, State.PROMOTED, State.REVOKED):
+            event_payload["final_decision_id"] = self._issue(session, request, new, reason)
+        append_audit(
+            session,
+            actor=actor,
+            action=f"request.{action.value}",
+            subject=_request_subject(session, request),
+            payload=event_payload,
+        )
+
+    def _issue(
+        self, session: Session, request: PromotionRequest, state: State, reason: str | None
+    ) -> str:
+        """Sign the final decision as an in-toto Statement in a DSSE envelope."""
+        decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
+        if decision is None:
+            raise ConflictError("a final decision needs the checks' evidence", request.state)
+        manifest = EvidenceManifest.model_validate(decision.manifest)
+        decision_id = str(uuid4())
+        signatures = [
+            {
+                "name": s.full_name,
+                "username": s.username,
+                "role": s.role,
+                "meaning": s.meaning,
+                "signedAt": s.signed_at.isoformat(),
+                "evidenceSha256": s.evidence_sha256,
+            }
+            for s in _signatures(session, request.id)
+        ]
+        document = attestation.statement(
+            manifest,
+            decision_id,
+            decision=state.value,
+            signatures=signatures,
+            reason=reason if state is State.REVOKED else None,
+        )
+        document["predicate"]["requestId"] = request.id
+        document["predicate"]["target"] = request.target
+        document["predicate"]["expiresAt"] = (
+            request.expires_at.isoformat() if request.expires_at else None
+        )
+        envelope = attestation.envelope(document, key_name(self._key.public_key()), self._key.sign)
+        session.add(
+            FinalDecision(
+                id=decision_id,
+                request_id=request.id,
+                decision=state.value,
+                envelope=envelope,
+                created_at=self._clock(),
+            )
+        )
+        return decision_id
+
+    def _changing(self, work: Callable[[Session], Any]) -> Any:
+        """A state change, then the admission cache forgets the request's answers."""
+        try:
+            return in_transaction(self._engine, work)
+        finally:
+            self._admissions.clear()
+
+    def _request_summary(self, session: Session, request: PromotionRequest) -> dict[str, Any]:
+        version = session.get(ModelVersion, request.model_version_id)
+        model = session.get(Model, version.model_id) if version else None
+        policy = session.get(Policy, request.policy_id)
+        assert version is not None and model is not None and policy is not None
+        return {
+            "id": request.id,
+            "model": model.name,
+            "version": version.version,
+            "riskTier": model.risk_tier,
+            "target": request.target,
+            "state": request.state,
+            "stateReason": request.state_reason,
+            "submitter": request.submitter,
+            "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+            "artifactSha256": version.artifact_sha256,
+            "expiresAt": request.expires_at,
+            "createdAt": request.created_at,
+            "updatedAt": request.updated_at,
+        }
+
+    def _request_dict(self, session: Session, request: PromotionRequest) -> dict[str, Any]:
+        summary = self._request_summary(session, request)
+        decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
+        policy = _policy(session, request)
+        finals = session.exec(
+            select(FinalDecision)
+            .filter_by(request_id=request.id)
+            .order_by(col(FinalDecision.created_at))
+        ).all()
+        waiver = _waiver(session, request.id)
+        return {
+            **summary,
+            "owner": _owner(session, request),
+            "verdict": decision.verdict if decision else None,
+            "decisionSummary": decision.summary if decision else None,
+            "evidenceSha256": decision.manifest_sha256 if decision else None,
+            "checks": decision.manifest["results"] if decision else [],
+            "approvalRules": policy.approvals.model_dump(mode="json", by_alias=True),
+            "signatures": [
+                {
+                    "username": s.username,
+                    "fullName": s.full_name,
+                    "role": s.role,
+                    "meaning": s.meaning,
+                    "comment": s.comment,
+                    "evidenceSha256": s.evidence_sha256,
+                    "reauthenticated": s.reauthenticated,
+                    "signedAt": s.signed_at,
+                }
+                for s in _signatures(session, request.id)
+            ],
+            "waiver": None
+            if waiver is None
+            else {
+                "requestedBy": waiver.requested_by,
+                "justification": waiver.justification,
+                "days": waiver.days,
+                "requestedAt": waiver.created_at,
+            },
+            "decisions": [
+                {"id": f.id, "decision": f.decision, "createdAt": f.created_at} for f in finals
+            ],
+        }
+
+
+class AdmissionCache:
+    """Admission answers per (model, version, target). This process drops them on its own
+    state changes; other processes' changes show as a new audit head, polled at most every
+    `POLL_SECONDS` — every state change appends an audit event, so the head moves with it."""
+
+    POLL_SECONDS = 0.1
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._answers: dict[tuple[str, str, str], Admission] = {}
+        self._head: int | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Admission | None:
+        now = time.monotonic()
+        if now - self._checked > self.POLL_SECONDS:
+            with self._lock:
+                if now - self._checked > self.POLL_SECONDS:
+                    head = self._audit_head()
+                    if head != self._head:
+                        self._answers.clear()
+                        self._head = head
+                    self._checked = now
+        return self._answers.get(key)
+
+    def put(self, key: tuple[str, str, str], answer: Admission) -> Admission:
+        self._answers[key] = answer
+        return answer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+            self._checked = 0.0
+
+    def _audit_head(self) -> int | None:
+        with self._engine.connect() as connection:
+            return connection.execute(select(func.max(AuditEventRow.seq))).scalar()
+
+
+def _with_digest(answer: Admission, digest: str | None) -> Admission:
+    if digest is None or not answer.allowed:
+        return answer
+    if digest[7:].lower() != answer.artifact_sha256:
+        return Admission(
+            False,
+            f"the bytes to be served ({digest}) are not the approved artifact "
+            f"(sha256:{answer.artifact_sha256})",
+            answer.state,
+            answer.request_id,
+            answer.decision_id,
+            answer.artifact_sha256,
+        )
+    return answer
+
+
+def _hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _model_dict(model: Model) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "riskTier": model.risk_tier,
+        "owner": model.owner,
+        "createdAt": model.created_at,
+    }
+
+
+def _inputs(candidate: Candidate) -> dict[str, Any]:
+    return {
+        "artifact": str(candidate.artifact),
+        "data": str(candidate.data),
+        "reference": str(candidate.reference) if candidate.reference else None,
+        "champion": str(candidate.champion) if candidate.champion else None,
+        "label": candidate.label,
+        "positive_label": candidate.positive_label,
+    }
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _subject(model: str, version: str) -> str:
+    return f"model:{model}@{version}"
+
+
+def _request_subject(session: Session, request: PromotionRequest) -> str:
+    version = session.get(ModelVersion, request.model_version_id)
+    model = session.get(Model, version.model_id) if version else None
+    assert version is not None and model is not None
+    return _subject(model.name, version.version)
+
+
+def _get(session: Session, request_id: str) -> PromotionRequest:
+    request = session.get(PromotionRequest, request_id)
+    if request is None:
+        raise NotFoundError(f"request {request_id}", "list the requests to find its id")
+    return request
+
+
+def _locked(session: Session, request_id: str) -> PromotionRequest:
+    """The request row, locked until the transaction ends (PostgreSQL; SQLite's writer
+    holds the whole database already)."""
+    request = session.exec(
+        select(PromotionRequest).where(PromotionRequest.id == request_id).with_for_update()
+    ).first()
+    if request is None:
+        raise NotFoundError(f"request {request_id}", "list the requests to find its id")
+    return request
+
+
+def _policy(session: Session, request: PromotionRequest) -> PromotionPolicy:
+    row = session.get(Policy, request.policy_id)
+    assert row is not None
+    return parse_policy(row.document)
+
+
+def _owner(session: Session, request: PromotionRequest) -> str:
+    version = session.get(ModelVersion, request.model_version_id)
+    model = session.get(Model, version.model_id) if version else None
+    assert model is not None
+    return model.owner or request.submitter
+
+
+def _signatures(session: Session, request_id: str) -> list[Signature]:
+    return list(
+        session.exec(
+            select(Signature).filter_by(request_id=request_id).order_by(col(Signature.id))
+        ).all()
+    )
+
+
+def _waiver(session: Session, request_id: str) -> WaiverRequest | None:
+    return session.exec(
+        select(WaiverRequest)
+        .filter_by(request_id=request_id)
+        .order_by(col(WaiverRequest.id).desc())
+        .limit(1)
+    ).first()
+
+
+def _evidence_sha256(session: Session, request: PromotionRequest) -> str:
+    decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
+    if decision is None:
+        raise ConflictError("there is no evidence to sign yet", request.state)
+    return decision.manifest_sha256
+
+
+def _pick_role(
+    policy: PromotionPolicy, action: Action, actor: Principal, previous: list[Signature]
+) -> str:
+    """The role to sign in when the signer did not name one: the only fitting role held."""
+    if action in (Action.GRANT_WAIVER, Action.DENY_WAIVER):
+        wanted = [policy.waivers.approver_role] if policy.waivers.approver_role else []
+    else:
+        signed = {s.role for s in previous if s.meaning == "approve"}
+        wanted = [r for r in policy.approvals.roles if r not in signed] or policy.approvals.roles
+    held = [r for r in wanted if r in actor.roles]
+    if len(held) == 1:
+        return held[0]
+    if not held:
+        raise ForbiddenError(
+            f"{actor.name} holds none of the roles this signature needs ({', '.join(wanted)})"
+        )
+    raise InputError("role", f"you hold {', '.join(held)}", "name the role you sign in")
+
+
+def _check_waiver_signer(
+    policy: PromotionPolicy, signer: Signer, role: str, submitter: str, owner: str
+) -> None:
+    if role != policy.waivers.approver_role or role not in signer.roles:
+        raise ForbiddenError(
+            f"only the policy's waiver role ({policy.waivers.approver_role}) decides a waiver"
+        )
+    if signer.user in (submitter, owner):
+        raise ForbiddenError(
+            f"{signer.user} submitted or owns this model and may not decide its waiver "
+            "(segregation of duties)"
+        )

@@ -1,0 +1,59 @@
+"""Uploaded files in a content-addressed directory: a file is named by its sha256, so the
+same bytes are stored once and a stored file can never be silently replaced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from governance.domain.errors import InputError
+
+CHUNK = 1024 * 1024
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, sha256: str, suffix: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / f"{sha256}{suffix}"
+
+    async def put(self, field: str, name: str, chunks: AsyncIterator[bytes], limit: int) -> Path:
+        """Stream an upload to disk, hashing as it goes; refused past `limit` bytes. The
+        file keeps its suffix: the readers choose the format by it."""
+        suffix = "".join(Path(name).suffixes[-2:]).lower()
+        if not suffix or len(suffix) > 16 or not suffix[1:].replace(".", "").isalnum():
+            raise InputError(
+                field,
+                f"file name {name!r} has no usable suffix",
+                "name it .csv, .parquet, .skops …",
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        descriptor, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise InputError(
+                            field,
+                            f"is larger than the limit of {limit // (1024 * 1024)} MiB",
+                            "reference the file by URI, or raise GOVERNANCE_MAX_UPLOAD_MB",
+                        )
+                    digest.update(chunk)
+                    stream.write(chunk)
+            if size == 0:
+                raise InputError(field, "is empty", "upload the file itself")
+            target = self.path_of(digest.hexdigest(), suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+            target.chmod(0o444)
+            return target
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)

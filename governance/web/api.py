@@ -1,0 +1,433 @@
+"""The HTTP API under /api/v1. Each handler names the permission it needs (checked by the
+`authorize` guard before it runs) and calls one service function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+
+from governance.domain.audit import verify_chain
+from governance.domain.errors import InputError
+from governance.services.container import Governance
+from governance.services.people import Principal
+from governance.services.workflow import Candidate
+from governance.store.repository import audit_page, audit_trail
+from governance.web.auth import authorize, bearer_secret
+
+Json = dict[str, Any]
+MiB = 1024 * 1024
+
+
+class Camel(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Request bodies: camelCase on the wire, unknown fields refused with their name."""
+
+
+class SignIn(Camel):
+    username: str
+    password: str
+
+
+class NewModel(Camel):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    risk_tier: str
+    owner: str | None = None
+
+
+class SignatureBody(Camel):
+    meaning: str
+    comment: str
+    password: str
+    role: str | None = None
+
+
+class WaiverBody(Camel):
+    justification: str
+    days: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+
+
+class RevokeBody(Camel):
+    reason: str
+
+
+class NewUser(Camel):
+    username: str
+    full_name: str
+    password: str
+    roles: list[str]
+
+
+class NewToken(Camel):
+    name: str
+    roles: list[str]
+    days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+@dataclass
+class SubmitForm:
+    model: str
+    version: str
+    label: str
+    artifact: UploadFile
+    data: UploadFile
+    target: str = "production"
+    reference: UploadFile | None = None
+    champion: UploadFile | None = None
+    positive_label: str | None = None
+
+
+def _gov(request: Request) -> Governance:
+    governance: Governance = request.app.state.governance
+    return governance
+
+
+def _me(request: Request) -> Principal:
+    principal: Principal = request.user
+    return principal
+
+
+def permission(resource: str, action: str) -> dict[str, Any]:
+    return {"permission": (resource, action)}
+
+
+SIGNED_IN = {"permission": "signed-in"}
+PUBLIC = {"exclude_from_auth": True, "permission": "public"}
+
+
+# --- sessions and me ------------------------------------------------------------------
+
+
+@post("/sessions", opt=PUBLIC, status_code=201, summary="Sign in", tags=["people"])
+async def sign_in(request: Request, data: SignIn) -> Json:
+    governance = _gov(request)
+    return await _thread(
+        governance.people.sign_in,
+        data.username,
+        data.password,
+        governance.settings.session_hours,
+    )
+
+
+@delete("/sessions/current", opt=SIGNED_IN, summary="Sign out", tags=["people"])
+async def sign_out(request: Request) -> None:
+    secret = bearer_secret(request)
+    if secret:
+        await _thread(_gov(request).people.sign_out, secret)
+
+
+@get("/me", opt=SIGNED_IN, summary="Who am I", tags=["people"])
+async def me(request: Request) -> Json:
+    principal = _me(request)
+    return {
+        "name": principal.name,
+        "fullName": principal.full_name,
+        "kind": principal.kind,
+        "roles": sorted(principal.roles),
+    }
+
+
+# --- models and policies --------------------------------------------------------------
+
+
+@get("/models", opt=permission("models", "read"), tags=["models"])
+async def list_models(request: Request) -> list[Json]:
+    return await _thread(_gov(request).workflow.list_models)
+
+
+@post("/models", opt=permission("models", "register"), status_code=201, tags=["models"])
+async def register_model(request: Request, data: NewModel) -> Json:
+    return await _thread(
+        _gov(request).workflow.register_model, _me(request), data.name, data.risk_tier, data.owner
+    )
+
+
+@get("/models/{name:str}", opt=permission("models", "read"), tags=["models"])
+async def get_model(request: Request, name: str) -> Json:
+    return await _thread(_gov(request).workflow.get_model, name)
+
+
+@get("/policies", opt=permission("policies", "read"), tags=["policies"])
+async def list_policies(request: Request) -> list[Json]:
+    return [
+        {
+            "name": p.metadata.name,
+            "version": p.metadata.version,
+            "riskTier": p.applies_to.risk_tier,
+            "targets": p.applies_to.targets,
+            "sha256": p.content_hash,
+            "document": p.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        for p in _gov(request).workflow.policies.policies
+    ]
+
+
+# --- promotion requests ---------------------------------------------------------------
+
+
+@post(
+    "/requests",
+    opt=permission("requests", "submit"),
+    status_code=202,
+    tags=["requests"],
+    summary="Submit a model version for promotion; its checks run as a job",
+)
+async def submit(
+    request: Request, data: Annotated[SubmitForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+) -> Json:
+    governance = _gov(request)
+    limit = governance.settings.max_upload_bytes
+    stored = {}
+    for field in ("artifact", "data", "reference", "champion"):
+        upload = getattr(data, field)
+        if upload is None:
+            continue
+        if not isinstance(upload, UploadFile):
+            raise InputError(field, "is not a file part", f"send {field} as a file upload")
+        stored[field] = await governance.blobs.put(
+            field, upload.filename or "", _chunks(upload), limit
+        )
+    candidate = Candidate(
+        model=data.model,
+        version=data.version,
+        target=data.target,
+        label=data.label,
+        artifact=stored["artifact"],
+        data=stored["data"],
+        reference=stored.get("reference"),
+        champion=stored.get("champion"),
+        positive_label=data.positive_label,
+    )
+    created = await _thread(governance.workflow.submit, _me(request), candidate)
+    request.app.state.jobs.notify()
+    return created
+
+
+@get("/requests", opt=permission("requests", "read"), tags=["requests"])
+async def list_requests(
+    request: Request,
+    state_filter: Annotated[str | None, Parameter(query="state")] = None,
+    model: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+) -> Json:
+    return await _thread(
+        _gov(request).workflow.list_requests, state_filter, model, limit, offset
+    )
+
+
+@get("/requests/{request_id:str}", opt=permission("requests", "read"), tags=["requests"])
+async def get_request(request: Request, request_id: str) -> Json:
+    return await _thread(_gov(request).workflow.get_request, request_id)
+
+
+@get("/requests/{request_id:str}/evidence", opt=permission("requests", "read"), tags=["requests"])
+async def get_evidence(request: Request, request_id: str) -> Json:
+    return await _thread(_gov(request).workflow.manifest, request_id)
+
+
+@post(
+    "/requests/{request_id:str}/signatures",
+    opt=permission("requests", "sign"),
+    tags=["requests"],
+    summary="Sign (approve, reject, waive); re-authenticates with the signer's password",
+)
+async def sign(request: Request, request_id: str, data: SignatureBody) -> Json:
+    return await _thread(
+        _gov(request).workflow.sign,
+        _me(request),
+        request_id,
+        data.meaning,
+        data.comment,
+        data.password,
+        data.role,
+    )
+
+
+@post(
+    "/requests/{request_id:str}/waiver",
+    opt=permission("requests", "request_waiver"),
+    tags=["requests"],
+)
+async def request_waiver(request: Request, request_id: str, data: WaiverBody) -> Json:
+    return await _thread(
+        _gov(request).workflow.request_waiver,
+        _me(request),
+        request_id,
+        data.justification,
+        data.days,
+    )
+
+
+@post(
+    "/requests/{request_id:str}/promote", opt=permission("requests", "promote"), tags=["requests"]
+)
+async def promote(request: Request, request_id: str) -> Json:
+    return await _thread(_gov(request).workflow.promote, _me(request), request_id)
+
+
+@post("/requests/{request_id:str}/revoke", opt=permission("requests", "revoke"), tags=["requests"])
+async def revoke(request: Request, request_id: str, data: RevokeBody) -> Json:
+    return await _thread(_gov(request).workflow.revoke, _me(request), request_id, data.reason)
+
+
+@get(
+    "/decisions/{decision_id:str}/attestation",
+    opt=permission("decisions", "read"),
+    tags=["evidence"],
+    summary="The decision as a DSSE envelope holding an in-toto Statement",
+)
+async def get_attestation(request: Request, decision_id: str) -> Json:
+    return await _thread(_gov(request).workflow.attestation, decision_id)
+
+
+# --- admission ------------------------------------------------------------------------
+
+
+@get(
+    "/admission/{model:str}/{version:str}",
+    opt=permission("admission", "check"),
+    tags=["serving"],
+    sync_to_thread=False,
+    summary="May this model version be served? Allow or deny, with the reason",
+)
+def admission(
+    request: Request,
+    model: str,
+    version: str,
+    target: str = "production",
+    digest: str | None = None,
+) -> Json:
+    # Synchronous on purpose: an answer from the cache takes microseconds, and Litestar runs
+    # a sync handler in its thread pool only when told to (sync_to_thread below).
+    return _gov(request).workflow.admission(model, version, target, digest).as_dict()
+
+
+# --- audit ----------------------------------------------------------------------------
+
+
+@get("/audit", opt=permission("audit", "read"), tags=["audit"])
+async def list_audit(
+    request: Request,
+    action: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+) -> Json:
+    return await _thread(audit_page, _gov(request).engine, action, subject, actor, limit, offset)
+
+
+@get("/audit/verify", opt=permission("audit", "read"), tags=["audit"])
+async def verify_audit(request: Request) -> Json:
+    events = await _thread(audit_trail, _gov(request).engine)
+    problems = verify_chain(events)
+    return {"intact": not problems, "events": len(events), "problems": problems}
+
+
+@get("/audit/proof", opt=permission("audit", "read"), tags=["audit"])
+async def audit_proof(
+    request: Request,
+    since_size: Annotated[int | None, Parameter(query="sinceSize", ge=1)] = None,
+    event: Annotated[int | None, Parameter(ge=1)] = None,
+) -> Json:
+    """A signed checkpoint, with a consistency proof from a kept checkpoint's size and an
+    inclusion proof of one event; check it offline with `governance audit check`."""
+    return await _thread(_gov(request).audit_proof, since_size, event)
+
+
+# --- people and tokens ----------------------------------------------------------------
+
+
+@get("/users", opt=permission("users", "read"), tags=["people"])
+async def list_users(request: Request) -> list[Json]:
+    return await _thread(_gov(request).people.list_users)
+
+
+@post("/users", opt=permission("users", "manage"), status_code=201, tags=["people"])
+async def add_user(request: Request, data: NewUser) -> Json:
+    return await _thread(
+        _gov(request).people.add_user,
+        _me(request),
+        data.username,
+        data.full_name,
+        data.password,
+        data.roles,
+    )
+
+
+@post("/users/{username:str}/disable", opt=permission("users", "manage"), tags=["people"])
+async def disable_user(request: Request, username: str) -> Json:
+    await _thread(_gov(request).people.set_disabled, _me(request), username, True)
+    return {"username": username, "disabled": True}
+
+
+@get("/tokens", opt=permission("tokens", "read"), tags=["people"])
+async def list_tokens(request: Request) -> list[Json]:
+    return await _thread(_gov(request).people.list_tokens)
+
+
+@post(
+    "/tokens",
+    opt=permission("tokens", "manage"),
+    status_code=201,
+    tags=["people"],
+    summary="Issue an API token; the secret is in this response only",
+)
+async def create_token(request: Request, data: NewToken) -> Json:
+    return await _thread(
+        _gov(request).people.create_token, _me(request), data.name, data.roles, data.days
+    )
+
+
+@delete("/tokens/{token_id:str}", opt=permission("tokens", "manage"), tags=["people"])
+async def revoke_token(request: Request, token_id: str) -> None:
+    await _thread(_gov(request).people.revoke_token, _me(request), token_id)
+
+
+async def _thread(function: Any, *args: Any) -> Any:
+    """Database and CPU work off the event loop."""
+    from anyio import to_thread
+
+    return await to_thread.run_sync(lambda: function(*args))
+
+
+async def _chunks(upload: UploadFile) -> Any:
+    while chunk := await upload.read(MiB):
+        yield chunk
+
+
+HANDLERS = [
+    sign_in,
+    sign_out,
+    me,
+    list_models,
+    register_model,
+    get_model,
+    list_policies,
+    submit,
+    list_requests,
+    get_request,
+    get_evidence,
+    sign,
+    request_waiver,
+    promote,
+    revoke,
+    get_attestation,
+    admission,
+    list_audit,
+    verify_audit,
+    audit_proof,
+    list_users,
+    add_user,
+    disable_user,
+    list_tokens,
+    create_token,
+    revoke_token,
+]
+
+api = Router(path="/api/v1", route_handlers=HANDLERS, guards=[authorize])

@@ -1,0 +1,105 @@
+"""The Litestar application: the API under /api/v1, /health and /ready outside it, the
+OpenAPI schema at /schema, and the job runner started and stopped with the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from governance.config import Settings
+from governance.services.container import Governance, open_governance
+from governance.services.jobs import JobRunner
+from governance.store.database import current_revision
+from governance.web import problems
+from governance.web.api import PUBLIC, api, submit
+from governance.web.auth import BearerAuthentication
+
+
+@get("/health", opt=PUBLIC, tags=["service"], summary="The process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get(
+    "/ready",
+    opt=PUBLIC,
+    tags=["service"],
+    summary="The database is reachable and migrated",
+    sync_to_thread=True,
+)
+def ready(state: State) -> Any:
+    governance: Governance = state.governance
+    from alembic.script import ScriptDirectory
+
+    from governance.store.database import alembic_config
+
+    url = governance.settings.database_url
+    try:
+        revision = current_revision(url)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not ready
+        return problems.problem(503, f"database unreachable: {type(exc).__name__}")
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if revision != head:
+        return problems.problem(
+            503, f"database at migration {revision}, code expects {head}: run governance init"
+        )
+    return {"status": "ready", "migration": revision}
+
+
+def create_app(
+    settings: Settings, run_jobs: bool = True, job_poll_seconds: float = 1.0
+) -> Litestar:
+    governance = open_governance(settings)
+    # Candidates are the one large body: up to four files of the per-file limit each.
+    submit.request_max_body_size = 4 * settings.max_upload_bytes + 1024 * 1024
+    jobs = JobRunner(governance.workflow, poll_seconds=job_poll_seconds)
+
+    def start() -> None:
+        governance.access.refresh()
+        if run_jobs:
+            jobs.start()
+
+    def stop() -> None:
+        jobs.stop()
+        governance.close()
+
+    return Litestar(
+        route_handlers=[health, ready, api],
+        state=State({"governance": governance, "jobs": jobs}),
+        middleware=[
+            DefineMiddleware(BearerAuthentication, exclude=["^/schema", "^/health", "^/ready"])
+        ],
+        exception_handlers=problems.HANDLERS,
+        on_startup=[start],
+        on_shutdown=[stop],
+        request_max_body_size=settings.max_json_bytes,
+        openapi_config=OpenAPIConfig(
+            title="governance",
+            version="1",
+            description="A policy-driven gatekeeper between ML training and serving.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API token, or a session token from POST /api/v1/sessions",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,96 @@
+"""Every error as RFC 9457 problem+json: a type, a title, the status, and a detail that
+names the field and the fix. Never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from governance.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    UnauthenticatedError,
+)
+from governance.domain.policy import PolicyError
+
+log = logging.getLogger("governance.web")
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    title = HTTPStatus(status).phrase
+    body = {
+        "type": f"https://governance.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": 'Bearer realm="governance"'} if status == 401 else None
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def on_input(_: Request, exc: InputError) -> Response[dict[str, Any]]:
+    return problem(422, exc.message, field=exc.subject, fix=exc.fix or None)
+
+
+def on_policy(_: Request, exc: PolicyError) -> Response[dict[str, Any]]:
+    return problem(422, str(exc), errors=list(exc.problems))
+
+
+def on_not_found(_: Request, exc: NotFoundError) -> Response[dict[str, Any]]:
+    return problem(404, str(exc))
+
+
+def on_conflict(_: Request, exc: ConflictError) -> Response[dict[str, Any]]:
+    return problem(409, str(exc), state=exc.state)
+
+
+def on_forbidden(_: Request, exc: ForbiddenError) -> Response[dict[str, Any]]:
+    return problem(403, str(exc))
+
+
+def on_unauthenticated(_: Request, exc: UnauthenticatedError) -> Response[dict[str, Any]]:
+    return problem(401, str(exc))
+
+
+def on_validation(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    fields = [
+        f"{e.get('key') or e.get('source') or 'body'}: {e.get('message')}"
+        for e in errors
+        if isinstance(e, dict)
+    ]
+    detail = "; ".join(fields) or exc.detail
+    return problem(400, detail, errors=errors)
+
+
+def on_http(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    detail = exc.detail
+    if exc.status_code == 413:
+        detail = f"{detail}: the request body is larger than this endpoint accepts"
+    return problem(exc.status_code, detail)
+
+
+def on_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "the server failed to handle this request; the error is in its log")
+
+
+HANDLERS: dict[int | type[Exception], Any] = {
+    InputError: on_input,
+    PolicyError: on_policy,
+    NotFoundError: on_not_found,
+    ConflictError: on_conflict,
+    ForbiddenError: on_forbidden,
+    UnauthenticatedError: on_unauthenticated,
+    ValidationException: on_validation,
+    HTTPException: on_http,
+    Exception: on_unexpected,
+}
