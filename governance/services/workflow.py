@@ -995,15 +995,16 @@ def _pick_role(
     if action in (Action.GRANT_WAIVER, Action.DENY_WAIVER):
         wanted = [policy.waivers.approver_role] if policy.waivers.approver_role else []
     else:
-        signed = {s.role for s in previous if s.meaning == "approve"}
-        wanted = [r for r in policy.approvals.roles if r not in signed] or policy.approvals.roles
+        wanted = list(policy.approvals.roles)
     held = [r for r in wanted if r in actor.roles]
-    if len(held) == 1:
-        return held[0]
     if not held:
         raise ForbiddenError(
             f"{actor.name} holds none of the roles this signature needs ({', '.join(wanted)})"
         )
+    signed = {s.role for s in previous if s.meaning == "approve"}
+    unsigned = [r for r in held if r not in signed]
+    if len(held) == 1 or len(unsigned) == 1:
+        return unsigned[0] if len(unsigned) == 1 else held[0]
     raise InputError("role", f"you hold {', '.join(held)}", "name the role you sign in")
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -215,9 +216,7 @@ async def list_requests(
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     offset: Annotated[int, Parameter(ge=0)] = 0,
 ) -> Json:
-    return await _thread(
-        _gov(request).workflow.list_requests, state_filter, model, limit, offset
-    )
+    return await _thread(_gov(request).workflow.list_requests, state_filter, model, limit, offset)
 
 
 @get("/requests/{request_id:str}", opt=permission("requests", "read"), tags=["requests"])
@@ -233,6 +232,7 @@ async def get_evidence(request: Request, request_id: str) -> Json:
 @post(
     "/requests/{request_id:str}/signatures",
     opt=permission("requests", "sign"),
+    status_code=200,
     tags=["requests"],
     summary="Sign (approve, reject, waive); re-authenticates with the signer's password",
 )
@@ -251,6 +251,7 @@ async def sign(request: Request, request_id: str, data: SignatureBody) -> Json:
 @post(
     "/requests/{request_id:str}/waiver",
     opt=permission("requests", "request_waiver"),
+    status_code=200,
     tags=["requests"],
 )
 async def request_waiver(request: Request, request_id: str, data: WaiverBody) -> Json:
@@ -264,13 +265,21 @@ async def request_waiver(request: Request, request_id: str, data: WaiverBody) ->
 
 
 @post(
-    "/requests/{request_id:str}/promote", opt=permission("requests", "promote"), tags=["requests"]
+    "/requests/{request_id:str}/promote",
+    opt=permission("requests", "promote"),
+    status_code=200,
+    tags=["requests"],
 )
 async def promote(request: Request, request_id: str) -> Json:
     return await _thread(_gov(request).workflow.promote, _me(request), request_id)
 
 
-@post("/requests/{request_id:str}/revoke", opt=permission("requests", "revoke"), tags=["requests"])
+@post(
+    "/requests/{request_id:str}/revoke",
+    opt=permission("requests", "revoke"),
+    status_code=200,
+    tags=["requests"],
+)
 async def revoke(request: Request, request_id: str, data: RevokeBody) -> Json:
     return await _thread(_gov(request).workflow.revoke, _me(request), request_id, data.reason)
 
@@ -360,7 +369,12 @@ async def add_user(request: Request, data: NewUser) -> Json:
     )
 
 
-@post("/users/{username:str}/disable", opt=permission("users", "manage"), tags=["people"])
+@post(
+    "/users/{username:str}/disable",
+    opt=permission("users", "manage"),
+    status_code=200,
+    tags=["people"],
+)
 async def disable_user(request: Request, username: str) -> Json:
     await _thread(_gov(request).people.set_disabled, _me(request), username, True)
     return {"username": username, "disabled": True}
@@ -409,7 +423,6 @@ HANDLERS = [
     register_model,
     get_model,
     list_policies,
-    submit,
     list_requests,
     get_request,
     get_evidence,
@@ -430,4 +443,15 @@ HANDLERS = [
     revoke_token,
 ]
 
-api = Router(path="/api/v1", route_handlers=HANDLERS, guards=[authorize])
+
+def api_router(max_json_bytes: int, max_upload_bytes: int) -> Router:
+    """The API, with its body limits: small JSON everywhere, and room for up to four files
+    of the upload limit on the one endpoint that takes candidates."""
+    upload = copy(submit)
+    upload.request_max_body_size = 4 * max_upload_bytes + MiB
+    return Router(
+        path="/api/v1",
+        route_handlers=[*HANDLERS, upload],
+        guards=[authorize],
+        request_max_body_size=max_json_bytes,
+    )

@@ -17,7 +17,7 @@ from governance.services.container import Governance, open_governance
 from governance.services.jobs import JobRunner
 from governance.store.database import current_revision
 from governance.web import problems
-from governance.web.api import PUBLIC, api, submit
+from governance.web.api import PUBLIC, api_router
 from governance.web.auth import BearerAuthentication
 
 
@@ -56,8 +56,6 @@ def create_app(
     settings: Settings, run_jobs: bool = True, job_poll_seconds: float = 1.0
 ) -> Litestar:
     governance = open_governance(settings)
-    # Candidates are the one large body: up to four files of the per-file limit each.
-    submit.request_max_body_size = 4 * settings.max_upload_bytes + 1024 * 1024
     jobs = JobRunner(governance.workflow, poll_seconds=job_poll_seconds)
 
     def start() -> None:
@@ -70,7 +68,11 @@ def create_app(
         governance.close()
 
     return Litestar(
-        route_handlers=[health, ready, api],
+        route_handlers=[
+            health,
+            ready,
+            api_router(settings.max_json_bytes, settings.max_upload_bytes),
+        ],
         state=State({"governance": governance, "jobs": jobs}),
         middleware=[
             DefineMiddleware(BearerAuthentication, exclude=["^/schema", "^/health", "^/ready"])

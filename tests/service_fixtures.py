@@ -1,0 +1,148 @@
+"""A real service for tests: `governance init`, people for every role, then `governance
+serve` in its own process on a free loopback port, talked to over HTTP.
+
+Load with `pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from governance.config import PACKAGED_POLICIES, Settings
+from governance.services.container import initialise, open_governance
+from governance.services.people import SYSTEM
+
+PASSWORD = "a-long-test-passphrase"
+# One person per human role, and some for the segregation-of-duties and race cases.
+PEOPLE = {
+    "dana": ("Dana Scientist", ["data_scientist"]),
+    "maria": ("Maria Risk", ["model_risk_officer"]),
+    "bob": ("Bob Owner", ["business_owner"]),
+    "bea": ("Bea Owner", ["business_owner"]),
+    "carl": ("Carl Chief", ["chief_risk_officer"]),
+    "audrey": ("Audrey Auditor", ["auditor"]),
+    "sam": ("Sam Both", ["data_scientist", "model_risk_officer"]),
+}
+MACHINES = {"ci": ["ci"], "serving": ["serving"]}
+
+
+@dataclass
+class Service:
+    url: str
+    home: Path
+    database_url: str
+    process: subprocess.Popen[bytes]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kwargs)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "GOVERNANCE_HOME": str(self.home),
+            "GOVERNANCE_DATABASE_URL": self.database_url,
+        }
+
+    def wait_for_state(self, request_id: str, *states: str, timeout: float = 180) -> dict[str, Any]:
+        """Poll until the request reaches one of `states` (check jobs run in the server)."""
+        deadline = time.monotonic() + timeout
+        with self.client("audrey") as client:
+            while True:
+                body = client.get(f"/api/v1/requests/{request_id}").json()
+                if body["state"] in states:
+                    return body
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"request stuck in {body['state']}: {body}")
+                time.sleep(0.3)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_policies(directory: Path) -> Path:
+    """The shipped policies, with SHAP on 200 rows instead of 2,000: the same checks and
+    rules, a check job of seconds instead of a minute."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in PACKAGED_POLICIES.glob("*.yaml"):
+        text = source.read_text().replace("sampleSize: 2000", "sampleSize: 200")
+        (directory / source.name).write_text(text)
+    return directory
+
+
+def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
+    """Initialise, add the people and tokens, and serve; fails with the server's log when
+    it does not come up."""
+    policies = test_policies(home / "policies")
+    os.environ["GOVERNANCE_POLICIES"] = str(policies)
+    settings = Settings.from_env(database_url, home)
+    initialise(settings, PASSWORD)
+    governance = open_governance(settings)
+    tokens = {}
+    try:
+        for username, (full_name, roles) in PEOPLE.items():
+            governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
+        for name, roles in MACHINES.items():
+            tokens[name] = governance.people.create_token(SYSTEM, name, roles, 30)["token"]
+        for username in ["admin", *PEOPLE]:
+            tokens[username] = governance.people.sign_in(username, PASSWORD, 8)["token"]
+    finally:
+        governance.close()
+    port = free_port()
+    log = (home / "server.log").open("wb")
+    env = {
+        **os.environ,
+        "GOVERNANCE_HOME": str(home),
+        "GOVERNANCE_DATABASE_URL": database_url,
+    }
+    command = [
+        sys.executable, "-m", "governance.cli", "serve",
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    service = Service(f"http://127.0.0.1:{port}", home, database_url, process, tokens)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{service.url}/ready", timeout=2).status_code == 200:
+                return service
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_service(service)
+            output = (home / "server.log").read_text(errors="replace")
+            raise pytest.fail.Exception(
+                f"governance serve did not become ready:\n{output}", pytrace=False
+            )
+        time.sleep(0.2)
+
+
+def stop_service(service: Service) -> None:
+    service.process.terminate()
+    try:
+        service.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+
+
+@pytest.fixture
+def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
+    """A running service on each backend in turn."""
+    running = start_service(tmp_path / "home", database_url)
+    yield running
+    stop_service(running)

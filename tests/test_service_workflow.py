@@ -1,0 +1,254 @@
+"""The whole promotion workflow through HTTP against a served process, on SQLite and on
+PostgreSQL: submit → checks → awaiting approval or blocked → signatures → approved →
+promoted → admission allows → revoke → admission denies; and the waiver path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from connectors.adult import TARGET
+from tests.service_fixtures import PASSWORD, Service
+
+pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
+
+
+def submit(service: Service, demo_dir: Path, model: str, version: str, who: str = "dana") -> dict:
+    files = {
+        "artifact": (f"{model}.skops", (demo_dir / f"{model}.skops").read_bytes()),
+        "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
+        "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
+    }
+    form = {"model": "income", "version": version, "label": TARGET, "target": "production"}
+    with service.client(who) as client:
+        response = client.post("/api/v1/requests", data=form, files=files)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def sign(
+    service: Service, who: str, request_id: str, meaning: str = "approve", **extra
+) -> httpx.Response:
+    body = {"meaning": meaning, "comment": f"{who} reviewed the evidence", "password": PASSWORD}
+    with service.client(who) as client:
+        return client.post(f"/api/v1/requests/{request_id}/signatures", json={**body, **extra})
+
+
+def admission(service: Service, version: str, **params: str) -> dict:
+    with service.client("serving") as client:
+        response = client.get(f"/api/v1/admission/income/{version}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def register(service: Service) -> None:
+    with service.client("dana") as client:
+        response = client.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
+    assert response.status_code == 201, response.text
+
+
+def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path: Path) -> None:
+    register(service)
+    assert admission(service, "2")["decision"] == "deny"
+
+    created = submit(service, demo_dir, "income-reweighed", "2")
+    assert created["state"] == "submitted"
+    request_id = created["id"]
+    request = service.wait_for_state(request_id, "awaiting_approval", "blocked")
+    assert request["state"] == "awaiting_approval", request["stateReason"]
+    assert request["verdict"] == "pass"
+    assert request["policy"]["name"] == "high-risk"
+    assert {c["type"] for c in request["checks"]} >= {"fairness", "explainability", "drift"}
+
+    # The submitter cannot sign (no permission), a wrong password is refused, and nothing
+    # of either is recorded.
+    assert sign(service, "dana", request_id).status_code == 403
+    refused = sign(service, "maria", request_id, password="not my password")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+    first = sign(service, "maria", request_id)
+    assert first.status_code == 200, first.text
+    assert first.json()["state"] == "awaiting_approval"
+    again = sign(service, "maria", request_id)
+    assert again.status_code == 403 and "signed this request already" in again.json()["detail"]
+    assert admission(service, "2")["decision"] == "deny"
+
+    second = sign(service, "bob", request_id)
+    assert second.status_code == 200, second.text
+    approved = second.json()
+    assert approved["state"] == "approved"
+    assert approved["expiresAt"] is not None
+    signatures = approved["signatures"]
+    assert [(s["fullName"], s["role"], s["meaning"]) for s in signatures] == [
+        ("Maria Risk", "model_risk_officer", "approve"),
+        ("Bob Owner", "business_owner", "approve"),
+    ]
+    assert all(s["evidenceSha256"] == approved["evidenceSha256"] for s in signatures)
+    assert all(s["reauthenticated"] for s in signatures)
+
+    allowed = admission(service, "2")
+    assert allowed["decision"] == "allow" and allowed["state"] == "approved"
+    digest = hashlib.sha256((demo_dir / "income-reweighed.skops").read_bytes()).hexdigest()
+    assert admission(service, "2", digest=f"sha256:{digest}")["decision"] == "allow"
+    wrong = admission(service, "2", digest="sha256:" + "0" * 64)
+    assert wrong["decision"] == "deny" and "not the approved artifact" in wrong["reason"]
+
+    with service.client("ci") as client:
+        promoted = client.post(f"/api/v1/requests/{request_id}/promote")
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json()["state"] == "promoted"
+        twice = client.post(f"/api/v1/requests/{request_id}/promote")
+        assert twice.status_code == 409 and twice.json()["state"] == "promoted"
+    assert admission(service, "2")["state"] == "promoted"
+
+    # The promotion's attestation verifies against the artifact with the service's key,
+    # and fails for other bytes.
+    decision_id = admission(service, "2")["decisionId"]
+    with service.client("serving") as client:
+        envelope = client.get(f"/api/v1/decisions/{decision_id}/attestation").json()
+    statement_file = tmp_path / "attestation.json"
+    statement_file.write_text(json.dumps(envelope))
+    key = service.home / "signing-key.pub.pem"
+    verify = [sys.executable, "-m", "governance.cli", "attest", "verify", str(statement_file)]
+    ok = subprocess.run(
+        [*verify, "--artifact", str(demo_dir / "income-reweighed.skops"), "--key", str(key)],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    other = subprocess.run(
+        [*verify, "--artifact", str(demo_dir / "income-full.skops"), "--key", str(key)],
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode == 1 and "artifact" in other.stderr
+
+    with service.client("bob") as client:  # a business owner may not revoke
+        assert (
+            client.post(f"/api/v1/requests/{request_id}/revoke", json={"reason": "x"}).status_code
+            == 403
+        )
+    with service.client("maria") as client:
+        revoked = client.post(
+            f"/api/v1/requests/{request_id}/revoke",
+            json={"reason": "drift in production inputs"},
+        )
+    assert revoked.status_code == 200, revoked.text
+    denied = admission(service, "2")
+    assert denied["decision"] == "deny"
+    assert "revoked" in denied["reason"] and "drift in production inputs" in denied["reason"]
+
+    with service.client("auditor") if False else service.client("audrey") as client:
+        trail = client.get("/api/v1/audit", params={"subject": "model:income@2"}).json()
+        verified = client.get("/api/v1/audit/verify").json()
+    actions = [item["event"]["action"] for item in reversed(trail["items"])]
+    assert actions == [
+        "request.submitted",
+        "request.start_checks",
+        "gate.decision_recorded",
+        "request.checks_passed",
+        "signature.approve",
+        "signature.approve",
+        "request.approve",
+        "request.promote",
+        "request.revoke",
+    ]
+    assert verified["intact"] is True
+
+
+def test_blocked_then_waived_by_the_policy_role(service: Service, demo_dir: Path) -> None:
+    register(service)
+    request_id = submit(service, demo_dir, "income-full", "1")["id"]
+    blocked = service.wait_for_state(request_id, "awaiting_approval", "blocked")
+    assert blocked["state"] == "blocked" and blocked["verdict"] == "blocked"
+    assert "equalized_odds_difference" in blocked["stateReason"]
+
+    with service.client("dana") as client:
+        short = client.post(
+            f"/api/v1/requests/{request_id}/waiver", json={"justification": "pls", "days": 30}
+        )
+        assert short.status_code == 422 and short.json()["field"] == "justification"
+        too_long = client.post(
+            f"/api/v1/requests/{request_id}/waiver",
+            json={"justification": "A" * 40, "days": 365},
+        )
+        assert too_long.status_code == 422 and "90" in too_long.json()["detail"]
+        asked = client.post(
+            f"/api/v1/requests/{request_id}/waiver",
+            json={
+                "justification": "Interim model while the reweighed one is validated; "
+                "manual review of every declined application",
+                "days": 30,
+            },
+        )
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["state"] == "waiver_requested"
+
+    # Only the policy's waiver role decides: not a model risk officer.
+    assert sign(service, "maria", request_id, "waive").status_code == 403
+    granted = sign(service, "carl", request_id, "waive")
+    assert granted.status_code == 200, granted.text
+    body = granted.json()
+    assert body["state"] == "waived"
+    assert body["verdict"] == "blocked"  # the evidence stays a fail; the waiver is separate
+    assert body["waiver"]["days"] == 30
+    answer = admission(service, "1")
+    assert answer["decision"] == "allow" and answer["state"] == "waived"
+
+    with service.client("serving") as client:
+        envelope = client.get(f"/api/v1/decisions/{answer['decisionId']}/attestation").json()
+    import base64
+
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    assert predicate["decision"] == "waived" and predicate["verdict"] == "blocked"
+    assert predicate["signatures"][0]["name"] == "Carl Chief"
+
+
+def test_segregation_of_duties_and_illegal_moves(service: Service, demo_dir: Path) -> None:
+    register(service)
+    # sam holds data_scientist and model_risk_officer: may submit, may sign others' models,
+    # but never the one sam submitted.
+    request_id = submit(service, demo_dir, "income-reweighed", "2", who="sam")["id"]
+    service.wait_for_state(request_id, "awaiting_approval")
+    refused = sign(service, "sam", request_id)
+    assert refused.status_code == 403
+    assert "segregation of duties" in refused.json()["detail"]
+
+    with service.client("ci") as client:
+        early = client.post(f"/api/v1/requests/{request_id}/promote")
+    assert early.status_code == 409
+    assert early.json()["state"] == "awaiting_approval"
+    assert "cannot promote" in early.json()["detail"]
+
+    # A second request for the same version and target while one is open is refused.
+    files = {
+        "artifact": ("m.skops", (demo_dir / "income-reweighed.skops").read_bytes()),
+        "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
+    }
+    form = {"model": "income", "version": "2", "label": TARGET}
+    with service.client("dana") as client:
+        duplicate = client.post("/api/v1/requests", data=form, files=files)
+        assert duplicate.status_code == 409
+        other_bytes = client.post(
+            "/api/v1/requests",
+            data=form,
+            files={**files, "artifact": ("m.skops", (demo_dir / "income-full.skops").read_bytes())},
+        )
+        assert other_bytes.status_code == 422
+        assert "bump the model version" in other_bytes.json()["detail"]
+        unknown = client.post("/api/v1/requests", data={**form, "model": "nope"}, files=files)
+        assert unknown.status_code == 404
+
+    with service.client("bob") as client:
+        rejected = client.post(
+            f"/api/v1/requests/{request_id}/signatures",
+            json={"meaning": "reject", "comment": "not convinced", "password": PASSWORD},
+        )
+    assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
+    assert sign(service, "maria", request_id).status_code == 409
