@@ -5,7 +5,9 @@ Load with `pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +48,7 @@ class Service:
 
     def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.Client(base_url=self.url, headers=headers, timeout=120, **kwargs)
 
     def env(self) -> dict[str, str]:
@@ -55,7 +58,7 @@ class Service:
             "GOVERNANCE_DATABASE_URL": self.database_url,
         }
 
-    def wait_for_state(self, request_id: str, *states: str, timeout: float = 180) -> dict[str, Any]:
+    def wait_for_state(self, request_id: str, *states: str, timeout: float = 300) -> dict[str, Any]:
         """Poll until the request reaches one of `states` (check jobs run in the server)."""
         deadline = time.monotonic() + timeout
         with self.client("audrey") as client:
@@ -74,12 +77,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_policies(directory: Path) -> Path:
-    """The shipped policies, with SHAP on 200 rows instead of 2,000: the same checks and
-    rules, a check job of seconds instead of a minute."""
+def fast_policies(directory: Path) -> Path:
+    """The shipped policies with smaller samples (SHAP on 100 rows instead of 2,000, 50
+    bootstrap draws instead of 200): the same checks and rules, a check job of seconds
+    instead of a minute."""
     directory.mkdir(parents=True, exist_ok=True)
     for source in PACKAGED_POLICIES.glob("*.yaml"):
-        text = source.read_text().replace("sampleSize: 2000", "sampleSize: 200")
+        text = (
+            source.read_text()
+            .replace("sampleSize: 2000", "sampleSize: 100")
+            .replace("samples: 200,", "samples: 50,")
+        )
         (directory / source.name).write_text(text)
     return directory
 
@@ -87,7 +95,7 @@ def test_policies(directory: Path) -> Path:
 def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
     """Initialise, add the people and tokens, and serve; fails with the server's log when
     it does not come up."""
-    policies = test_policies(home / "policies")
+    policies = fast_policies(home / "policies")
     os.environ["GOVERNANCE_POLICIES"] = str(policies)
     settings = Settings.from_env(database_url, home)
     initialise(settings, PASSWORD)
@@ -113,7 +121,9 @@ def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
         sys.executable, "-m", "governance.cli", "serve",
         "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     service = Service(f"http://127.0.0.1:{port}", home, database_url, process, tokens)
     deadline = time.monotonic() + 60
     while True:
@@ -132,12 +142,16 @@ def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
 
 
 def stop_service(service: Service) -> None:
-    service.process.terminate()
+    """Stop the server and its worker processes (its own process group)."""
+    group = os.getpgid(service.process.pid)
+    os.killpg(group, signal.SIGTERM)
     try:
         service.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        service.process.kill()
-        service.process.wait()
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    service.process.wait()
 
 
 @pytest.fixture

@@ -32,10 +32,12 @@ class JobRunner:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop taking jobs. A job still running is not waited for: its claim lapses and
+        the next process to start takes it again."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=5)
 
     def run_pending(self) -> int:
         """Run every job that can be claimed now; returns how many ran."""

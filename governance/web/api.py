@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from copy import copy
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -11,6 +12,8 @@ import msgspec
 from litestar import Request, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 
 from governance.domain.audit import verify_chain
@@ -20,13 +23,30 @@ from governance.services.people import Principal
 from governance.services.workflow import Candidate
 from governance.store.repository import audit_page, audit_trail
 from governance.web.auth import authorize, bearer_secret
+from governance.web.problems import MEDIA_TYPE, Problem
 
 Json = dict[str, Any]
 MiB = 1024 * 1024
+# The largest page offset: SQLite and PostgreSQL take a 64-bit OFFSET, and a larger one
+# must be refused (400), not fail in the database driver (500).
+MAX_OFFSET = 2**63 - 1
+
+
+def refuse_nul(fields: Iterable[tuple[str, object]]) -> None:
+    """Refuse text with a NUL character (422), the same on every backend: PostgreSQL can
+    neither store nor compare one, and its driver failed on it (500)."""
+    for name, value in fields:
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError(name, "contains a NUL character", "send the text without it")
 
 
 class Camel(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    """Request bodies: camelCase on the wire, unknown fields refused with their name."""
+    """Request bodies: camelCase on the wire, unknown fields refused with their name, and
+    no NUL in text."""
+
+    def __post_init__(self) -> None:
+        values = (getattr(self, name) for name in self.__struct_fields__)
+        refuse_nul(zip(self.__struct_encode_fields__, values, strict=True))
 
 
 class SignIn(Camel):
@@ -81,6 +101,9 @@ class SubmitForm:
     champion: UploadFile | None = None
     positive_label: str | None = None
 
+    def __post_init__(self) -> None:
+        refuse_nul(vars(self).items())
+
 
 def _gov(request: Request) -> Governance:
     governance: Governance = request.app.state.governance
@@ -98,6 +121,23 @@ def permission(resource: str, action: str) -> dict[str, Any]:
 
 SIGNED_IN = {"permission": "signed-in"}
 PUBLIC = {"exclude_from_auth": True, "permission": "public"}
+
+# The error answers any API operation may give, each as problem+json (problems.py); listed
+# in the OpenAPI schema of every handler by `api_router`.
+PROBLEMS = {
+    status: ResponseSpec(
+        Problem, description=description, media_type=MEDIA_TYPE, generate_examples=False
+    )
+    for status, description in {
+        400: "The parameters or the body do not match this schema",
+        401: "No credentials, unknown or expired ones, or a wrong password",
+        403: "The caller's roles do not allow this, or a rule of the workflow refuses it",
+        404: "No such record",
+        409: "The record's current state does not allow this",
+        413: "The request body is larger than this endpoint accepts",
+        422: "A value is not acceptable: the answer names the field and the fix",
+    }.items()
+}
 
 
 # --- sessions and me ------------------------------------------------------------------
@@ -214,7 +254,7 @@ async def list_requests(
     state_filter: Annotated[str | None, Parameter(query="state")] = None,
     model: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Json:
     return await _thread(_gov(request).workflow.list_requests, state_filter, model, limit, offset)
 
@@ -326,7 +366,7 @@ async def list_audit(
     subject: str | None = None,
     actor: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Json:
     return await _thread(audit_page, _gov(request).engine, action, subject, actor, limit, offset)
 
@@ -444,14 +484,26 @@ HANDLERS = [
 ]
 
 
+def _refuse_nul_parameters(request: Request) -> None:
+    refuse_nul([*request.path_params.items(), *request.query_params.multi_items()])
+
+
+def _with_problems(handler: HTTPRouteHandler) -> HTTPRouteHandler:
+    """A copy of the handler whose OpenAPI lists the error answers (PROBLEMS) too."""
+    documented = copy(handler)
+    documented.responses = {**PROBLEMS, **(handler.responses or {})}
+    return documented
+
+
 def api_router(max_json_bytes: int, max_upload_bytes: int) -> Router:
     """The API, with its body limits: small JSON everywhere, and room for up to four files
     of the upload limit on the one endpoint that takes candidates."""
-    upload = copy(submit)
+    upload = _with_problems(submit)
     upload.request_max_body_size = 4 * max_upload_bytes + MiB
     return Router(
         path="/api/v1",
-        route_handlers=[*HANDLERS, upload],
+        route_handlers=[*map(_with_problems, HANDLERS), upload],
         guards=[authorize],
+        before_request=_refuse_nul_parameters,
         request_max_body_size=max_json_bytes,
     )

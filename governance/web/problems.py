@@ -7,6 +7,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -21,6 +22,19 @@ from governance.domain.policy import PolicyError
 
 log = logging.getLogger("governance.web")
 MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(msgspec.Struct):
+    """The body of every error answer, for the OpenAPI schema: what `problem` sends."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None  # 422 bad input: the field to fix ...
+    fix: str | None = None  # ... and how
+    state: str | None = None  # 409: the record's current state
+    errors: list[Any] | None = None  # 400: each validation error; 422 policy: each problem
 
 
 def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
