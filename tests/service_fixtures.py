@@ -145,10 +145,8 @@ def stop_service(service: Service) -> None:
     """Stop the server and its worker processes (its own process group)."""
     group = os.getpgid(service.process.pid)
     os.killpg(group, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         service.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
     service.process.wait()
