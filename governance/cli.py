@@ -178,17 +178,42 @@ def gate(
     key: Annotated[
         Path | None, typer.Option(help="Ed25519 key for --attest (default: the data directory's).")
     ] = None,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit",
+            help="Upload the evidence to the service and open a promotion request; the exit "
+            "code is then the service's verdict. Token from GOVERNANCE_TOKEN.",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None, typer.Option(help="The service's URL for --submit (or GOVERNANCE_SERVER).")
+    ] = None,
+    environment: Annotated[
+        str, typer.Option(help="Target environment of the promotion request, with --submit.")
+    ] = "production",
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any of these options.")
     ] = None,
 ) -> None:
     """Judge a model version under a policy. Exit 0 pass, 1 blocked, 2 bad input."""
-    given = {k: v for k, v in locals().items() if v is not None and k != "config_file"}
+    given = {
+        k: v
+        for k, v in locals().items()
+        if v is not None and k not in ("config_file", "submit", "server", "environment")
+    }
     settings = _gate_config(config_file) if config_file else {}
     settings.update({("json" if k == "json_path" else k): v for k, v in given.items()})
     for required in ("policy", "data", "target"):
         if settings.get(required) is None:
             fail(f"--{required} is required (on the command line or in --config)")
+    server = server or os.environ.get("GOVERNANCE_SERVER")
+    token = os.environ.get("GOVERNANCE_TOKEN")
+    if submit and (not server or not token or not settings.get("model")):
+        fail(
+            "--submit needs --server (or GOVERNANCE_SERVER), an API token in GOVERNANCE_TOKEN, "
+            "and --model"
+        )
     request = GateRequest(
         policy=Path(settings["policy"]),
         data=Path(settings["data"]),
@@ -227,7 +252,53 @@ def gate(
         _write_attestation(
             manifest, outcome.decision_id, Path(settings["attest"]), settings.get("key")
         )
+    if submit:
+        assert server is not None and token is not None
+        raise typer.Exit(_submit(server, token, environment, Path(settings["model"]), manifest))
     raise typer.Exit(EXIT[manifest.decision.verdict])
+
+
+def _submit(
+    server: str, token: str, environment: str, model: Path, manifest: EvidenceManifest
+) -> int:
+    """Open the promotion request with this run's evidence; the exit code is the service's
+    verdict (0 awaiting approval, 1 blocked), 2 when the service refuses the upload."""
+    import httpx
+
+    form = {
+        "model": manifest.model_name,
+        "version": manifest.model_version,
+        "target": environment,
+    }
+    upload = {
+        "artifact": (model.name, model.read_bytes()),
+        "evidence": ("manifest.json", ci.to_json(manifest).encode()),
+    }
+    try:
+        response = httpx.post(
+            f"{server.rstrip('/')}/api/v1/requests",
+            data=form,
+            files=upload,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=300,
+        )
+    except httpx.HTTPError as exc:
+        fail(f"--server {server}: cannot reach the service ({type(exc).__name__}: {exc})")
+    body = _json_or_text(response)
+    if response.status_code >= 400:
+        detail = body.get("detail", response.text) if isinstance(body, dict) else body
+        fail(f"the service refused the submission ({response.status_code}): {detail}")
+    state = body["state"]
+    err.print(f"promotion request {body['id']} is {state}: {body.get('stateReason') or ''}")
+    err.print(f"  {server.rstrip('/')}/api/v1/requests/{body['id']}")
+    return 0 if state == "awaiting_approval" else 1
+
+
+def _json_or_text(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
 
 
 def _write_attestation(

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from connectors.adult import TARGET
+from governance.config import PACKAGED_POLICIES as PACKAGED
 from tests.service_fixtures import PASSWORD, Service
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
@@ -252,3 +253,46 @@ def test_segregation_of_duties_and_illegal_moves(service: Service, demo_dir: Pat
         )
     assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
     assert sign(service, "maria", request_id).status_code == 409
+
+
+def gate_submit(service: Service, demo_dir: Path, model: str, version: str, policy: Path):
+    command = [
+        sys.executable, "-m", "governance.cli", "gate",
+        "--policy", str(policy),
+        "--model", str(demo_dir / f"{model}.skops"),
+        "--data", str(demo_dir / "test.parquet"),
+        "--reference", str(demo_dir / "train.parquet"),
+        "--target", TARGET,
+        "--model-name", "income", "--model-version", version,
+        "--submit", "--server", service.url,
+    ]  # fmt: skip
+    env = {**service.env(), "GOVERNANCE_TOKEN": service.tokens["ci"]}
+    env.pop("GOVERNANCE_DATABASE_URL")  # the CI machine records nothing itself
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_gate_submit_opens_the_request_with_local_evidence(
+    service: Service, demo_dir: Path
+) -> None:
+    register(service)
+    policy = service.home / "policies" / "high.yaml"  # the policy the service applies
+
+    passed = gate_submit(service, demo_dir, "income-reweighed", "5", policy)
+    assert passed.returncode == 0, passed.stderr
+    assert "is awaiting_approval" in passed.stderr
+    blocked = gate_submit(service, demo_dir, "income-full", "6", policy)
+    assert blocked.returncode == 1, blocked.stderr
+    assert "is blocked" in blocked.stderr
+
+    with service.client("audrey") as client:
+        listed = client.get("/api/v1/requests", params={"model": "income"}).json()
+    states = {item["version"]: item["state"] for item in listed["items"]}
+    assert states == {"5": "awaiting_approval", "6": "blocked"}
+    assert all(item["submitter"] == "token:" + item["submitter"][6:] for item in listed["items"])
+
+    # Evidence judged under another policy is refused, and nothing is recorded.
+    other = gate_submit(service, demo_dir, "income-reweighed", "7", PACKAGED / "low.yaml")
+    assert other.returncode == 2
+    assert "judged under policy" in other.stderr
+    with service.client("audrey") as client:
+        assert client.get("/api/v1/requests").json()["total"] == 2

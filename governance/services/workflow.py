@@ -28,6 +28,7 @@ from governance.domain.errors import (
 )
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.verdict import decide
 from governance.domain.workflow import (
     Action,
     IllegalTransitionError,
@@ -188,67 +189,131 @@ class Workflow:
     def submit(self, actor: Principal, candidate: Candidate) -> dict[str, Any]:
         """Open a request: pin the policy for the model's tier, record the version's bytes,
         and enqueue the checks in the same transaction."""
-        artifact_sha = files.sha256_file(candidate.artifact)
+
+        def work(session: Session) -> dict[str, Any]:
+            request, policy = self._open(session, actor, candidate, _inputs(candidate))
+            session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
+            return {"id": request.id, "state": request.state, "policySha256": policy.content_hash}
+
+        return in_transaction(self._engine, work)
+
+    def submit_evidence(
+        self, actor: Principal, candidate: Candidate, manifest: EvidenceManifest
+    ) -> dict[str, Any]:
+        """Open a request whose checks already ran elsewhere (`governance gate --submit` in
+        CI). The evidence must be for these bytes and for the policy the service pins; the
+        verdict is decided here again from the results, not taken from the upload."""
+        if (manifest.model_name, manifest.model_version) != (candidate.model, candidate.version):
+            raise InputError(
+                "evidence",
+                f"is for {manifest.model_name} {manifest.model_version}, not "
+                f"{candidate.model} {candidate.version}",
+                "upload the manifest of this model version",
+            )
+        judged = manifest.artifact("model")
+        if judged is None or judged.sha256 != files.sha256_file(candidate.artifact):
+            raise InputError(
+                "evidence",
+                "was not made from the uploaded artifact (its model sha256 differs)",
+                "upload the model file the gate judged",
+            )
+        verdict = decide(manifest.results)
+
+        def work(session: Session) -> dict[str, Any]:
+            inputs = {"evidence": "uploaded", "artifact": str(candidate.artifact)}
+            request, policy = self._open(session, actor, candidate, inputs)
+            if manifest.policy.sha256 != policy.content_hash:
+                raise InputError(
+                    "evidence",
+                    f"was judged under policy sha256 {manifest.policy.sha256}; the service "
+                    f"applies {policy.metadata.name} v{policy.metadata.version} "
+                    f"({policy.content_hash})",
+                    "run the gate with the service's current policy file",
+                )
+            self._move(session, request, Action.START_CHECKS, actor.name, None, {})
+            recorded = manifest.model_copy(update={"decision": verdict})
+            decision_id = record_decision(session, recorded, policy, actor.name)
+            request.decision_id = decision_id
+            action = (
+                Action.CHECKS_PASSED if verdict.verdict.value == "pass" else Action.CHECKS_BLOCKED
+            )
+            self._move(
+                session,
+                request,
+                action,
+                actor.name,
+                verdict.summary,
+                {
+                    "decision_id": decision_id,
+                    "verdict": verdict.verdict.value,
+                    "checks_by": actor.name,
+                },
+            )
+            return self._request_dict(session, request)
+
+        return self._changing(work)
+
+    def _open(
+        self,
+        session: Session,
+        actor: Principal,
+        candidate: Candidate,
+        inputs: dict[str, Any],
+    ) -> tuple[PromotionRequest, PromotionPolicy]:
         artifact = Artifact(
             role="model",
             uri=candidate.artifact.resolve().as_uri(),
-            sha256=artifact_sha,
+            sha256=files.sha256_file(candidate.artifact),
             format=candidate.artifact.suffix.lstrip("."),
         )
-        request_id = str(uuid4())
-
-        def work(session: Session) -> dict[str, Any]:
-            model = session.exec(select(Model).filter_by(name=candidate.model)).first()
-            if model is None:
-                raise NotFoundError(
-                    f"model {candidate.model}",
-                    "register it first (POST /api/v1/models) with its risk tier",
-                )
-            policy = self._policies.resolve(model.risk_tier, candidate.target)
-            version = model_version(session, model, candidate.version, artifact)
-            stored_policy = pin_policy(session, policy)
-            open_request = session.exec(
-                select(PromotionRequest)
-                .filter_by(model_version_id=version.id, target=candidate.target)
-                .where(col(PromotionRequest.state).in_([s.value for s in OPEN]))
-            ).first()
-            if open_request is not None:
-                raise ConflictError(
-                    f"{candidate.model} {candidate.version} has an open request for "
-                    f"{candidate.target}: {open_request.id} ({open_request.state})",
-                    open_request.state,
-                )
-            now = self._clock()
-            row = PromotionRequest(
-                id=request_id,
-                model_version_id=version.id,
-                target=candidate.target,
-                policy_id=stored_policy.id,
-                submitter=actor.name,
-                state=State.SUBMITTED.value,
-                inputs=_inputs(candidate),
-                created_at=now,
-                updated_at=now,
+        model = session.exec(select(Model).filter_by(name=candidate.model)).first()
+        if model is None:
+            raise NotFoundError(
+                f"model {candidate.model}",
+                "register it first (POST /api/v1/models) with its risk tier",
             )
-            session.add(row)
-            session.flush()
-            session.add(Job(request_id=request_id, kind=CHECKS_JOB, status="queued"))
-            append_audit(
-                session,
-                actor=actor.name,
-                action="request.submitted",
-                subject=_subject(candidate.model, candidate.version),
-                payload={
-                    "request_id": request_id,
-                    "target": candidate.target,
-                    "artifact_sha256": artifact_sha,
-                    "policy": f"{policy.metadata.name} v{policy.metadata.version}",
-                    "policy_sha256": policy.content_hash,
-                },
+        policy = self._policies.resolve(model.risk_tier, candidate.target)
+        version = model_version(session, model, candidate.version, artifact)
+        stored_policy = pin_policy(session, policy)
+        open_request = session.exec(
+            select(PromotionRequest)
+            .filter_by(model_version_id=version.id, target=candidate.target)
+            .where(col(PromotionRequest.state).in_([s.value for s in OPEN]))
+        ).first()
+        if open_request is not None:
+            raise ConflictError(
+                f"{candidate.model} {candidate.version} has an open request for "
+                f"{candidate.target}: {open_request.id} ({open_request.state})",
+                open_request.state,
             )
-            return {"id": request_id, "state": row.state, "policySha256": policy.content_hash}
-
-        return in_transaction(self._engine, work)
+        now = self._clock()
+        request = PromotionRequest(
+            id=str(uuid4()),
+            model_version_id=version.id,
+            target=candidate.target,
+            policy_id=stored_policy.id,
+            submitter=actor.name,
+            state=State.SUBMITTED.value,
+            inputs=inputs,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(request)
+        session.flush()
+        append_audit(
+            session,
+            actor=actor.name,
+            action="request.submitted",
+            subject=_subject(candidate.model, candidate.version),
+            payload={
+                "request_id": request.id,
+                "target": candidate.target,
+                "artifact_sha256": artifact.sha256,
+                "policy": f"{policy.metadata.name} v{policy.metadata.version}",
+                "policy_sha256": policy.content_hash,
+            },
+        )
+        return request, policy
 
     def claimable_jobs(self) -> list[int]:
         """Jobs to run: queued ones, and running ones whose claim lapsed (their process died

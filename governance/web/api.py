@@ -15,18 +15,21 @@ from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
+from pydantic import ValidationError
 
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
+from governance.domain.evidence import EvidenceManifest
 from governance.services.container import Governance
 from governance.services.people import Principal
 from governance.services.workflow import Candidate
 from governance.store.repository import audit_page, audit_trail
 from governance.web.auth import authorize, bearer_secret
-from governance.web.problems import MEDIA_TYPE, Problem
+from governance.web.problems import MEDIA_TYPE, Problem, on_form_not_utf8
 
 Json = dict[str, Any]
 MiB = 1024 * 1024
+MAX_EVIDENCE_BYTES = 16 * MiB
 # The largest page offset: SQLite and PostgreSQL take a 64-bit OFFSET, and a larger one
 # must be refused (400), not fail in the database driver (500).
 MAX_OFFSET = 2**63 - 1
@@ -91,15 +94,19 @@ class NewToken(Camel):
 
 @dataclass
 class SubmitForm:
+    """A candidate: the model file, and either the data to check it on (the service runs
+    the checks) or the evidence manifest of checks already run (`gate --submit`)."""
+
     model: str
     version: str
-    label: str
     artifact: UploadFile
-    data: UploadFile
     target: str = "production"
+    label: str | None = None
+    data: UploadFile | None = None
     reference: UploadFile | None = None
     champion: UploadFile | None = None
     positive_label: str | None = None
+    evidence: UploadFile | None = None
 
     def __post_init__(self) -> None:
         refuse_nul(vars(self).items())
@@ -216,6 +223,7 @@ async def list_policies(request: Request) -> list[Json]:
     status_code=202,
     tags=["requests"],
     summary="Submit a model version for promotion; its checks run as a job",
+    exception_handlers={UnicodeDecodeError: on_form_not_utf8},
 )
 async def submit(
     request: Request, data: Annotated[SubmitForm, Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -232,6 +240,30 @@ async def submit(
         stored[field] = await governance.blobs.put(
             field, upload.filename or "", _chunks(upload), limit
         )
+    if data.evidence is not None:
+        raw = await data.evidence.read(MAX_EVIDENCE_BYTES + 1)
+        if len(raw) > MAX_EVIDENCE_BYTES:
+            raise InputError("evidence", "is larger than 16 MiB", "upload the gate's manifest")
+        manifest = _manifest(raw)
+        candidate = Candidate(
+            model=data.model,
+            version=data.version,
+            target=data.target,
+            label=manifest.target,
+            artifact=stored["artifact"],
+            data=stored.get("data", stored["artifact"]),
+        )
+        created = await _thread(
+            governance.workflow.submit_evidence, _me(request), candidate, manifest
+        )
+        return created
+    if "data" not in stored or not data.label:
+        missing = "data" if "data" not in stored else "label"
+        raise InputError(
+            missing,
+            "is required when the service runs the checks",
+            "send the evaluation data and its label column, or an evidence manifest",
+        )
     candidate = Candidate(
         model=data.model,
         version=data.version,
@@ -246,6 +278,19 @@ async def submit(
     created = await _thread(governance.workflow.submit, _me(request), candidate)
     request.app.state.jobs.notify()
     return created
+
+
+def _manifest(raw: bytes) -> EvidenceManifest:
+    try:
+        return EvidenceManifest.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise InputError(
+            "evidence",
+            f"is not an evidence manifest ({where}: {first['msg']}; {exc.error_count()} error(s))",
+            "upload the JSON that `governance gate --json` writes",
+        ) from None
 
 
 @get("/requests", opt=permission("requests", "read"), tags=["requests"])

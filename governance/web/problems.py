@@ -92,6 +92,13 @@ def on_http(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     return problem(exc.status_code, detail)
 
 
+def on_form_not_utf8(_: Request, exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    """Litestar decodes each multipart part without a filename as UTF-8 text, and failed
+    (500) on one that is not: for the endpoint that takes a form."""
+    detail = "a form field is not UTF-8 text: send each file as a file part, with a filename"
+    return problem(400, detail)
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "the server failed to handle this request; the error is in its log")
