@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,7 @@ def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
     """Initialise, add the people and tokens, and serve; fails with the server's log when
     it does not come up."""
     policies = fast_policies(home / "policies")
-    os.environ["GOVERNANCE_POLICIES"] = str(policies)
-    settings = Settings.from_env(database_url, home)
+    settings = replace(Settings.from_env(database_url, home), policies=policies)
     initialise(settings, PASSWORD)
     governance = open_governance(settings)
     tokens = {}
@@ -116,6 +115,7 @@ def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
         **os.environ,
         "GOVERNANCE_HOME": str(home),
         "GOVERNANCE_DATABASE_URL": database_url,
+        "GOVERNANCE_POLICIES": str(policies),
     }
     command = [
         sys.executable, "-m", "governance.cli", "serve",

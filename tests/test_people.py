@@ -1,0 +1,114 @@
+"""People and machines at the service layer, on both databases: secrets are never stored,
+tokens expire and revoke, disabled people are signed out, and every change is audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from governance.config import Settings
+from governance.domain.errors import ConflictError, ForbiddenError, InputError, UnauthenticatedError
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.people import SYSTEM
+from governance.store.repository import audit_trail
+from governance.store.tables import ApiToken, UserAccount, utcnow
+
+pytest_plugins = ["tests.db_fixtures"]
+PASSWORD = "a-long-test-passphrase"
+
+
+@pytest.fixture
+def governance(database_url: str, tmp_path: Path):
+    settings = Settings.from_env(database_url, tmp_path / "home")
+    initialise(settings, PASSWORD)
+    opened = open_governance(settings)
+    yield opened
+    opened.close()
+
+
+def test_init_is_idempotent(governance: Governance) -> None:
+    again = initialise(governance.settings, None)
+    assert again == []  # nothing to do, and the admin's password is unchanged
+    governance.people.verify_password("admin", PASSWORD)
+
+
+def test_passwords_and_token_secrets_are_never_stored(governance: Governance) -> None:
+    people = governance.people
+    people.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
+    token = people.create_token(SYSTEM, "ci", ["ci"], 30)
+    with Session(governance.engine) as session:
+        user = session.exec(select(UserAccount).filter_by(username="maria")).one()
+        stored = session.exec(select(ApiToken)).one()
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    assert stored.digest != token["token"] and token["token"].split("_")[-1] not in stored.digest
+    assert "token" not in people.list_tokens()[0] and "digest" not in people.list_tokens()[0]
+    assert people.authenticate(token["token"]).roles == frozenset({"ci"})
+    events = [e.event for e in audit_trail(governance.engine)]
+    assert PASSWORD not in str([e.payload for e in events])
+    assert token["token"] not in str([e.payload for e in events])
+
+
+def test_bad_people_input_names_the_field(governance: Governance) -> None:
+    people = governance.people
+    cases = [
+        (("Maria", "Maria", PASSWORD, ["auditor"]), "username"),
+        (("maria", " ", PASSWORD, ["auditor"]), "full_name"),
+        (("maria", "Maria", "short", ["auditor"]), "password"),
+        (("maria", "Maria", PASSWORD, ["ci"]), "roles"),
+        (("maria", "Maria", PASSWORD, []), "roles"),
+    ]
+    for arguments, field in cases:
+        with pytest.raises(InputError) as caught:
+            people.add_user(SYSTEM, *arguments)
+        assert caught.value.subject == field
+    people.add_user(SYSTEM, "maria", "Maria", PASSWORD, ["auditor"])
+    with pytest.raises(ConflictError):
+        people.add_user(SYSTEM, "maria", "Maria", PASSWORD, ["auditor"])
+
+
+def test_tokens_expire_and_revoke(governance: Governance) -> None:
+    people = governance.people
+    token = people.create_token(SYSTEM, "serving", ["serving"], 1)
+    assert people.authenticate(token["token"]).name == f"token:{token['id']}"
+
+    people.revoke_token(SYSTEM, token["id"])  # takes effect at once in this process
+    with pytest.raises(UnauthenticatedError, match="revoked"):
+        people.authenticate(token["token"])
+    with pytest.raises(ConflictError):
+        people.revoke_token(SYSTEM, token["id"])
+
+    expiring = people.create_token(SYSTEM, "old", ["serving"], 1)
+    with governance.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE api_token SET expires_at = :past WHERE id = :id"),
+            {"past": utcnow() - timedelta(seconds=1), "id": expiring["id"]},
+        )
+    with pytest.raises(UnauthenticatedError, match="expired"):
+        people.authenticate(expiring["token"])
+
+
+def test_a_token_carries_no_more_than_its_issuer(governance: Governance) -> None:
+    people = governance.people
+    people.add_user(SYSTEM, "dana", "Dana", PASSWORD, ["data_scientist"])
+    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1)["token"])
+    people.create_token(dana, "mine", ["data_scientist"], 1)
+    with pytest.raises(ForbiddenError, match="may not issue"):
+        people.create_token(dana, "escalate", ["admin"], 1)
+
+
+def test_a_disabled_person_is_signed_out_and_cannot_sign_in(governance: Governance) -> None:
+    people = governance.people
+    people.add_user(SYSTEM, "bob", "Bob Owner", PASSWORD, ["business_owner"])
+    session = people.sign_in("bob", PASSWORD, 8)["token"]
+    assert people.authenticate(session).full_name == "Bob Owner"
+    people.set_disabled(SYSTEM, "bob", True)
+    with pytest.raises(UnauthenticatedError):
+        people.authenticate(session)
+    with pytest.raises(UnauthenticatedError):
+        people.sign_in("bob", PASSWORD, 8)
+    actions = [e.event.action for e in audit_trail(governance.engine)]
+    assert actions[-3:] == ["user.added", "session.started", "user.disabled"]
