@@ -1,10 +1,16 @@
 """Property-based tests of the served API against its own OpenAPI schema, with schemathesis,
-on SQLite and on PostgreSQL: every operation, as the admin (may do everything) and as the
-auditor (reads only), with generated valid (positive) and invalid (negative) requests, and
-without credentials. No answer may be a server error, and every answer — errors included,
-as problem+json — must have a status code, a media type and a body that the schema
-documents for the operation; the auditor's writes must be refused with 403, and calls
-without credentials with 401.
+on SQLite and on PostgreSQL. Every operation, with generated valid (positive) and invalid
+(negative) requests:
+
+- as the admin;
+- the four operations the admin's role does not grant (submit, waiver, sign, admission)
+  again as a caller whose role does, so that their handlers run and not only the guard;
+- as the auditor, who reads: every write must be refused with 403;
+- without credentials (valid requests only): 401 everywhere but sign-in.
+
+No answer may be a server error, and every answer — errors included, as problem+json —
+must have a status code, a media type and a body that the schema documents for the
+operation.
 
 Destructive operations cannot take away the credentials the runs use:
 
@@ -14,11 +20,11 @@ Destructive operations cannot take away the credentials the runs use:
 - `POST /api/v1/users/{username}/disable` ends every session of that user, so it is never
   called for one of the fixture's people (a generated name could be one by chance).
 - `DELETE /api/v1/tokens/{token_id}` needs an id, and generated ones never name a real
-  token; the runs authenticate with sessions anyway, which it cannot revoke.
+  token (nothing feeds ids from answers back into generation here).
 
 The operations run in a loop, one subtest each, rather than through schemathesis' pytest
-integration: its `from_fixture` breaks on pytest 9 (it sets `Function._nodeid`), and the
-schema is only there once the `service` fixture has started the server.
+integration: its `from_fixture` fails on pytest 9 (it sets `Function._nodeid`), and the
+schema only exists once the `service` fixture has started the server.
 """
 
 from __future__ import annotations
@@ -45,13 +51,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-SIGN_OUT = ("DELETE", "/api/v1/sessions/current")
-DISABLE_USER = ("POST", "/api/v1/users/{username}/disable")
-# Operations any caller may use, whatever the roles: every other write is refused to the
-# auditor with 403.
-OPEN_WRITES = {("POST", "/api/v1/sessions"), SIGN_OUT}
-PUBLIC = {("POST", "/api/v1/sessions")}  # and /health, /ready
-FIXTURE_USERS = {"admin", *PEOPLE}
 # Small: the point is every operation with valid and invalid input, not depth.
 FEW = settings(
     max_examples=15,
@@ -59,6 +58,24 @@ FEW = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
+
+SIGN_IN = ("POST", "/api/v1/sessions")
+SIGN_OUT = ("DELETE", "/api/v1/sessions/current")
+DISABLE_USER = ("POST", "/api/v1/users/{username}/disable")
+SERVICE = {("GET", "/health"), ("GET", "/ready")}  # outside the API: no credentials
+FIXTURE_USERS = {"admin", *PEOPLE}
+# The operations the admin's role does not grant, and a caller whose role does.
+NOT_ADMIN = {
+    ("POST", "/api/v1/requests"): "dana",
+    ("POST", "/api/v1/requests/{request_id}/waiver"): "dana",
+    ("POST", "/api/v1/requests/{request_id}/signatures"): "maria",
+    ("GET", "/api/v1/admission/{model}/{version}"): "serving",
+}
+
+
+def key(operation: APIOperation | Case) -> tuple[str, str]:
+    return operation.method.upper(), operation.path
 
 
 def fresh_session(service: Service, username: str) -> str:
@@ -71,63 +88,65 @@ def fresh_session(service: Service, username: str) -> str:
     return token
 
 
-def call(case: Case, service: Service, username: str | None) -> Response:
-    """The case as `username` (None: without credentials), its answer checked against the
-    schema."""
-    operation = (case.method.upper(), case.path)
-    if operation == DISABLE_USER:
+def call(case: Case, service: Service, caller: str | None) -> Response:
+    """The case as `caller` (a key of `service.tokens`, or None: without credentials), its
+    answer checked against the schema."""
+    if key(case) == DISABLE_USER:
         assume((case.path_parameters or {}).get("username") not in FIXTURE_USERS)
     headers = {}
-    if username is not None:
-        token = fresh_session(service, username) if operation == SIGN_OUT else None
-        headers["Authorization"] = f"Bearer {token or service.tokens[username]}"
+    if caller is not None:
+        token = service.tokens[caller]
+        if key(case) == SIGN_OUT:
+            token = fresh_session(service, caller)
+        headers["Authorization"] = f"Bearer {token}"
     return case.call_and_validate(base_url=service.url, headers=headers, checks=CHECKS)
 
 
-def expected_status(operation: APIOperation, username: str | None) -> int | None:
-    """The one status the caller must get whatever it sends, if there is one."""
-    if operation.path in ("/health", "/ready"):
+def expected_status(operation: APIOperation, caller: str | None) -> int | None:
+    """The status `caller` must get whatever it sends, if there is one."""
+    if key(operation) in SERVICE or key(operation) == SIGN_IN:
         return None
-    if username is None:
-        return None if (operation.method.upper(), operation.path) in PUBLIC else 401
-    writes = operation.method.upper() != "GET"
-    if (
-        username == "audrey"
-        and writes
-        and (operation.method.upper(), operation.path) not in OPEN_WRITES
-    ):
+    if caller is None:
+        return 401
+    if caller == "audrey" and operation.method.upper() != "GET" and key(operation) != SIGN_OUT:
         return 403
     return None
 
 
 def fuzz(
-    service: Service, operation: APIOperation, mode: GenerationMode, username: str | None
+    service: Service, operation: APIOperation, mode: GenerationMode, caller: str | None
 ) -> None:
-    expected = expected_status(operation, username)
+    expected = expected_status(operation, caller)
 
     @FEW
     @given(case=operation.as_strategy(generation_mode=mode))
-    def test(case: Case) -> None:
-        response = call(case, service, username)
+    def run(case: Case) -> None:
+        response = call(case, service, caller)
         if expected is not None:
             assert response.status_code == expected, f"{case.method} {case.path}: {response.text}"
 
-    test()
+    run()
 
 
 def test_every_operation(service: Service, subtests: pytest.Subtests) -> None:
     schema = schemathesis.openapi.from_url(f"{service.url}/schema/openapi.json")
     # The runs send their own Authorization header: no generated (or negated) credentials.
     schema.config.generation.update(with_security_parameters=False)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [operation for methods in schema.values() for operation in methods.values()]
     assert len(operations) >= 28
-    runs = [(username, mode) for username in ("admin", "audrey") for mode in GenerationMode] + [
-        (None, GenerationMode.POSITIVE)
+    not_admin = [o for o in operations if key(o) in NOT_ADMIN]
+    assert len(not_admin) == len(NOT_ADMIN)
+    runs: list[tuple[str | None, GenerationMode, list[APIOperation]]] = [
+        ("admin", POSITIVE, operations),
+        ("admin", NEGATIVE, operations),
+        *[(NOT_ADMIN[key(o)], mode, [o]) for o in not_admin for mode in GenerationMode],
+        ("audrey", POSITIVE, operations),
+        ("audrey", NEGATIVE, operations),
+        (None, POSITIVE, operations),
     ]
-    for username, mode in runs:
-        for operation in operations:
+    for caller, mode, chosen in runs:
+        for operation in chosen:
             if mode.is_negative and not (operation.query or operation.body):
                 continue  # any path segment is a valid string: nothing here can be invalid
-            who = username or "anonymous"
-            with subtests.test(msg=f"{who}: {mode.value} {operation.label}"):
-                fuzz(service, operation, mode, username)
+            with subtests.test(msg=f"{caller or 'anonymous'}: {mode.value} {operation.label}"):
+                fuzz(service, operation, mode, caller)
