@@ -150,7 +150,7 @@ PROBLEMS = {
 # --- sessions and me ------------------------------------------------------------------
 
 
-@post("/sessions", opt=PUBLIC, status_code=201, summary="Sign in", tags=["people"])
+@post("/sessions", opt=PUBLIC, security=[], status_code=201, summary="Sign in", tags=["people"])
 async def sign_in(request: Request, data: SignIn) -> Json:
     governance = _gov(request)
     return await _thread(
@@ -534,9 +534,12 @@ def _refuse_nul_parameters(request: Request) -> None:
 
 
 def _with_problems(handler: HTTPRouteHandler) -> HTTPRouteHandler:
-    """A copy of the handler whose OpenAPI lists the error answers (PROBLEMS) too."""
+    """A copy of the handler whose OpenAPI lists the error answers (PROBLEMS) too, and the
+    bearer credential unless the handler is public."""
     documented = copy(handler)
     documented.responses = {**PROBLEMS, **(handler.responses or {})}
+    if handler.opt.get("permission") != "public":
+        documented.security = [{"bearer": []}]
     return documented
 
 

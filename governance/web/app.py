@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -19,6 +19,7 @@ from governance.store.database import current_revision
 from governance.web import problems
 from governance.web.api import PUBLIC, api_router
 from governance.web.auth import BearerAuthentication
+from governance.web.problems import Problem
 
 
 @get("/health", opt=PUBLIC, tags=["service"], summary="The process answers")
@@ -29,6 +30,14 @@ async def health() -> dict[str, str]:
 @get(
     "/ready",
     opt=PUBLIC,
+    responses={
+        503: ResponseSpec(
+            Problem,
+            description="The database is unreachable or not migrated",
+            media_type=problems.MEDIA_TYPE,
+            generate_examples=False,
+        )
+    },
     tags=["service"],
     summary="The database is reachable and migrated",
     sync_to_thread=True,
@@ -96,7 +105,6 @@ def create_app(
                     )
                 }
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
     )
