@@ -600,7 +600,10 @@ app.add_typer(token_app, name="token")
 
 
 def _settings(database: str | None) -> config.Settings:
-    return config.Settings.from_env(database)
+    try:
+        return config.Settings.from_env(database)
+    except InputError as exc:
+        fail(exc.message)
 
 
 def _governance(database: str | None) -> Any:

@@ -6,6 +6,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from governance.domain.errors import InputError
 
 DEFAULT_HOME = Path("governance-data")
 PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -27,13 +32,19 @@ def default_database_url() -> str:
     return f"sqlite:///{(data_dir() / 'governance.db').resolve()}"
 
 
+SETTINGS_FILE_KEYS = ("home", "database_url", "policies", "signing_key", "max_upload_mb")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What the service needs to run. `from_env` reads `GOVERNANCE_*` variables."""
+    """What the service needs to run: from `GOVERNANCE_*` variables, else from the YAML file
+    that `GOVERNANCE_CONFIG` names (keys: home, database_url, policies, signing_key,
+    max_upload_mb), else the embedded defaults."""
 
     home: Path
     database_url: str
     policies: Path
+    signing_key: Path
     max_upload_bytes: int = 512 * MIB
     max_json_bytes: int = 1 * MIB
     session_hours: int = 8
@@ -47,13 +58,44 @@ class Settings:
         """The key of the keyed digests that stand in for token and session secrets."""
         return self.home / "token-digest.key"
 
+    @property
+    def default_signing_key(self) -> bool:
+        return self.signing_key == self.home / "signing-key.pem"
+
     @classmethod
     def from_env(cls, database: str | None = None, home: Path | None = None) -> Settings:
-        home = home or data_dir()
+        file = _settings_file()
+
+        def pick(name: str) -> Any:
+            return os.environ.get(f"GOVERNANCE_{name.upper()}") or file.get(name)
+
+        home = home or Path(pick("home") or DEFAULT_HOME)
         return cls(
             home=home,
-            database_url=database_url(database)
+            database_url=database
+            or pick("database_url")
             or f"sqlite:///{(home / 'governance.db').resolve()}",
-            policies=Path(os.environ.get("GOVERNANCE_POLICIES", PACKAGED_POLICIES)),
-            max_upload_bytes=int(os.environ.get("GOVERNANCE_MAX_UPLOAD_MB", 512)) * MIB,
+            policies=Path(pick("policies") or PACKAGED_POLICIES),
+            signing_key=Path(pick("signing_key") or home / "signing-key.pem"),
+            max_upload_bytes=int(pick("max_upload_mb") or 512) * MIB,
         )
+
+
+def _settings_file() -> dict[str, Any]:
+    path = os.environ.get("GOVERNANCE_CONFIG")
+    if not path:
+        return {}
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(
+            f"GOVERNANCE_CONFIG={path}", f"cannot be read ({exc})", "name a YAML file"
+        ) from None
+    unknown = sorted(set(document) - set(SETTINGS_FILE_KEYS)) if isinstance(document, dict) else []
+    if not isinstance(document, dict) or unknown:
+        raise InputError(
+            f"GOVERNANCE_CONFIG={path}",
+            f"unknown keys {', '.join(unknown)}" if unknown else "is not a mapping",
+            f"use only {', '.join(SETTINGS_FILE_KEYS)}",
+        )
+    return document

@@ -14,11 +14,12 @@ from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey
 from governance.config import Settings
 from governance.domain.checkpoint import Checkpoint, sign
+from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
 from governance.services.workflow import Workflow
-from governance.signing import PRIVATE, create_key, load_private, raw_public
+from governance.signing import create_key, load_private, raw_public
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.repository import audit_trail
@@ -52,7 +53,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     engine = make_engine(settings.database_url)
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
-    key = load_private(settings.home / PRIVATE)
+    key = load_private(settings.signing_key)
     workflow = Workflow(
         engine, people, PolicyLibrary(settings.policies), key, job_lease_seconds=job_lease_seconds
     )
@@ -69,7 +70,14 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     after = current_revision(settings.database_url)
     if before != after:
         done.append(f"database {settings.database_url} migrated to {after}")
-    if not (settings.home / PRIVATE).exists():
+    if not settings.signing_key.exists():
+        if not settings.default_signing_key:
+            raise InputError(
+                f"signing key {settings.signing_key}",
+                "does not exist",
+                "give the path of the organisation's Ed25519 key (PEM), or unset "
+                "GOVERNANCE_SIGNING_KEY to have one created",
+            )
         private, _ = create_key(settings.home)
         done.append(f"signing key created: {private}")
     PolicyLibrary(settings.policies)  # a broken policy stops init, not a later request

@@ -1,0 +1,59 @@
+"""Service settings: environment variables win over the settings file, which wins over the
+embedded defaults; a bad settings file is refused with the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from governance.config import MIB, PACKAGED_POLICIES, Settings
+from governance.domain.errors import InputError
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HOME", "DATABASE_URL", "POLICIES", "SIGNING_KEY", "MAX_UPLOAD_MB", "CONFIG"):
+        monkeypatch.delenv(f"GOVERNANCE_{name}", raising=False)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env()
+    assert settings.home == Path("governance-data")
+    assert settings.database_url == f"sqlite:///{tmp_path / 'governance-data' / 'governance.db'}"
+    assert settings.policies == PACKAGED_POLICIES
+    assert settings.default_signing_key and settings.max_upload_bytes == 512 * MIB
+
+
+def test_file_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = tmp_path / "governance.yaml"
+    file.write_text(
+        "home: /srv/gov\ndatabase_url: postgresql://db/gov\nsigning_key: /etc/gov/key.pem\n"
+        "max_upload_mb: 64\n"
+    )
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(file))
+    settings = Settings.from_env()
+    assert (settings.home, settings.database_url) == (Path("/srv/gov"), "postgresql://db/gov")
+    assert settings.signing_key == Path("/etc/gov/key.pem") and not settings.default_signing_key
+    assert settings.max_upload_bytes == 64 * MIB
+
+    monkeypatch.setenv("GOVERNANCE_DATABASE_URL", "sqlite:////tmp/x.db")
+    monkeypatch.setenv("GOVERNANCE_MAX_UPLOAD_MB", "2")
+    settings = Settings.from_env()
+    assert settings.database_url == "sqlite:////tmp/x.db" and settings.max_upload_bytes == 2 * MIB
+    assert Settings.from_env(database="postgresql://explicit/db").database_url.endswith(
+        "explicit/db"
+    )
+
+
+def test_a_bad_settings_file_names_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    file = tmp_path / "governance.yaml"
+    file.write_text("home: /srv/gov\ndatabase: sqlite:///typo.db\n")
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(file))
+    with pytest.raises(InputError, match="unknown keys database") as caught:
+        Settings.from_env()
+    assert "database_url" in caught.value.fix
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(InputError, match="cannot be read"):
+        Settings.from_env()
