@@ -8,6 +8,9 @@ from sklearn.model_selection import train_test_split
 
 from connectors.adult import load_adult
 
+# Test modules import helpers from this plugin too; rewrite its asserts before they do.
+pytest.register_assert_rewrite("tests.service_fixtures")
+
 
 @pytest.fixture(scope="session")
 def adult() -> pd.DataFrame:

@@ -55,6 +55,9 @@ def register(service: Service) -> None:
 
 def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path: Path) -> None:
     register(service)
+    with service.client("audrey") as client:  # an auditor keeps a checkpoint of the log
+        kept = client.get("/api/v1/audit/proof").json()["checkpoint"]
+    kept_size = int(kept.splitlines()[1])
     assert admission(service, "2")["decision"] == "deny"
 
     created = submit(service, demo_dir, "income-reweighed", "2")
@@ -145,7 +148,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert denied["decision"] == "deny"
     assert "revoked" in denied["reason"] and "drift in production inputs" in denied["reason"]
 
-    with service.client("auditor") if False else service.client("audrey") as client:
+    with service.client("audrey") as client:
         trail = client.get("/api/v1/audit", params={"subject": "model:income@2"}).json()
         verified = client.get("/api/v1/audit/verify").json()
     actions = [item["event"]["action"] for item in reversed(trail["items"])]
@@ -161,6 +164,25 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
         "request.revoke",
     ]
     assert verified["intact"] is True
+
+    # Later, the auditor asks for proofs against the kept checkpoint and checks them
+    # offline with the service's public key only.
+    seq = trail["items"][0]["event"]["seq"]  # the revocation
+    with service.client("audrey") as client:
+        bundle = client.get(
+            "/api/v1/audit/proof", params={"sinceSize": kept_size, "event": seq}
+        ).json()
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    (tmp_path / "kept.txt").write_text(kept)
+    checked = subprocess.run(
+        [
+            sys.executable, "-m", "governance.cli", "audit", "check", str(tmp_path / "bundle.json"),
+            "--public-key", str(key), "--since", str(tmp_path / "kept.txt"),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_blocked_then_waived_by_the_policy_role(service: Service, demo_dir: Path) -> None:
