@@ -664,6 +664,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # A worker imports the checks' libraries before it answers uvicorn's health check;
+        # on a busy machine that takes longer than the default 5 s.
+        timeout_worker_healthcheck=60,
     )
 
 

@@ -529,7 +529,8 @@ HANDLERS = [
 ]
 
 
-def _refuse_nul_parameters(request: Request) -> None:
+async def _refuse_nul_parameters(request: Request) -> None:
+    # async: Litestar runs a sync hook in its thread pool, a hop that costs ~0.2 ms a request
     refuse_nul([*request.path_params.items(), *request.query_params.multi_items()])
 
 

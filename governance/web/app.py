@@ -3,6 +3,7 @@ OpenAPI schema at /schema, and the job runner started and stopped with the app."
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from litestar import Litestar, get
@@ -71,6 +72,9 @@ def create_app(
         governance.access.refresh()
         if run_jobs:
             jobs.start()
+        # The imports leave ~300,000 long-lived objects; a full collection walking them
+        # stalls every request for 0.2-0.4 s (bench/RESULTS.md). Keep the collector off them.
+        gc.freeze()
 
     def stop() -> None:
         jobs.stop()

@@ -41,7 +41,11 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=None)
 
 
-def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """async on purpose: no I/O here (casbin's answers are cached), and a sync guard would
+    cost a thread-pool hop on every request (bench/RESULTS.md, admission)."""
     wanted = handler.opt.get("permission")
     if wanted in ("public", "signed-in"):
         return
