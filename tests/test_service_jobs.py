@@ -4,6 +4,7 @@ expire on their date and admission turns to deny."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from governance.config import Settings
 from governance.domain.errors import ConflictError
 from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM, People
-from governance.services.workflow import Candidate, Workflow
+from governance.services.workflow import AdmissionCache, Candidate, Workflow
 from governance.store.tables import GateDecision, Job, utcnow
 from tests.service_fixtures import PASSWORD, fast_policies
 
@@ -114,9 +115,16 @@ def test_approval_expires_and_admission_denies(governance: Governance, demo_dir:
     assert request["expiresAt"] == clock.now + timedelta(days=365)
     assert workflow.admission("income", "2", "production").allowed
 
-    clock.now += timedelta(days=365, seconds=1)
-    workflow.admission_cache_clear()
-    answer = workflow.admission("income", "2", "production")
+    # Another process (its own cache) sees this one's state change once it polls the
+    # audit head, which every change moves.
+    other = workflow_with(governance, clock)
+    assert other.admission("income", "2", "production").state == "approved"
+    workflow.promote(SYSTEM, request_id)
+    time.sleep(AdmissionCache.POLL_SECONDS * 1.5)
+    assert other.admission("income", "2", "production").state == "promoted"
+
+    clock.now += timedelta(days=365, seconds=1)  # the cached allow must not outlive it
+    answer = other.admission("income", "2", "production")
     assert not answer.allowed and "expired" in answer.reason  # even before the sweep
 
     assert workflow.expire_due() == [request_id]

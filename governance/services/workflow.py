@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ class Admission:
     request_id: str | None = None
     decision_id: str | None = None
     artifact_sha256: str | None = None
+    expires_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -372,11 +373,8 @@ class Workflow:
     def _gate_inputs(self, request_id: str) -> tuple[PromotionPolicy, GateRequest]:
         with Session(self._engine) as session:
             request = _get(session, request_id)
-            policy_row = session.get(Policy, request.policy_id)
-            version = session.get(ModelVersion, request.model_version_id)
-            model = session.get(Model, version.model_id) if version else None
-        assert policy_row is not None and version is not None and model is not None
-        policy = parse_policy(policy_row.document)
+            policy = _policy(session, request)
+            version, model = _version_and_model(session, request)
         inputs = request.inputs
         gate_request = GateRequest(
             policy=Path(),  # judged under the pinned document, not a file
@@ -704,7 +702,7 @@ class Workflow:
         answer = self._admissions.get(key)
         if answer is None:
             answer = self._admissions.put(key, self._admission(model, version, target))
-        return _with_digest(answer, digest)
+        return _as_of(answer, self._clock(), digest)
 
     def _admission(self, model: str, version: str, target: str) -> Admission:
         with Session(self._engine) as session:
@@ -727,19 +725,20 @@ class Workflow:
                 .limit(1)
             ).first()
         state = State(request.state)
-        common = {
-            "state": state.value,
-            "request_id": request.id,
-            "decision_id": decision,
-            "artifact_sha256": stored.artifact_sha256,
-        }
+        answer = Admission(
+            True,
+            f"{state.value}; valid until "
+            + (request.expires_at.isoformat() if request.expires_at else "never"),
+            state=state.value,
+            request_id=request.id,
+            decision_id=decision,
+            artifact_sha256=stored.artifact_sha256,
+            expires_at=request.expires_at,
+        )
         if state not in ADMITTED:
             why = f": {request.state_reason}" if request.state_reason else ""
-            return Admission(False, f"the request is {state.value}{why}", **common)
-        if request.expires_at is not None and request.expires_at <= self._clock():
-            return Admission(False, f"the {state.value} decision expired", **common)
-        expiry = request.expires_at.isoformat() if request.expires_at else "never"
-        return Admission(True, f"{state.value}; valid until {expiry}", **common)
+            return replace(answer, allowed=False, reason=f"the request is {state.value}{why}")
+        return answer
 
     def admission_cache_clear(self) -> None:
         self._admissions.clear()
@@ -838,10 +837,9 @@ class Workflow:
             self._admissions.clear()
 
     def _request_summary(self, session: Session, request: PromotionRequest) -> dict[str, Any]:
-        version = session.get(ModelVersion, request.model_version_id)
-        model = session.get(Model, version.model_id) if version else None
+        version, model = _version_and_model(session, request)
         policy = session.get(Policy, request.policy_id)
-        assert version is not None and model is not None and policy is not None
+        assert policy is not None
         return {
             "id": request.id,
             "model": model.name,
@@ -943,18 +941,20 @@ class AdmissionCache:
             return connection.execute(select(func.max(AuditEventRow.seq))).scalar()
 
 
-def _with_digest(answer: Admission, digest: str | None) -> Admission:
-    if digest is None or not answer.allowed:
+def _as_of(answer: Admission, now: datetime, digest: str | None) -> Admission:
+    """A stored answer judged at this moment and for these bytes: an allow turns to deny
+    once its decision expires (before the sweep moves the state) or when the bytes to be
+    served are not the approved ones."""
+    if not answer.allowed:
         return answer
-    if digest[7:].lower() != answer.artifact_sha256:
-        return Admission(
-            False,
-            f"the bytes to be served ({digest}) are not the approved artifact "
+    if answer.expires_at is not None and answer.expires_at <= now:
+        return replace(answer, allowed=False, reason=f"the {answer.state} decision expired")
+    if digest is not None and digest[7:].lower() != answer.artifact_sha256:
+        return replace(
+            answer,
+            allowed=False,
+            reason=f"the bytes to be served ({digest}) are not the approved artifact "
             f"(sha256:{answer.artifact_sha256})",
-            answer.state,
-            answer.request_id,
-            answer.decision_id,
-            answer.artifact_sha256,
         )
     return answer
 
@@ -991,10 +991,15 @@ def _subject(model: str, version: str) -> str:
     return f"model:{model}@{version}"
 
 
-def _request_subject(session: Session, request: PromotionRequest) -> str:
+def _version_and_model(session: Session, request: PromotionRequest) -> tuple[ModelVersion, Model]:
     version = session.get(ModelVersion, request.model_version_id)
     model = session.get(Model, version.model_id) if version else None
-    assert version is not None and model is not None
+    assert version is not None and model is not None  # foreign keys guarantee both
+    return version, model
+
+
+def _request_subject(session: Session, request: PromotionRequest) -> str:
+    version, model = _version_and_model(session, request)
     return _subject(model.name, version.version)
 
 
@@ -1023,9 +1028,7 @@ def _policy(session: Session, request: PromotionRequest) -> PromotionPolicy:
 
 
 def _owner(session: Session, request: PromotionRequest) -> str:
-    version = session.get(ModelVersion, request.model_version_id)
-    model = session.get(Model, version.model_id) if version else None
-    assert model is not None
+    _, model = _version_and_model(session, request)
     return model.owner or request.submitter
 
 
