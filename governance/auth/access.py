@@ -34,7 +34,6 @@ ROLES = (
     "serving",
 )
 HUMAN_ROLES = ROLES[:6]
-MACHINE_ROLES = ("ci", "serving")
 
 READ = [
     ("models", "read"),

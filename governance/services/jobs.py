@@ -20,7 +20,6 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.idle = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="governance-jobs", daemon=True)
@@ -28,7 +27,6 @@ class JobRunner:
 
     def notify(self) -> None:
         """A job was enqueued: look now rather than at the next poll."""
-        self.idle.clear()
         self._wake.set()
 
     def stop(self) -> None:
@@ -54,7 +52,6 @@ class JobRunner:
     def _loop(self) -> None:
         since_sweep = self._sweep
         while not self._stop.is_set():
-            self.idle.clear()
             self.run_pending()
             if since_sweep >= self._sweep:
                 try:
@@ -62,7 +59,6 @@ class JobRunner:
                 except Exception:
                     log.exception("expiry sweep failed; trying again at the next one")
                 since_sweep = 0.0
-            self.idle.set()
             self._wake.wait(self._poll)
             self._wake.clear()
             since_sweep += self._poll

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from governance.auth.access import HUMAN_ROLES, ROLES, AccessControl
@@ -336,10 +336,6 @@ class People:
     def _forget_all(self) -> None:
         with self._cache_lock:
             self._cache.clear()
-
-    def count_users(self) -> int:
-        with Session(self._engine) as session:
-            return session.exec(select(func.count()).select_from(UserAccount)).one()
 
 
 def _check_username(username: str) -> None:
