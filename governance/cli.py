@@ -178,6 +178,14 @@ def gate(
     key: Annotated[
         Path | None, typer.Option(help="Ed25519 key for --attest (default: the data directory's).")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the signed PDF decision report here (needs `governance init`)."),
+    ] = None,
+    model_card: Annotated[
+        Path | None,
+        typer.Option(help="Model card YAML for --report: purpose, intendedUse, limitations, …"),
+    ] = None,
     submit: Annotated[
         bool,
         typer.Option(
@@ -252,6 +260,8 @@ def gate(
         _write_attestation(
             manifest, outcome.decision_id, Path(settings["attest"]), settings.get("key")
         )
+    if settings.get("report") is not None:
+        _write_local_report(outcome, Path(settings["report"]), _path(settings.get("model_card")))
     if submit:
         assert server is not None and token is not None
         raise typer.Exit(_submit(server, token, environment, Path(settings["model"]), manifest))
@@ -316,6 +326,44 @@ def _write_attestation(
         fail(f"--attest: {exc}")
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     err.print(f"wrote attestation {escape(str(path))}")
+
+
+def _write_local_report(outcome: Any, path: Path, card_path: Path | None) -> None:
+    from governance.services.container import report_signing
+    from governance.services.reports import local_decision_report
+    from governance.signing import load_private
+
+    settings = _settings(None)
+    try:
+        card = _model_card(card_path) if card_path else None
+        signing = report_signing(settings, load_private(settings.signing_key))
+        report = local_decision_report(
+            outcome.manifest, outcome.policy, signing, card, outcome.decision_id
+        )
+    except InputError as exc:
+        fail(exc.message)
+    _write_report(report, path)
+
+
+def _model_card(path: Path) -> Any:
+    from pydantic import ValidationError
+
+    from governance.domain.model_card import ModelCard
+
+    try:
+        return ModelCard.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"--model-card {path}: cannot be read ({exc})")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        fail(f"--model-card {path}: {where}: {first['msg']}")
+
+
+def _write_report(report: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(report.pdf)
+    err.print(f"wrote {report.kind} report {escape(str(path))} (sha256 {report.sha256})")
 
 
 def _path(value: Any) -> Path | None:
@@ -589,8 +637,12 @@ def demo(
         out.print(
             f"  evidence: {escape(str(run.evidence))}/ (manifest.json, junit.xml, summary.md)"
         )
+        for report in run.reports:
+            out.print(f"  signed report: {escape(str(report))}")
         out.print(f"  decision id: {run.outcome.decision_id}\n")
     out.print(f"Decisions recorded in {escape(url)}")
+    ca = directory / "report-ca.pem"
+    out.print(f"Verify a report: governance report verify FILE.pdf --trust {escape(str(ca))}")
 
 
 user_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
@@ -770,6 +822,235 @@ def token_revoke(token_id: str, database: DatabaseOption = None) -> None:
     finally:
         governance.close()
     out.print(f"[green]✓[/] token {escape(token_id)} revoked")
+
+
+@app.command()
+def replay(
+    decision_id: Annotated[str, typer.Argument(help="The id of a recorded decision.")],
+    database: DatabaseOption = None,
+    blobs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Content-addressed blob store to fetch artifacts from by sha256 "
+            "(default: the data directory's blobs/, when it exists)."
+        ),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show every compared value, not only differences.")
+    ] = False,
+) -> None:
+    """Re-run a recorded decision from its evidence manifest (same bytes, policy and seeds)
+    and compare metric by metric. Exit 0 reproduced, 1 not reproduced, 2 bad input."""
+    from governance.services.replay import replay as replay_decision
+    from governance.store.database import current_revision, make_engine
+
+    url = config.database_url(database) or config.default_database_url()
+    try:
+        revision = current_revision(url)
+    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
+        fail(f"database {url}: cannot connect ({type(exc).__name__}: {exc})")
+    if revision is None:
+        fail(f"database {url}: has no schema, so no decisions. Fix: pass --database URL")
+    default_blobs = config.data_dir() / "blobs"
+    blob_root = blobs or (default_blobs if default_blobs.is_dir() else None)
+    engine = make_engine(url)
+    try:
+        with err.status("Starting the replay") as status:
+            outcome = replay_decision(
+                engine,
+                decision_id,
+                blob_root,
+                files,
+                actor=f"cli:{getpass.getuser()}",
+                progress=lambda step: status.update(step),
+            )
+    except PolicyError as exc:
+        fail(str(exc))
+    except InputError as exc:
+        fail(exc.message)
+    finally:
+        engine.dispose()
+    shown = outcome.rows if show_all else outcome.differences
+    if shown:
+        table = Table(
+            title=f"replay of {outcome.model_name} {outcome.model_version} "
+            f"(decision {outcome.decision_id})"
+        )
+        for column in ("check", "value", "recorded", "replayed", "equal"):
+            table.add_column(column)
+        for row in shown:
+            table.add_row(
+                escape(row.check_id),
+                escape(row.name),
+                escape(_replay_value(row.recorded)),
+                escape(_replay_value(row.replayed)),
+                "[green]=[/]" if row.equal else "[red]≠[/]",
+            )
+        out.print(table)
+    equal = len(outcome.rows) - len(outcome.differences)
+    out.print(f"{equal} of {len(outcome.rows)} compared values equal")
+    out.print(
+        f"verdict: recorded {outcome.recorded_verdict.value}, "
+        f"replayed {outcome.replayed_verdict.value}"
+    )
+    for name, (recorded, running) in outcome.library_differences.items():
+        out.print(
+            f"[yellow]library {escape(name)}:[/] recorded {escape(str(recorded))}, "
+            f"running {escape(str(running))}"
+        )
+    if outcome.reproduced:
+        out.print("[bold green]reproduced bit for bit[/]")
+        raise typer.Exit(0)
+    out.print(f"[bold red]NOT reproduced: {len(outcome.differences)} differences[/]")
+    raise typer.Exit(1)
+
+
+def _replay_value(value: Any) -> str:
+    """Floats in full (repr round-trips), text as is, anything else as compact JSON."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+report_app = typer.Typer(help="Signed PDF reports: build and verify.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+REPORT_KINDS = ("decision", "bias-audit", "inventory")
+
+
+@report_app.command("build")
+def report_build(
+    kind: Annotated[
+        str | None, typer.Argument(help="decision, bias-audit or inventory.", show_default=False)
+    ] = None,
+    request: Annotated[str | None, typer.Option(help="Promotion request id (decision).")] = None,
+    decision: Annotated[
+        str | None, typer.Option(help="Gate decision id (decision, bias-audit).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="The PDF to write.")] = None,
+    model_card: Annotated[
+        Path | None, typer.Option(help="Model card YAML, when the request carries none.")
+    ] = None,
+    scoring: Annotated[
+        bool, typer.Option(help="Bias audit of a scoring tool (scores above the median).")
+    ] = False,
+    sex: Annotated[str, typer.Option(help="Column of sex categories (bias-audit).")] = "sex",
+    race: Annotated[str, typer.Option(help="Column of race/ethnicity (bias-audit).")] = "race",
+    source: Annotated[
+        str | None, typer.Option(help="The data's source, as the bias audit states it.")
+    ] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First date the data covers (YYYY-MM-DD).")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Last date the data covers (YYYY-MM-DD).")
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Run the demo and render its reports' pages to PNG with pdftoppm "
+            "(under the data directory's reports/ folder).",
+        ),
+    ] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """Build a signed PDF report and record its sha256 in the audit trail."""
+    if demo:
+        _demo_report_pages()
+        return
+    if kind not in REPORT_KINDS:
+        fail(f"KIND is {kind!r}: use one of {', '.join(REPORT_KINDS)} (or --demo)")
+    governance = _governance(database)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if kind == "decision":
+            card = _model_card(model_card) if model_card else None
+            report = governance.reports.decision(actor, request, decision, card)
+        elif kind == "bias-audit":
+            if decision is None:
+                fail("bias-audit needs --decision: the gate decision whose model and data to audit")
+            report = governance.reports.bias_audit(
+                actor, decision, sex, race, scoring, source, date_from, date_to
+            )
+        else:
+            report = governance.reports.inventory(actor)
+    except InputError as exc:
+        fail(exc.message)
+    except NotFoundError as exc:
+        fail(str(exc))
+    finally:
+        governance.close()
+    _write_report(report, output or Path(report.filename))
+
+
+def _demo_report_pages() -> None:
+    import shutil
+    import subprocess
+
+    from governance.demo import run_demo
+
+    directory = config.data_dir()
+    try:
+        with err.status("Starting the demo") as status:
+            _, runs = run_demo(directory, progress=status.update)
+    except InputError as exc:
+        fail(exc.message)
+    if shutil.which("pdftoppm") is None:
+        fail("pdftoppm is not installed: apt-get install poppler-utils")
+    for run in runs:
+        for pdf_path in run.reports:
+            pages = pdf_path.with_suffix("")
+            pages.mkdir(exist_ok=True)
+            subprocess.run(
+                ["pdftoppm", "-png", "-r", "60", str(pdf_path), str(pages / "page")], check=True
+            )
+            out.print(f"{escape(str(pdf_path))}: pages in {escape(str(pages))}/")
+
+
+@report_app.command("verify")
+def report_verify(
+    path: Annotated[Path, typer.Argument(help="The signed PDF report.", show_default=False)],
+    trust: Annotated[
+        Path | None,
+        typer.Option(help="CA certificate to trust (default: the data directory's report CA)."),
+    ] = None,
+    extract: Annotated[
+        Path | None, typer.Option(help="Also write the embedded evidence files here.")
+    ] = None,
+) -> None:
+    """Exit 0 when the signature is valid, trusted and covers the whole file, and the
+    embedded manifest is the one its attestation names; else 1 with every reason."""
+    from reports import pdf, pki
+
+    anchor = trust or config.data_dir() / pki.CA_CERT
+    try:
+        certificates = pki.load_certificates(anchor)
+        data = path.read_bytes()
+    except InputError as exc:
+        fail(exc.message + ("" if trust else " (pass --trust CA.pem)"))
+    except OSError as exc:
+        fail(f"{path}: cannot be read ({exc.strerror})")
+    result = pdf.verify(data, certificates)
+    if extract is not None and result.embedded:
+        extract.mkdir(parents=True, exist_ok=True)
+        for name, content in result.embedded.items():
+            (extract / Path(name).name).write_bytes(content)
+    if not result.ok:
+        refuse(result.problems, f"{path}: NOT verified")
+    out.print(f"[green]✓[/] signed by {escape(result.signer or '')} at {result.signed_at}")
+    out.print("[green]✓[/] the signature covers every byte of the file; nothing was changed")
+    out.print(f"[green]✓[/] the signer chains to {escape(str(anchor))}")
+    out.print(
+        f"[green]✓[/] the embedded manifest (sha256 {result.manifest_sha256}) is the one the "
+        "signed attestation names"
+    )
+    out.print(f"[bold green]{escape(str(path))}: verified[/]")
 
 
 def main() -> None:

@@ -32,14 +32,18 @@ def default_database_url() -> str:
     return f"sqlite:///{(data_dir() / 'governance.db').resolve()}"
 
 
-SETTINGS_FILE_KEYS = ("home", "database_url", "policies", "signing_key", "max_upload_mb")
+SETTINGS_FILE_KEYS = (
+    "home", "database_url", "policies", "signing_key", "max_upload_mb", "organisation",
+    "report_pkcs12",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Settings:
     """What the service needs to run: from `GOVERNANCE_*` variables, else from the YAML file
     that `GOVERNANCE_CONFIG` names (keys: home, database_url, policies, signing_key,
-    max_upload_mb), else the embedded defaults."""
+    max_upload_mb, organisation, report_pkcs12), else the embedded defaults. The PKCS#12
+    passphrase is a secret: only `GOVERNANCE_REPORT_PKCS12_PASSWORD` gives it."""
 
     home: Path
     database_url: str
@@ -48,6 +52,9 @@ class Settings:
     max_upload_bytes: int = 512 * MIB
     max_json_bytes: int = 1 * MIB
     session_hours: int = 8
+    organisation: str = "Governance"
+    report_pkcs12: Path | None = None
+    report_pkcs12_password: str | None = None
 
     @property
     def blobs(self) -> Path:
@@ -78,6 +85,9 @@ class Settings:
             policies=Path(pick("policies") or PACKAGED_POLICIES),
             signing_key=Path(pick("signing_key") or home / "signing-key.pem"),
             max_upload_bytes=int(pick("max_upload_mb") or 512) * MIB,
+            organisation=pick("organisation") or "Governance",
+            report_pkcs12=Path(pick("report_pkcs12")) if pick("report_pkcs12") else None,
+            report_pkcs12_password=os.environ.get("GOVERNANCE_REPORT_PKCS12_PASSWORD"),
         )
 
 

@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder
 import connectors.files as files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance import config
+from governance.domain.model_card import ModelCard
 from governance.services.gate import GateOutcome, GateRequest, Progress, run_gate
 from reports import ci
 
@@ -39,14 +40,43 @@ class DemoModel:
     features: list[str]
     reweigh: bool
     threshold: float
+    limitations: str
 
 
 MODELS = [
-    DemoModel("income-full", "1", [c for c in COLUMNS if c != TARGET], False, 0.5),
     DemoModel(
-        "income-reweighed", "2", [c for c in COLUMNS if c not in (TARGET, *PROXIES)], True, 0.4
+        "income-full",
+        "1",
+        [c for c in COLUMNS if c != TARGET],
+        False,
+        0.5,
+        "Uses sex, race, relationship and marital status as inputs: it can treat people "
+        "differently by a protected attribute.",
+    ),
+    DemoModel(
+        "income-reweighed",
+        "2",
+        [c for c in COLUMNS if c not in (TARGET, *PROXIES)],
+        True,
+        0.4,
+        "Leaves out sex, race and their closest proxies, and is trained with reweighing; "
+        "other columns (occupation, hours) still carry some of their signal.",
     ),
 ]
+
+
+def model_card(spec: DemoModel) -> ModelCard:
+    return ModelCard(
+        purpose="Pre-screen applicants by predicting whether annual income exceeds $50,000.",
+        intended_use="A demonstration of the gate on public census data; a person reviews "
+        "every refusal.",
+        out_of_scope_use="Real credit, employment or housing decisions.",
+        training_data=f"{SOURCE}: 70% of the 48,842 records, stratified by income.",
+        limitations=spec.limitations + " Census data of 1994; US population only.",
+        ethical_considerations="Income correlates with sex and race in the data (11% vs 30% "
+        "base rates by sex), so an accurate model can still disadvantage a group.",
+        contact="model-risk@example.org",
+    )
 
 
 def reweighing(train: pd.DataFrame) -> np.ndarray:
@@ -85,6 +115,7 @@ def train(spec: DemoModel, data: pd.DataFrame) -> FixedThresholdClassifier:
 class DemoRun:
     outcome: GateOutcome
     evidence: Path
+    reports: list[Path]
 
 
 def run_demo(directory: Path, progress: Progress) -> tuple[str, list[DemoRun]]:
@@ -135,8 +166,44 @@ def run_demo(directory: Path, progress: Progress) -> tuple[str, list[DemoRun]]:
             ("summary.md", ci.to_markdown),
         ):
             (evidence / name).write_text(render(outcome.manifest), encoding="utf-8")
-        runs.append(DemoRun(outcome, evidence))
-    return url, runs
+        runs.append(DemoRun(outcome, evidence, []))
+    return url, _signed_reports(directory, url, runs, progress)
+
+
+def _signed_reports(
+    directory: Path, url: str, runs: list[DemoRun], progress: Progress
+) -> list[DemoRun]:
+    """Make the service's keys if missing, then a signed decision report and an LL144 bias
+    audit for each model, next to its evidence."""
+    from governance.config import Settings
+    from governance.services.container import initialise, open_governance
+
+    settings = Settings.from_env(url, directory)
+    progress("Preparing the signing keys and certificates")
+    initialise(settings, None)
+    governance = open_governance(settings)
+    done = []
+    try:
+        for run, spec in zip(runs, MODELS, strict=True):
+            assert run.outcome.decision_id is not None
+            progress(f"{spec.name}: signed decision report and bias audit")
+            decision = governance.reports.decision(
+                "governance demo", decision_id=run.outcome.decision_id, model_card=model_card(spec)
+            )
+            audit = governance.reports.bias_audit(
+                "governance demo",
+                run.outcome.decision_id,
+                source=f"{SOURCE}, the 30% held-out evaluation split",
+            )
+            paths = []
+            for report in (decision, audit):
+                path = run.evidence / report.filename
+                path.write_bytes(report.pdf)
+                paths.append(path)
+            done.append(DemoRun(run.outcome, run.evidence, paths))
+    finally:
+        governance.close()
+    return done
 
 
 def _labelled(progress: Progress, name: str) -> Progress:

@@ -97,6 +97,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "promote": Endpoint("POST", "/api/v1/requests/{request_id}/promote"),
     "revoke": Endpoint("POST", "/api/v1/requests/{request_id}/revoke", json={"reason": "probe"}),
     "get_attestation": Endpoint("GET", "/api/v1/decisions/{decision_id}/attestation"),
+    # reports
+    "decision_report": Endpoint("GET", "/api/v1/requests/{request_id}/report.pdf"),
+    "bias_audit_report": Endpoint("GET", "/api/v1/decisions/{decision_id}/bias-audit.pdf"),
+    "inventory_report": Endpoint("GET", "/api/v1/inventory/report.pdf"),
     # serving
     "admission": Endpoint("GET", "/api/v1/admission/{model}/{version}"),
     # audit
@@ -129,6 +133,9 @@ READ = {
     "get_request",
     "get_evidence",
     "get_attestation",
+    "decision_report",
+    "bias_audit_report",
+    "inventory_report",
 }
 AUDIT = {"list_audit", "verify_audit", "audit_proof"}
 SIGN = {"sign"}

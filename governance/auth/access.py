@@ -40,6 +40,7 @@ READ = [
     ("policies", "read"),
     ("requests", "read"),
     ("decisions", "read"),
+    ("reports", "read"),
 ]
 AUDIT = [("audit", "read")]
 DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
@@ -73,6 +74,7 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("requests", "submit"),
         ("requests", "promote"),
         ("decisions", "read"),
+        ("reports", "read"),
     ],
     "serving": [("admission", "check"), ("decisions", "read")],
 }

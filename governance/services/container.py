@@ -18,11 +18,14 @@ from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
+from governance.services.reports import Reports, Signing
 from governance.services.workflow import Workflow
 from governance.signing import create_key, load_private, raw_public
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.repository import audit_trail
+from reports import pki
+from reports.pki import load_identity
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Governance:
     workflow: Workflow
     blobs: BlobStore
     signing_key: Ed25519PrivateKey
+    reports: Reports
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -57,7 +61,21 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     workflow = Workflow(
         engine, people, PolicyLibrary(settings.policies), key, job_lease_seconds=job_lease_seconds
     )
-    return Governance(settings, engine, access, people, workflow, BlobStore(settings.blobs), key)
+
+    def note(checkpoint: Checkpoint) -> str:
+        return sign(checkpoint, audit.ORIGIN, raw_public(key.public_key()), key.sign)
+
+    reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
+    return Governance(
+        settings, engine, access, people, workflow, BlobStore(settings.blobs), key, reports
+    )
+
+
+def report_signing(settings: Settings, key: Ed25519PrivateKey) -> Signing:
+    """The report certificate (the organisation's PKCS#12, else the local one) and the
+    attestation key; loaded when a report is made, so a replaced certificate is used."""
+    identity = load_identity(settings.home, settings.report_pkcs12, settings.report_pkcs12_password)
+    return Signing(identity, key, settings.organisation)
 
 
 def initialise(settings: Settings, admin_password: str | None) -> list[str]:
@@ -80,6 +98,12 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
             )
         private, _ = create_key(settings.home)
         done.append(f"signing key created: {private}")
+    if settings.report_pkcs12 is None and not (settings.home / pki.CA_CERT).exists():
+        pki.create_authority(settings.home, settings.organisation)
+        done.append(
+            f"report CA and signing certificate created: give {settings.home / pki.CA_CERT} "
+            "to whoever verifies reports"
+        )
     PolicyLibrary(settings.policies)  # a broken policy stops init, not a later request
     governance = open_governance(settings)
     try:

@@ -27,6 +27,7 @@ from governance.domain.errors import (
     NotFoundError,
 )
 from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import decide
 from governance.domain.workflow import (
@@ -87,6 +88,7 @@ class Candidate:
     reference: Path | None = None
     champion: Path | None = None
     positive_label: str | None = None
+    model_card: ModelCard | None = None
 
 
 @dataclass(frozen=True)
@@ -836,7 +838,8 @@ class Workflow:
         finally:
             self._admissions.clear()
 
-    def _request_summary(self, session: Session, request: PromotionRequest) -> dict[str, Any]:
+    @staticmethod
+    def _request_summary(session: Session, request: PromotionRequest) -> dict[str, Any]:
         version, model = _version_and_model(session, request)
         policy = session.get(Policy, request.policy_id)
         assert policy is not None
@@ -856,8 +859,9 @@ class Workflow:
             "updatedAt": request.updated_at,
         }
 
-    def _request_dict(self, session: Session, request: PromotionRequest) -> dict[str, Any]:
-        summary = self._request_summary(session, request)
+    @staticmethod
+    def _request_dict(session: Session, request: PromotionRequest) -> dict[str, Any]:
+        summary = Workflow._request_summary(session, request)
         decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
         policy = _policy(session, request)
         finals = session.exec(
@@ -899,6 +903,11 @@ class Workflow:
                 {"id": f.id, "decision": f.decision, "createdAt": f.created_at} for f in finals
             ],
         }
+
+
+def request_view(session: Session, request: PromotionRequest) -> dict[str, Any]:
+    """A request as the API and the reports show it: state, evidence, signatures, waiver."""
+    return Workflow._request_dict(session, request)
 
 
 class AdmissionCache:
@@ -980,6 +989,9 @@ def _inputs(candidate: Candidate) -> dict[str, Any]:
         "champion": str(candidate.champion) if candidate.champion else None,
         "label": candidate.label,
         "positive_label": candidate.positive_label,
+        "model_card": candidate.model_card.model_dump(mode="json", exclude_none=True)
+        if candidate.model_card
+        else None,
     }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
@@ -20,8 +20,10 @@ from pydantic import ValidationError
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
+from governance.domain.model_card import ModelCard
 from governance.services.container import Governance
 from governance.services.people import Principal
+from governance.services.reports import IssuedReport
 from governance.services.workflow import Candidate
 from governance.store.repository import audit_page, audit_trail
 from governance.web.auth import authorize, bearer_secret
@@ -107,6 +109,7 @@ class SubmitForm:
     champion: UploadFile | None = None
     positive_label: str | None = None
     evidence: UploadFile | None = None
+    model_card: str | None = None  # JSON: purpose, intendedUse, limitations, …
 
     def __post_init__(self) -> None:
         refuse_nul(vars(self).items())
@@ -252,6 +255,7 @@ async def submit(
             label=manifest.target,
             artifact=stored["artifact"],
             data=stored.get("data", stored["artifact"]),
+            model_card=_model_card(data.model_card),
         )
         created = await _thread(
             governance.workflow.submit_evidence, _me(request), candidate, manifest
@@ -274,6 +278,7 @@ async def submit(
         reference=stored.get("reference"),
         champion=stored.get("champion"),
         positive_label=data.positive_label,
+        model_card=_model_card(data.model_card),
     )
     created = await _thread(governance.workflow.submit, _me(request), candidate)
     request.app.state.jobs.notify()
@@ -290,6 +295,22 @@ def _manifest(raw: bytes) -> EvidenceManifest:
             "evidence",
             f"is not an evidence manifest ({where}: {first['msg']}; {exc.error_count()} error(s))",
             "upload the JSON that `governance gate --json` writes",
+        ) from None
+
+
+def _model_card(raw: str | None) -> ModelCard | None:
+    if not raw:
+        return None
+    try:
+        return ModelCard.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise InputError(
+            "modelCard",
+            f"is not a model card ({where}: {first['msg']})",
+            "send JSON with purpose, intendedUse, outOfScopeUse, trainingData, limitations, "
+            "ethicalConsiderations, contact (all optional text)",
         ) from None
 
 
@@ -377,6 +398,67 @@ async def revoke(request: Request, request_id: str, data: RevokeBody) -> Json:
 )
 async def get_attestation(request: Request, decision_id: str) -> Json:
     return await _thread(_gov(request).workflow.attestation, decision_id)
+
+
+# --- reports --------------------------------------------------------------------------
+
+PDF_RESPONSE = {200: ResponseSpec(None, description="A signed PDF/A-3b report",
+                                  media_type="application/pdf")}  # fmt: skip
+
+
+@get(
+    "/requests/{request_id:str}/report.pdf",
+    opt=permission("reports", "read"),
+    tags=["reports"],
+    summary="The signed decision report of a request (its sha256 is recorded in the audit trail)",
+    responses=PDF_RESPONSE,
+)
+async def decision_report(request: Request, request_id: str) -> Response[bytes]:
+    reports = _gov(request).reports
+    issued = await _thread(reports.decision, _me(request).name, request_id)
+    return _pdf(issued)
+
+
+@get(
+    "/decisions/{decision_id:str}/bias-audit.pdf",
+    opt=permission("reports", "read"),
+    tags=["reports"],
+    summary="A signed NYC Local Law 144 bias audit of the decided model on its data",
+    responses=PDF_RESPONSE,
+)
+async def bias_audit_report(
+    request: Request,
+    decision_id: str,
+    scoring: bool = False,
+    sex: Annotated[str, Parameter(max_length=200)] = "sex",
+    race: Annotated[str, Parameter(max_length=200)] = "race",
+) -> Response[bytes]:
+    reports = _gov(request).reports
+    issued = await _thread(reports.bias_audit, _me(request).name, decision_id, sex, race, scoring)
+    return _pdf(issued)
+
+
+@get(
+    "/inventory/report.pdf",
+    opt=permission("reports", "read"),
+    tags=["reports"],
+    summary="The signed model inventory report",
+    responses=PDF_RESPONSE,
+)
+async def inventory_report(request: Request) -> Response[bytes]:
+    issued = await _thread(_gov(request).reports.inventory, _me(request).name)
+    return _pdf(issued)
+
+
+def _pdf(issued: IssuedReport) -> Response[bytes]:
+    return Response(
+        issued.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{issued.filename}"',
+            "X-Report-Sha256": issued.sha256,
+        },
+    )
 
 
 # --- admission ------------------------------------------------------------------------
@@ -501,6 +583,9 @@ async def _chunks(upload: UploadFile) -> Any:
 
 
 HANDLERS = [
+    decision_report,
+    bias_audit_report,
+    inventory_report,
     sign_in,
     sign_out,
     me,

@@ -1,0 +1,486 @@
+"""Render, sign and record reports: a promotion decision, an LL144 bias audit, the model
+inventory. Each report embeds its evidence and an attestation of it, is signed with the
+report certificate, and its sha256 is appended to the audit trail in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+import connectors.files as files
+from governance.checks.bias_audit import bias_audit
+from governance.domain import attestation
+from governance.domain.errors import InputError, NotFoundError
+from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.model_card import ModelCard
+from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.services.audit import checkpoint
+from governance.services.gate import predict
+from governance.signing import key_name
+from governance.store.repository import append_audit, audit_trail, in_transaction
+from governance.store.tables import (
+    AuditEventRow,
+    GateDecision,
+    Model,
+    ModelVersion,
+    Policy,
+    PromotionRequest,
+    WaiverRequest,
+)
+from reports import documents, pdf
+from reports.pki import SigningIdentity
+
+Clock = Callable[[], datetime]
+SignNote = Callable[[Any], str]
+APPROVED = ("approved", "waived", "promoted")
+
+
+@dataclass(frozen=True)
+class IssuedReport:
+    kind: str
+    filename: str
+    pdf: bytes
+    sha256: str
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What signs a report: the certificate for the PDF, the Ed25519 key for the attestation."""
+
+    identity: SigningIdentity
+    attestation_key: Ed25519PrivateKey
+    organisation: str
+
+    def issue(
+        self,
+        kind: str,
+        filename: str,
+        html: Callable[[documents.Cover], str],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Clock,
+    ) -> IssuedReport:
+        """Embed the evidence, its attestation and the attestation key; render; sign."""
+        manifest_bytes = pdf.canonical_json(evidence)
+        manifest_sha256 = pdf.canonical_sha256(evidence)
+        statement["predicate"]["evidenceManifestSha256"] = manifest_sha256
+        public = self.attestation_key.public_key()
+        envelope = attestation.envelope(statement, key_name(public), self.attestation_key.sign)
+        attachments = [
+            pdf.EmbeddedFile(
+                pdf.MANIFEST,
+                manifest_bytes,
+                "application/json",
+                "The evidence manifest this report renders (canonical JSON).",
+            ),
+            pdf.EmbeddedFile(
+                pdf.ATTESTATION,
+                json.dumps(envelope, indent=2).encode(),
+                "application/json",
+                "An in-toto Statement in a DSSE envelope naming the manifest's sha256.",
+            ),
+            pdf.EmbeddedFile(
+                pdf.ATTESTATION_KEY,
+                public.public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                ),
+                "application/x-pem-file",
+                "The Ed25519 public key that signed the attestation.",
+            ),
+        ]
+        now = clock()
+        cover = documents.Cover(
+            organisation=self.organisation,
+            signer=self.identity.subject,
+            report_id=str(uuid4()),
+            generated_at=now,
+            manifest_sha256=manifest_sha256,
+            attachments=[{"name": a.name, "description": a.description} for a in attachments],
+        )
+        rendered = pdf.render(html(cover), documents.TEMPLATES, attachments)
+        signed = pdf.sign(rendered, self.identity, f"{kind} report", now)
+        return IssuedReport(kind, filename, signed, _sha256(signed), manifest_sha256)
+
+
+def local_decision_report(
+    manifest: EvidenceManifest,
+    policy: PromotionPolicy,
+    signing: Signing,
+    model_card: ModelCard | None = None,
+    decision_id: str | None = None,
+) -> IssuedReport:
+    """The decision report of a gate run outside the service (`gate --report`)."""
+    facts = documents.DecisionFacts(manifest, policy, decision_id, model_card=model_card)
+    return _decision(facts, signing, _utcnow)
+
+
+class Reports:
+    """Reports over the service's database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        signing: Callable[[], Signing],
+        sign_note: SignNote,
+        blobs: Path | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._signing = signing
+        self._sign_note = sign_note
+        self._blobs = blobs
+        self._clock = clock
+
+    def decision(
+        self,
+        actor: str,
+        request_id: str | None = None,
+        decision_id: str | None = None,
+        model_card: ModelCard | None = None,
+    ) -> IssuedReport:
+        """The decision report of a promotion request (its latest evidence and every
+        signature), or of a recorded gate decision. The card submitted with the request
+        wins over `model_card`."""
+        facts = self._decision_facts(request_id, decision_id, model_card)
+        report = _decision(facts, self._signing(), self._clock)
+        subject = f"model:{facts.manifest.model_name}@{facts.manifest.model_version}"
+        self._record(
+            actor, report, subject, {"decision_id": facts.decision_id, "request_id": request_id}
+        )
+        return report
+
+    def bias_audit(
+        self,
+        actor: str,
+        decision_id: str,
+        sex: str = "sex",
+        race: str = "race",
+        scoring: bool = False,
+        source: str | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+    ) -> IssuedReport:
+        """LL144 bias audit of a decided model version on the data it was judged on: the
+        model and data are fetched by their recorded hashes and the model predicts again."""
+        manifest, _ = self._manifest(decision_id)
+        model_artifact, data_artifact = _role(manifest, "model"), _role(manifest, "data")
+        model, _ = files.load_model(self._locate(model_artifact))
+        data, _ = files.read_table(self._locate(data_artifact), "data")
+        features = [str(c) for c in getattr(model, "feature_names_in_", [])] or [
+            c for c in data.columns if c != manifest.target
+        ]
+        positive = next(
+            (c for c in model.classes_ if str(c) == manifest.positive_label), model.classes_[-1]
+        )
+        labels, scores = predict(model, data, features, positive, manifest.task)
+        column = "__score" if scoring else "__selected"
+        if scoring and scores is None:
+            raise InputError(
+                "--scoring", "the model gives no scores", "audit it as a selection tool"
+            )
+        frame = data.assign(**{column: scores if scoring else labels.astype(bool)})
+        audit = bias_audit(
+            frame,
+            sex=sex,
+            race=race,
+            selected=None if scoring else column,
+            score=column if scoring else None,
+            source=source
+            or f"{Path(data_artifact.uri).name} (sha256 {data_artifact.sha256[:12]}…)",
+            date_from=date_from,
+            date_to=date_to,
+        ).as_dict()
+        evidence = {
+            "kind": "nyc-ll144-bias-audit",
+            "modelSha256": model_artifact.sha256,
+            "model": {"name": manifest.model_name, "version": manifest.model_version},
+            "dataSha256": data_artifact.sha256,
+            "decisionId": decision_id,
+            "audit": audit,
+        }
+        subject_name = f"{manifest.model_name}@{manifest.model_version}"
+        statement = _statement(
+            subject_name,
+            model_artifact.sha256,
+            "urn:governance:bias-audit:v1",
+            {"decisionId": decision_id, "fourFifthsFlagged": audit["four_fifths_flagged"]},
+        )
+        model_view = {
+            "name": manifest.model_name,
+            "version": manifest.model_version,
+            "sha256": model_artifact.sha256,
+            "data_sha256": data_artifact.sha256,
+        }
+        report = self._signing().issue(
+            "bias-audit",
+            f"bias-audit-{manifest.model_name}-v{manifest.model_version}.pdf",
+            lambda cover: documents.bias_audit_html(
+                audit, subject_name.replace("@", " v"), model_view, cover
+            ),
+            evidence,
+            statement,
+            self._clock,
+        )
+        self._record(actor, report, f"model:{subject_name}", {"decision_id": decision_id})
+        return report
+
+    def inventory(self, actor: str) -> IssuedReport:
+        models = self._inventory()
+        evidence = {"kind": "model-inventory", "models": models}
+        statement = _statement(
+            "model-inventory",
+            pdf.canonical_sha256(evidence),
+            "urn:governance:inventory:v1",
+            {"models": len(models)},
+        )
+        report = self._signing().issue(
+            "inventory",
+            "model-inventory.pdf",
+            lambda cover: documents.inventory_html(models, cover),
+            evidence,
+            statement,
+            self._clock,
+        )
+        self._record(actor, report, "inventory", {"models": len(models)})
+        return report
+
+    # --- gathering ---------------------------------------------------------------------
+
+    def _decision_facts(
+        self, request_id: str | None, decision_id: str | None, model_card: ModelCard | None
+    ) -> documents.DecisionFacts:
+        from governance.services.workflow import request_view
+
+        if (request_id is None) == (decision_id is None):
+            raise InputError(
+                "report",
+                "names neither or both of a request and a decision",
+                "give a request id or a decision id",
+            )
+        request = None
+        with Session(self._engine) as session:
+            if request_id is not None:
+                row = session.get(PromotionRequest, request_id)
+                if row is None:
+                    raise NotFoundError(f"request {request_id}", "list requests to find its id")
+                if row.decision_id is None:
+                    raise InputError(
+                        f"request {request_id}",
+                        f"has no evidence yet: it is {row.state}",
+                        "wait for its checks to finish",
+                    )
+                request = request_view(session, row)
+                decision_id = row.decision_id
+                card: dict[str, Any] | None = row.inputs.get("model_card")
+            else:
+                card = None
+            assert decision_id is not None
+            manifest, policy = self._manifest(decision_id, session)
+            version = session.exec(
+                select(ModelVersion)
+                .join(Model, col(ModelVersion.model_id) == col(Model.id))
+                .where(Model.name == manifest.model_name)
+                .where(ModelVersion.version == manifest.model_version)
+            ).one()
+            model = session.get(Model, version.model_id)
+            subject = f"model:{manifest.model_name}@{manifest.model_version}"
+            rows = session.exec(
+                select(AuditEventRow)
+                .where(AuditEventRow.subject == subject)
+                .order_by(col(AuditEventRow.seq))
+            ).all()
+        events: list[dict[str, Any]] = [
+            {
+                "seq": r.seq,
+                "time": r.time,
+                "actor": r.actor,
+                "action": r.action,
+                "hash": r.hash,
+                "payload": r.payload,
+            }
+            for r in rows
+        ]
+        trail = audit_trail(self._engine)
+        note = self._sign_note(checkpoint(trail)) if trail else None
+        replays = [
+            e
+            for e in events
+            if e["action"] == "decision.replayed" and e["payload"].get("decision_id") == decision_id
+        ]
+        return documents.DecisionFacts(
+            manifest=manifest,
+            policy=policy,
+            decision_id=decision_id,
+            model_card=ModelCard.model_validate(card) if card else model_card,
+            owner=model.owner if model else None,
+            request=request,
+            audit_events=[e for e in events if e["action"] != "report.issued"],
+            checkpoint=note,
+            tree_size=len(trail),
+            replays=replays,
+        )
+
+    def _manifest(
+        self, decision_id: str, session: Session | None = None
+    ) -> tuple[EvidenceManifest, PromotionPolicy]:
+        own = session is None
+        session = session or Session(self._engine)
+        try:
+            row = session.get(GateDecision, decision_id)
+            if row is None:
+                raise NotFoundError(
+                    f"decision {decision_id}",
+                    "take the decision id from `governance decisions` or a request",
+                )
+            policy_row = session.get(Policy, row.policy_id)
+            assert policy_row is not None
+            policy = parse_policy(policy_row.document, f"policy {policy_row.name}")
+            return EvidenceManifest.model_validate(row.manifest), policy
+        finally:
+            if own:
+                session.close()
+
+    def _inventory(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        with Session(self._engine) as session:
+            models = session.exec(select(Model).order_by(col(Model.name))).all()
+            result = []
+            for model in models:
+                requests = session.exec(
+                    select(PromotionRequest, ModelVersion)
+                    .join(
+                        ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id)
+                    )
+                    .where(ModelVersion.model_id == model.id)
+                    .order_by(col(PromotionRequest.created_at).desc())
+                ).all()
+                live = [
+                    (r, v)
+                    for r, v in requests
+                    if r.state in APPROVED and (r.expires_at is None or r.expires_at > now)
+                ]
+                waived = [r for r, _ in requests if r.state == "waived"]
+                pending_waivers = session.exec(
+                    select(WaiverRequest).where(
+                        col(WaiverRequest.request_id).in_([r.id for r, _ in requests])
+                    )
+                ).all()
+                open_waivers = len(waived) + sum(
+                    1
+                    for w in pending_waivers
+                    if any(r.id == w.request_id and r.state == "blocked" for r, _ in requests)
+                )
+                result.append(
+                    {
+                        "name": model.name,
+                        "risk_tier": model.risk_tier,
+                        "owner": model.owner,
+                        "status": requests[0][0].state if requests else "no request",
+                        "approved_version": live[0][1].version if live else None,
+                        "expires_at": _stamp(live[0][0].expires_at) if live else None,
+                        "open_waivers": open_waivers,
+                    }
+                )
+        return result
+
+    def _locate(self, artifact: Artifact) -> Path:
+        """The artifact's bytes: in the blob store by hash, else at the recorded place;
+        refused when the bytes there are not the recorded ones."""
+        candidates = []
+        if self._blobs is not None:
+            candidates += sorted(self._blobs.glob(f"{artifact.sha256}*"))
+        candidates.append(Path(artifact.uri))
+        for path in candidates:
+            if path.is_file():
+                found = files.sha256_file(path)
+                if found != artifact.sha256:
+                    raise InputError(
+                        f"{artifact.role} artifact {path}",
+                        f"has sha256 {found}, but the decision recorded {artifact.sha256}",
+                        "restore the original file",
+                    )
+                return path
+        raise InputError(
+            f"{artifact.role} artifact",
+            f"{artifact.uri} is gone",
+            "restore the file the decision was made on",
+        )
+
+    def _record(self, actor: str, report: IssuedReport, subject: str, extra: dict) -> None:
+        def work(session: Session) -> None:
+            append_audit(
+                session,
+                actor=actor,
+                action="report.issued",
+                subject=subject,
+                payload={
+                    "kind": report.kind,
+                    "sha256": report.sha256,
+                    "manifest_sha256": report.manifest_sha256,
+                    **extra,
+                },
+            )
+
+        in_transaction(self._engine, work)
+
+
+def _decision(facts: documents.DecisionFacts, signing: Signing, clock: Clock) -> IssuedReport:
+    manifest = facts.manifest
+    evidence = manifest.model_dump(mode="json")
+    request = facts.request or {}
+    statement = attestation.statement(manifest, facts.decision_id, decision=request.get("state"))
+    statement["predicate"]["requestId"] = request.get("id")
+    report = signing.issue(
+        "decision",
+        f"decision-{manifest.model_name}-v{manifest.model_version}.pdf",
+        lambda cover: documents.decision_html(facts, cover),
+        evidence,
+        statement,
+        clock,
+    )
+    assert report.manifest_sha256 == manifest.sha256  # the embedded bytes are the manifest's
+    return report
+
+
+def _statement(name: str, sha256: str, predicate_type: str, predicate: dict) -> dict[str, Any]:
+    return {
+        "_type": attestation.STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": {"sha256": sha256}}],
+        "predicateType": predicate_type,
+        "predicate": dict(predicate),
+    }
+
+
+def _role(manifest: EvidenceManifest, role: str) -> Artifact:
+    artifact = manifest.artifact(role)
+    if artifact is None:
+        raise InputError(
+            f"decision of {manifest.model_name}",
+            f"records no {role} artifact",
+            "a bias audit needs the model and the data it was judged on",
+        )
+    return artifact
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
