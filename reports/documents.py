@@ -6,6 +6,7 @@ Input is plain facts gathered by the service (no database here); output is HTML 
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -163,6 +164,7 @@ def bias_audit_html(
         toc=toc,
         sections=sections,
         audit=audit,
+        four_fifths=audit["four_fifths_flagged"],
         tables=tables,
         model=model,
         mappings=mappings_for("bias-audit"),
@@ -203,13 +205,20 @@ def mappings_for(report: str) -> list[dict[str, Any]]:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["data_uri"] = _data_uri
+    return environment
+
+
+def _data_uri(svg: str) -> str:
+    """An SVG as an image of its own: ids inside one chart never clash with another's."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 def _render(template: str, cover: Cover, **context: Any) -> str:

@@ -3,7 +3,8 @@ certificate and, under it, a signing certificate) so a fresh install signs from 
 report; an organisation replaces it with its own PKCS#12 bundle, issued by its own CA.
 
 A reader trusts a report by trusting the CA certificate: `report verify --trust CA.pem`.
-ECDSA P-256 keeps signatures small and is read by every PDF viewer (Ed25519 is not, yet).
+RSA-3072 with SHA-256: read by every PDF viewer, and it keeps the file PDF 1.7, which PDF/A-3
+is built on (pyHanko declares PDF 2.0 and ISO 32002 for an ECDSA or Ed25519 signer).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def create_authority(directory: Path, organisation: str) -> list[Path]:
         )
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC) - timedelta(minutes=5)  # clocks of readers drift
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = _new_key()
     ca_name = _name(organisation, f"{organisation} governance report CA")
     ca = (
         _builder(ca_name, ca_name, ca_key.public_key(), now, CA_YEARS)
@@ -64,7 +65,7 @@ def create_authority(directory: Path, organisation: str) -> list[Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
-    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer_key = _new_key()
     signer = (
         _builder(
             _name(organisation, f"{organisation} governance reports"),
@@ -178,6 +179,10 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+
+
 def _name(organisation: str, common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -190,7 +195,7 @@ def _name(organisation: str, common_name: str) -> x509.Name:
 def _builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: rsa.RSAPublicKey,
     now: datetime,
     years: int,
 ) -> x509.CertificateBuilder:
@@ -219,7 +224,7 @@ def _key_usage(cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

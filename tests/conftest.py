@@ -42,3 +42,19 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame):
     for spec in MODELS:
         skops.io.dump(train(spec, training), directory / f"{spec.name}.skops")
     return directory
+
+
+@pytest.fixture(scope="session")
+def fast_demo(tmp_path_factory: pytest.TempPathFactory):
+    """`run_demo` once for the session, under the shipped policies with smaller samples
+    (the same checks and rules, seconds not minutes): (data directory, database URL, runs),
+    its decisions recorded and its signed reports written."""
+    from governance import demo as demo_module
+    from tests.service_fixtures import fast_policies
+
+    directory = tmp_path_factory.mktemp("fast-demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
+        patch.setattr(demo_module, "POLICIES", fast_policies(directory / "policies"))
+        url, runs = demo_module.run_demo(directory, progress=lambda step: None)
+    return directory, url, runs

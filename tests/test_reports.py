@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.generic import NameObject, StreamObject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
-from governance import demo as demo_module
 from governance.cli import app
 from governance.config import Settings
-from governance.demo import DemoRun, run_demo
+from governance.demo import DemoRun
 from governance.services.container import open_governance, report_signing
 from governance.services.reports import Signing
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail
 from reports import pdf, pki
-from tests.service_fixtures import fast_policies
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "reports"
 A4_WIDTH = 595.28  # points
@@ -72,15 +71,10 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[DemoRun]]:
-    """The demo with smaller samples (the same checks and rules): keys, certificates and
-    signed reports are made in its data directory."""
-    directory = tmp_path_factory.mktemp("reports-demo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
-        patch.setattr(demo_module, "POLICIES", fast_policies(directory / "policies"))
-        _, runs = run_demo(directory, progress=lambda step: None)
-    return directory, runs
+def demo(fast_demo: tuple[Path, str, list[DemoRun]]) -> tuple[Path, list[DemoRun]]:
+    """The session's demo (conftest.fast_demo): keys, certificates and signed reports are
+    made in its data directory."""
+    return fast_demo[0], fast_demo[2]
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +129,22 @@ def test_the_report_carries_its_evidence_as_pdf_a_3_associated_files(decision_pd
     manifest = json.loads(result.embedded[pdf.MANIFEST])
     assert manifest["model_name"] == "income-full"
     assert hashlib.sha256(result.embedded[pdf.MANIFEST]).hexdigest() == result.manifest_sha256
-    # PDF/A-3b: declared in the XMP metadata; the files are associated with relationship Data
-    assert b"<pdfaid:part>3</pdfaid:part>" in data and b"<pdfaid:conformance>B" in data
-    assert data.count(b"/AFRelationship /Data") >= 3 or data.count(b"/AFRelationship/Data") >= 3
+    # PDF/A-3b: PDF 1.7 (the signature must not raise it to 2.0), declared in the XMP
+    # metadata, the files associated with relationship Data
+    assert data.startswith(b"%PDF-1.7") and b"/Version /2.0" not in data
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    xmp = reader.root["/Metadata"].data.decode()
+    assert re.search(r"pdfaid:part[^0-9]{1,3}3", xmp), xmp[:500]
+    assert re.search(r"pdfaid:conformance[^A-Z]{1,3}B", xmp), xmp[:500]
+    files = reader.root["/AF"]
+    associated = {
+        str(files[i]["/F"]): str(files[i]["/AFRelationship"]) for i in range(len(files))
+    }
+    assert associated == {
+        pdf.MANIFEST: "/Data",
+        pdf.ATTESTATION: "/Data",
+        pdf.ATTESTATION_KEY: "/Data",
+    }
 
 
 def test_decision_report_text_holds_every_section_and_the_findings(decision_pdf: Path) -> None:
@@ -196,7 +203,7 @@ def test_an_appended_update_that_replaces_the_manifest_is_refused(
 ) -> None:
     writer = IncrementalPdfFileWriter(io.BytesIO(decision_pdf.read_bytes()), strict=False)
     names = writer.root["/Names"]["/EmbeddedFiles"]["/Names"]
-    index = [str(n) for n in names[::2]].index(pdf.MANIFEST) * 2
+    index = [str(names[i]) for i in range(0, len(names), 2)].index(pdf.MANIFEST) * 2
     spec = names[index + 1]
     forged = json.loads(spec["/EF"]["/F"].data)
     forged["decision"]["verdict"] = "pass"
