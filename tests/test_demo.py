@@ -24,9 +24,13 @@ def test_demo_blocks_the_model_using_sex_and_passes_the_reweighed_one(
     assert [b.check_id for b in verdicts["income-full"].blocking] == ["fairness"]
     assert verdicts["income-reweighed"].verdict is Verdict.PASS
     for run in runs:
+        name = f"{run.outcome.manifest.model_name}-v{run.outcome.manifest.model_version}"
         assert {p.name for p in run.evidence.iterdir()} == {
-            "manifest.json", "junit.xml", "summary.md"
+            "manifest.json", "junit.xml", "summary.md",
+            f"decision-{name}.pdf", f"bias-audit-{name}.pdf",
         }  # fmt: skip
+        assert {p.name for p in run.reports} == {f"decision-{name}.pdf", f"bias-audit-{name}.pdf"}
+        assert all(p.read_bytes().startswith(b"%PDF-1.7") for p in run.reports)
     assert url == f"sqlite:///{(tmp_path / 'governance.db').resolve()}"
     recorded = list_decisions(make_engine(url))
     assert sorted((d["model"], d["verdict"]) for d in recorded) == [

@@ -137,9 +137,7 @@ def test_the_report_carries_its_evidence_as_pdf_a_3_associated_files(decision_pd
     assert re.search(r"pdfaid:part[^0-9]{1,3}3", xmp), xmp[:500]
     assert re.search(r"pdfaid:conformance[^A-Z]{1,3}B", xmp), xmp[:500]
     files = reader.root["/AF"]
-    associated = {
-        str(files[i]["/F"]): str(files[i]["/AFRelationship"]) for i in range(len(files))
-    }
+    associated = {str(files[i]["/F"]): str(files[i]["/AFRelationship"]) for i in range(len(files))}
     assert associated == {
         pdf.MANIFEST: "/Data",
         pdf.ATTESTATION: "/Data",

@@ -19,13 +19,15 @@ from tests.service_fixtures import PASSWORD, Service
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
 
 
-def submit(service: Service, demo_dir: Path, model: str, version: str, who: str = "dana") -> dict:
+def submit(
+    service: Service, demo_dir: Path, model: str, version: str, who: str = "dana", **extra: str
+) -> dict:
     files = {
         "artifact": (f"{model}.skops", (demo_dir / f"{model}.skops").read_bytes()),
         "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
         "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
     }
-    form = {"model": "income", "version": version, "label": TARGET, "target": "production"}
+    form = {"model": "income", "version": version, "label": TARGET, "target": "production", **extra}
     with service.client(who) as client:
         response = client.post("/api/v1/requests", data=form, files=files)
     assert response.status_code == 202, response.text
@@ -60,7 +62,8 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     kept_size = int(kept.splitlines()[1])
     assert admission(service, "2")["decision"] == "deny"
 
-    created = submit(service, demo_dir, "income-reweighed", "2")
+    card = {"purpose": "Route loan files to a reviewer", "limitations": "US census data, 1994"}
+    created = submit(service, demo_dir, "income-reweighed", "2", model_card=json.dumps(card))
     assert created["state"] == "submitted"
     request_id = created["id"]
     request = service.wait_for_state(request_id, "awaiting_approval", "blocked")
@@ -110,6 +113,40 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
         twice = client.post(f"/api/v1/requests/{request_id}/promote")
         assert twice.status_code == 409 and twice.json()["state"] == "promoted"
     assert admission(service, "2")["state"] == "promoted"
+
+    # An auditor downloads the signed decision report; it verifies offline with the CA
+    # certificate, names each signature with its meaning, and its sha256 is in the trail.
+    with service.client("audrey") as client:
+        report = client.get(f"/api/v1/requests/{request_id}/report.pdf")
+        assert report.status_code == 200, report.text
+        assert report.headers["content-type"] == "application/pdf"
+        trail = client.get("/api/v1/audit", params={"action": "report.issued"}).json()
+    assert (
+        trail["items"][0]["event"]["payload"]["sha256"]
+        == hashlib.sha256(report.content).hexdigest()
+    )
+    report_file = tmp_path / "decision.pdf"
+    report_file.write_bytes(report.content)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "governance.cli",
+            "report",
+            "verify",
+            str(report_file),
+            "--trust",
+            str(service.home / "report-ca.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(report_file), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Workflow: PROMOTED" in text and "Route loan files to a reviewer" in text
+    assert "Maria Risk" in text and "Bob Owner" in text and "Meaning: “approve”" in text
 
     # The promotion's attestation verifies against the artifact with the service's key,
     # and fails for other bytes.
@@ -161,6 +198,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
         "signature.approve",
         "request.approve",
         "request.promote",
+        "report.issued",
         "request.revoke",
     ]
     assert verified["intact"] is True
@@ -176,12 +214,20 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     (tmp_path / "kept.txt").write_text(kept)
     checked = subprocess.run(
         [
-            sys.executable, "-m", "governance.cli", "audit", "check", str(tmp_path / "bundle.json"),
-            "--public-key", str(key), "--since", str(tmp_path / "kept.txt"),
+            sys.executable,
+            "-m",
+            "governance.cli",
+            "audit",
+            "check",
+            str(tmp_path / "bundle.json"),
+            "--public-key",
+            str(key),
+            "--since",
+            str(tmp_path / "kept.txt"),
         ],
         capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -279,15 +325,28 @@ def test_segregation_of_duties_and_illegal_moves(service: Service, demo_dir: Pat
 
 def gate_submit(service: Service, demo_dir: Path, model: str, version: str, policy: Path):
     command = [
-        sys.executable, "-m", "governance.cli", "gate",
-        "--policy", str(policy),
-        "--model", str(demo_dir / f"{model}.skops"),
-        "--data", str(demo_dir / "test.parquet"),
-        "--reference", str(demo_dir / "train.parquet"),
-        "--target", TARGET,
-        "--model-name", "income", "--model-version", version,
-        "--submit", "--server", service.url,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "governance.cli",
+        "gate",
+        "--policy",
+        str(policy),
+        "--model",
+        str(demo_dir / f"{model}.skops"),
+        "--data",
+        str(demo_dir / "test.parquet"),
+        "--reference",
+        str(demo_dir / "train.parquet"),
+        "--target",
+        TARGET,
+        "--model-name",
+        "income",
+        "--model-version",
+        version,
+        "--submit",
+        "--server",
+        service.url,
+    ]
     env = {**service.env(), "GOVERNANCE_TOKEN": service.tokens["ci"]}
     env.pop("GOVERNANCE_DATABASE_URL")  # the CI machine records nothing itself
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

@@ -109,7 +109,7 @@ class SubmitForm:
     champion: UploadFile | None = None
     positive_label: str | None = None
     evidence: UploadFile | None = None
-    model_card: str | None = None  # JSON: purpose, intendedUse, limitations, …
+    model_card: str | None = None  # a JSON object: purpose, intendedUse, limitations, …
 
     def __post_init__(self) -> None:
         refuse_nul(vars(self).items())
@@ -307,10 +307,10 @@ def _model_card(raw: str | None) -> ModelCard | None:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise InputError(
-            "modelCard",
+            "model_card",
             f"is not a model card ({where}: {first['msg']})",
-            "send JSON with purpose, intendedUse, outOfScopeUse, trainingData, limitations, "
-            "ethicalConsiderations, contact (all optional text)",
+            "send a JSON object with any of purpose, intendedUse, outOfScopeUse, trainingData, "
+            "limitations, ethicalConsiderations, contact (text)",
         ) from None
 
 
