@@ -13,10 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("svg")
-
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 PASS_COLOUR = "#2b6cb0"
@@ -31,6 +27,9 @@ STYLE: dict[str, Any] = {
     "axes.spines.right": False,
 }
 DISTANCE_TESTS = {"wasserstein", "jensenshannon"}
+# Set once for the process: rc_context would change global state per chart, which is not
+# safe in the server's worker threads; Figure without pyplot keeps no global state.
+matplotlib.rcParams.update(STYLE)  # type: ignore[arg-type]
 WIDTH = 6.3  # inches: the text width of an A4 page with 2 cm margins
 
 
@@ -224,12 +223,8 @@ def _legend(axes: Any) -> None:
 @contextmanager
 def _figure(bars: int, rows_per_group: int = 1) -> Iterator[tuple[Figure, Any]]:
     height = 1.0 + 0.22 * max(bars, 1) * rows_per_group
-    with plt.rc_context(STYLE):  # type: ignore[arg-type]
-        figure, axes = plt.subplots(figsize=(WIDTH, min(height, 8.5)))
-        try:
-            yield figure, axes
-        finally:
-            plt.close(figure)
+    figure = Figure(figsize=(WIDTH, min(height, 8.5)))
+    yield figure, figure.subplots()
 
 
 def _svg(figure: Figure) -> str:

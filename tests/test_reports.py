@@ -20,6 +20,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
+from governance import demo as demo_module
 from governance.cli import app
 from governance.config import Settings
 from governance.demo import DemoRun
@@ -28,6 +29,7 @@ from governance.services.reports import Signing
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail
 from reports import pdf, pki
+from tests.service_fixtures import fast_policies
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "reports"
 A4_WIDTH = 595.28  # points
@@ -417,3 +419,41 @@ def _public_pem(signing: Signing) -> bytes:
     return signing.attestation_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def test_a_decision_report_cites_the_decision_s_replay(
+    demo: tuple[Path, list[DemoRun]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.services.replay import replay
+
+    directory, runs = demo
+    decision_id = runs[1].outcome.decision_id
+    assert decision_id is not None
+    engine = make_engine(f"sqlite:///{(directory / 'governance.db').resolve()}")
+    assert replay(engine, decision_id).reproduced
+    monkeypatch.setenv("GOVERNANCE_HOME", str(directory))
+    monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
+    report = tmp_path / "replayed.pdf"
+    result = runner.invoke(
+        app, ["report", "build", "decision", "--decision", decision_id, "-o", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    text = pdftotext(report)
+    replay_section = text[text.index("9. Replay", text.index("8. Audit events")) :]
+    assert "yes, bit for bit" in replay_section
+    assert "decision.replayed" in text  # the audit events of the decision list it too
+
+
+def test_report_build_demo_renders_every_page_to_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _require("pdftoppm")
+    monkeypatch.setenv("GOVERNANCE_HOME", str(tmp_path))
+    monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(demo_module, "POLICIES", fast_policies(tmp_path / "policies"))
+    result = runner.invoke(app, ["report", "build", "--demo"])
+    assert result.exit_code == 0, result.output
+    folders = sorted(tmp_path.glob("demo/evidence/*/*-v*/"))
+    assert len(folders) == 4  # a decision report and a bias audit for each of two models
+    for folder in folders:
+        assert len(list(folder.glob("page-*.png"))) >= 5, folder
