@@ -24,8 +24,9 @@ from governance import demo as demo_module
 from governance.cli import app
 from governance.config import Settings
 from governance.demo import DemoRun
+from governance.domain.errors import InputError
 from governance.services.container import open_governance, report_signing
-from governance.services.reports import Signing
+from governance.services.reports import Signing, local_decision_report
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail
 from reports import pdf, pki
@@ -311,7 +312,9 @@ def test_cli_builds_an_inventory_and_a_scoring_bias_audit(
     result = runner.invoke(app, ["report", "build", "inventory", "-o", str(inventory)])
     assert result.exit_code == 0, result.output
     assert verify(inventory, trusted)[0] == 0
-    assert "income-full" in pdftotext(inventory) and "income-reweighed" in pdftotext(inventory)
+    listed = pdftotext(inventory)
+    assert "income-full" in listed and "gate: blocked" in listed
+    assert "income-reweighed" in listed and "gate: pass" in listed
 
     scoring = tmp_path / "scoring.pdf"
     decision_id = runs[1].outcome.decision_id
@@ -457,3 +460,50 @@ def test_report_build_demo_renders_every_page_to_png(
     assert len(folders) == 4  # a decision report and a bias audit for each of two models
     for folder in folders:
         assert len(list(folder.glob("page-*.png"))) >= 5, folder
+
+
+def test_an_organisation_s_pkcs12_signs_instead_of_the_local_certificate(
+    demo: tuple[Path, list[DemoRun]], tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    organisation = tmp_path / "acme"
+    pki.create_authority(organisation, "Acme Bank")  # stands in for the bank's own CA
+    key = serialization.load_pem_private_key(
+        (organisation / pki.SIGNER_KEY).read_bytes(), password=None
+    )
+    chain = x509.load_pem_x509_certificates((organisation / pki.SIGNER_CERT).read_bytes())
+    bundle = tmp_path / "signer.p12"
+    bundle.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"signer",
+            key,
+            chain[0],
+            chain[1:],  # type: ignore[arg-type]
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    directory, runs = demo
+    settings = Settings.from_env(f"sqlite:///{(directory / 'governance.db').resolve()}", directory)
+    governance = open_governance(settings)
+    try:
+        wrong = Settings(
+            **{**vars(settings), "report_pkcs12": bundle, "report_pkcs12_password": "wrong"}
+        )
+        with pytest.raises(InputError, match="GOVERNANCE_REPORT_PKCS12"):
+            report_signing(wrong, governance.signing_key)
+        right = Settings(
+            **{**vars(settings), "report_pkcs12": bundle, "report_pkcs12_password": "correct horse"}
+        )
+        signing = report_signing(right, governance.signing_key)
+        assert "Acme Bank" in signing.identity.subject
+    finally:
+        governance.close()
+    manifest = runs[0].outcome.manifest
+    report = local_decision_report(manifest, runs[0].outcome.policy, signing)
+    path = tmp_path / "acme.pdf"
+    path.write_bytes(report.pdf)
+    assert verify(path, organisation / pki.CA_CERT)[0] == 0
+    assert verify(path, directory / pki.CA_CERT)[0] == 1  # not the local CA's

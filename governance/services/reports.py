@@ -353,46 +353,55 @@ class Reports:
                 session.close()
 
     def _inventory(self) -> list[dict[str, Any]]:
+        """Per model: the state of its latest request (else its latest gate verdict), its
+        newest version approved and not expired, and its open waivers (granted, or asked for
+        on a blocked request). Four queries, whatever the number of models."""
         now = self._clock()
         with Session(self._engine) as session:
             models = session.exec(select(Model).order_by(col(Model.name))).all()
-            result = []
-            for model in models:
-                requests = session.exec(
-                    select(PromotionRequest, ModelVersion)
-                    .join(
-                        ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id)
-                    )
-                    .where(ModelVersion.model_id == model.id)
-                    .order_by(col(PromotionRequest.created_at).desc())
-                ).all()
-                live = [
-                    (r, v)
-                    for r, v in requests
-                    if r.state in APPROVED and (r.expires_at is None or r.expires_at > now)
-                ]
-                waived = [r for r, _ in requests if r.state == "waived"]
-                pending_waivers = session.exec(
-                    select(WaiverRequest).where(
-                        col(WaiverRequest.request_id).in_([r.id for r, _ in requests])
-                    )
-                ).all()
-                open_waivers = len(waived) + sum(
-                    1
-                    for w in pending_waivers
-                    if any(r.id == w.request_id and r.state == "blocked" for r, _ in requests)
-                )
-                result.append(
-                    {
-                        "name": model.name,
-                        "risk_tier": model.risk_tier,
-                        "owner": model.owner,
-                        "status": requests[0][0].state if requests else "no request",
-                        "approved_version": live[0][1].version if live else None,
-                        "expires_at": _stamp(live[0][0].expires_at) if live else None,
-                        "open_waivers": open_waivers,
-                    }
-                )
+            requests = session.exec(
+                select(PromotionRequest, ModelVersion)
+                .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
+                .order_by(col(PromotionRequest.created_at).desc())
+            ).all()
+            asked = set(session.exec(select(WaiverRequest.request_id)).all())
+            verdicts = session.exec(
+                select(ModelVersion.model_id, GateDecision.verdict)
+                .join(GateDecision, col(GateDecision.model_version_id) == col(ModelVersion.id))
+                .order_by(col(GateDecision.created_at))
+            ).all()
+        latest_verdict = dict(verdicts)  # the newest decision per model wins
+        by_model: dict[int, list[tuple[PromotionRequest, ModelVersion]]] = {}
+        for request, version in requests:
+            by_model.setdefault(version.model_id, []).append((request, version))
+        result = []
+        for model in models:
+            mine = by_model.get(model.id, [])
+            live = [
+                (r, v)
+                for r, v in mine
+                if r.state in APPROVED and (r.expires_at is None or r.expires_at > now)
+            ]
+            open_waivers = sum(
+                1
+                for r, _ in mine
+                if r.state == "waived" or (r.state == "blocked" and r.id in asked)
+            )
+            result.append(
+                {
+                    "name": model.name,
+                    "risk_tier": model.risk_tier,
+                    "owner": model.owner,
+                    "status": mine[0][0].state
+                    if mine
+                    else f"gate: {latest_verdict[model.id]}"
+                    if model.id in latest_verdict
+                    else "registered",
+                    "approved_version": live[0][1].version if live else None,
+                    "expires_at": _stamp(live[0][0].expires_at) if live else None,
+                    "open_waivers": open_waivers,
+                }
+            )
         return result
 
     def _locate(self, artifact: Artifact) -> Path:
