@@ -108,7 +108,7 @@ def main() -> None:
         rendered = pdf.render(html, documents.TEMPLATES, attachments)
         render_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        signed = pdf.sign(rendered, signing.identity, "bench", datetime.now(UTC))
+        signed = pdf.sign(rendered, signing.identity, "bench")
         sign_seconds = time.perf_counter() - started
 
         started = time.perf_counter()

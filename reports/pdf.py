@@ -75,7 +75,7 @@ def render(html: str, base_url: Path, attachments: Sequence[EmbeddedFile]) -> by
     )
 
 
-def sign(pdf: bytes, identity: SigningIdentity, reason: str, signed_at: datetime) -> bytes:
+def sign(pdf: bytes, identity: SigningIdentity, reason: str) -> bytes:
     """A PAdES baseline B-B signature (ETSI.CAdES.detached) over the whole file. The
     document is certified: any later change but a further signature breaks it."""
     signer = signers.SimpleSigner(
@@ -94,8 +94,7 @@ def sign(pdf: bytes, identity: SigningIdentity, reason: str, signed_at: datetime
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     output = io.BytesIO()
-    signers.PdfSigner(metadata, signer).sign_pdf(writer, output=output)
-    del signed_at  # the signing time comes from the signer's clock, inside the CMS
+    signers.PdfSigner(metadata, signer).sign_pdf(writer, output=output)  # signing time: now
     return output.getvalue()
 
 

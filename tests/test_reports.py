@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -247,7 +246,7 @@ def test_an_altered_manifest_signed_again_with_the_trusted_certificate_is_refuse
         pdf.EmbeddedFile(pdf.ATTESTATION_KEY, good.embedded[pdf.ATTESTATION_KEY], "text/x", "k"),
     ]
     identity = pki.load_identity(directory)
-    signed = pdf.sign(pdf.render("<p>PASS</p>", directory, files), identity, "forged", _now())
+    signed = pdf.sign(pdf.render("<p>PASS</p>", directory, files), identity, "forged")
     tampered = tmp_path / "re-signed.pdf"
     tampered.write_bytes(signed)
     code, output = verify(tampered, trusted)
@@ -272,7 +271,7 @@ def test_an_attestation_signed_by_another_key_is_refused(
             pdf.EmbeddedFile(pdf.ATTESTATION, good.embedded[pdf.ATTESTATION], "text/x", "a"),
             pdf.EmbeddedFile(pdf.ATTESTATION_KEY, _public_pem(forger), "text/plain", "k"),
         ]
-        signed = pdf.sign(pdf.render("<p>x</p>", directory, files), honest.identity, "x", _now())
+        signed = pdf.sign(pdf.render("<p>x</p>", directory, files), honest.identity, "x")
     finally:
         governance.close()
     tampered = tmp_path / "other-key.pdf"
@@ -410,10 +409,6 @@ def words_past_margin(path: Path) -> list[str]:
 def _require(tool: str) -> None:
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} is not installed: apt-get install poppler-utils (.ci/run does)")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _public_pem(signing: Signing) -> bytes:

@@ -27,6 +27,7 @@ from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
+from governance.services.workflow import request_view
 from governance.signing import key_name
 from governance.store.repository import append_audit, audit_trail, in_transaction
 from governance.store.tables import (
@@ -110,7 +111,7 @@ class Signing:
             attachments=[{"name": a.name, "description": a.description} for a in attachments],
         )
         rendered = pdf.render(html(cover), documents.TEMPLATES, attachments)
-        signed = pdf.sign(rendered, self.identity, f"{kind} report", now)
+        signed = pdf.sign(rendered, self.identity, f"{kind} report")
         return IssuedReport(kind, filename, signed, _sha256(signed), manifest_sha256)
 
 
@@ -261,8 +262,6 @@ class Reports:
     def _decision_facts(
         self, request_id: str | None, decision_id: str | None, model_card: ModelCard | None
     ) -> documents.DecisionFacts:
-        from governance.services.workflow import request_view
-
         if (request_id is None) == (decision_id is None):
             raise InputError(
                 "report",
