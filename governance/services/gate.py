@@ -158,8 +158,8 @@ def judge(
             sha256=policy.content_hash,
         ),
         artifacts=artifacts,
-        libraries=_library_versions(),
-        seeds=_seeds(policy),
+        libraries=running_versions(),
+        seeds=policy_seeds(policy),
         results=results,
         decision=decide(results),
     )
@@ -336,7 +336,8 @@ def _champion(
     return Champion(y_pred=y_pred, y_score=y_score), artifact
 
 
-def _library_versions() -> dict[str, str]:
+def running_versions() -> dict[str, str]:
+    """The versions a manifest records: Python, the platform, and each library in use."""
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in LIBRARIES:
         try:
@@ -346,7 +347,8 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _seeds(policy: PromotionPolicy) -> dict[str, int]:
+def policy_seeds(policy: PromotionPolicy) -> dict[str, int]:
+    """Every seed the policy's checks use, by check id: a replay must use the same."""
     seeds = {}
     for spec in policy.checks:
         if isinstance(spec, ExplainabilityCheck):

@@ -27,7 +27,7 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import Verdict
-from governance.services.gate import GateRequest, _library_versions, _seeds, judge
+from governance.services.gate import GateRequest, judge, policy_seeds, running_versions
 from governance.services.ports import ArtifactSource
 from governance.store.repository import append_audit, in_transaction
 from governance.store.tables import GateDecision, Policy
@@ -107,11 +107,11 @@ def replay(
         source = source_files
     progress("Loading the decision")
     document, recorded, policy = _load(engine, decision_id)
-    policy_seeds = _seeds(policy)
-    if policy_seeds != recorded.seeds:
+    seeds = policy_seeds(policy)
+    if seeds != recorded.seeds:
         raise InputError(
             f"decision {decision_id} seeds",
-            f"the manifest recorded {recorded.seeds}, but its policy sets {policy_seeds}",
+            f"the manifest recorded {recorded.seeds}, but its policy sets {seeds}",
             "replay it with the gate version that made it: this one would use other seeds",
         )
     sources: dict[str, Path] = {}
@@ -145,7 +145,7 @@ def replay(
         recorded_verdict=recorded.decision.verdict,
         replayed_verdict=replayed.decision.verdict,
         rows=rows,
-        library_differences=library_differences(recorded.libraries, _library_versions()),
+        library_differences=library_differences(recorded.libraries, running_versions()),
         sources=sources,
         recorded=recorded,
         replayed=replayed,
