@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from governance.domain.errors import InputError
-from governance.domain.policy import AnyCheck, Severity
+from governance.domain.judging import rule_severity as rule_severity  # the checks' import
+from governance.domain.policy import AnyCheck
 from governance.domain.results import CheckResult, Status
 
 Task = Literal["classification", "regression"]
@@ -46,11 +47,6 @@ class CheckInputs:
     model: Any | None = None
     reference: pd.DataFrame | None = None
     champion: Champion | None = None
-
-
-def rule_severity(rule: Any, check: AnyCheck) -> Severity:
-    """A rule's own severity wins over its check's."""
-    return rule.severity or check.severity
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ complete and representative. Only `missing_share` can be judged without the refe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -15,25 +15,16 @@ from pandas.api import types
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
+from governance.domain.judging import (
+    NEEDS_REFERENCE,
+    ColumnQuality,
+    judge_quality,
+    judge_schema,
+)
 from governance.domain.policy import DataQualityCheck, DataQualityRule, SchemaMatchRule
-from governance.domain.results import CheckResult, RuleOutcome, judge_bounds, status_of
+from governance.domain.results import CheckResult, RuleOutcome, status_of
 
 NUMERIC, CATEGORICAL, BOOL, DATETIME = "numeric", "categorical", "bool", "datetime"
-NEEDS_REFERENCE = frozenset({"out_of_range_share", "unseen_category_share"})
-PHRASES = {
-    "missing_share": "missing values",
-    "out_of_range_share": "of values outside the reference's range",
-    "unseen_category_share": "of values never seen in the reference",
-}
-
-
-@dataclass(frozen=True)
-class ColumnQuality:
-    column: str
-    kind: str
-    missing_share: float
-    out_of_range_share: float | None = None  # numeric columns, against the reference
-    unseen_category_share: float | None = None  # categorical and bool columns, likewise
 
 
 def run(spec: DataQualityCheck, inputs: CheckInputs) -> CheckResult:
@@ -135,7 +126,6 @@ def _schema(
     """Missing: a reference column the data lacks; extra: the reverse. The target may be
     absent from either side, as unlabelled reference data often is."""
     assert reference is not None  # _require_reference saw to it
-    options = rule.schema_match
     missing = [c for c in reference.columns if c not in data.columns and c != target]
     extra = [c for c in data.columns if c not in reference.columns and c != target]
     changed = [
@@ -143,50 +133,14 @@ def _schema(
         for column in reference.columns
         if column in data.columns and _kind(reference[column]) != _kind(data[column])
     ]
-    wrong: list[str] = []
-    allowed: list[str] = []
-    for label, names, permitted in (
-        ("missing", missing, False),
-        ("extra", extra, options.allow_extra_columns),
-        ("type changed", changed, options.allow_dtype_changes),
-    ):
-        if names:
-            (allowed if permitted else wrong).append(f"{label}: {', '.join(map(str, names))}")
-    required = ["no missing columns"]
-    required += [] if options.allow_extra_columns else ["no extra columns"]
-    required += [] if options.allow_dtype_changes else ["no type changes"]
-    return RuleOutcome(
-        rule=rule.label,
-        observed="; ".join(wrong) or "match",
-        threshold=", ".join(required),
-        passed=not wrong,
-        severity=rule_severity(rule, spec),
-        basis=rule.basis,
-        detail=f"allowed by the policy: {'; '.join(allowed)}" if allowed else "",
-    )
+    return judge_schema(rule, rule_severity(rule, spec), missing, extra, changed)
 
 
 def _threshold(
     rule: DataQualityRule, spec: DataQualityCheck, table: list[ColumnQuality]
 ) -> RuleOutcome:
     """The worst column decides: a share averaged over columns would hide one broken column."""
-    shares = {q.column: getattr(q, rule.metric) for q in table}
-    shares = {column: share for column, share in shares.items() if share is not None}
-    if shares:
-        worst = max(shares, key=lambda column: shares[column])
-        observed = shares[worst]
-        detail = f"{worst} has {observed:.2%} {PHRASES[rule.metric]}"
-    else:
-        observed, detail = 0.0, "no column of a kind this metric applies to"
-    return judge_bounds(
-        rule.label,
-        observed,
-        rule.min,
-        rule.max,
-        rule_severity(rule, spec),
-        basis=rule.basis,
-        detail=detail,
-    )
+    return judge_quality(rule, rule_severity(rule, spec), table)
 
 
 def _summary(rules: list[RuleOutcome], rows: int, columns: int) -> str:

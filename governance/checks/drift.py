@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from scipy.spatial import distance
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
+from governance.domain.judging import ColumnDrift, judge_drift
 from governance.domain.policy import DriftCheck, DriftShareRule, NoDriftInRule
 from governance.domain.results import CheckResult, RuleOutcome, status_of
 
@@ -34,16 +35,6 @@ NORM_FLOOR = 0.001  # evidently's floor on the reference std that scales the Was
 
 # evidently's default thresholds; distances drift at or above them, p-values below them
 THRESHOLDS = {"wasserstein": 0.1, "jensenshannon": 0.1, "ks": 0.05, "chisquare": 0.05, "z": 0.05}
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    column: str
-    kind: str
-    stattest: str
-    statistic: float | None  # a distance, or the p-value for ks, chisquare and z
-    threshold: float
-    drifted: bool
 
 
 def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
@@ -276,34 +267,7 @@ def _judge(
     drifts: list[ColumnDrift],
     share: float,
 ) -> RuleOutcome:
-    severity = rule_severity(rule, spec)
-    if isinstance(rule, DriftShareRule):
-        drifted = [drift.column for drift in drifts if drift.drifted]
-        return RuleOutcome(
-            rule=rule.label,
-            observed=share,
-            threshold=f"≤ {rule.drift_share.max:g}",
-            passed=share <= rule.drift_share.max,
-            severity=severity,
-            basis=rule.basis,
-            detail=f"drifted: {', '.join(drifted)}" if drifted else "no column drifted",
-        )
-    named = [drift for drift in drifts if drift.column in rule.no_drift_in.columns]
-    drifted = [drift.column for drift in named if drift.drifted]
-    return RuleOutcome(
-        rule=rule.label,
-        observed=f"{', '.join(drifted)} drifted" if drifted else "none drifted",
-        threshold="no drift",
-        passed=not drifted,
-        severity=severity,
-        basis=rule.basis,
-        detail="; ".join(_describe(drift) for drift in named),
-    )
-
-
-def _describe(drift: ColumnDrift) -> str:
-    score = "undefined" if drift.statistic is None else f"{drift.statistic:.3g}"
-    return f"{drift.column}: {drift.stattest} {score} (threshold {drift.threshold:g})"
+    return judge_drift(rule, rule_severity(rule, spec), drifts, share)
 
 
 def _summary(spec: DriftCheck, drifts: list[ColumnDrift], drifted: list[str], share: float) -> str:

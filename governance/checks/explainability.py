@@ -22,8 +22,10 @@ from sklearn.pipeline import Pipeline
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
-from governance.domain.policy import ExplainabilityCheck, ProhibitedInTopKRule, Severity
-from governance.domain.results import CheckResult, RuleOutcome, status_of
+from governance.domain.judging import judge_prohibited
+from governance.domain.judging import offenders as _offenders
+from governance.domain.policy import ExplainabilityCheck, ProhibitedInTopKRule
+from governance.domain.results import CheckResult, status_of
 
 
 def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:
@@ -34,7 +36,7 @@ def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:
     explainer, values = _tree_shap(inputs.model, sample) or _agnostic_shap(spec, inputs, sample)
     ranking = _ranking(inputs.features, np.abs(values).mean(axis=0))
     ranks = {entry["feature"]: entry["rank"] for entry in ranking}
-    outcomes = [_judge(rule, ranks, rule_severity(rule, spec)) for rule in spec.rules]
+    outcomes = [judge_prohibited(rule, ranks, rule_severity(rule, spec)) for rule in spec.rules]
     return CheckResult(
         id=spec.id,
         type=spec.type,
@@ -233,42 +235,6 @@ def _ranking(features: list[str], mean_abs: np.ndarray) -> list[dict[str, Any]]:
         {"feature": feature, "mean_abs_shap": float(value), "rank": rank}
         for rank, (feature, value) in enumerate(order, start=1)
     ]
-
-
-def _offenders(rule: ProhibitedInTopKRule, ranks: dict[str, int]) -> list[str]:
-    spec = rule.prohibited_in_top_k
-    return [feature for feature in spec.features if ranks.get(feature, spec.k + 1) <= spec.k]
-
-
-def _judge(rule: ProhibitedInTopKRule, ranks: dict[str, int], severity: Severity) -> RuleOutcome:
-    """Observed: the best (smallest) rank of any prohibited feature; it must exceed k."""
-    spec = rule.prohibited_in_top_k
-    used = [f for f in spec.features if f in ranks]
-    if not used:
-        return RuleOutcome(
-            rule=rule.label,
-            observed="not used",
-            threshold=f"best rank > {spec.k}",
-            passed=True,
-            severity=severity,
-            basis=rule.basis,
-            detail=f"the model does not take {', '.join(spec.features)} as input",
-        )
-    best = min(used, key=ranks.__getitem__)
-    offenders = _offenders(rule, ranks)
-    if offenders:
-        detail = ", ".join(f"{f} is ranked {ranks[f]}" for f in offenders) + f" of {len(ranks)}"
-    else:
-        detail = f"the highest-ranked prohibited feature, {best}, is ranked {ranks[best]}"
-    return RuleOutcome(
-        rule=rule.label,
-        observed=float(ranks[best]),
-        threshold=f"best rank > {spec.k}",
-        passed=not offenders,
-        severity=severity,
-        basis=rule.basis,
-        detail=detail,
-    )
 
 
 def _summary(rules: list[ProhibitedInTopKRule], ranks: dict[str, int], top: str, rows: int) -> str:

@@ -18,8 +18,9 @@ from sklearn.metrics import accuracy_score
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
+from governance.domain.judging import fairness_groupings, judge_fairness, worst_grouping
 from governance.domain.policy import FairnessCheck, FairnessRule, Severity
-from governance.domain.results import CheckResult, RuleOutcome, judge_bounds, status_of
+from governance.domain.results import CheckResult, RuleOutcome, status_of
 
 MISSING = "(missing)"
 FOUR_FIFTHS = 0.8
@@ -69,7 +70,7 @@ class Grouping:
 
 def run(spec: FairnessCheck, inputs: CheckInputs) -> CheckResult:
     _validate(spec, inputs)
-    groupings = [_count(spec, inputs, features) for features in _groupings(spec)]
+    groupings = [_count(spec, inputs, features) for features in fairness_groupings(spec)]
 
     reports = [_report(grouping) for grouping in groupings]
     outcomes = [
@@ -99,21 +100,6 @@ def run(spec: FairnessCheck, inputs: CheckInputs) -> CheckResult:
         },
         library_versions=library_versions("fairlearn", "scikit-learn", "numpy"),
     )
-
-
-def _groupings(spec: FairnessCheck) -> list[tuple[str, ...]]:
-    """Each sensitive feature alone, their full intersection when asked for, and any other
-    intersection a rule's `over` names; features keep the order of sensitiveFeatures."""
-    wanted = [{feature} for feature in spec.sensitive_features]
-    if spec.intersectional and len(spec.sensitive_features) > 1:
-        wanted.append(set(spec.sensitive_features))
-    wanted += [set(rule.over) for rule in spec.rules if rule.over]
-    groupings: list[tuple[str, ...]] = []
-    for features in wanted:
-        ordered = tuple(f for f in spec.sensitive_features if f in features)
-        if ordered not in groupings:
-            groupings.append(ordered)
-    return groupings
 
 
 def _validate(spec: FairnessCheck, inputs: CheckInputs) -> None:
@@ -199,34 +185,10 @@ def _judge(
     index: int,
 ) -> RuleOutcome:
     """A rule holds only if it holds over every grouping it covers; report the worst."""
-    covered = [
-        (grouping, report)
-        for grouping, report in zip(groupings, reports, strict=True)
-        if rule.over is None or set(grouping.features) == set(rule.over)
-    ]
-    worse_is_lower = rule.metric.endswith("_ratio")
-    grouping, report = sorted(
-        covered,
-        key=lambda pair: _rank(pair[1][rule.metric], worse_is_lower),
-    )[0]
-    observed = report[rule.metric]
+    worst = worst_grouping(rule, reports)
+    grouping = groupings[worst]
     interval = _bootstrap(grouping, rule.metric, spec) if spec.bootstrap is not None else None
-    return judge_bounds(
-        rule.label,
-        float("nan") if observed is None else observed,
-        rule.min,
-        rule.max,
-        rule_severity(rule, spec),
-        basis=rule.basis,
-        detail=f"worst over {grouping.name}",
-        interval=interval,
-    )
-
-
-def _rank(value: float | None, worse_is_lower: bool) -> float:
-    if value is None:
-        return float("-inf")  # undefined is the worst: it must be looked at
-    return value if worse_is_lower else -value
+    return judge_fairness(rule, rule_severity(rule, spec), reports[worst], interval)
 
 
 def disparities_from_counts(counts: np.ndarray, metric: str) -> np.ndarray:

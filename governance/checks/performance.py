@@ -23,24 +23,25 @@ from sklearn.metrics import (
 
 from governance.checks import CheckInputs, Task, library_versions, rule_severity
 from governance.domain.errors import InputError
+from governance.domain.judging import (
+    RECORDED,
+    judge_no_regression,
+    judge_performance_metric,
+)
+from governance.domain.judging import fmt_metric as _fmt
 from governance.domain.policy import (
-    LOWER_IS_BETTER,
     ClassificationMetric,
     NoRegressionRule,
     PerformanceCheck,
     PerformanceRule,
     RegressionMetric,
-    Severity,
 )
-from governance.domain.results import CheckResult, RuleOutcome, judge_bounds, status_of
+from governance.domain.results import CheckResult, RuleOutcome, status_of
 
 TASK_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": get_args(ClassificationMetric),
     "regression": get_args(RegressionMetric),
 }
-RECORDED = "recorded"
-# float subtraction must not fail a candidate that is exactly `tolerance` worse
-_SLACK = 1e-12
 
 
 def run(spec: PerformanceCheck, inputs: CheckInputs) -> CheckResult:
@@ -55,13 +56,9 @@ def run(spec: PerformanceCheck, inputs: CheckInputs) -> CheckResult:
     for rule in spec.rules:
         severity = rule_severity(rule, spec)
         if isinstance(rule, PerformanceRule):
-            value = candidate[rule.metric]
-            detail = f"{rule.metric} is {_fmt(value)} on {rows:,} rows"
-            outcomes.append(
-                judge_bounds(rule.label, value, rule.min, rule.max, severity, rule.basis, detail)
-            )
+            outcomes.append(judge_performance_metric(rule, candidate[rule.metric], rows, severity))
         else:
-            outcomes.append(_no_regression(rule, candidate, champion, severity))
+            outcomes.append(judge_no_regression(rule, candidate, champion, severity))
 
     metrics: dict[str, object] = {"rows": rows, **_plain(candidate)}
     if champion is not None:
@@ -154,51 +151,6 @@ def _champion(inputs: CheckInputs) -> tuple[dict[str, float], str] | None:
     return scores, "measured on the same data"
 
 
-def _no_regression(
-    rule: NoRegressionRule,
-    candidate: dict[str, float],
-    champion: tuple[dict[str, float], str] | None,
-    severity: Severity,
-) -> RuleOutcome:
-    metric, tolerance = rule.no_regression.metric, rule.no_regression.tolerance
-    threshold = f"improvement over the champion ≥ {-tolerance if tolerance else 0:g}"
-    if champion is None:
-        return RuleOutcome(
-            rule=rule.label,
-            observed=None,
-            threshold=threshold,
-            passed=True,
-            severity=severity,
-            basis=rule.basis,
-            detail="no champion supplied: first version, nothing to regress against",
-        )
-    scores, source = champion
-    if metric not in scores and source == RECORDED:
-        raise InputError(
-            "champion",
-            f"its recorded metrics have no {metric}",
-            f"record the champion's {metric}, or give its predictions on the same data",
-        )
-    if metric not in scores:
-        raise InputError(
-            "champion",
-            f"its predictions come without probabilities, so its {metric} is unknown",
-            "give the champion's y_score (predict_proba[:, 1]) on the same data",
-        )
-    ours, theirs = candidate[metric], scores[metric]
-    improvement = theirs - ours if metric in LOWER_IS_BETTER else ours - theirs
-    defined = improvement == improvement  # NaN: an undefined metric never passes
-    return RuleOutcome(
-        rule=rule.label,
-        observed=improvement if defined else None,
-        threshold=threshold,
-        passed=defined and improvement >= -tolerance - _SLACK,
-        severity=severity,
-        basis=rule.basis,
-        detail=f"{metric} is {_fmt(ours)} against the champion's {_fmt(theirs)} ({source})",
-    )
-
-
 def _summary(
     outcomes: list[RuleOutcome],
     rules: list[PerformanceRule | NoRegressionRule],
@@ -215,10 +167,6 @@ def _summary(
         "its performance rule" if len(outcomes) == 1 else f"all {len(outcomes)} performance rules"
     )
     return f"The model meets {rules_met} on {rows:,} rows ({values})."
-
-
-def _fmt(value: float) -> str:
-    return "undefined" if value != value else f"{value:.4f}"
 
 
 def _plain(values: dict[str, float]) -> dict[str, float | None]:
