@@ -402,7 +402,12 @@ def gate(
             manifest, outcome.decision_id, Path(settings["attest"]), settings.get("key")
         )
     if settings.get("report") is not None:
-        _write_local_report(outcome, Path(settings["report"]), _path(settings.get("model_card")))
+        _write_local_report(
+            outcome,
+            Path(settings["report"]),
+            _path(settings.get("model_card")),
+            config.database_url(settings.get("database")),
+        )
     if submit:
         assert server is not None and token is not None
         raise typer.Exit(_submit(server, token, environment, Path(settings["model"]), manifest))
@@ -469,10 +474,14 @@ def _write_attestation(
     err.print(f"wrote attestation {escape(str(path))}")
 
 
-def _write_local_report(outcome: Any, path: Path, card_path: Path | None) -> None:
+def _write_local_report(
+    outcome: Any, path: Path, card_path: Path | None, database: str | None
+) -> None:
+    """Sign the local run's report; where the decision was recorded, record the report too."""
     from governance.services.container import report_signing
-    from governance.services.reports import local_decision_report
+    from governance.services.reports import local_decision_report, record_report
     from governance.signing import load_private
+    from governance.store.database import make_engine
 
     settings = _settings(None)
     try:
@@ -484,6 +493,20 @@ def _write_local_report(outcome: Any, path: Path, card_path: Path | None) -> Non
     except InputError as exc:
         fail(exc.message)
     _write_report(report, path)
+    if database is not None and outcome.decision_id is not None:
+        manifest = outcome.manifest
+        subject = f"model:{manifest.model_name}@{manifest.model_version}"
+        engine = make_engine(database)
+        try:
+            record_report(
+                engine,
+                f"cli:{getpass.getuser()}",
+                report,
+                subject,
+                {"decision_id": outcome.decision_id},
+            )
+        finally:
+            engine.dispose()
 
 
 def _model_card(path: Path) -> Any:

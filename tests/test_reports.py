@@ -350,6 +350,7 @@ def test_gate_writes_a_signed_report_for_a_local_run(
     demo: tuple[Path, list[DemoRun]], trusted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = demo[0]
+    url = f"sqlite:///{(directory / 'governance.db').resolve()}"
     monkeypatch.setenv("GOVERNANCE_HOME", str(directory))
     monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
     work = directory / "demo"
@@ -374,12 +375,22 @@ def test_gate_writes_a_signed_report_for_a_local_run(
             str(report),
             "--model-card",
             str(card),
+            "--database",
+            url,
         ],
     )
     assert result.exit_code == 0, result.output
     assert verify(report, trusted)[0] == 0
     text = pdftotext(report)
-    assert "Rank loan files for review" in text and "local gate run" in text
+    assert "Rank loan files for review" in text and "recorded gate decision" in text
+    # the run was recorded, so the report is too: the trail names its sha256 and decision
+    digest = hashlib.sha256(report.read_bytes()).hexdigest()
+    issued = [
+        e.event.payload
+        for e in audit_trail(make_engine(url))
+        if e.event.action == "report.issued" and e.event.payload["sha256"] == digest
+    ]
+    assert len(issued) == 1 and issued[0]["decision_id"]
 
 
 # --- helpers ------------------------------------------------------------------------------

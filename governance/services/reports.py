@@ -427,21 +427,30 @@ class Reports:
         )
 
     def _record(self, actor: str, report: IssuedReport, subject: str, extra: dict) -> None:
-        def work(session: Session) -> None:
-            append_audit(
-                session,
-                actor=actor,
-                action="report.issued",
-                subject=subject,
-                payload={
-                    "kind": report.kind,
-                    "sha256": report.sha256,
-                    "manifest_sha256": report.manifest_sha256,
-                    **extra,
-                },
-            )
+        record_report(self._engine, actor, report, subject, extra)
 
-        in_transaction(self._engine, work)
+
+def record_report(
+    engine: Engine, actor: str, report: IssuedReport, subject: str, extra: dict[str, Any]
+) -> None:
+    """The report's sha256 on the audit trail, in its own transaction: whoever holds a copy
+    can show it is the one that was issued."""
+
+    def work(session: Session) -> None:
+        append_audit(
+            session,
+            actor=actor,
+            action="report.issued",
+            subject=subject,
+            payload={
+                "kind": report.kind,
+                "sha256": report.sha256,
+                "manifest_sha256": report.manifest_sha256,
+                **extra,
+            },
+        )
+
+    in_transaction(engine, work)
 
 
 def _decision(facts: documents.DecisionFacts, signing: Signing, clock: Clock) -> IssuedReport:
