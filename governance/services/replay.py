@@ -11,7 +11,6 @@ The replay is recorded on the audit trail, so a report can cite it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+import connectors.files
+from connectors.files import sha256_file
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
@@ -102,9 +103,7 @@ def replay(
     policy no longer hash to what was recorded, an artifact is missing or has other bytes,
     or the seeds would differ."""
     if source is None:
-        import connectors.files as source_files
-
-        source = source_files
+        source = connectors.files
     progress("Loading the decision")
     document, recorded, policy = _load(engine, decision_id)
     seeds = policy_seeds(policy)
@@ -229,7 +228,7 @@ def fetch(artifact: Artifact, blob_root: Path | None) -> Path:
     mismatch = None
     for path in candidates:
         if path.is_file():
-            found = sha256_of(path)
+            found = sha256_file(path)
             if found == artifact.sha256:
                 return path
             mismatch = mismatch or (path, found)
@@ -272,14 +271,6 @@ def _path_of_uri(uri: str) -> Path | None:
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive
         return None
     return Path(uri)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same_inputs(recorded: EvidenceManifest, replayed: EvidenceManifest) -> None:

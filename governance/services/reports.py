@@ -27,6 +27,7 @@ from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
+from governance.services.replay import fetch
 from governance.services.workflow import request_view
 from governance.signing import key_name
 from governance.store.repository import append_audit, audit_trail, in_transaction
@@ -177,8 +178,8 @@ class Reports:
         model and data are fetched by their recorded hashes and the model predicts again."""
         manifest, _ = self._manifest(decision_id)
         model_artifact, data_artifact = _role(manifest, "model"), _role(manifest, "data")
-        model, _ = files.load_model(self._locate(model_artifact))
-        data, _ = files.read_table(self._locate(data_artifact), "data")
+        model, _ = files.load_model(fetch(model_artifact, self._blobs))
+        data, _ = files.read_table(fetch(data_artifact, self._blobs), "data")
         features = [str(c) for c in getattr(model, "feature_names_in_", [])] or [
             c for c in data.columns if c != manifest.target
         ]
@@ -402,29 +403,6 @@ class Reports:
                 }
             )
         return result
-
-    def _locate(self, artifact: Artifact) -> Path:
-        """The artifact's bytes: in the blob store by hash, else at the recorded place;
-        refused when the bytes there are not the recorded ones."""
-        candidates = []
-        if self._blobs is not None:
-            candidates += sorted(self._blobs.glob(f"{artifact.sha256}*"))
-        candidates.append(Path(artifact.uri))
-        for path in candidates:
-            if path.is_file():
-                found = files.sha256_file(path)
-                if found != artifact.sha256:
-                    raise InputError(
-                        f"{artifact.role} artifact {path}",
-                        f"has sha256 {found}, but the decision recorded {artifact.sha256}",
-                        "restore the original file",
-                    )
-                return path
-        raise InputError(
-            f"{artifact.role} artifact",
-            f"{artifact.uri} is gone",
-            "restore the file the decision was made on",
-        )
 
     def _record(self, actor: str, report: IssuedReport, subject: str, extra: dict) -> None:
         record_report(self._engine, actor, report, subject, extra)
