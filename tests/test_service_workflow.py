@@ -148,6 +148,20 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert "Workflow: PROMOTED" in text and "Route loan files to a reviewer" in text
     assert "Maria Risk" in text and "Bob Owner" in text and "Meaning: “approve”" in text
 
+    # and the LL144 bias audit of the same evidence, with the data's source and dates
+    audit_query = {"source": "held-out census sample", "from": "1994-01-01", "to": "1994-12-31"}
+    with service.client("audrey") as client:
+        bias = client.get(
+            f"/api/v1/decisions/{approved['gateDecisionId']}/bias-audit.pdf", params=audit_query
+        )
+    assert bias.status_code == 200, bias.text
+    bias_file = tmp_path / "bias.pdf"
+    bias_file.write_bytes(bias.content)
+    bias_text = subprocess.run(
+        ["pdftotext", "-layout", str(bias_file), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "held-out census sample" in bias_text and "1994-01-01 to 1994-12-31" in bias_text
+
     # The promotion's attestation verifies against the artifact with the service's key,
     # and fails for other bytes.
     decision_id = admission(service, "2")["decisionId"]
@@ -198,6 +212,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
         "signature.approve",
         "request.approve",
         "request.promote",
+        "report.issued",
         "report.issued",
         "request.revoke",
     ]

@@ -875,6 +875,7 @@ class Workflow:
             "owner": _owner(session, request),
             "verdict": decision.verdict if decision else None,
             "decisionSummary": decision.summary if decision else None,
+            "gateDecisionId": request.decision_id,
             "evidenceSha256": decision.manifest_sha256 if decision else None,
             "checks": decision.manifest["results"] if decision else [],
             "approvalRules": policy.approvals.model_dump(mode="json", by_alias=True),

@@ -432,9 +432,13 @@ async def bias_audit_report(
     scoring: bool = False,
     sex: Annotated[str, Parameter(max_length=200)] = "sex",
     race: Annotated[str, Parameter(max_length=200)] = "race",
+    source: Annotated[str | None, Parameter(max_length=1000)] = None,
+    date_from: Annotated[str | None, Parameter(query="from", max_length=10)] = None,
+    date_to: Annotated[str | None, Parameter(query="to", max_length=10)] = None,
 ) -> Response[bytes]:
     reports = _gov(request).reports
-    issued = await _thread(reports.bias_audit, _me(request).name, decision_id, sex, race, scoring)
+    audit = (decision_id, sex, race, scoring, source, date_from, date_to)
+    issued = await _thread(reports.bias_audit, _me(request).name, *audit)
     return _pdf(issued)
 
 
