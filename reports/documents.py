@@ -59,7 +59,7 @@ class DecisionFacts:
 
 def decision_html(facts: DecisionFacts, cover: Cover) -> str:
     manifest, request = facts.manifest, facts.request or {}
-    checks = [_check_view(result, facts.policy) for result in manifest.results]
+    checks = [check_view(result, facts.policy) for result in manifest.results]
     sections = {
         "summary": "1. Summary and verdict",
         "model-card": "2. Model card",
@@ -114,7 +114,7 @@ def decision_html(facts: DecisionFacts, cover: Cover) -> str:
         ),
         request_id=request.get("id"),
         decision_id=facts.decision_id,
-        policy=_policy_view(facts.policy),
+        policy=policy_view(facts.policy),
         checks=checks,
         waiver=_waiver_view(request),
         signatures=[_signature_view(s) for s in request.get("signatures", [])],
@@ -212,11 +212,11 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["data_uri"] = _data_uri
+    environment.filters["data_uri"] = data_uri
     return environment
 
 
-def _data_uri(svg: str) -> str:
+def data_uri(svg: str) -> str:
     """An SVG as an image of its own: ids inside one chart never clash with another's."""
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
@@ -251,7 +251,7 @@ def _verdict_line(verdict: str, state: str | None) -> str:
     return line
 
 
-def _policy_view(policy: PromotionPolicy) -> dict[str, Any]:
+def policy_view(policy: PromotionPolicy) -> dict[str, Any]:
     approvals, waivers = policy.approvals, policy.waivers
     rules = []
     for check in policy.checks:
@@ -288,7 +288,7 @@ def _policy_view(policy: PromotionPolicy) -> dict[str, Any]:
     }
 
 
-def _check_view(result: CheckResult, policy: PromotionPolicy) -> dict[str, Any]:
+def check_view(result: CheckResult, policy: PromotionPolicy) -> dict[str, Any]:
     spec = next((c for c in policy.checks if c.id == result.id), None)
     charts_, tables = _figures(result, spec)
     return {

@@ -19,9 +19,10 @@ from governance.config import PACKAGED_POLICIES
 from governance.store.tables import CasbinRule
 
 MODEL = PACKAGED_POLICIES / "rbac_model.conf"
-# casbin logs every decision at INFO: the admission path would write a line per request.
+# casbin logs every decision (a refusal as a warning): the admission path and every
+# console page, which asks what to show, would write lines per request.
 for _name in ("casbin", "casbin.enforcer", "casbin.role", "casbin.policy"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 ROLES = (
     "data_scientist",

@@ -16,6 +16,7 @@ from governance.config import Settings
 from governance.domain.checkpoint import Checkpoint, sign
 from governance.domain.errors import InputError
 from governance.services import audit
+from governance.services.browse import Browse
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
 from governance.services.reports import Reports, Signing
@@ -38,6 +39,7 @@ class Governance:
     blobs: BlobStore
     signing_key: Ed25519PrivateKey
     reports: Reports
+    browse: Browse
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -67,7 +69,15 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
 
     reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
     return Governance(
-        settings, engine, access, people, workflow, BlobStore(settings.blobs), key, reports
+        settings,
+        engine,
+        access,
+        people,
+        workflow,
+        BlobStore(settings.blobs),
+        key,
+        reports,
+        Browse(engine),
     )
 
 

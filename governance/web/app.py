@@ -17,7 +17,7 @@ from governance.config import Settings
 from governance.services.container import Governance, open_governance
 from governance.services.jobs import JobRunner
 from governance.store.database import current_revision
-from governance.web import problems
+from governance.web import console, problems
 from governance.web.api import PUBLIC, api_router
 from governance.web.auth import BearerAuthentication
 from governance.web.problems import Problem
@@ -85,7 +85,10 @@ def create_app(
             health,
             ready,
             api_router(settings.max_json_bytes, settings.max_upload_bytes),
+            console.console_router(),
+            console.static_router(),
         ],
+        template_config=console.template_config(),
         state=State({"governance": governance, "jobs": jobs}),
         middleware=[
             DefineMiddleware(BearerAuthentication, exclude=["^/schema", "^/health", "^/ready"])

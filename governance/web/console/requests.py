@@ -1,0 +1,357 @@
+"""Signing in and out, my queue, the requests, one request with its evidence, and the
+actions on it. Each handler calls one service function and renders or redirects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
+
+from anyio import to_thread
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import Redirect, Template
+
+from governance.domain.errors import InputError, UnauthenticatedError
+from governance.domain.policy import PromotionPolicy
+from governance.domain.workflow import State
+from governance.services.browse import Page, RequestDetail, RequestFilter
+from governance.services.people import Principal
+from governance.web.console.base import (
+    LOGIN_COOKIE,
+    PUBLIC,
+    REFUSALS,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    SIGNED_IN,
+    failure_message,
+    governance_of,
+    login_token_cookie,
+    me,
+    page,
+    permission,
+    redirect,
+    session_cookie,
+    signed_out,
+)
+from reports import documents
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+PageNumber = Annotated[int, Parameter(ge=1, le=10**9)]
+PageSize = Annotated[int, Parameter(ge=25, le=100)]
+
+
+async def _call(function: Any, *args: Any) -> Any:
+    """Database and CPU work off the event loop."""
+    return await to_thread.run_sync(lambda: function(*args))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+# --- signing in -----------------------------------------------------------------------
+
+
+@dataclass
+class SignInForm:
+    username: str
+    password: str
+    login_token: str = ""
+    next: str = "/"
+
+
+@get("/login", opt=PUBLIC, name="console-login")
+async def login_page(
+    request: Request, next_: Annotated[str, Parameter(query="next")] = "/"
+) -> Template:
+    token, cookie = login_token_cookie(request)
+    response = page(request, "login.html.j2", login_token=token, next=_safe_next(next_))
+    response.cookies.append(cookie)
+    return response
+
+
+@post("/login", opt=PUBLIC, name="console-sign-in")
+async def sign_in(request: Request, data: Annotated[SignInForm, Form]) -> Response[Any]:
+    expected = request.cookies.get(LOGIN_COOKIE)
+    if not expected or data.login_token != expected:
+        return await _login_again(request, data, "the sign-in form expired: sign in again", 403)
+    governance = governance_of(request)
+    try:
+        session = await _call(
+            governance.people.sign_in,
+            data.username.strip(),
+            data.password,
+            governance.settings.session_hours,
+        )
+    except UnauthenticatedError as exc:
+        return await _login_again(request, data, str(exc), 401)
+    response = Redirect(path=_safe_next(data.next), status_code=303, headers=SECURITY_HEADERS)
+    response.cookies.append(session_cookie(request, session["token"], session["expires_at"]))
+    return response
+
+
+async def _login_again(request: Request, data: SignInForm, message: str, status: int) -> Template:
+    token, cookie = login_token_cookie(request)
+    response = page(
+        request,
+        "login.html.j2",
+        status_code=status,
+        login_token=token,
+        next=_safe_next(data.next),
+        username=data.username,
+        error=message,
+    )
+    response.cookies.append(cookie)
+    return response
+
+
+@post("/logout", opt=SIGNED_IN, name="console-sign-out")
+async def sign_out(request: Request) -> Response[Any]:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        await _call(governance_of(request).people.sign_out, secret)
+    return signed_out(request, redirect(request, "/login", "You are signed out."))
+
+
+# --- lists ----------------------------------------------------------------------------
+
+
+@get("/", opt=permission("requests", "read"), name="console-queue")
+async def queue(
+    request: Request, page_: Annotated[PageNumber, Parameter(query="page")] = 1
+) -> Template:
+    governance = governance_of(request)
+    listing = await _call(
+        governance.browse.queue, me(request), governance.workflow.policies.policies, Page(page_)
+    )
+    return page(request, "queue.html.j2", listing=listing)
+
+
+@get("/requests", opt=permission("requests", "read"), name="console-requests")
+async def requests(
+    request: Request,
+    state_filter: Annotated[str | None, Parameter(query="state")] = None,
+    model: Annotated[str | None, Parameter(max_length=200)] = None,
+    tier: str | None = None,
+    date_from: Annotated[str | None, Parameter(query="from")] = None,
+    date_to: Annotated[str | None, Parameter(query="to")] = None,
+    page_: Annotated[PageNumber, Parameter(query="page")] = 1,
+    size: Annotated[PageSize, Parameter()] = 25,
+) -> Template:
+    filters = RequestFilter(
+        state=state_filter or None,
+        model=(model or "").strip() or None,
+        risk_tier=tier or None,
+        submitted_from=_date("from", date_from),
+        submitted_to=_date("to", date_to),
+    )
+    listing = await _call(governance_of(request).browse.requests, filters, Page(page_, size))
+    return page(
+        request,
+        "requests.html.j2",
+        listing=listing,
+        filters=filters,
+        states=[s.value for s in State],
+        tiers=_tiers(governance_of(request).workflow.policies.policies),
+    )
+
+
+def _date(field: str, value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(field, f"is {value!r}", "give a date as YYYY-MM-DD") from None
+
+
+def _tiers(policies: list[PromotionPolicy]) -> list[str]:
+    return sorted({p.applies_to.risk_tier for p in policies})
+
+
+# --- one request ----------------------------------------------------------------------
+
+
+@get("/requests/{request_id:str}", opt=permission("requests", "read"), name="console-request")
+async def request_page(request: Request, request_id: str) -> Template:
+    detail: RequestDetail = await _call(governance_of(request).browse.request_detail, request_id)
+    checks = (
+        await _call(
+            lambda: [documents.check_view(r, detail.policy) for r in detail.manifest.results]  # type: ignore[union-attr]
+        )
+        if detail.manifest
+        else []
+    )
+    return page(
+        request,
+        "request.html.j2",
+        r=detail.request,
+        policy=documents.policy_view(detail.policy),
+        checks=checks,
+        manifest=detail.manifest,
+        events=detail.events,
+        actions=actions_for(request, me(request), detail),
+    )
+
+
+def actions_for(request: Request, principal: Principal, detail: RequestDetail) -> dict[str, Any]:
+    """The actions this person may take on this request now: a button is shown only then
+    (the server checks each again when it is used)."""
+    governance = governance_of(request)
+    access = governance.access
+
+    def allowed(resource: str, action: str) -> bool:
+        return access.allowed(principal.subjects, resource, action)
+
+    r, policy = detail.request, detail.policy
+    state = State(r["state"])
+    own = principal.name in (r["submitter"], r["owner"])
+    signed = any(s["username"] == principal.name for s in r["signatures"])
+    approval_roles = sorted(principal.roles & set(policy.approvals.roles))
+    waiver_role = policy.waivers.approver_role if policy.waivers.allowed else None
+    sign_ok = allowed("requests", "sign") and not signed
+    return {
+        "approve": sign_ok
+        and state is State.AWAITING_APPROVAL
+        and bool(approval_roles)
+        and not (own and policy.approvals.forbid_self_approval),
+        "approval_roles": approval_roles,
+        "waive": sign_ok
+        and state is State.WAIVER_REQUESTED
+        and waiver_role in principal.roles
+        and not own,
+        "request_waiver": allowed("requests", "request_waiver")
+        and state is State.BLOCKED
+        and policy.waivers.allowed,
+        "max_waiver_days": policy.waivers.max_days,
+        "promote": allowed("requests", "promote") and state in (State.APPROVED, State.WAIVED),
+        "revoke": allowed("requests", "revoke")
+        and state in (State.APPROVED, State.WAIVED, State.PROMOTED),
+        "report": allowed("reports", "read") and r["gateDecisionId"] is not None,
+    }
+
+
+@dataclass
+class SignatureForm:
+    meaning: str
+    comment: str
+    password: str
+    csrf_token: str = ""
+    role: str = ""
+
+
+@dataclass
+class WaiverForm:
+    justification: str
+    days: int
+    csrf_token: str = ""
+
+
+@dataclass
+class RevokeForm:
+    reason: str
+    csrf_token: str = ""
+
+
+@dataclass
+class CsrfOnly:
+    csrf_token: str = ""
+
+
+@post(
+    "/requests/{request_id:str}/sign",
+    opt=permission("requests", "sign"),
+    name="console-sign",
+)
+async def sign(request: Request, request_id: str, data: Annotated[SignatureForm, Form]) -> Redirect:
+    workflow = governance_of(request).workflow
+    args = (me(request), request_id, data.meaning, data.comment, data.password, data.role or None)
+    words = {"approve": "approved", "reject": "rejected", "waive": "granted the waiver for"}
+    return await _act(
+        request, request_id, workflow.sign, args, f"You {words.get(data.meaning, 'signed')} it."
+    )
+
+
+@post(
+    "/requests/{request_id:str}/waiver",
+    opt=permission("requests", "request_waiver"),
+    name="console-request-waiver",
+)
+async def request_waiver(
+    request: Request, request_id: str, data: Annotated[WaiverForm, Form]
+) -> Redirect:
+    workflow = governance_of(request).workflow
+    args = (me(request), request_id, data.justification, data.days)
+    return await _act(request, request_id, workflow.request_waiver, args, "Waiver requested.")
+
+
+@post(
+    "/requests/{request_id:str}/promote",
+    opt=permission("requests", "promote"),
+    name="console-promote",
+)
+async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
+    workflow = governance_of(request).workflow
+    return await _act(request, request_id, workflow.promote, (me(request), request_id), "Promoted.")
+
+
+@post(
+    "/requests/{request_id:str}/revoke",
+    opt=permission("requests", "revoke"),
+    name="console-revoke",
+)
+async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, Form]) -> Redirect:
+    workflow = governance_of(request).workflow
+    args = (me(request), request_id, data.reason)
+    return await _act(request, request_id, workflow.revoke, args, "Revoked: it may not serve.")
+
+
+async def _act(
+    request: Request, request_id: str, function: Any, args: tuple[Any, ...], done: str
+) -> Redirect:
+    """Run one workflow action; either way, back to the request with what happened. A
+    refusal (a rule, a wrong password, a changed state) changes nothing."""
+    here = f"/requests/{request_id}"
+    try:
+        await _call(function, *args)
+    except REFUSALS as exc:
+        return redirect(request, here, failure_message(exc), kind="error")
+    return redirect(request, here, done)
+
+
+@get(
+    "/requests/{request_id:str}/report.pdf",
+    opt=permission("reports", "read"),
+    name="console-report",
+)
+async def report(request: Request, request_id: str) -> Response[bytes]:
+    issued = await _call(governance_of(request).reports.decision, me(request).name, request_id)
+    return Response(
+        issued.pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{issued.filename}"',
+            "X-Report-Sha256": issued.sha256,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+HANDLERS = [
+    login_page,
+    sign_in,
+    sign_out,
+    queue,
+    requests,
+    request_page,
+    sign,
+    request_waiver,
+    promote,
+    revoke,
+    report,
+]
