@@ -21,7 +21,13 @@ from rich.table import Table
 
 import connectors.files as files
 from governance import config
-from governance.domain.errors import ConflictError, InputError, NotFoundError
+from governance.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    UnauthenticatedError,
+)
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PolicyError
 from governance.domain.verdict import Verdict
@@ -53,6 +59,7 @@ err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 EXIT = {Verdict.PASS: 0, Verdict.BLOCKED: 1, Verdict.ERROR: 2}
 CONSOLE_MARKS = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "warn": "[yellow]warn[/]"}
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.BLOCKED: "bold red", Verdict.ERROR: "bold red"}
+STATE_STYLE = {"blocked": "bold red", "promoted": "bold green", "approved": "bold green"}
 
 
 def fail(message: str) -> NoReturn:
@@ -785,26 +792,60 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Where to write data, models and evidence.")
     ] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    serving: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API and console afterwards.")
+    ] = True,
 ) -> None:
-    """Train two real models on the UCI Adult data, gate both under the high-risk policy,
-    and record the decisions in the embedded SQLite database."""
+    """Seed the service with people for every role and three real models on the UCI Adult
+    data (one blocked, one promoted, one awaiting approval), then serve the API and the
+    console. Safe to run again: what exists is reused."""
     from governance.demo import run_demo
 
     directory = data_dir or config.data_dir()
     try:
         with err.status("Starting the demo") as status:
-            url, runs = run_demo(directory, progress=status.update)
+            seeded = run_demo(directory, progress=status.update)
     except InputError as exc:
         fail(exc.message)
-    for run in runs:
-        show_decision(run.outcome.manifest)
+    except (PolicyError, ConflictError, ForbiddenError, UnauthenticatedError) as exc:
+        fail(str(exc))
+    _show_demo(seeded, directory)
+    if serving:
+        _serve(seeded.settings, host, port, workers=1)
+
+
+def _show_demo(seeded: Any, directory: Path) -> None:
+    """Each candidate with its state, verdict and files; the people with their passwords."""
+    for run in seeded.runs:
+        style = STATE_STYLE.get(run.state, "bold")
         out.print(
-            f"  evidence: {escape(str(run.evidence))}/ (manifest.json, junit.xml, summary.md)"
+            f"[bold]{escape(run.model)} v{escape(run.version)}[/]: [{style}]{run.state}[/]  "
+            f"(request {run.request_id})"
         )
+        if run.manifest is not None:
+            decision = run.manifest.decision
+            out.print(
+                f"  checks: [{VERDICT_STYLE[decision.verdict]}]"
+                f"{ci.VERDICT_WORDS[decision.verdict]}[/] {escape(decision.summary)} "
+                f"(decision {run.decision_id})"
+            )
+        if run.reason and (run.manifest is None or run.reason != run.manifest.decision.summary):
+            out.print(f"  {escape(run.reason)}")
+        if run.evidence is not None:
+            out.print(
+                f"  evidence: {escape(str(run.evidence))}/ (manifest.json, junit.xml, summary.md)"
+            )
         for report in run.reports:
             out.print(f"  signed report: {escape(str(report))}")
-        out.print(f"  decision id: {run.outcome.decision_id}\n")
-    out.print(f"Decisions recorded in {escape(url)}")
+    people = Table("user", "name", "role", "password", title="People (demo passwords)")
+    for person, password in seeded.people:
+        shown = escape(password) if password else "[dim](set before the demo)[/]"
+        people.add_row(person.username, escape(person.full_name), person.role, shown)
+    out.print(people)
+    out.print(f"Passwords kept in {escape(str(directory / 'demo' / 'people.json'))} (mode 600)")
+    out.print(f"Decisions recorded in {escape(seeded.settings.database_url)}")
     ca = directory / "report-ca.pem"
     out.print(f"Verify a report: governance report verify FILE.pdf --trust {escape(str(ca))}")
 
@@ -866,12 +907,19 @@ def serve(
     database: DatabaseOption = None,
 ) -> None:
     """Serve the API (/api/v1, OpenAPI at /schema/swagger) with uvicorn."""
-    import uvicorn
-
     settings = _settings(database)
     _governance(database).close()  # refuse to start on a database init has not made
+    _serve(settings, host, port, workers)
+
+
+def _serve(settings: config.Settings, host: str, port: int, workers: int) -> None:
+    """Run the API and console until stopped. Each worker builds the app from the
+    environment, so these settings are handed on through it."""
+    import uvicorn
+
     os.environ["GOVERNANCE_HOME"] = str(settings.home)
     os.environ["GOVERNANCE_DATABASE_URL"] = settings.database_url
+    os.environ["GOVERNANCE_POLICIES"] = str(settings.policies)
     out.print(f"serving http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
     uvicorn.run(
         "governance.web.app:app_from_env",
@@ -1162,12 +1210,14 @@ def _demo_report_pages() -> None:
     directory = config.data_dir()
     try:
         with err.status("Starting the demo") as status:
-            _, runs = run_demo(directory, progress=status.update)
+            seeded = run_demo(directory, progress=status.update)
     except InputError as exc:
         fail(exc.message)
+    except (PolicyError, ConflictError, ForbiddenError, UnauthenticatedError) as exc:
+        fail(str(exc))
     if shutil.which("pdftoppm") is None:
         fail("pdftoppm is not installed: apt-get install poppler-utils")
-    for run in runs:
+    for run in seeded.runs:
         for pdf_path in run.reports:
             pages = pdf_path.with_suffix("")
             pages.mkdir(exist_ok=True)

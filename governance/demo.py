@@ -1,15 +1,33 @@
-"""`governance demo`: two real models on the UCI Adult data, judged by the high-risk policy.
+"""`governance demo`: the service seeded as an organisation would use it, with real models
+on the UCI Adult data judged by the high-risk policy.
 
-`income-full` uses every column, sex and race included; `income-reweighed` leaves out the
-protected attributes and their closest proxies (relationship, marital status) and is
-trained with Kamiran–Calders reweighing so that sex and income are independent in the
-training weights. The first is blocked by the fairness rule, the second passes.
+One person per role signs in; dana, the data scientist, submits three candidates through
+the workflow and their checks run as jobs:
+
+- `income-full` v1 uses every column, sex and race included: **blocked** by the fairness
+  rule;
+- `income-reweighed` v1 leaves out the protected attributes and their closest proxies
+  (relationship, marital status) and is trained with Kamiran–Calders reweighing so that
+  sex and income are independent in the training weights: it passes, maria (model risk)
+  and bob (business owner) sign, and dana promotes it;
+- `income-reweighed` v2, the same design retrained with another seed and judged against
+  v1 as champion: it passes and **awaits approval**, for someone to sign in the console.
+
+Running it again finds the candidates by model and version and only reports them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,28 +39,52 @@ from sklearn.model_selection import FixedThresholdClassifier, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-import connectors.files as files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
-from governance import config
+from governance.config import Settings
+from governance.domain.errors import InputError, UnauthenticatedError
+from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
-from governance.services.gate import GateOutcome, GateRequest, Progress, run_gate
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.gate import Progress
+from governance.services.people import Principal
+from governance.services.workflow import Candidate
+from governance.store.blobs import CHUNK
 from reports import ci
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 PROXIES = ["sex", "race", "relationship", "marital_status"]
 SEED = 0
+ENVIRONMENT = "production"
+RISK_TIER = "high"
+PEOPLE_FILE = "people.json"
+ACTOR = "governance demo"
 
 
 @dataclass(frozen=True)
 class DemoModel:
+    """A candidate: how its model is trained, and whether the demo has it signed and
+    promoted once its checks pass."""
+
     name: str
     version: str
     features: list[str]
     reweigh: bool
     threshold: float
     limitations: str
+    seed: int = SEED
+    promote: bool = False
 
 
+REWEIGHED = DemoModel(
+    "income-reweighed",
+    "1",
+    [c for c in COLUMNS if c not in (TARGET, *PROXIES)],
+    True,
+    0.4,
+    "Leaves out sex, race and their closest proxies, and is trained with reweighing; "
+    "other columns (occupation, hours) still carry some of their signal.",
+    promote=True,
+)
 MODELS = [
     DemoModel(
         "income-full",
@@ -53,16 +95,33 @@ MODELS = [
         "Uses sex, race, relationship and marital status as inputs: it can treat people "
         "differently by a protected attribute.",
     ),
-    DemoModel(
-        "income-reweighed",
-        "2",
-        [c for c in COLUMNS if c not in (TARGET, *PROXIES)],
-        True,
-        0.4,
-        "Leaves out sex, race and their closest proxies, and is trained with reweighing; "
-        "other columns (occupation, hours) still carry some of their signal.",
-    ),
+    REWEIGHED,
+    replace(REWEIGHED, version="2", seed=SEED + 1, promote=False),
 ]
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    username: str
+    full_name: str
+    role: str
+
+
+# One person per human role. `admin` is the account `governance init` makes.
+PEOPLE = [
+    DemoPerson("dana", "Dana Scientist", "data_scientist"),
+    DemoPerson("maria", "Maria Risk", "model_risk_officer"),
+    DemoPerson("bob", "Bob Owner", "business_owner"),
+    DemoPerson("carl", "Carl Chief", "chief_risk_officer"),
+    DemoPerson("audrey", "Audrey Auditor", "auditor"),
+    DemoPerson("admin", "Administrator", "admin"),
+]
+SUBMITTER = "dana"
+SIGNERS = {
+    "maria": "Validated the evidence: fairness, explainability, drift, data quality and "
+    "performance meet the high-risk policy; the warnings are read and accepted.",
+    "bob": "The business accepts this model's outcomes and its warnings for pre-screening.",
+}
 
 
 def model_card(spec: DemoModel) -> ModelCard:
@@ -100,7 +159,7 @@ def train(spec: DemoModel, data: pd.DataFrame) -> FixedThresholdClassifier:
             (OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
             remainder="passthrough",
         ),
-        HistGradientBoostingClassifier(random_state=SEED),
+        HistGradientBoostingClassifier(random_state=spec.seed),
     )
     weights = reweighing(data) if spec.reweigh else None
     pipeline.fit(
@@ -113,19 +172,163 @@ def train(spec: DemoModel, data: pd.DataFrame) -> FixedThresholdClassifier:
 
 @dataclass(frozen=True)
 class DemoRun:
-    outcome: GateOutcome
-    evidence: Path
+    """A candidate as the service holds it, with the files the demo wrote for it (no
+    evidence or reports while it has no gate decision)."""
+
+    model: str
+    version: str
+    request_id: str
+    state: str
+    reason: str | None
+    decision_id: str | None
+    manifest: EvidenceManifest | None
+    evidence: Path | None
     reports: list[Path]
 
 
-def run_demo(directory: Path, progress: Progress) -> tuple[str, list[DemoRun]]:
-    """Prepare the data and models, gate both, record the decisions. Returns the database
-    URL and, per model, its gate outcome and the folder of its evidence files."""
-    from governance.store.database import make_engine, upgrade
-    from governance.store.repository import SqlDecisionRecorder
+@dataclass(frozen=True)
+class Demo:
+    settings: Settings
+    runs: list[DemoRun]
+    # Each person with their demo password; None for a user that existed before the demo.
+    people: list[tuple[DemoPerson, str | None]]
 
+
+def run_demo(directory: Path, progress: Progress) -> Demo:
+    """Initialise the service in `directory` under the shipped policies, seed the people,
+    and take each candidate as far as the demo goes: submit, check, sign, promote, and write
+    its evidence and signed reports. What is there already is reused, not done again."""
+    settings = replace(Settings.from_env(None, directory), policies=POLICIES)
     work = directory / "demo"
     work.mkdir(parents=True, exist_ok=True)
+    saved = _read_passwords(work / PEOPLE_FILE)
+    offered = {p.username: saved.get(p.username) or secrets.token_urlsafe(12) for p in PEOPLE}
+    progress("Preparing the database, signing keys and certificates")
+    initialise(settings, offered["admin"])
+    governance = open_governance(settings)
+    try:
+        passwords = _seed_people(governance, offered)
+        if {**saved, **passwords} != saved:
+            _write_passwords(work / PEOPLE_FILE, {**saved, **passwords})
+        runs = _candidates(governance, work, passwords, progress)
+    finally:
+        governance.close()
+    return Demo(settings, runs, [(p, passwords.get(p.username)) for p in PEOPLE])
+
+
+def _seed_people(governance: Governance, offered: dict[str, str]) -> dict[str, str]:
+    """Add whoever is missing; returns the passwords that sign in (a user made before the
+    demo keeps a password the demo does not know)."""
+    valid = {}
+    for person in PEOPLE:
+        password = offered[person.username]
+        governance.people.ensure_user(person.username, person.full_name, password, [person.role])
+        try:
+            governance.people.verify_password(person.username, password)
+        except UnauthenticatedError:
+            continue
+        valid[person.username] = password
+    return valid
+
+
+def _read_passwords(path: Path) -> dict[str, str]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            str(path), f"cannot be read ({exc})", "delete it to start afresh"
+        ) from None
+    if not isinstance(document, dict):
+        raise InputError(str(path), "is not a JSON object", "delete it to start afresh")
+    return {str(name): str(password) for name, password in document.items()}
+
+
+def _write_passwords(path: Path, passwords: dict[str, str]) -> None:
+    """Replace the file at once, readable by its owner only (mkstemp makes it 0600)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".people-")
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        json.dump(passwords, stream, indent=2)
+        stream.write("\n")
+    os.replace(temporary, path)
+
+
+def _candidates(
+    governance: Governance, work: Path, passwords: dict[str, str], progress: Progress
+) -> list[DemoRun]:
+    """Each candidate found (by model and version) or submitted, then moved on as far as
+    the demo takes it. The data is prepared only when a candidate is missing."""
+    workflow = governance.workflow
+    signed_in: dict[str, Principal] = {}
+
+    def person(username: str) -> Principal:
+        if username not in signed_in:
+            session = governance.people.sign_in(username, _password(passwords, username), 1)
+            signed_in[username] = governance.people.authenticate(session["token"])
+        return signed_in[username]
+
+    found = [_find(governance, spec) for spec in MODELS]
+    inputs = _prepare(governance, work, progress) if None in found else None
+    runs = []
+    for spec, request in zip(MODELS, found, strict=True):
+        label = f"{spec.name} v{spec.version}"
+        if request is None:
+            assert inputs is not None
+            request = _submit(governance, spec, work, inputs, person(SUBMITTER), progress)
+        if request["state"] in ("submitted", "checking"):
+            progress(f"{label}: running the checks")
+            for job_id in workflow.claimable_jobs():
+                workflow.run_job(job_id)
+            request = workflow.get_request(request["id"])
+        if spec.promote and request["state"] == "awaiting_approval":
+            signed = {s["username"] for s in request["signatures"]}
+            for username, comment in SIGNERS.items():
+                if username not in signed:
+                    progress(f"{label}: signed by {username}")
+                    request = workflow.sign(
+                        person(username),
+                        request["id"],
+                        "approve",
+                        comment,
+                        _password(passwords, username),
+                    )
+        if spec.promote and request["state"] == "approved":
+            progress(f"{label}: promoted by {SUBMITTER}")
+            request = workflow.promote(person(SUBMITTER), request["id"])
+        runs.append(_evidence(governance, work, spec, request, progress))
+    return runs
+
+
+def _password(passwords: dict[str, str], username: str) -> str:
+    if username not in passwords:
+        raise InputError(
+            f"user {username}",
+            f"existed before the demo, so its {PEOPLE_FILE} holds no password for them",
+            "run the demo with a new --data-dir",
+        )
+    return passwords[username]
+
+
+def _find(governance: Governance, spec: DemoModel) -> dict[str, Any] | None:
+    """The newest request for this model version, with its checks and signatures."""
+    listed = governance.workflow.list_requests(model=spec.name, limit=500)["items"]
+    found = next(
+        (r["id"] for r in listed if r["version"] == spec.version and r["target"] == ENVIRONMENT),
+        None,
+    )
+    return None if found is None else governance.workflow.get_request(found)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    training: pd.DataFrame
+    data: Path
+    reference: Path
+
+
+def _prepare(governance: Governance, work: Path, progress: Progress) -> _Inputs:
+    """The 70/30 split, written as files and stored as blobs, as an upload would be."""
     progress(f"Loading the Adult census data ({SOURCE})")
     adult = load_adult()
     training, evaluation = train_test_split(
@@ -133,78 +336,109 @@ def run_demo(directory: Path, progress: Progress) -> tuple[str, list[DemoRun]]:
     )
     training.to_parquet(work / "train.parquet", index=False)
     evaluation.to_parquet(work / "test.parquet", index=False)
+    return _Inputs(
+        training,
+        _store(governance, "data", work / "test.parquet"),
+        _store(governance, "reference", work / "train.parquet"),
+    )
 
-    url = config.database_url() or f"sqlite:///{(directory / 'governance.db').resolve()}"
-    upgrade(url)
-    recorder = SqlDecisionRecorder(make_engine(url))
 
-    runs = []
-    for spec in MODELS:
-        progress(f"Training {spec.name} v{spec.version}")
-        model_path = work / f"{spec.name}-v{spec.version}.skops"
-        skops.io.dump(train(spec, training), model_path)
-        request = GateRequest(
-            policy=POLICIES / "high.yaml",
-            model=model_path,
-            data=work / "test.parquet",
-            reference=work / "train.parquet",
-            target=TARGET,
-            model_name=spec.name,
-            model_version=spec.version,
-        )
-        outcome = run_gate(
-            request,
-            files,
-            recorder,
-            progress=_labelled(progress, spec.name),
-        )
-        evidence = work / "evidence" / f"{spec.name}-v{spec.version}"
-        evidence.mkdir(parents=True, exist_ok=True)
-        for name, render in (
-            ("manifest.json", ci.to_json),
-            ("junit.xml", ci.to_junit),
-            ("summary.md", ci.to_markdown),
+def _submit(
+    governance: Governance,
+    spec: DemoModel,
+    work: Path,
+    inputs: _Inputs,
+    submitter: Principal,
+    progress: Progress,
+) -> dict[str, Any]:
+    workflow = governance.workflow
+    if spec.name not in {m["name"] for m in workflow.list_models()}:
+        workflow.register_model(submitter, spec.name, RISK_TIER, submitter.name)
+    progress(f"Training {spec.name} v{spec.version}")
+    model_path = work / f"{spec.name}-v{spec.version}.skops"
+    skops.io.dump(train(spec, inputs.training), model_path)
+    candidate = Candidate(
+        model=spec.name,
+        version=spec.version,
+        target=ENVIRONMENT,
+        label=TARGET,
+        artifact=_store(governance, "artifact", model_path),
+        data=inputs.data,
+        reference=inputs.reference,
+        champion=_champion(governance, spec.name),
+        model_card=model_card(spec),
+    )
+    progress(f"{spec.name} v{spec.version}: submitted by {submitter.name}")
+    created = workflow.submit(submitter, candidate)
+    return workflow.get_request(created["id"])
+
+
+def _champion(governance: Governance, name: str) -> Path | None:
+    """The model in production: the artifact of the newest promoted version, if any."""
+    promoted = governance.workflow.list_requests(state="promoted", model=name, limit=1)["items"]
+    if not promoted:
+        return None
+    stored = governance.blobs.path_of(promoted[0]["artifactSha256"], ".skops")
+    return stored if stored.exists() else None
+
+
+def _store(governance: Governance, field: str, path: Path) -> Path:
+    """Put a file where the service keeps uploads (content-addressed), as the API does."""
+    return asyncio.run(
+        governance.blobs.put(field, path.name, _chunks(path), governance.settings.max_upload_bytes)
+    )
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def _evidence(
+    governance: Governance,
+    work: Path,
+    spec: DemoModel,
+    request: dict[str, Any],
+    progress: Progress,
+) -> DemoRun:
+    """The manifest, JUnit and Markdown files of the request's gate decision, and its signed
+    decision report and LL144 bias audit, made again only when the request changed since."""
+    run = DemoRun(
+        spec.name,
+        spec.version,
+        request["id"],
+        request["state"],
+        request["stateReason"],
+        request["gateDecisionId"],
+        None,
+        None,
+        [],
+    )
+    if run.decision_id is None:
+        return run
+    manifest = EvidenceManifest.model_validate(governance.workflow.manifest(run.request_id))
+    folder = work / "evidence" / f"{spec.name}-v{spec.version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, render in (
+        ("manifest.json", ci.to_json),
+        ("junit.xml", ci.to_junit),
+        ("summary.md", ci.to_markdown),
+    ):
+        (folder / name).write_text(render(manifest), encoding="utf-8")
+    reports = sorted(folder.glob("*.pdf"))
+    if len(reports) < 2 or any(_modified(p) < request["updatedAt"] for p in reports):
+        progress(f"{spec.name} v{spec.version}: signed decision report and bias audit")
+        for report in (
+            governance.reports.decision(ACTOR, request_id=run.request_id),
+            governance.reports.bias_audit(
+                ACTOR, run.decision_id, source=f"{SOURCE}, the 30% held-out evaluation split"
+            ),
         ):
-            (evidence / name).write_text(render(outcome.manifest), encoding="utf-8")
-        runs.append(DemoRun(outcome, evidence, []))
-    return url, _signed_reports(directory, url, runs, progress)
+            (folder / report.filename).write_bytes(report.pdf)
+        reports = sorted(folder.glob("*.pdf"))
+    return replace(run, manifest=manifest, evidence=folder, reports=reports)
 
 
-def _signed_reports(
-    directory: Path, url: str, runs: list[DemoRun], progress: Progress
-) -> list[DemoRun]:
-    """Make the service's keys if missing, then a signed decision report and an LL144 bias
-    audit for each model, next to its evidence."""
-    from governance.config import Settings
-    from governance.services.container import initialise, open_governance
-
-    settings = Settings.from_env(url, directory)
-    progress("Preparing the signing keys and certificates")
-    initialise(settings, None)
-    governance = open_governance(settings)
-    done = []
-    try:
-        for run, spec in zip(runs, MODELS, strict=True):
-            assert run.outcome.decision_id is not None
-            progress(f"{spec.name}: signed decision report and bias audit")
-            decision = governance.reports.decision(
-                "governance demo", decision_id=run.outcome.decision_id, model_card=model_card(spec)
-            )
-            audit = governance.reports.bias_audit(
-                "governance demo",
-                run.outcome.decision_id,
-                source=f"{SOURCE}, the 30% held-out evaluation split",
-            )
-            paths = []
-            for report in (decision, audit):
-                path = run.evidence / report.filename
-                path.write_bytes(report.pdf)
-                paths.append(path)
-            done.append(DemoRun(run.outcome, run.evidence, paths))
-    finally:
-        governance.close()
-    return done
-
-
-def _labelled(progress: Progress, name: str) -> Progress:
-    return lambda step: progress(f"{name}: {step}")
+def _modified(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)

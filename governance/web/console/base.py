@@ -20,12 +20,14 @@ from anyio import to_thread
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     HTTPException,
     NotFoundException,
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from governance.domain.errors import (
@@ -75,6 +77,15 @@ def me(request: Request[Any, Any, Any]) -> Principal:
 
 def permission(resource: str, action: str) -> dict[str, Any]:
     return {"permission": (resource, action)}
+
+
+# A handler's form body: `data: Annotated[SomeDataclass, Form]`.
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+async def call(function: Any, *args: Any) -> Any:
+    """Database and CPU work off the event loop."""
+    return await to_thread.run_sync(lambda: function(*args))
 
 
 SIGNED_IN = {"permission": "signed-in"}

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from anyio import to_thread
 from litestar import Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from governance.domain.errors import InputError, UnauthenticatedError
@@ -25,6 +23,8 @@ from governance.web.console.base import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
     SIGNED_IN,
+    Form,
+    call,
     failure_message,
     governance_of,
     login_token_cookie,
@@ -37,14 +37,8 @@ from governance.web.console.base import (
 )
 from reports import documents
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 PageNumber = Annotated[int, Parameter(ge=1, le=10**9)]
 PageSize = Annotated[int, Parameter(ge=25, le=100)]
-
-
-async def _call(function: Any, *args: Any) -> Any:
-    """Database and CPU work off the event loop."""
-    return await to_thread.run_sync(lambda: function(*args))
 
 
 def _safe_next(target: str | None) -> str:
@@ -82,7 +76,7 @@ async def sign_in(request: Request, data: Annotated[SignInForm, Form]) -> Respon
         return await _login_again(request, data, "the sign-in form expired: sign in again", 403)
     governance = governance_of(request)
     try:
-        session = await _call(
+        session = await call(
             governance.people.sign_in,
             data.username.strip(),
             data.password,
@@ -114,7 +108,7 @@ async def _login_again(request: Request, data: SignInForm, message: str, status:
 async def sign_out(request: Request) -> Response[Any]:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        await _call(governance_of(request).people.sign_out, secret)
+        await call(governance_of(request).people.sign_out, secret)
     return signed_out(request, redirect(request, "/login", "You are signed out."))
 
 
@@ -126,7 +120,7 @@ async def queue(
     request: Request, page_: Annotated[PageNumber, Parameter(query="page")] = 1
 ) -> Template:
     governance = governance_of(request)
-    listing = await _call(
+    listing = await call(
         governance.browse.queue, me(request), governance.workflow.policies.policies, Page(page_)
     )
     return page(request, "queue.html.j2", listing=listing)
@@ -150,7 +144,7 @@ async def requests(
         submitted_from=_date("from", date_from),
         submitted_to=_date("to", date_to),
     )
-    listing = await _call(governance_of(request).browse.requests, filters, Page(page_, size))
+    listing = await call(governance_of(request).browse.requests, filters, Page(page_, size))
     return page(
         request,
         "requests.html.j2",
@@ -179,9 +173,9 @@ def _tiers(policies: list[PromotionPolicy]) -> list[str]:
 
 @get("/requests/{request_id:str}", opt=permission("requests", "read"), name="console-request")
 async def request_page(request: Request, request_id: str) -> Template:
-    detail: RequestDetail = await _call(governance_of(request).browse.request_detail, request_id)
+    detail: RequestDetail = await call(governance_of(request).browse.request_detail, request_id)
     checks = (
-        await _call(
+        await call(
             lambda: [documents.check_view(r, detail.policy) for r in detail.manifest.results]  # type: ignore[union-attr]
         )
         if detail.manifest
@@ -318,7 +312,7 @@ async def _act(
     refusal (a rule, a wrong password, a changed state) changes nothing."""
     here = f"/requests/{request_id}"
     try:
-        await _call(function, *args)
+        await call(function, *args)
     except REFUSALS as exc:
         return redirect(request, here, failure_message(exc), kind="error")
     return redirect(request, here, done)
@@ -330,7 +324,7 @@ async def _act(
     name="console-report",
 )
 async def report(request: Request, request_id: str) -> Response[bytes]:
-    issued = await _call(governance_of(request).reports.decision, me(request).name, request_id)
+    issued = await call(governance_of(request).reports.decision, me(request).name, request_id)
     return Response(
         issued.pdf,
         media_type="application/pdf",
