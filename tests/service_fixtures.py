@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.adult import TARGET
 from governance.config import PACKAGED_POLICIES, Settings
 from governance.services.container import initialise, open_governance
 from governance.services.people import SYSTEM
@@ -158,3 +159,24 @@ def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
     running = start_service(tmp_path / "home", database_url)
     yield running
     stop_service(running)
+
+
+def submit(
+    service: Service, demo_dir: Path, model: str, version: str, who: str = "dana", **extra: str
+) -> dict:
+    files = {
+        "artifact": (f"{model}.skops", (demo_dir / f"{model}.skops").read_bytes()),
+        "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
+        "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
+    }
+    form = {"model": "income", "version": version, "label": TARGET, "target": "production", **extra}
+    with service.client(who) as client:
+        response = client.post("/api/v1/requests", data=form, files=files)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def register(service: Service) -> None:
+    with service.client("dana") as client:
+        response = client.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
+    assert response.status_code == 201, response.text

@@ -11,7 +11,13 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from governance.config import Settings
-from governance.domain.errors import ConflictError, ForbiddenError, InputError, UnauthenticatedError
+from governance.domain.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    UnauthenticatedError,
+)
 from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM
 from governance.store.repository import audit_trail
@@ -112,3 +118,88 @@ def test_a_disabled_person_is_signed_out_and_cannot_sign_in(governance: Governan
         people.sign_in("bob", PASSWORD, 8)
     actions = [e.event.action for e in audit_trail(governance.engine)]
     assert actions[-3:] == ["user.added", "session.started", "user.disabled"]
+
+
+def test_set_roles_replaces_them_audits_and_drops_cached_principals(
+    governance: Governance,
+) -> None:
+    people = governance.people
+    people.add_user(SYSTEM, "bob", "Bob Owner", PASSWORD, ["business_owner"])
+    session = people.sign_in("bob", PASSWORD, 8)["token"]
+    assert people.authenticate(session).roles == frozenset({"business_owner"})
+    assert not governance.access.allowed(("bob",), "audit", "read")
+
+    changed = people.set_roles(SYSTEM, "bob", ["auditor", "business_owner", "auditor"])
+    assert changed["roles"] == ["auditor", "business_owner"] and changed["changed"]
+    assert people.cached_principal(session) is None  # the next request looks again
+    assert people.authenticate(session).roles == frozenset({"auditor", "business_owner"})
+    assert governance.access.allowed(("bob",), "audit", "read")
+    last = audit_trail(governance.engine)[-1].event
+    assert (last.action, last.actor, last.subject) == (
+        "user.roles_changed",
+        "governance",
+        "user:bob",
+    )
+    assert last.payload == {"old": ["business_owner"], "new": ["auditor", "business_owner"]}
+
+    size = len(audit_trail(governance.engine))
+    assert not people.set_roles(SYSTEM, "bob", ["business_owner", "auditor"])["changed"]
+    assert len(audit_trail(governance.engine)) == size  # no change, no event
+
+
+def test_set_roles_refusals_write_nothing(governance: Governance) -> None:
+    people = governance.people
+    people.add_user(SYSTEM, "dana", "Dana", PASSWORD, ["data_scientist"])
+    admin = people.authenticate(people.sign_in("admin", PASSWORD, 1)["token"])
+    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1)["token"])
+    size = len(audit_trail(governance.engine))
+
+    for roles, field in ((["ci"], "roles"), ([], "roles")):
+        with pytest.raises(InputError) as caught:
+            people.set_roles(SYSTEM, "dana", roles)
+        assert caught.value.subject == field
+    with pytest.raises(NotFoundError):
+        people.set_roles(SYSTEM, "nobody", ["auditor"])
+    with pytest.raises(ForbiddenError, match="may not give"):
+        people.set_roles(dana, "dana", ["data_scientist", "admin"])
+    # lockout: nobody drops their own admin role or disables themselves ...
+    with pytest.raises(InputError, match="your own admin role"):
+        people.set_roles(admin, "admin", ["auditor"])
+    with pytest.raises(InputError, match="disable yourself"):
+        people.set_disabled(admin, "admin", True)
+    # ... and the last active admin stays one, whoever asks
+    with pytest.raises(ConflictError, match="last active admin"):
+        people.set_roles(SYSTEM, "admin", ["auditor"])
+    with pytest.raises(ConflictError, match="last active admin"):
+        people.set_disabled(SYSTEM, "admin", True)
+    assert len(audit_trail(governance.engine)) == size
+    assert governance.access.roles_of("admin") == ["admin"]
+
+    people.set_roles(admin, "dana", ["admin"])
+    people.set_disabled(SYSTEM, "admin", True)  # with a second active admin, the first may go
+    with pytest.raises(ConflictError, match="dana is the last active admin"):
+        people.set_roles(SYSTEM, "dana", ["auditor"])
+    people.set_roles(SYSTEM, "admin", ["auditor"])  # a disabled admin does not count
+
+
+def test_two_admins_cannot_disable_each_other_at_once(governance: Governance) -> None:
+    """Whichever change commits second sees the first one and is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    people = governance.people
+    people.add_user(SYSTEM, "ann", "Ann Admin", PASSWORD, ["admin"])
+    start = Barrier(2)
+
+    def disable(username: str) -> str:
+        start.wait()
+        try:
+            people.set_disabled(SYSTEM, username, True)
+        except ConflictError:
+            return "refused"
+        return "done"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(disable, ["admin", "ann"]))
+    assert outcomes == ["done", "refused"]
+    assert len([u for u in people.list_users() if "admin" in u["roles"] and not u["disabled"]]) == 1

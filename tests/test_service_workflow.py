@@ -14,24 +14,9 @@ import httpx
 
 from connectors.adult import TARGET
 from governance.config import PACKAGED_POLICIES as PACKAGED
-from tests.service_fixtures import PASSWORD, Service
+from tests.service_fixtures import PASSWORD, Service, register, submit
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
-
-
-def submit(
-    service: Service, demo_dir: Path, model: str, version: str, who: str = "dana", **extra: str
-) -> dict:
-    files = {
-        "artifact": (f"{model}.skops", (demo_dir / f"{model}.skops").read_bytes()),
-        "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
-        "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
-    }
-    form = {"model": "income", "version": version, "label": TARGET, "target": "production", **extra}
-    with service.client(who) as client:
-        response = client.post("/api/v1/requests", data=form, files=files)
-    assert response.status_code == 202, response.text
-    return response.json()
 
 
 def sign(
@@ -47,12 +32,6 @@ def admission(service: Service, version: str, **params: str) -> dict:
         response = client.get(f"/api/v1/admission/income/{version}", params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def register(service: Service) -> None:
-    with service.client("dana") as client:
-        response = client.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
-    assert response.status_code == 201, response.text
 
 
 def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path: Path) -> None:

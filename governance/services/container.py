@@ -17,6 +17,7 @@ from governance.domain.checkpoint import Checkpoint, sign
 from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.browse import Browse
+from governance.services.catalog import ChainStatus
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
 from governance.services.reports import Reports, Signing
@@ -40,6 +41,7 @@ class Governance:
     signing_key: Ed25519PrivateKey
     reports: Reports
     browse: Browse
+    chain_status: ChainStatus
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -78,6 +80,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         key,
         reports,
         Browse(engine),
+        ChainStatus(engine),
     )
 
 

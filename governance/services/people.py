@@ -31,7 +31,7 @@ from governance.domain.errors import (
     UnauthenticatedError,
 )
 from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import ApiToken, UserAccount, UserSession, utcnow
+from governance.store.tables import ApiToken, CasbinRule, UserAccount, UserSession, utcnow
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,63}$"
 SESSION_CACHE_SECONDS = 2.0
@@ -81,7 +81,10 @@ class People:
 
         def work(session: Session) -> dict[str, Any]:
             if session.exec(select(UserAccount).filter_by(username=username)).first():
-                raise ConflictError(f"user {username} exists already")
+                raise ConflictError(
+                    f"username: {username} exists already. Fix: choose another user name, "
+                    "or enable the person who has it"
+                )
             session.add(
                 UserAccount(
                     username=username,
@@ -112,12 +115,19 @@ class People:
         return True
 
     def set_disabled(self, actor: Principal, username: str, disabled: bool) -> None:
+        if disabled and actor.name == username:
+            raise InputError(
+                f"user {username}",
+                "you may not disable yourself: it would sign you out for good",
+                "ask another admin to do it",
+            )
+
         def work(session: Session) -> None:
-            user = session.exec(
-                select(UserAccount).filter_by(username=username).with_for_update()
-            ).first()
+            user = _lock_people(session).get(username)
             if user is None:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
+            if disabled and _active_admins(session) == {username}:
+                raise _last_admin(f"user {username}", username, "disable")
             user.disabled = disabled
             session.add(user)
             if disabled:  # a disabled person is signed out everywhere
@@ -133,6 +143,55 @@ class People:
 
         in_transaction(self._engine, work)
         self._forget_all()
+
+    def set_roles(self, actor: Principal, username: str, roles: list[str]) -> dict[str, Any]:
+        """Replace a person's roles in one transaction with its audit event. Nobody may take
+        away their own admin role, and the last active admin keeps it: either would leave
+        nobody to manage people."""
+        _check_roles(roles, HUMAN_ROLES, "a person")
+        wanted = sorted(set(roles))
+
+        def work(session: Session) -> list[str]:
+            user = _lock_people(session).get(username)
+            if user is None:
+                raise NotFoundError(f"user {username}", "list the users to find the name")
+            lines = session.exec(select(CasbinRule).filter_by(ptype="g", v0=username)).all()
+            old = sorted({line.v1 for line in lines if line.v1})
+            if old == wanted:
+                return old
+            added = set(wanted) - set(old)
+            if "admin" not in actor.roles and not added <= actor.roles:
+                raise ForbiddenError(
+                    f"{actor.name} holds {sorted(actor.roles)} and may not give "
+                    f"{sorted(added - actor.roles)}"
+                )
+            if "admin" in old and "admin" not in wanted:
+                if actor.name == username:
+                    raise InputError(
+                        "roles",
+                        "you may not take away your own admin role",
+                        "keep admin ticked, or ask another admin to change your roles",
+                    )
+                if _active_admins(session) == {username}:
+                    raise _last_admin("roles", username, "take admin from")
+            for line in lines:
+                session.delete(line)
+            for role in wanted:
+                session.add(CasbinRule(ptype="g", v0=username, v1=role))
+            append_audit(
+                session,
+                actor=actor.name,
+                action="user.roles_changed",
+                subject=f"user:{username}",
+                payload={"old": old, "new": wanted},
+            )
+            return old
+
+        old = in_transaction(self._engine, work)
+        if old != wanted:
+            self._access.refresh()
+            self._forget_all()  # cached principals carry the old roles
+        return {"username": username, "roles": wanted, "old_roles": old, "changed": old != wanted}
 
     def list_users(self) -> list[dict[str, Any]]:
         with Session(self._engine) as session:
@@ -336,6 +395,33 @@ class People:
     def _forget_all(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+
+
+def _lock_people(session: Session) -> dict[str, UserAccount]:
+    """Every person's row, locked (in name order, so two changes never deadlock): changes to
+    who is an active admin then run one after another, and the last-admin check holds."""
+    rows = session.exec(
+        select(UserAccount).order_by(col(UserAccount.username)).with_for_update()
+    ).all()
+    return {row.username: row for row in rows}
+
+
+def _active_admins(session: Session) -> set[str]:
+    statement = (
+        select(UserAccount.username)
+        .join(CasbinRule, col(CasbinRule.v0) == col(UserAccount.username))
+        .where(
+            CasbinRule.ptype == "g", CasbinRule.v1 == "admin", col(UserAccount.disabled).is_(False)
+        )
+    )
+    return set(session.exec(statement).all())
+
+
+def _last_admin(subject: str, username: str, verb: str) -> ConflictError:
+    return ConflictError(
+        f"{subject}: {username} is the last active admin; to {verb} them would leave nobody to "
+        "manage people. Fix: give another person the admin role first"
+    )
 
 
 def _check_username(username: str) -> None:

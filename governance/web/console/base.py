@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from anyio import to_thread
@@ -27,7 +28,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body
+from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
 from governance.domain.errors import (
@@ -37,7 +38,7 @@ from governance.domain.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
-from governance.domain.policy import PolicyError
+from governance.domain.policy import PolicyError, PromotionPolicy
 from governance.services.container import Governance
 from governance.services.people import Principal
 from governance.web.problems import log
@@ -86,6 +87,17 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 async def call(function: Any, *args: Any) -> Any:
     """Database and CPU work off the event loop."""
     return await to_thread.run_sync(lambda: function(*args))
+
+
+# Query parameters of list pages. One `Parameter` per annotation: Litestar reads only the
+# first of a nested Annotated, and `page_` would silently be the parameter's name.
+PageQuery = Annotated[int, Parameter(query="page", ge=1, le=10**9)]
+PageSize = Annotated[int, Parameter(ge=25, le=100)]
+
+
+def risk_tiers(policies: list[PromotionPolicy]) -> list[str]:
+    """The tiers a filter offers: those the policies in force cover."""
+    return sorted({p.applies_to.risk_tier for p in policies})
 
 
 SIGNED_IN = {"permission": "signed-in"}
@@ -259,6 +271,25 @@ def login_token_cookie(request: Request[Any, Any, Any]) -> tuple[str, Cookie]:
 def signed_out(request: Request[Any, Any, Any], response: Response[Any]) -> Response[Any]:
     response.cookies.append(_expired(SESSION_COOKIE, request))
     return response
+
+
+@dataclass
+class CsrfOnly:
+    """The body of a form whose only field is its CSRF token (a confirmation)."""
+
+    csrf_token: str = ""
+
+
+async def act(
+    request: Request[Any, Any, Any], back: str, function: Any, args: tuple[Any, ...], done: str
+) -> Redirect:
+    """Run one change; either way, back to the page with what happened. A refusal (a rule,
+    a wrong password, a changed state) changes nothing and is shown as the reason."""
+    try:
+        await call(function, *args)
+    except REFUSALS as exc:
+        return redirect(request, back, failure_message(exc), kind="error")
+    return redirect(request, back, done)
 
 
 # --- errors -------------------------------------------------------------------------

@@ -12,33 +12,32 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from governance.domain.errors import InputError, UnauthenticatedError
-from governance.domain.policy import PromotionPolicy
 from governance.domain.workflow import State
 from governance.services.browse import Page, RequestDetail, RequestFilter
 from governance.services.people import Principal
 from governance.web.console.base import (
     LOGIN_COOKIE,
     PUBLIC,
-    REFUSALS,
     SECURITY_HEADERS,
     SESSION_COOKIE,
     SIGNED_IN,
+    CsrfOnly,
     Form,
+    PageQuery,
+    PageSize,
+    act,
     call,
-    failure_message,
     governance_of,
     login_token_cookie,
     me,
     page,
     permission,
     redirect,
+    risk_tiers,
     session_cookie,
     signed_out,
 )
 from reports import documents
-
-PageNumber = Annotated[int, Parameter(ge=1, le=10**9)]
-PageSize = Annotated[int, Parameter(ge=25, le=100)]
 
 
 def _safe_next(target: str | None) -> str:
@@ -116,9 +115,7 @@ async def sign_out(request: Request) -> Response[Any]:
 
 
 @get("/", opt=permission("requests", "read"), name="console-queue")
-async def queue(
-    request: Request, page_: Annotated[PageNumber, Parameter(query="page")] = 1
-) -> Template:
+async def queue(request: Request, page_: PageQuery = 1) -> Template:
     governance = governance_of(request)
     listing = await call(
         governance.browse.queue, me(request), governance.workflow.policies.policies, Page(page_)
@@ -134,8 +131,8 @@ async def requests(
     tier: str | None = None,
     date_from: Annotated[str | None, Parameter(query="from")] = None,
     date_to: Annotated[str | None, Parameter(query="to")] = None,
-    page_: Annotated[PageNumber, Parameter(query="page")] = 1,
-    size: Annotated[PageSize, Parameter()] = 25,
+    page_: PageQuery = 1,
+    size: PageSize = 25,
 ) -> Template:
     filters = RequestFilter(
         state=state_filter or None,
@@ -151,7 +148,7 @@ async def requests(
         listing=listing,
         filters=filters,
         states=[s.value for s in State],
-        tiers=_tiers(governance_of(request).workflow.policies.policies),
+        tiers=risk_tiers(governance_of(request).workflow.policies.policies),
     )
 
 
@@ -162,10 +159,6 @@ def _date(field: str, value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InputError(field, f"is {value!r}", "give a date as YYYY-MM-DD") from None
-
-
-def _tiers(policies: list[PromotionPolicy]) -> list[str]:
-    return sorted({p.applies_to.risk_tier for p in policies})
 
 
 # --- one request ----------------------------------------------------------------------
@@ -252,11 +245,6 @@ class RevokeForm:
     csrf_token: str = ""
 
 
-@dataclass
-class CsrfOnly:
-    csrf_token: str = ""
-
-
 @post(
     "/requests/{request_id:str}/sign",
     opt=permission("requests", "sign"),
@@ -266,8 +254,12 @@ async def sign(request: Request, request_id: str, data: Annotated[SignatureForm,
     workflow = governance_of(request).workflow
     args = (me(request), request_id, data.meaning, data.comment, data.password, data.role or None)
     words = {"approve": "approved", "reject": "rejected", "waive": "granted the waiver for"}
-    return await _act(
-        request, request_id, workflow.sign, args, f"You {words.get(data.meaning, 'signed')} it."
+    return await act(
+        request,
+        f"/requests/{request_id}",
+        workflow.sign,
+        args,
+        f"You {words.get(data.meaning, 'signed')} it.",
     )
 
 
@@ -281,7 +273,9 @@ async def request_waiver(
 ) -> Redirect:
     workflow = governance_of(request).workflow
     args = (me(request), request_id, data.justification, data.days)
-    return await _act(request, request_id, workflow.request_waiver, args, "Waiver requested.")
+    return await act(
+        request, f"/requests/{request_id}", workflow.request_waiver, args, "Waiver requested."
+    )
 
 
 @post(
@@ -291,7 +285,9 @@ async def request_waiver(
 )
 async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
     workflow = governance_of(request).workflow
-    return await _act(request, request_id, workflow.promote, (me(request), request_id), "Promoted.")
+    return await act(
+        request, f"/requests/{request_id}", workflow.promote, (me(request), request_id), "Promoted."
+    )
 
 
 @post(
@@ -302,20 +298,9 @@ async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, F
 async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, Form]) -> Redirect:
     workflow = governance_of(request).workflow
     args = (me(request), request_id, data.reason)
-    return await _act(request, request_id, workflow.revoke, args, "Revoked: it may not serve.")
-
-
-async def _act(
-    request: Request, request_id: str, function: Any, args: tuple[Any, ...], done: str
-) -> Redirect:
-    """Run one workflow action; either way, back to the request with what happened. A
-    refusal (a rule, a wrong password, a changed state) changes nothing."""
-    here = f"/requests/{request_id}"
-    try:
-        await call(function, *args)
-    except REFUSALS as exc:
-        return redirect(request, here, failure_message(exc), kind="error")
-    return redirect(request, here, done)
+    return await act(
+        request, f"/requests/{request_id}", workflow.revoke, args, "Revoked: it may not serve."
+    )
 
 
 @get(

@@ -1,0 +1,243 @@
+"""The admin pages: people and their roles, what each role may do, and API tokens.
+
+Each handler calls one `People` function. A refusal (a taken user name, a weak password, an
+unknown role, a change that would lock the admins out) comes back as a flash message that
+names the field and the fix, and nothing is written. A new token's secret is shown once, in
+the answer to the form that made it: never in a redirect, a cookie or a log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.response import Redirect, Template
+
+from governance.auth.access import HUMAN_ROLES, ROLES
+from governance.auth.secrets import MIN_PASSWORD_LENGTH
+from governance.domain.errors import InputError
+from governance.web.console.base import (
+    REFUSALS,
+    CsrfOnly,
+    Form,
+    act,
+    call,
+    failure_message,
+    governance_of,
+    me,
+    page,
+    permission,
+    redirect,
+)
+
+USERS = "/admin/users"
+TOKENS = "/admin/tokens"
+
+# What each role is for, in a sentence; the matrix on the roles page shows what casbin
+# actually allows today (an admin may have added grants).
+ROLE_PURPOSES = {
+    "data_scientist": "Registers models, submits versions to the gate, asks for a waiver "
+    "when one is blocked, and promotes what was approved.",
+    "model_risk_officer": "Reviews the evidence and signs or rejects; revokes a version "
+    "that may no longer serve; reads the audit trail.",
+    "business_owner": "Signs for the business that a version may serve it.",
+    "chief_risk_officer": "Signs, grants or denies waivers where a policy names this role, "
+    "revokes, and reads the audit trail.",
+    "auditor": "Reads everything, the audit trail, people and tokens included, and changes "
+    "nothing.",
+    "admin": "Manages people, their roles and API tokens; may also register, promote and revoke.",
+    "ci": "A pipeline's token: registers model versions, submits them, and promotes approved ones.",
+    "serving": "A serving system's token: asks whether it may load a model version.",
+}
+
+
+# A checkbox group arrives as a string when one box is ticked, a list when several are.
+Checked = list[str] | str
+
+
+def _checked(value: Checked) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+# --- people ---------------------------------------------------------------------------
+
+
+@dataclass
+class NewPersonForm:
+    username: str
+    full_name: str
+    password: str
+    roles: Checked = field(default_factory=list)
+    csrf_token: str = ""
+
+
+@dataclass
+class RolesForm:
+    roles: Checked = field(default_factory=list)
+    csrf_token: str = ""
+
+
+@get(USERS, opt=permission("users", "read"), name="console-admin-users")
+async def users_page(request: Request) -> Template:
+    users = await call(governance_of(request).people.list_users)
+    return page(
+        request,
+        "admin_users.html.j2",
+        users=users,
+        roles=HUMAN_ROLES,
+        min_password=MIN_PASSWORD_LENGTH,
+    )
+
+
+@post(USERS, opt=permission("users", "manage"), name="console-admin-add-user")
+async def add_user(request: Request, data: Annotated[NewPersonForm, Form]) -> Redirect:
+    username = data.username.strip()
+    args = (me(request), username, data.full_name, data.password, _checked(data.roles))
+    done = f"{username} is added and can sign in with the initial password."
+    return await act(request, USERS, governance_of(request).people.add_user, args, done)
+
+
+@post(
+    f"{USERS}/{{username:str}}/roles",
+    opt=permission("users", "manage"),
+    name="console-admin-set-roles",
+)
+async def set_roles(request: Request, username: str, data: Annotated[RolesForm, Form]) -> Redirect:
+    roles = _checked(data.roles)
+    args = (me(request), username, roles)
+    done = f"The roles of {username} are now: {', '.join(sorted(set(roles))).replace('_', ' ')}."
+    return await act(request, USERS, governance_of(request).people.set_roles, args, done)
+
+
+@post(
+    f"{USERS}/{{username:str}}/disable",
+    opt=permission("users", "manage"),
+    name="console-admin-disable",
+)
+async def disable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
+    args = (me(request), username, True)
+    done = f"{username} is disabled and signed out everywhere."
+    return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
+
+
+@post(
+    f"{USERS}/{{username:str}}/enable",
+    opt=permission("users", "manage"),
+    name="console-admin-enable",
+)
+async def enable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
+    args = (me(request), username, False)
+    done = f"{username} is enabled and can sign in again."
+    return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+@get("/admin/roles", opt=permission("users", "read"), name="console-admin-roles")
+async def roles_page(request: Request) -> Template:
+    governance = governance_of(request)
+    users = await call(governance.people.list_users)
+    return page(
+        request,
+        "admin_roles.html.j2",
+        **role_matrix(governance.access.grants()),
+        purposes=ROLE_PURPOSES,
+        holders={role: [u for u in users if role in u["roles"]] for role in ROLES},
+    )
+
+
+def role_matrix(grants: list[list[str]]) -> dict[str, Any]:
+    """casbin's `p` lines (role, resource, action) as a table: one row per permission, one
+    column per role, the known roles first in their usual order."""
+    lines = {(role, resource, action) for role, resource, action, *_ in grants}
+    extra = sorted({role for role, _, _ in lines} - set(ROLES))
+    return {
+        "matrix_roles": [*ROLES, *extra],
+        "permissions": sorted({(resource, action) for _, resource, action in lines}),
+        "granted": lines,
+    }
+
+
+# --- tokens ---------------------------------------------------------------------------
+
+
+@dataclass
+class NewTokenForm:
+    name: str
+    roles: Checked = field(default_factory=list)
+    days: str = ""
+    csrf_token: str = ""
+
+
+@get(TOKENS, opt=permission("tokens", "read"), name="console-admin-tokens")
+async def tokens_page(request: Request) -> Template:
+    return await _tokens(request)
+
+
+@post(TOKENS, opt=permission("tokens", "manage"), name="console-admin-create-token")
+async def create_token(
+    request: Request, data: Annotated[NewTokenForm, Form]
+) -> Template | Redirect:
+    """The secret is in this answer only (201, not cached): a redirect would have to carry
+    it in the address or a cookie."""
+    people = governance_of(request).people
+    try:
+        created = await call(
+            people.create_token, me(request), data.name, _checked(data.roles), _days(data.days)
+        )
+    except REFUSALS as exc:
+        return redirect(request, TOKENS, failure_message(exc), kind="error")
+    return await _tokens(request, status_code=201, created=created)
+
+
+@post(
+    f"{TOKENS}/{{token_id:str}}/revoke",
+    opt=permission("tokens", "manage"),
+    name="console-admin-revoke-token",
+)
+async def revoke_token(
+    request: Request, token_id: str, data: Annotated[CsrfOnly, Form]
+) -> Redirect:
+    args = (me(request), token_id)
+    done = f"Token {token_id} is revoked: it is refused from now on."
+    return await act(request, TOKENS, governance_of(request).people.revoke_token, args, done)
+
+
+async def _tokens(request: Request, status_code: int = 200, **context: Any) -> Template:
+    tokens = await call(governance_of(request).people.list_tokens)
+    return page(
+        request,
+        "admin_tokens.html.j2",
+        status_code=status_code,
+        tokens=tokens,
+        roles=ROLES,
+        now=datetime.now(UTC),
+        **context,
+    )
+
+
+def _days(text: str) -> int | None:
+    """Empty: the token never expires."""
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(
+            "days", f"is {text!r}", "give a whole number of days, or leave it empty"
+        ) from None
+
+
+HANDLERS = [
+    users_page,
+    add_user,
+    set_roles,
+    disable,
+    enable,
+    roles_page,
+    tokens_page,
+    create_token,
+    revoke_token,
+]
