@@ -3,6 +3,7 @@ tokens expire and revoke, disabled people are signed out, and every change is au
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -203,3 +204,26 @@ def test_two_admins_cannot_disable_each_other_at_once(governance: Governance) ->
         outcomes = sorted(pool.map(disable, ["admin", "ann"]))
     assert outcomes == ["done", "refused"]
     assert len([u for u in people.list_users() if "admin" in u["roles"] and not u["disabled"]]) == 1
+
+
+def test_another_process_follows_a_role_change_within_a_second(governance: Governance) -> None:
+    """Two server processes: a role given through one holds in the other without a
+    restart, and a role taken away stops holding there too."""
+    from governance.auth.access import RULES_CHECK_SECONDS, AccessControl
+
+    other = AccessControl(governance.engine)  # what a second process builds at its start
+    governance.people.add_user(SYSTEM, "zoe", "Zoe Risk", "a-long-test-passphrase", ["auditor"])
+
+    def held_within(expected: bool) -> None:
+        deadline = time.monotonic() + RULES_CHECK_SECONDS + 2
+        while other.allowed(["zoe"], "requests", "sign") is not expected:
+            assert time.monotonic() < deadline, f"the other process still answers {not expected}"
+            time.sleep(0.05)
+
+    held_within(False)
+    admin = governance.people.authenticate(governance.people.sign_in("admin", PASSWORD, 1)["token"])
+    governance.people.set_roles(admin, "zoe", ["model_risk_officer"])
+    held_within(True)
+    assert other.roles_of("zoe") == ["model_risk_officer"]
+    governance.people.set_roles(admin, "zoe", ["auditor"])
+    held_within(False)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 import casbin
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlalchemy_adapter import Adapter
+from sqlmodel import Session, select
 
 from governance.config import PACKAGED_POLICIES
 from governance.store.tables import CasbinRule
@@ -81,17 +83,47 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+# How often a process looks whether another one changed the rules (a role given in the
+# console of one server process must hold in the others, and after the CLI's `user add`).
+RULES_CHECK_SECONDS = 1.0
+
+
 class AccessControl:
     """One casbin enforcer per process. Writes go through the adapter to the database;
-    `refresh` reloads lines another process wrote (the CLI adding a user, say)."""
+    the lines another process wrote are loaded within `RULES_CHECK_SECONDS` (a query of the
+    rules' count and highest id, at most once a second), or at once by `refresh`."""
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         adapter = Adapter(engine, db_class=CasbinRule, create_table=False)
         self._enforcer = casbin.Enforcer(str(MODEL), adapter)
         self._lock = threading.Lock()
         # casbin's matcher is interpreted and costs about 0.5 ms; answers are cached until the
         # rules change (a write here, or `refresh`).
         self._answers: dict[tuple[str, str, str], bool] = {}
+        self._fingerprint = self._rules_fingerprint()
+        self._next_check = time.monotonic() + RULES_CHECK_SECONDS
+
+    def _rules_fingerprint(self) -> tuple[int, int | None]:
+        with Session(self._engine) as session:
+            count, highest = session.exec(
+                select(func.count(), func.max(CasbinRule.id))  # type: ignore[call-overload]
+            ).one()
+        return int(count), highest
+
+    def _follow_changes(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        with self._lock:
+            if now < self._next_check:
+                return
+            self._next_check = now + RULES_CHECK_SECONDS
+            fingerprint = self._rules_fingerprint()
+            if fingerprint != self._fingerprint:
+                self._enforcer.load_policy()
+                self._answers.clear()
+                self._fingerprint = fingerprint
 
     def seed_defaults(self) -> None:
         """Add the default grants that are missing; grants an admin added are kept."""
@@ -106,8 +138,10 @@ class AccessControl:
         with self._lock:
             self._enforcer.load_policy()
             self._answers.clear()
+            self._fingerprint = self._rules_fingerprint()
 
     def allowed(self, subjects: Iterable[str], resource: str, action: str) -> bool:
+        self._follow_changes()
         return any(self._allowed(s, resource, action) for s in subjects)
 
     def _allowed(self, subject: str, resource: str, action: str) -> bool:
@@ -118,6 +152,7 @@ class AccessControl:
         return answer
 
     def roles_of(self, username: str) -> list[str]:
+        self._follow_changes()
         return sorted(self._enforcer.get_roles_for_user(username))
 
     def grant_role(self, username: str, role: str) -> None:
