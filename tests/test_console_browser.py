@@ -226,6 +226,7 @@ def test_self_approval_is_refused_in_the_browser(candidates: Candidates, open_pa
     sam = open_page(service)
     sign_in(sam, "sam", f"/requests/{request_id}")
     expect(sam.get_by_role("button", name="Approve…")).to_have_count(0)  # not offered ...
+    expect(sam.get_by_test_id("why-not")).to_contain_text("segregation of duties")
     response = sam.request.post(  # ... and refused when forged, with a valid CSRF token
         f"/requests/{request_id}/sign",
         form={

@@ -202,7 +202,13 @@ def actions_for(request: Request, principal: Principal, detail: RequestDetail) -
     approval_roles = sorted(principal.roles & set(policy.approvals.roles))
     waiver_role = policy.waivers.approver_role if policy.waivers.allowed else None
     sign_ok = allowed("requests", "sign") and not signed
+    may_sign_here = allowed("requests", "sign") and (
+        (state is State.AWAITING_APPROVAL and bool(approval_roles))
+        or (state is State.WAIVER_REQUESTED and waiver_role in principal.roles)
+    )
+    self_barred = own and (policy.approvals.forbid_self_approval or state is State.WAIVER_REQUESTED)
     return {
+        "why_not": _why_not(may_sign_here, signed, self_barred),
         "approve": sign_ok
         and state is State.AWAITING_APPROVAL
         and bool(approval_roles)
@@ -221,6 +227,17 @@ def actions_for(request: Request, principal: Principal, detail: RequestDetail) -
         and state in (State.APPROVED, State.WAIVED, State.PROMOTED),
         "report": allowed("reports", "read") and r["gateDecisionId"] is not None,
     }
+
+
+def _why_not(may_sign_here: bool, signed: bool, self_barred: bool) -> str | None:
+    """Why a person who signs such requests has no button on this one."""
+    if not may_sign_here:
+        return None
+    if signed:
+        return "You signed this request already."
+    if self_barred:
+        return "You submitted or own this model: segregation of duties keeps you from signing it."
+    return None
 
 
 @dataclass
