@@ -51,14 +51,21 @@ def load_policy(path: Path) -> PromotionPolicy:
     """Parse and validate a policy file; `PolicyError` lists every problem by its path."""
     _existing(path, "policy")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(str(path), ["not a text file: a policy is UTF-8 YAML"]) from None
+    return parse_policy_text(text, str(path))
+
+
+def parse_policy_text(text: str, source: str) -> PromotionPolicy:
+    """A policy from its YAML text (a file, or a draft pasted in the console)."""
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise PolicyError(str(path), [f"{where}not valid YAML ({exc})"]) from None
-    except UnicodeDecodeError:
-        raise PolicyError(str(path), ["not a text file: a policy is UTF-8 YAML"]) from None
-    return parse_policy(document, source=str(path))
+        raise PolicyError(source, [f"{where}not valid YAML ({exc})"]) from None
+    return parse_policy(document, source=source)
 
 
 def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:

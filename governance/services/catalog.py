@@ -19,9 +19,10 @@ import yaml
 from sqlalchemy import Engine, and_, func, true
 from sqlmodel import Session, col, select
 
+from connectors.files import parse_policy_text
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError, NotFoundError
-from governance.domain.policy import PolicyError, PromotionPolicy, parse_policy
+from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.browse import Page
 from governance.services.impact import ImpactReport, policy_impact
 from governance.store.repository import audit_page, audit_trail
@@ -336,19 +337,7 @@ def _line_diff(old: str, new: str) -> list[DiffLine]:
 # --- policy impact -------------------------------------------------------------------
 
 
-def read_draft(text: str, source: str) -> PromotionPolicy:
-    """A draft policy from its YAML text; `PolicyError` names each problem by its path,
-    as `governance policy validate` does for a file."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise PolicyError(source, [f"{where}not valid YAML ({exc})"]) from None
-    return parse_policy(document, source=source)
-
-
 def draft_impact(engine: Engine, text: str, source: str) -> ImpactReport:
     """`governance policy impact` on a draft given as text: the same judging, nothing
     written."""
-    return policy_impact(engine, read_draft(text, source))
+    return policy_impact(engine, parse_policy_text(text, source))
