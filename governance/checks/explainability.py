@@ -19,6 +19,7 @@ from pandas.api.types import is_numeric_dtype
 from shap.utils._exceptions import InvalidModelError  # shap exports it nowhere public
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from governance.checks import CheckInputs, library_versions, rule_severity
 from governance.domain.errors import InputError
@@ -192,10 +193,14 @@ def _agnostic_shap(
     # One row per call: shap 0.51's Explainer.__call__ shadows its `main_effects` flag with
     # a list, so from the second row of a batch on it also computes unused main effects —
     # 3-4× slower, with identical SHAP values.
-    rows = [
-        explainer(row[np.newaxis], max_evals=max_evals, silent=True).values
-        for row in codec.encode(sample)
-    ]
+    # One OpenMP thread: each call predicts a few thousand rows, where the threads' start
+    # and barriers cost more than they save, and on a busy machine their spin-waiting made
+    # the check 8-35× slower (bench/RESULTS.md, "SHAP and OpenMP"). Same values.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        rows = [
+            explainer(row[np.newaxis], max_evals=max_evals, silent=True).values
+            for row in codec.encode(sample)
+        ]
     return "PermutationExplainer", np.vstack(rows)
 
 
