@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, String, Text, TypeDecorator, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, DateTime, Dialect, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel, col
 
 # Named constraints read the same on SQLite and PostgreSQL, so later migrations can name them.
 SQLModel.metadata.naming_convention = {
@@ -56,11 +56,13 @@ def _sha256(**kwargs: Any) -> Any:
 
 class Model(SQLModel, table=True):
     __tablename__ = "model"
+    # The inventory filtered by tier, in name order (migration 0004, as is the owner index).
+    __table_args__ = (Index("ix_model_risk_tier_name", "risk_tier", "name"),)
 
     id: int = _serial()
     name: str = Field(unique=True)
     risk_tier: str
-    owner: str | None = None
+    owner: str | None = Field(default=None, index=True)  # my queue leaves my models out
     created_at: datetime = _created_at()
 
 
@@ -147,11 +149,16 @@ class AuditEventRow(SQLModel, table=True):
     generated: two writers that take the same number collide, and one retries."""
 
     __tablename__ = "audit_event"
+    # A filtered audit page walks one of these newest first (migration 0004).
+    __table_args__ = (
+        Index("ix_audit_event_action_seq", "action", "seq"),
+        Index("ix_audit_event_actor_seq", "actor", "seq"),
+    )
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     time: datetime = Field(sa_type=UtcDateTime, nullable=False)
     actor: str
-    action: str = Field(index=True)
+    action: str
     subject: str = Field(index=True)
     payload: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     prev_hash: str = _sha256()
@@ -170,7 +177,7 @@ class PromotionRequest(SQLModel, table=True):
     target: str
     policy_id: int = Field(foreign_key="policy.id")
     submitter: str
-    state: str = Field(index=True)
+    state: str
     state_reason: str | None = Field(default=None, sa_type=Text)
     decision_id: str | None = Field(
         default=None, foreign_key="gate_decision.id", sa_type=String(36)
@@ -179,6 +186,34 @@ class PromotionRequest(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
+
+
+# The console's lists (migration 0004), each read from its index alone: a page's ids are
+# the index's entries in order, so a deep page skips entries, not rows; and the count reads
+# no row. Newest first (also by date, and by tier through the version id); a state's newest
+# first; and the queue: a state's longest waiting first, with every column it filters on.
+# The two that lead with state also serve every lookup by state.
+Index(
+    "ix_promotion_request_created_at",
+    col(PromotionRequest.created_at).desc(),
+    col(PromotionRequest.id),
+    col(PromotionRequest.model_version_id),
+)
+Index(
+    "ix_promotion_request_state_created_at",
+    col(PromotionRequest.state),
+    col(PromotionRequest.created_at).desc(),
+    col(PromotionRequest.id),
+)
+Index(
+    "ix_promotion_request_state_updated_at",
+    col(PromotionRequest.state),
+    col(PromotionRequest.updated_at),
+    col(PromotionRequest.id),
+    col(PromotionRequest.policy_id),
+    col(PromotionRequest.submitter),
+    col(PromotionRequest.model_version_id),
+)
 
 
 class Job(SQLModel, table=True):
@@ -204,6 +239,8 @@ class Signature(SQLModel, table=True):
     of the evidence they looked at. Inserted once; never updated or deleted."""
 
     __tablename__ = "signature"
+    # What this person signed: the queue leaves those out (migration 0004).
+    __table_args__ = (Index("ix_signature_username_request_id", "username", "request_id"),)
 
     id: int = _serial()
     request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)
