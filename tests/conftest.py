@@ -26,8 +26,9 @@ def adult_split(adult: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame):
-    """The demo's data and its two real models, as files: train.parquet, test.parquet,
-    income-full.skops (uses sex and race) and income-reweighed.skops (does not)."""
+    """The demo's data and its two real models (version 1 of each), as files: train.parquet,
+    test.parquet, income-full.skops (uses sex and race) and income-reweighed.skops (does
+    not)."""
     import skops.io
 
     from governance.demo import MODELS, SEED, train
@@ -39,7 +40,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame):
     training.to_parquet(directory / "train.parquet", index=False)
     evaluation.to_parquet(directory / "test.parquet", index=False)
     evaluation.to_csv(directory / "test.csv", index=False)
-    for spec in MODELS:
+    for spec in [s for s in MODELS if s.version == "1"]:
         skops.io.dump(train(spec, training), directory / f"{spec.name}.skops")
     return directory
 
@@ -47,8 +48,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame):
 @pytest.fixture(scope="session")
 def fast_demo(tmp_path_factory: pytest.TempPathFactory):
     """`run_demo` once for the session, under the shipped policies with smaller samples
-    (the same checks and rules, seconds not minutes): (data directory, database URL, runs),
-    its decisions recorded and its signed reports written."""
+    (the same checks and rules, seconds not minutes): the seeded service (`demo.Demo`), its
+    candidates checked, signed and promoted as far as the demo goes and its signed reports
+    written."""
     from governance import demo as demo_module
     from tests.service_fixtures import fast_policies
 
@@ -56,5 +58,4 @@ def fast_demo(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
         patch.setattr(demo_module, "POLICIES", fast_policies(directory / "policies"))
-        url, runs = demo_module.run_demo(directory, progress=lambda step: None)
-    return directory, url, runs
+        return demo_module.run_demo(directory, progress=lambda step: None)

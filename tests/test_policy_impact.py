@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 import connectors.files as files
 from governance.cli import app
-from governance.demo import DemoRun
+from governance.demo import Demo
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.impact import VersionImpact, impact_on
 from governance.domain.policy import PromotionPolicy, Severity, parse_policy
@@ -680,11 +680,13 @@ def assert_judged_the_same(impact: VersionImpact, manifest: EvidenceManifest) ->
 
 
 def test_the_demo_is_judged_again_exactly_as_the_checks_judged_it(
-    fast_demo: tuple[Path, str, list[DemoRun]],
+    fast_demo: Demo,
 ) -> None:
-    _, _, runs = fast_demo
+    runs = fast_demo.runs
+    own = files.load_policy(fast_demo.settings.policies / "high.yaml")  # what the demo is judged by
     for run in runs:
-        manifest, own = run.outcome.manifest, run.outcome.policy
+        manifest = run.manifest
+        assert manifest is not None and manifest.policy.sha256 == own.content_hash
         assert {r.type for r in manifest.results} == CHECK_TYPES
         assert_judged_the_same(impact_on(own, manifest, own), manifest)
         # as stored in the database: through JSON and back
@@ -693,8 +695,7 @@ def test_the_demo_is_judged_again_exactly_as_the_checks_judged_it(
         )
         assert_judged_the_same(impact_on(own, stored, own), manifest)
 
-    passing = next(r for r in runs if r.outcome.manifest.decision.verdict is Verdict.PASS)
-    manifest, own = passing.outcome.manifest, passing.outcome.policy
+    manifest = next(r.manifest for r in runs if r.manifest.decision.verdict is Verdict.PASS)
     perf = next(r for r in manifest.results if r.type == "performance")
     auc = next(o for o in perf.rules if o.rule.startswith("roc_auc ≥"))
     assert isinstance(auc.observed, float)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import connectors.files as files
 from governance.cli import app
-from governance.demo import DemoRun
+from governance.demo import Demo, DemoRun
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
@@ -62,9 +62,9 @@ def replay_events(engine: Engine) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def demo(fast_demo: tuple[Path, str, list[DemoRun]]) -> tuple[str, list[DemoRun]]:
+def demo(fast_demo: Demo) -> tuple[str, list[DemoRun]]:
     """The session's demo (conftest.fast_demo): smaller samples, the same checks and rules."""
-    return fast_demo[1], fast_demo[2]
+    return fast_demo.settings.database_url, fast_demo.runs
 
 
 def test_demo_decisions_replay_bit_for_bit(demo: tuple[str, list[DemoRun]]) -> None:
@@ -72,13 +72,14 @@ def test_demo_decisions_replay_bit_for_bit(demo: tuple[str, list[DemoRun]]) -> N
     engine = make_engine(url)
     before = len(replay_events(engine))  # the demo is shared: other tests may replay it too
     for run in runs:
-        decision_id = run.outcome.decision_id
+        decision_id = run.decision_id
         assert decision_id is not None
         outcome = replay(engine, decision_id)
         assert outcome.reproduced, [row for row in outcome.rows if not row.equal]
         assert outcome.differences == []
         assert outcome.replayed_verdict is outcome.recorded_verdict
-        assert outcome.recorded_verdict is run.outcome.manifest.decision.verdict
+        assert run.manifest is not None
+        assert outcome.recorded_verdict is run.manifest.decision.verdict
         assert outcome.library_differences == {}
         names = {(row.check_id, row.name) for row in outcome.rows}
         assert ("(decision)", "verdict") in names
@@ -86,16 +87,16 @@ def test_demo_decisions_replay_bit_for_bit(demo: tuple[str, list[DemoRun]]) -> N
         assert any(name.startswith("metrics.ranking[feature=") for _, name in names)
         assert len(outcome.rows) > 100  # every metric, not only the rules
 
-    blocked = next(r for r in runs if r.outcome.manifest.model_name == "income-full")
-    code, output = cli(str(blocked.outcome.decision_id), "--database", url)
+    blocked = next(r for r in runs if r.model == "income-full")
+    code, output = cli(str(blocked.decision_id), "--database", url)
     assert code == 0, output  # reproduced, though the decision itself was a block
     assert "reproduced bit for bit" in output
     assert "verdict: recorded blocked, replayed blocked" in output
 
     events = replay_events(engine)[before:]
     assert [e["decision_id"] for e in events] == [
-        *(r.outcome.decision_id for r in runs),
-        blocked.outcome.decision_id,
+        *(r.decision_id for r in runs),
+        blocked.decision_id,
     ]
     assert all(e["reproduced"] is True and e["differences"] == 0 for e in events)
     assert events[-1]["replayed_verdict"] == "blocked"

@@ -19,15 +19,16 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
+from connectors.files import load_policy
 from governance import demo as demo_module
 from governance.cli import app
 from governance.config import Settings
-from governance.demo import DemoRun
+from governance.demo import Demo, DemoRun
 from governance.domain.errors import InputError
 from governance.services.container import open_governance, report_signing
 from governance.services.reports import Signing, local_decision_report
-from governance.store.database import make_engine
-from governance.store.repository import audit_trail
+from governance.store.database import make_engine, upgrade
+from governance.store.repository import SqlDecisionRecorder, audit_trail
 from reports import pdf, pki
 from tests.service_fixtures import fast_policies
 
@@ -73,10 +74,10 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo(fast_demo: tuple[Path, str, list[DemoRun]]) -> tuple[Path, list[DemoRun]]:
+def demo(fast_demo: Demo) -> tuple[Path, list[DemoRun]]:
     """The session's demo (conftest.fast_demo): keys, certificates and signed reports are
     made in its data directory."""
-    return fast_demo[0], fast_demo[2]
+    return fast_demo.settings.home, fast_demo.runs
 
 
 @pytest.fixture(scope="module")
@@ -311,12 +312,27 @@ def test_cli_builds_an_inventory_and_a_scoring_bias_audit(
     result = runner.invoke(app, ["report", "build", "inventory", "-o", str(inventory)])
     assert result.exit_code == 0, result.output
     assert verify(inventory, trusted)[0] == 0
+    listed = pdftotext(inventory)  # each demo model's latest request, its approved version
+    assert re.search(r"income-full +high +dana +blocked +none ", listed), listed
+    assert re.search(r"income-reweighed +high +dana +awaiting_appr +1 ", listed), listed
+    # models judged by the gate alone show its latest verdict
+    gate_only = f"sqlite:///{tmp_path / 'gate-only.db'}"
+    upgrade(gate_only)
+    policy = load_policy(directory / "policies" / "high.yaml")  # the demo's (conftest.fast_demo)
+    for run in runs[:2]:
+        assert run.manifest is not None
+        SqlDecisionRecorder(make_engine(gate_only)).record(run.manifest, policy)
+    monkeypatch.setenv("GOVERNANCE_DATABASE_URL", gate_only)
+    result = runner.invoke(app, ["report", "build", "inventory", "-o", str(inventory)])
+    assert result.exit_code == 0, result.output
+    assert verify(inventory, trusted)[0] == 0
     listed = pdftotext(inventory)
     assert "income-full" in listed and "gate: blocked" in listed
     assert "income-reweighed" in listed and "gate: pass" in listed
+    monkeypatch.delenv("GOVERNANCE_DATABASE_URL")
 
     scoring = tmp_path / "scoring.pdf"
-    decision_id = runs[1].outcome.decision_id
+    decision_id = runs[1].decision_id
     result = runner.invoke(
         app,
         [
@@ -436,7 +452,7 @@ def test_a_decision_report_cites_the_decision_s_replay(
     from governance.services.replay import replay
 
     directory, runs = demo
-    decision_id = runs[1].outcome.decision_id
+    decision_id = runs[1].decision_id
     assert decision_id is not None
     engine = make_engine(f"sqlite:///{(directory / 'governance.db').resolve()}")
     assert replay(engine, decision_id).reproduced
@@ -463,7 +479,7 @@ def test_report_build_demo_renders_every_page_to_png(
     result = runner.invoke(app, ["report", "build", "--demo"])
     assert result.exit_code == 0, result.output
     folders = sorted(tmp_path.glob("demo/evidence/*/*-v*/"))
-    assert len(folders) == 4  # a decision report and a bias audit for each of two models
+    assert len(folders) == 6  # a decision report and a bias audit for each of three candidates
     for folder in folders:
         assert len(list(folder.glob("page-*.png"))) >= 5, folder
 
@@ -507,8 +523,11 @@ def test_an_organisation_s_pkcs12_signs_instead_of_the_local_certificate(
         assert "Acme Bank" in signing.identity.subject
     finally:
         governance.close()
-    manifest = runs[0].outcome.manifest
-    report = local_decision_report(manifest, runs[0].outcome.policy, signing)
+    manifest = runs[0].manifest
+    assert manifest is not None
+    policy = load_policy(directory / "policies" / "high.yaml")  # the demo's (conftest.fast_demo)
+    assert policy.content_hash == manifest.policy.sha256
+    report = local_decision_report(manifest, policy, signing)
     path = tmp_path / "acme.pdf"
     path.write_bytes(report.pdf)
     assert verify(path, organisation / pki.CA_CERT)[0] == 0
