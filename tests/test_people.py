@@ -227,3 +227,20 @@ def test_another_process_follows_a_role_change_within_a_second(governance: Gover
     assert other.roles_of("zoe") == ["model_risk_officer"]
     governance.people.set_roles(admin, "zoe", ["auditor"])
     held_within(False)
+
+
+def test_a_person_and_their_roles_are_written_in_one_transaction(governance: Governance) -> None:
+    """The roles are casbin lines written with the user row: a refused add leaves no line."""
+    from governance.store.tables import CasbinRule
+
+    def lines(username: str) -> list[str]:
+        with Session(governance.engine) as session:
+            rows = session.exec(select(CasbinRule).filter_by(ptype="g", v0=username)).all()
+        return sorted(row.v1 or "" for row in rows)
+
+    governance.people.add_user(SYSTEM, "zoe", "Zoe", PASSWORD, ["auditor", "business_owner"])
+    assert lines("zoe") == ["auditor", "business_owner"]
+    assert governance.access.roles_of("zoe") == ["auditor", "business_owner"]
+    with pytest.raises(ConflictError):
+        governance.people.add_user(SYSTEM, "zoe", "Zoe Again", PASSWORD, ["model_risk_officer"])
+    assert lines("zoe") == ["auditor", "business_owner"]

@@ -155,10 +155,5 @@ class AccessControl:
         self._follow_changes()
         return sorted(self._enforcer.get_roles_for_user(username))
 
-    def grant_role(self, username: str, role: str) -> None:
-        with self._lock:
-            self._enforcer.add_role_for_user(username, role)
-            self._answers.clear()
-
     def grants(self) -> list[list[str]]:
         return sorted(self._enforcer.get_policy())

@@ -92,6 +92,9 @@ class People:
                     password_hash=hash_password(password),
                 )
             )
+            # the roles are casbin lines in the same transaction: no person without roles
+            for role in sorted(set(roles)):
+                session.add(CasbinRule(ptype="g", v0=username, v1=role))
             append_audit(
                 session,
                 actor=actor.name,
@@ -102,8 +105,7 @@ class People:
             return {"username": username, "full_name": full_name.strip(), "roles": sorted(roles)}
 
         created = in_transaction(self._engine, work)
-        for role in roles:
-            self._access.grant_role(username, role)
+        self._access.refresh()
         return created
 
     def ensure_user(self, username: str, full_name: str, password: str, roles: list[str]) -> bool:
