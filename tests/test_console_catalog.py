@@ -436,3 +436,30 @@ def test_a_drafts_impact_and_a_bad_draft(world: World) -> None:
     assert too_large.status_code == 413 and "Too large" in too_large.text
     refused = world.client.post("/policies/impact", data={"draft": tightened})
     assert refused.status_code == 403 and "CSRF token" in refused.text
+
+
+def test_viewers_who_ask_during_a_chain_check_share_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three viewers at once start one check of the whole trail; a viewer after it finished
+    gets a fresh one (a rewrite must show at once)."""
+    import threading
+    import time
+
+    from governance.services import catalog as catalog_service
+
+    calls: list[int] = []
+
+    def slow_check(engine: object) -> dict[str, object]:
+        calls.append(1)
+        time.sleep(0.5)
+        return {"intact": True, "events": len(calls)}
+
+    monkeypatch.setattr(catalog_service, "audit_status", slow_check)
+    status = catalog_service.ChainStatus(engine=None)  # type: ignore[arg-type]
+    answers: list[dict[str, object]] = []
+    viewers = [threading.Thread(target=lambda: answers.append(status.current())) for _ in range(3)]
+    for viewer in viewers:
+        viewer.start()
+    for viewer in viewers:
+        viewer.join()
+    assert len(calls) == 1 and [a["events"] for a in answers] == [1, 1, 1]
+    assert status.current()["events"] == 2

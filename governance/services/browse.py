@@ -20,8 +20,8 @@ from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.workflow import State
 from governance.services.people import Principal
 from governance.services.workflow import request_view
+from governance.store.repository import subject_events
 from governance.store.tables import (
-    AuditEventRow,
     GateDecision,
     Model,
     ModelVersion,
@@ -378,24 +378,10 @@ class Browse:
                 session.get(GateDecision, request.decision_id) if request.decision_id else None
             )
             subject = f"model:{view['model']}@{view['version']}"
-            rows = session.exec(
-                select(AuditEventRow)
-                .where(col(AuditEventRow.subject) == subject)
-                .order_by(col(AuditEventRow.seq))
-            ).all()
+            events = subject_events(session, subject)
         return RequestDetail(
             request=view,
             policy=parse_policy(policy_row.document),
             manifest=EvidenceManifest.model_validate(decision.manifest) if decision else None,
-            events=[
-                {
-                    "seq": r.seq,
-                    "time": r.time,
-                    "actor": r.actor,
-                    "action": r.action,
-                    "hash": r.hash,
-                    "payload": r.payload,
-                }
-                for r in rows
-            ],
+            events=events,
         )

@@ -30,9 +30,8 @@ from governance.services.gate import predict
 from governance.services.replay import fetch
 from governance.services.workflow import request_view
 from governance.signing import key_name
-from governance.store.repository import append_audit, audit_trail, in_transaction
+from governance.store.repository import append_audit, audit_trail, in_transaction, subject_events
 from governance.store.tables import (
-    AuditEventRow,
     GateDecision,
     Model,
     ModelVersion,
@@ -296,22 +295,7 @@ class Reports:
             ).one()
             model = session.get(Model, version.model_id)
             subject = f"model:{manifest.model_name}@{manifest.model_version}"
-            rows = session.exec(
-                select(AuditEventRow)
-                .where(AuditEventRow.subject == subject)
-                .order_by(col(AuditEventRow.seq))
-            ).all()
-        events: list[dict[str, Any]] = [
-            {
-                "seq": r.seq,
-                "time": r.time,
-                "actor": r.actor,
-                "action": r.action,
-                "hash": r.hash,
-                "payload": r.payload,
-            }
-            for r in rows
-        ]
+            events = subject_events(session, subject)
         trail = audit_trail(self._engine)
         note = self._sign_note(checkpoint(trail)) if trail else None
         replays = [

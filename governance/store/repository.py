@@ -264,6 +264,27 @@ def append_audit(
     session.flush()
 
 
+def subject_events(session: Session, subject: str) -> list[dict[str, Any]]:
+    """The audit events about one subject (a model version), oldest first, as the request
+    page and the decision report list them."""
+    rows = session.exec(
+        select(AuditEventRow)
+        .where(col(AuditEventRow.subject) == subject)
+        .order_by(col(AuditEventRow.seq))
+    ).all()
+    return [
+        {
+            "seq": r.seq,
+            "time": r.time,
+            "actor": r.actor,
+            "action": r.action,
+            "hash": r.hash,
+            "payload": r.payload,
+        }
+        for r in rows
+    ]
+
+
 def chained_event(row: AuditEventRow) -> ChainedEvent:
     event = AuditEvent(
         seq=row.seq,

@@ -416,7 +416,7 @@ PDF_RESPONSE = {200: ResponseSpec(None, description="A signed PDF/A-3b report",
 async def decision_report(request: Request, request_id: str) -> Response[bytes]:
     reports = _gov(request).reports
     issued = await _thread(reports.decision, _me(request).name, request_id)
-    return _pdf(issued)
+    return pdf_response(issued)
 
 
 @get(
@@ -439,7 +439,7 @@ async def bias_audit_report(
     reports = _gov(request).reports
     audit = (decision_id, sex, race, scoring, source, date_from, date_to)
     issued = await _thread(reports.bias_audit, _me(request).name, *audit)
-    return _pdf(issued)
+    return pdf_response(issued)
 
 
 @get(
@@ -451,16 +451,18 @@ async def bias_audit_report(
 )
 async def inventory_report(request: Request) -> Response[bytes]:
     issued = await _thread(_gov(request).reports.inventory, _me(request).name)
-    return _pdf(issued)
+    return pdf_response(issued)
 
 
-def _pdf(issued: IssuedReport) -> Response[bytes]:
+def pdf_response(issued: IssuedReport) -> Response[bytes]:
+    """A signed report as a download, its sha256 in a header (the API and the console)."""
     return Response(
         issued.pdf,
         media_type="application/pdf",
         headers={
             "Content-Disposition": f'attachment; filename="{issued.filename}"',
             "X-Report-Sha256": issued.sha256,
+            "Cache-Control": "no-store",  # each download is issued and recorded anew
         },
     )
 

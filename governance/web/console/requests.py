@@ -15,6 +15,7 @@ from governance.domain.errors import InputError, UnauthenticatedError
 from governance.domain.workflow import State
 from governance.services.browse import Page, RequestDetail, RequestFilter
 from governance.services.people import Principal
+from governance.web.api import pdf_response
 from governance.web.console.base import (
     LOGIN_COOKIE,
     PUBLIC,
@@ -327,15 +328,7 @@ async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, 
 )
 async def report(request: Request, request_id: str) -> Response[bytes]:
     issued = await call(governance_of(request).reports.decision, me(request).name, request_id)
-    return Response(
-        issued.pdf,
-        media_type="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{issued.filename}"',
-            "X-Report-Sha256": issued.sha256,
-            "Cache-Control": "no-store",
-        },
-    )
+    return pdf_response(issued)
 
 
 HANDLERS = [
