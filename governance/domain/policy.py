@@ -361,16 +361,49 @@ class Waivers(Schema):
         return self
 
 
-class DriftMonitoring(Schema):
-    schedule: Literal["hourly", "daily", "weekly"]
+Schedule = Literal["hourly", "daily", "weekly"]
+SCHEDULE_SECONDS: dict[str, int] = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
+
+
+class Monitor(Schema):
+    """One production check of a promoted version: the policy's check of the same type,
+    run on the production predictions, on a schedule; a breach alerts, or revokes."""
+
+    schedule: Schedule
     on_breach: Literal["alert", "revoke"]
 
 
 class Monitoring(Schema):
-    drift: DriftMonitoring | None = None
+    drift: Monitor | None = None
+    performance: Monitor | None = Field(
+        None, description="The performance check's floors, once outcomes arrive."
+    )
+    fairness: Monitor | None = Field(
+        None, description="The fairness check, where sensitive attributes are logged."
+    )
+    window_days: int | None = Field(
+        None, ge=1, le=366, description="Days of production data each check reads (30)."
+    )
+    min_rows: int | None = Field(
+        None, ge=1, description="Fewer rows than this in the window: no verdict yet (200)."
+    )
     retention_days: int = Field(
         183, ge=183, description="EU AI Act Art. 19 asks that logs be kept at least six months."
     )
+
+    @property
+    def monitors(self) -> dict[str, Monitor]:
+        """The monitors the policy sets, by check type."""
+        named = {"drift": self.drift, "performance": self.performance, "fairness": self.fairness}
+        return {kind: monitor for kind, monitor in named.items() if monitor is not None}
+
+    @property
+    def window(self) -> int:
+        return self.window_days or 30
+
+    @property
+    def minimum_rows(self) -> int:
+        return self.min_rows or 200
 
 
 class PromotionPolicy(Schema):
@@ -390,6 +423,17 @@ class PromotionPolicy(Schema):
             if check.id in seen:
                 raise ValueError(f"check id {check.id!r} is used twice: give each check its own id")
             seen.add(check.id)
+        return self
+
+    @model_validator(mode="after")
+    def _monitors_have_checks(self) -> PromotionPolicy:
+        kinds = {check.type for check in self.checks}
+        for kind in self.monitoring.monitors:
+            if kind not in kinds:
+                raise ValueError(
+                    f"monitoring.{kind}: the policy has no {kind} check to run in production; "
+                    f"add one to `checks` or remove monitoring.{kind}"
+                )
         return self
 
     def canonical_json(self) -> str:

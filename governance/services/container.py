@@ -4,6 +4,7 @@ the use cases on top. The HTTP app and the CLI both start from `open_governance`
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,10 @@ class Governance:
         events = audit_trail(self.engine)
         since = Checkpoint(audit.ORIGIN, since_size, b"") if since_size else None
         return audit.prove(events, self.sign_checkpoint, since=since, seq=seq)
+
+    def periodic(self) -> list[tuple[str, float, Callable[[], object]]]:
+        """The background tasks a serving process runs: (name, every seconds, task)."""
+        return []
 
     def close(self) -> None:
         self.engine.dispose()

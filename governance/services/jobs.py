@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from governance.services.workflow import Workflow
 
@@ -62,3 +63,41 @@ class JobRunner:
             self._wake.wait(self._poll)
             self._wake.clear()
             since_sweep += self._poll
+
+
+class Ticker:
+    """Runs one periodic task (webhook deliveries, production monitoring, registry sync) on
+    its own thread, every `seconds` or at once when notified. What is due lives in the
+    database, so a restart loses nothing; a failed tick is logged and tried at the next."""
+
+    def __init__(self, name: str, seconds: float, task: Callable[[], object]) -> None:
+        self.name = name
+        self._seconds = seconds
+        self._task = task
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"governance-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._task()
+            except Exception:
+                log.exception("%s failed; trying again in %s s", self.name, self._seconds)
+            self._wake.wait(self._seconds)
+            self._wake.clear()

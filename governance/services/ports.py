@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,3 +28,68 @@ class DecisionRecorder(Protocol):
     """Stores a gate decision and everything it rests on, in one transaction."""
 
     def record(self, manifest: EvidenceManifest, policy: PromotionPolicy) -> str: ...
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """A model version a registry offers for governance, as the registry names it."""
+
+    connector: str  # the configured connector's name, e.g. "mlflow-main"
+    model: str  # the registered model's name; the governed model takes the same name
+    version: str
+    risk_tier: str  # from the version's tag (or the connector's default)
+    target: str
+    label: str  # the target column of the evaluation data
+    source_uri: str  # where the registry keeps the model's files
+    run_id: str | None = None
+    owner: str | None = None
+    positive_label: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchedFiles:
+    """A version's files, copied out of the registry to local paths the gate reads."""
+
+    model: Path
+    data: Path
+    reference: Path | None = None
+
+
+@dataclass(frozen=True)
+class PublishedDecision:
+    """What the gatekeeper writes back: the state, the decision, the report's digest;
+    `serving` says whether the version should hold the governed alias."""
+
+    status: str  # promoted | approved | blocked | rejected | revoked | expired
+    serving: bool
+    request_id: str
+    decision_id: str | None = None
+    report_sha256: str | None = None
+    reason: str | None = None
+
+
+class Registry(Protocol):
+    """A model registry the gatekeeper sits beside (MLflow; local files). Adding one
+    (SageMaker, Vertex AI, Weights & Biases) means implementing these five methods."""
+
+    name: str
+
+    def discover(self) -> list[RegistryVersion]:
+        """Versions that ask to be governed (by tag), newest last; already-known ones too."""
+        ...
+
+    def fetch(self, version: RegistryVersion, into: Path) -> FetchedFiles:
+        """Copy the model and its evaluation (and reference) data into `into`."""
+        ...
+
+    def publish(self, version: RegistryVersion, decision: PublishedDecision) -> None:
+        """Write the decision back (tags), and set or remove the governed alias."""
+        ...
+
+    def alias_holder(self, model: str) -> str | None:
+        """The version the governed alias points at now, if any (for the alias guard)."""
+        ...
+
+    def move_alias(self, model: str, version: str | None) -> None:
+        """Point the governed alias at `version`, or remove it when None."""
+        ...

@@ -336,3 +336,123 @@ class CasbinRule(SQLModel, table=True):
         """The policy line as casbin's adapter hands it to casbin: `p, role, obj, act`."""
         values = (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5)
         return ", ".join([self.ptype, *(v for v in values if v is not None)])
+
+
+# --- connectors, production monitoring and webhooks (migration 0005) ---------------------
+# Unlike the evidence above, deliveries are work items whose status moves; what they
+# deliver is the audit trail, which they never change.
+
+
+class RegistryLink(SQLModel, table=True):
+    """Where a governed model version came from in an external registry (an MLflow server
+    named in the connectors file), so a decision can be written back to it."""
+
+    __tablename__ = "registry_link"
+    __table_args__ = (UniqueConstraint("connector", "registry_model", "registry_version"),)
+
+    id: int = _serial()
+    connector: str
+    registry_model: str
+    registry_version: str
+    model_version_id: int = Field(foreign_key="model_version.id", unique=True)
+    run_id: str | None = None
+    source_uri: str = Field(sa_type=Text)
+    discovered_at: datetime = _created_at()
+
+
+class PredictionBatch(SQLModel, table=True):
+    """One batch of production predictions for a model version. The rows live in the blob
+    store as Parquet (`sha256`); a batch id is taken once per version, so a retried upload
+    stores nothing twice."""
+
+    __tablename__ = "prediction_batch"
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "batch_id"),
+        Index("ix_prediction_batch_version_last_at", "model_version_id", "last_at"),
+    )
+
+    id: int = _serial()
+    model_version_id: int = Field(foreign_key="model_version.id")
+    batch_id: str = Field(sa_type=String(128))
+    source: str  # api | directory
+    actor: str
+    rows: int
+    outcomes: int  # rows that carry an observed outcome
+    first_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    last_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    columns: list[str] = Field(sa_type=JSON, nullable=False)
+    sha256: str = _sha256()
+    size_bytes: int
+    received_at: datetime = _created_at()
+
+
+class MonitoringRun(SQLModel, table=True):
+    """One scheduled (or asked-for) production check of a promoted request. `due_at` is the
+    slot the schedule gave it: two processes that both see it due collide on the unique
+    key, so a slot runs once, and the next slot is known after a restart."""
+
+    __tablename__ = "monitoring_run"
+    __table_args__ = (UniqueConstraint("request_id", "monitor", "due_at"),)
+
+    id: int = _serial()
+    request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)
+    monitor: str  # drift | performance | fairness
+    due_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    status: str  # running | pass | breach | insufficient | error
+    rows: int = 0
+    window_start: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    window_end: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    summary: str = Field(default="", sa_type=Text)
+    results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON, nullable=False)
+    action: str | None = None  # alerted | revoked
+    started_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A URL that wants some events. Its HMAC secret is derived from the service's digest
+    key and `salt` when a delivery is signed, so no secret is stored."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int = _serial()
+    url: str = Field(sa_type=Text)
+    events: list[str] = Field(sa_type=JSON, nullable=False)
+    salt: str = Field(sa_type=String(64))
+    created_by: str
+    active: bool = True
+    created_at: datetime = _created_at()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: created from the audit trail, sent until it is
+    accepted or its attempts run out, every attempt's outcome kept for the admins."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_seq"),
+        Index("ix_webhook_delivery_status_next_at", "status", "next_attempt_at"),
+    )
+
+    id: int = _serial()
+    subscription_id: int = Field(foreign_key="webhook_subscription.id")
+    event_seq: int
+    event: str
+    payload: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    status: str  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = _created_at()
+
+
+class ConsumerCursor(SQLModel, table=True):
+    """How far a consumer of the audit trail (webhook fan-out, registry publisher) has
+    read, moved in the transaction that acts on what it read."""
+
+    __tablename__ = "consumer_cursor"
+
+    name: str = Field(primary_key=True, sa_type=String(64))
+    seq: int = 0

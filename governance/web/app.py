@@ -15,7 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from governance.config import Settings
 from governance.services.container import Governance, open_governance
-from governance.services.jobs import JobRunner
+from governance.services.jobs import JobRunner, Ticker
 from governance.store.database import current_revision
 from governance.web import console, problems
 from governance.web.api import PUBLIC, api_router
@@ -67,17 +67,22 @@ def create_app(
 ) -> Litestar:
     governance = open_governance(settings)
     jobs = JobRunner(governance.workflow, poll_seconds=job_poll_seconds)
+    tickers = [Ticker(name, seconds, task) for name, seconds, task in governance.periodic()]
 
     def start() -> None:
         governance.access.refresh()
         if run_jobs:
             jobs.start()
+            for ticker in tickers:
+                ticker.start()
         # The imports leave ~300,000 long-lived objects; a full collection walking them
         # stalls every request for 0.2-0.4 s (bench/RESULTS.md). Keep the collector off them.
         gc.freeze()
 
     def stop() -> None:
         jobs.stop()
+        for ticker in tickers:
+            ticker.stop()
         governance.close()
 
     return Litestar(
@@ -89,7 +94,9 @@ def create_app(
             console.static_router(),
         ],
         template_config=console.template_config(),
-        state=State({"governance": governance, "jobs": jobs}),
+        state=State(
+            {"governance": governance, "jobs": jobs, "tickers": {t.name: t for t in tickers}}
+        ),
         middleware=[
             DefineMiddleware(BearerAuthentication, exclude=["^/schema", "^/health", "^/ready"])
         ],
