@@ -850,6 +850,41 @@ def _show_demo(seeded: Any, directory: Path) -> None:
     out.print(f"Verify a report: governance report verify FILE.pdf --trust {escape(str(ca))}")
 
 
+connectors_app = typer.Typer(
+    help="Model registries (MLflow, folders) the gatekeeper watches.", no_args_is_help=True
+)
+app.add_typer(connectors_app, name="connectors")
+
+
+@connectors_app.command("sync")
+def connectors_sync(
+    name: Annotated[str | None, typer.Argument(help="One connector; all when left out.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Sync now: open requests for new governed versions (`governance serve` runs their
+    checks), write decisions back, put the governed alias back where the decisions say.
+    Exit 2 when a registry cannot be reached."""
+    governance = _governance(database)
+    try:
+        names = [name] if name else governance.registries.names
+        if not names:
+            fail("no connectors configured: name a connectors file in GOVERNANCE_CONNECTORS")
+        for each in names:
+            outcome = governance.registries.sync(each)
+            out.print(f"[green]✓[/] {escape(each)}: {len(outcome['opened'])} request(s) opened")
+            for key, why in outcome["refused"].items():
+                out.print(f"  [yellow]refused[/] {escape(key)}: {escape(why)}")
+            for restored in outcome["aliasesRestored"]:
+                what = f"{restored['model']}: {restored['why']}"
+                out.print(f"  [red]alias restored[/] {escape(what)}")
+    except (InputError, NotFoundError) as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - an unreachable registry, said in one line
+        fail(f"sync failed: {type(exc).__name__}: {exc}")
+    finally:
+        governance.close()
+
+
 user_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for CI and serving systems.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -1265,6 +1300,78 @@ def report_verify(
         "signed attestation names"
     )
     out.print(f"[bold green]{escape(str(path))}: verified[/]")
+
+
+monitor_app = typer.Typer(help="Production monitoring of promoted versions.", no_args_is_help=True)
+predictions_app = typer.Typer(help="Production prediction logs.", no_args_is_help=True)
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(predictions_app, name="predictions")
+RUN_STYLE = {"pass": "green", "breach": "bold red", "insufficient": "yellow", "error": "red"}
+
+
+@monitor_app.command("run")
+def monitor_run(
+    request: Annotated[str | None, typer.Option(help="Run this request's monitor now.")] = None,
+    monitor: Annotated[str, typer.Option(help="The monitor to run now, with --request.")] = "drift",
+    database: DatabaseOption = None,
+) -> None:
+    """Run the production checks that are due (or, with --request, one now) and print them.
+    Exit 1 when a check found a breach."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        if request is None:
+            runs = governance.monitoring.run_due()
+        else:
+            runs = [governance.monitoring.run_now(SYSTEM, request, monitor)]
+    except (InputError, NotFoundError, ConflictError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    if not runs:
+        out.print("nothing is due")
+    for run in runs:
+        style = RUN_STYLE.get(run["status"], "")
+        action = f" → {run['action']}" if run["action"] else ""
+        out.print(
+            f"{escape(run['requestId'])} {run['monitor']}: [{style}]{run['status']}[/]{action} "
+            f"({run['rows']} rows) {escape(run['summary'])}"
+        )
+    if any(run["status"] == "breach" for run in runs):
+        raise typer.Exit(1)
+
+
+@predictions_app.command("ingest")
+def predictions_ingest(
+    model: str,
+    version: str,
+    file: Annotated[Path, typer.Argument(help="A Parquet file of predictions.")],
+    batch_id: Annotated[str | None, typer.Option(help="The batch id (default: file stem).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Log one Parquet batch of production predictions for a model version."""
+    import hashlib
+
+    import pandas as pd
+
+    try:
+        raw = file.read_bytes()
+        frame = pd.read_parquet(file)
+    except (OSError, ValueError) as exc:
+        fail(f"{file}: cannot be read as Parquet ({exc})")
+    governance = _governance(database)
+    try:
+        batch = governance.monitoring.ingest(
+            "cli", model, version, batch_id or file.stem, frame, "api",
+            hashlib.sha256(raw).hexdigest(),
+        )  # fmt: skip
+    except (InputError, NotFoundError, ConflictError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    what = "already stored" if batch["replayed"] else "stored"
+    out.print(f"[green]✓[/] batch {escape(batch['batchId'])}: {batch['rows']} rows {what}")
 
 
 def main() -> None:

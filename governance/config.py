@@ -34,7 +34,7 @@ def default_database_url() -> str:
 
 SETTINGS_FILE_KEYS = (
     "home", "database_url", "policies", "signing_key", "max_upload_mb", "organisation",
-    "report_pkcs12",
+    "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
 )  # fmt: skip
 
 
@@ -55,6 +55,9 @@ class Settings:
     organisation: str = "Governance"
     report_pkcs12: Path | None = None
     report_pkcs12_password: str | None = None
+    max_predictions_bytes: int = 64 * MIB  # one batch of prediction logs
+    predictions_dir: Path | None = None  # a watched directory of Parquet prediction logs
+    connectors: Path | None = None  # the registries to watch (connectors/settings.py)
 
     @property
     def blobs(self) -> Path:
@@ -88,6 +91,9 @@ class Settings:
             organisation=pick("organisation") or "Governance",
             report_pkcs12=Path(pick("report_pkcs12")) if pick("report_pkcs12") else None,
             report_pkcs12_password=os.environ.get("GOVERNANCE_REPORT_PKCS12_PASSWORD"),
+            max_predictions_bytes=int(pick("max_predictions_mb") or 64) * MIB,
+            predictions_dir=Path(pick("predictions_dir")) if pick("predictions_dir") else None,
+            connectors=Path(pick("connectors")) if pick("connectors") else None,
         )
 
 

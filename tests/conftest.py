@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from connectors.adult import load_adult
 
 # Test modules import helpers from this plugin too; rewrite its asserts before they do.
-pytest.register_assert_rewrite("tests.service_fixtures")
+pytest.register_assert_rewrite("tests.service_fixtures", "tests.mlflow_fixtures")
 
 
 @pytest.fixture(scope="session")

@@ -93,9 +93,11 @@ def fast_policies(directory: Path) -> Path:
     return directory
 
 
-def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
-    """Initialise, add the people and tokens, and serve; fails with the server's log when
-    it does not come up."""
+def start_service(
+    home: Path, database_url: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Service:
+    """Initialise, add the people and tokens, and serve (with `env` added to its
+    environment); fails with the server's log when it does not come up."""
     policies = fast_policies(home / "policies")
     settings = replace(Settings.from_env(database_url, home), policies=policies)
     initialise(settings, PASSWORD)
@@ -117,6 +119,7 @@ def start_service(home: Path, database_url: str, workers: int = 1) -> Service:
         "GOVERNANCE_HOME": str(home),
         "GOVERNANCE_DATABASE_URL": database_url,
         "GOVERNANCE_POLICIES": str(policies),
+        **(env or {}),
     }
     command = [
         sys.executable, "-m", "governance.cli", "serve",

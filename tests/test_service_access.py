@@ -32,6 +32,9 @@ PLACEHOLDERS = {
     "decision_id": "00000000-0000-4000-8000-000000000001",
     "username": "no-such-user",  # disable: never a real person
     "token_id": "000000000000",  # revoke: never a real token
+    "subscription_id": "999999",  # unsubscribe: never a real webhook
+    "delivery_id": "999999",  # retry: never a real delivery
+    "monitor": "drift",
 }
 # A few bytes as both files of a submission: enough for the form, refused for the model.
 UPLOADS = {"artifact": ("model.skops", b"not a model"), "data": ("test.csv", b"a,b\n1,2\n")}
@@ -120,9 +123,35 @@ ENDPOINTS: dict[str, Endpoint] = {
         "POST", "/api/v1/tokens", json={"name": "probe", "roles": ["no_such"]}
     ),
     "revoke_token": Endpoint("DELETE", "/api/v1/tokens/{token_id}"),
+    # webhooks
+    "list_webhooks": Endpoint("GET", "/api/v1/webhooks"),
+    "subscribe_webhook": Endpoint(
+        "POST", "/api/v1/webhooks", json={"url": "ftp://probe", "events": ["request.promoted"]}
+    ),
+    "unsubscribe_webhook": Endpoint("DELETE", "/api/v1/webhooks/{subscription_id}"),
+    "list_deliveries": Endpoint("GET", "/api/v1/webhooks/deliveries"),
+    "retry_delivery": Endpoint("POST", "/api/v1/webhooks/deliveries/{delivery_id}/retry"),
+    # production monitoring
+    "ingest_predictions": Endpoint(
+        "POST",
+        "/api/v1/models/{name}/versions/{version}/predictions",
+        json={"batchId": "probe", "rows": [{"x": 1}]},
+    ),
+    "list_predictions": Endpoint("GET", "/api/v1/models/{name}/versions/{version}/predictions"),
+    "list_monitoring": Endpoint("GET", "/api/v1/requests/{request_id}/monitoring"),
+    "run_monitor": Endpoint("POST", "/api/v1/requests/{request_id}/monitoring/{monitor}"),
+    # registry connectors
+    "list_connectors": Endpoint("GET", "/api/v1/connectors"),
+    "sync_connector": Endpoint("POST", "/api/v1/connectors/{name}/sync"),
 }
-# Answer without credentials; tested on their own, not in the matrix.
-PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("POST", "/api/v1/sessions")}
+# Answer without credentials; tested on their own, not in the matrix. A registry's events
+# carry the registry's signature instead (tests/test_mlflow_connector.py).
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("POST", "/api/v1/sessions"),
+    ("POST", "/api/v1/connectors/{name}/events"),
+}
 
 SIGNED_IN = {"me", "sign_out"}
 READ = {
@@ -147,19 +176,41 @@ MANAGE_PEOPLE = {
     "create_token",
     "revoke_token",
 }
+READ_WEBHOOKS = {"list_webhooks", "list_deliveries"}
+MANAGE_WEBHOOKS = READ_WEBHOOKS | {"subscribe_webhook", "unsubscribe_webhook", "retry_delivery"}
+ADMINISTER = MANAGE_PEOPLE | MANAGE_WEBHOOKS | {"list_connectors", "sync_connector"}
+# production monitoring: people who read see it, risk officers run a check now
+WATCH = {"list_predictions", "list_monitoring"}
+RUN = {"run_monitor"}
+INGEST = {"ingest_predictions"}
 
 # The spec: role → the endpoints it may call. Everything else is 403.
 MAY_CALL: dict[str, set[str]] = {
-    "data_scientist": SIGNED_IN | READ | {"register_model", "submit", "request_waiver", "promote"},
-    "model_risk_officer": SIGNED_IN | READ | AUDIT | SIGN | {"revoke"},
-    "business_owner": SIGNED_IN | READ | SIGN,
-    "chief_risk_officer": SIGNED_IN | READ | AUDIT | SIGN | {"revoke"},
-    "auditor": SIGNED_IN | READ | AUDIT | {"list_users", "list_tokens"},
+    "data_scientist": SIGNED_IN
+    | READ
+    | WATCH
+    | {"register_model", "submit", "request_waiver", "promote"},
+    "model_risk_officer": SIGNED_IN | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
+    "business_owner": SIGNED_IN | READ | WATCH | SIGN,
+    "chief_risk_officer": SIGNED_IN | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
+    "auditor": SIGNED_IN
+    | READ
+    | WATCH
+    | AUDIT
+    | {"list_users", "list_tokens", "list_connectors"}
+    | READ_WEBHOOKS,
     # admin runs the service but never signs: segregation of duties
-    "admin": SIGNED_IN | READ | AUDIT | {"register_model", "promote", "revoke"} | MANAGE_PEOPLE,
+    "admin": SIGNED_IN
+    | READ
+    | WATCH
+    | RUN
+    | INGEST
+    | AUDIT
+    | {"register_model", "promote", "revoke"}
+    | ADMINISTER,
     # "reads requests" includes a request's evidence: one permission, requests:read
-    "ci": SIGNED_IN | READ | {"register_model", "submit", "promote"},
-    "serving": SIGNED_IN | {"admission", "get_attestation"},
+    "ci": SIGNED_IN | READ | INGEST | {"register_model", "submit", "promote"},
+    "serving": SIGNED_IN | INGEST | {"admission", "get_attestation"},
 }
 # Who plays each role: a person signed in (tests.service_fixtures) or an API token.
 PLAYED_BY = {

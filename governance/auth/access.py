@@ -44,8 +44,11 @@ READ = [
     ("requests", "read"),
     ("decisions", "read"),
     ("reports", "read"),
+    ("predictions", "read"),
+    ("monitoring", "read"),
 ]
 AUDIT = [("audit", "read")]
+RUN = [("monitoring", "run")]  # a production check on demand
 DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
     "data_scientist": [
         *READ,
@@ -54,10 +57,17 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("requests", "request_waiver"),
         ("requests", "promote"),
     ],
-    "model_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke")],
+    "model_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke"), *RUN],
     "business_owner": [*READ, ("requests", "sign")],
-    "chief_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke")],
-    "auditor": [*READ, *AUDIT, ("users", "read"), ("tokens", "read")],
+    "chief_risk_officer": [*READ, *AUDIT, ("requests", "sign"), ("requests", "revoke"), *RUN],
+    "auditor": [
+        *READ,
+        *AUDIT,
+        ("users", "read"),
+        ("tokens", "read"),
+        ("webhooks", "read"),
+        ("connectors", "read"),
+    ],
     "admin": [
         *READ,
         *AUDIT,
@@ -68,6 +78,12 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("users", "manage"),
         ("tokens", "read"),
         ("tokens", "manage"),
+        ("predictions", "ingest"),
+        ("monitoring", "run"),
+        ("webhooks", "read"),
+        ("webhooks", "manage"),
+        ("connectors", "read"),
+        ("connectors", "sync"),
     ],
     "ci": [
         ("models", "read"),
@@ -78,8 +94,9 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("requests", "promote"),
         ("decisions", "read"),
         ("reports", "read"),
+        ("predictions", "ingest"),
     ],
-    "serving": [("admission", "check"), ("decisions", "read")],
+    "serving": [("admission", "check"), ("decisions", "read"), ("predictions", "ingest")],
 }
 
 

@@ -80,3 +80,8 @@ class DigestKey:
 
     def digest(self, secret: str) -> str:
         return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+
+    def derive(self, purpose: str, salt: str) -> str:
+        """A secret derived from the key, so it need not be stored: the same purpose and
+        salt give it again, and the purpose keeps it apart from every stored digest."""
+        return hmac.new(self._key, f"{purpose}\x00{salt}".encode(), hashlib.sha256).hexdigest()

@@ -6,11 +6,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from connectors.serving import WatchedDirectory, watched
+from connectors.settings import open_registries
 from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey
 from governance.config import Settings
@@ -19,9 +22,12 @@ from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.catalog import ChainStatus
+from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
+from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
+from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import create_key, load_private, raw_public
 from governance.store.blobs import BlobStore
@@ -43,6 +49,9 @@ class Governance:
     reports: Reports
     browse: Browse
     chain_status: ChainStatus
+    webhooks: Webhooks
+    monitoring: ProductionMonitoring
+    registries: RegistrySync
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -55,7 +64,21 @@ class Governance:
 
     def periodic(self) -> list[tuple[str, float, Callable[[], object]]]:
         """The background tasks a serving process runs: (name, every seconds, task)."""
-        return []
+        return [
+            ("monitoring", 60.0, self.monitoring.run_due),
+            *(("predictions-dir", 5.0, w.scan) for w in self._prediction_directories()),
+            ("webhooks", 2.0, self.webhooks.tick),
+            ("registry-publish", 1.0, self.registries.publish_tick),
+            *(
+                (f"registry-{name}", seconds, partial(self.registries.tick, name))
+                for name, seconds in self.registries.polls.items()
+            ),
+        ]
+
+    def _prediction_directories(self) -> list[WatchedDirectory]:
+        settings = self.settings
+        ingest = self.monitoring.ingest
+        return watched(settings.predictions_dir, ingest, settings.max_predictions_bytes)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -86,6 +109,16 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         reports,
         Browse(engine),
         ChainStatus(engine),
+        webhooks=Webhooks(engine, DigestKey.load_or_create(settings.token_secret)),
+        monitoring=ProductionMonitoring(engine, workflow, BlobStore(settings.blobs)),
+        registries=RegistrySync(
+            engine,
+            workflow,
+            reports,
+            BlobStore(settings.blobs),
+            open_registries(settings.connectors),
+            settings.home / "registry-work",
+        ),
     )
 
 

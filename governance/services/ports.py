@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -44,6 +45,10 @@ class RegistryVersion:
     run_id: str | None = None
     owner: str | None = None
     positive_label: str | None = None
+    data_path: str = ""  # where, in the registry, the evaluation data is
+    reference_path: str | None = None
+    status: str | None = None  # the governance status the registry shows now
+    problem: str | None = None  # why it cannot be governed as it stands (a missing tag)
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,32 @@ class PublishedDecision:
     serving: bool
     request_id: str
     decision_id: str | None = None
+    report: Path | None = None  # the signed decision report, to keep beside the model
     report_sha256: str | None = None
     reason: str | None = None
+
+    @property
+    def withdrawn(self) -> bool:
+        """Revoked or expired: the version must stop holding the alias. Any other version
+        that holds it was put there by hand, which is the alias guard's to undo."""
+        return self.status in ("revoked", "expired")
 
 
 class Registry(Protocol):
     """A model registry the gatekeeper sits beside (MLflow; local files). Adding one
-    (SageMaker, Vertex AI, Weights & Biases) means implementing these five methods."""
+    (SageMaker, Vertex AI, Weights & Biases) means implementing these six methods."""
 
     name: str
+
+    @property
+    def alias(self) -> str:
+        """The alias the gatekeeper governs, e.g. "production"."""
+        ...
+
+    @property
+    def verify_digest(self) -> bool:
+        """Whether the alias guard re-reads the served model's bytes each pass."""
+        ...
 
     def discover(self) -> list[RegistryVersion]:
         """Versions that ask to be governed (by tag), newest last; already-known ones too."""
@@ -92,4 +114,18 @@ class Registry(Protocol):
 
     def move_alias(self, model: str, version: str | None) -> None:
         """Point the governed alias at `version`, or remove it when None."""
+        ...
+
+    def model_sha256(self, model: str, version: str, into: Path) -> str:
+        """The sha256 of the version's model file as the registry serves it now."""
+        ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """A registry that calls us when something changes (MLflow's webhooks), so the
+    connector syncs at once instead of at the next poll."""
+
+    def verify_event(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise `UnauthenticatedError` unless the registry signed this event."""
         ...

@@ -189,13 +189,21 @@ class Workflow:
 
     # --- submission and checks ---------------------------------------------------------
 
-    def submit(self, actor: Principal, candidate: Candidate) -> dict[str, Any]:
+    def submit(
+        self,
+        actor: Principal,
+        candidate: Candidate,
+        also: Callable[[Session, PromotionRequest], None] | None = None,
+    ) -> dict[str, Any]:
         """Open a request: pin the policy for the model's tier, record the version's bytes,
-        and enqueue the checks in the same transaction."""
+        and enqueue the checks in the same transaction; `also` adds to that transaction
+        (a registry connector records where the version came from)."""
 
         def work(session: Session) -> dict[str, Any]:
             request, policy = self._open(session, actor, candidate, _inputs(candidate))
             session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
+            if also is not None:
+                also(session, request)
             return {"id": request.id, "state": request.state, "policySha256": policy.content_hash}
 
         return in_transaction(self._engine, work)
@@ -614,6 +622,16 @@ class Workflow:
             return self._request_dict(session, request)
 
         return self._changing(work)
+
+    def revoke_within(self, session: Session, request_id: str, actor: str, reason: str) -> bool:
+        """Revoke a promoted request inside the caller's transaction, so that a monitoring
+        breach and the revocation it causes are one record. False when the request is no
+        longer promoted. The caller clears the admission cache once it has committed."""
+        request = _locked(session, request_id)
+        if request.state != State.PROMOTED.value:
+            return False
+        self._move(session, request, Action.REVOKE, actor, reason, {})
+        return True
 
     def expire_due(self) -> list[str]:
         """Expire every approval, waiver or promotion past its date; returns their ids."""

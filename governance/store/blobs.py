@@ -21,6 +21,22 @@ class BlobStore:
     def path_of(self, sha256: str, suffix: str) -> Path:
         return self.root / "sha256" / sha256[:2] / f"{sha256}{suffix}"
 
+    def adopt(self, source: Path) -> Path:
+        """Move a local file (fetched from a registry) into the store under its sha256; the
+        suffix stays, as with uploads."""
+        digest = hashlib.sha256()
+        with source.open("rb") as stream:
+            for block in iter(lambda: stream.read(CHUNK), b""):
+                digest.update(block)
+        target = self.path_of(digest.hexdigest(), "".join(source.suffixes[-2:]).lower())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            source.unlink()
+        else:
+            os.replace(source, target)
+            target.chmod(0o444)
+        return target
+
     async def put(self, field: str, name: str, chunks: AsyncIterator[bytes], limit: int) -> Path:
         """Stream an upload to disk, hashing as it goes; refused past `limit` bytes. The
         file keeps its suffix: the readers choose the format by it."""

@@ -638,11 +638,21 @@ def _with_problems(handler: HTTPRouteHandler) -> HTTPRouteHandler:
 def api_router(max_json_bytes: int, max_upload_bytes: int) -> Router:
     """The API, with its body limits: small JSON everywhere, and room for up to four files
     of the upload limit on the one endpoint that takes candidates."""
+    from governance.web.api_connectors import CONNECTOR_HANDLERS  # it imports this module
+    from governance.web.api_monitoring import MONITORING_HANDLERS  # it imports this module
+    from governance.web.api_webhooks import WEBHOOK_HANDLERS  # it imports this module
+
     upload = _with_problems(submit)
     upload.request_max_body_size = 4 * max_upload_bytes + MiB
     return Router(
         path="/api/v1",
-        route_handlers=[*map(_with_problems, HANDLERS), upload],
+        route_handlers=[
+            *map(
+                _with_problems,
+                [*HANDLERS, *WEBHOOK_HANDLERS, *MONITORING_HANDLERS, *CONNECTOR_HANDLERS],
+            ),
+            upload,
+        ],
         guards=[authorize],
         before_request=_refuse_nul_parameters,
         request_max_body_size=max_json_bytes,

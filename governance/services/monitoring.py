@@ -1,0 +1,863 @@
+"""Production monitoring: prediction logs in, scheduled checks out.
+
+Serving systems send batches of feature rows with the prediction, a timestamp and, once
+known, the outcome. A batch is stored once per (model version, batch id) as Parquet in the
+content-addressed blob directory, its row and audit event in one transaction. Each
+promoted request whose policy sets monitors is checked on the policy's schedule: the
+policy's own check of that type, run on the production rows of the window. A breach is
+recorded with its audit event (`monitoring.breach`, which the webhooks send as the alert)
+and, where the policy says `onBreach: revoke`, the request is revoked in that transaction.
+
+A schedule's slots are counted from the promotion, so which slot is due is known from the
+database alone: a restarted process runs the latest missed slot once, and two processes
+that see the same slot collide on the run's unique key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pandas.api import types
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from connectors import files
+from governance.checks import CheckInputs, Task, run_check
+from governance.domain.errors import ConflictError, InputError, NotFoundError
+from governance.domain.policy import (
+    SCHEDULE_SECONDS,
+    AnyCheck,
+    FairnessCheck,
+    Monitor,
+    NoRegressionRule,
+    PerformanceCheck,
+    PerformanceRule,
+    PromotionPolicy,
+    parse_policy,
+)
+from governance.domain.results import CheckResult, Status
+from governance.domain.workflow import State
+from governance.services.people import Principal
+from governance.services.workflow import Workflow
+from governance.store.blobs import BlobStore
+from governance.store.repository import append_audit, in_transaction
+from governance.store.tables import (
+    Dataset,
+    FinalDecision,
+    GateDecision,
+    Model,
+    ModelVersion,
+    MonitoringRun,
+    Policy,
+    PredictionBatch,
+    PromotionRequest,
+    utcnow,
+)
+
+log = logging.getLogger("governance.monitoring")
+BATCH_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+PREDICTION, TIMESTAMP, OUTCOME, SCORE = "prediction", "timestamp", "outcome", "score"
+LOGGED = (PREDICTION, SCORE, OUTCOME, TIMESTAMP)  # the columns besides the features
+SOURCES = ("api", "directory")
+ACTOR = "monitoring"
+# A run still `running` this long after it started was left by a process that died: the
+# next process takes the slot over rather than leave it unfinished forever.
+RUN_LEASE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a version's prediction rows hold: the features it was checked on, with
+    whether each is numeric (None when the data file could not be read), and how the
+    gate read its outputs."""
+
+    features: list[str]
+    numeric: dict[str, bool] | None
+    task: Task
+    positive_label: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A promoted request to monitor, with the policy it was judged under."""
+
+    request_id: str
+    model_version_id: int
+    subject: str
+    policy: PromotionPolicy
+    promoted_at: datetime
+
+
+class ProductionMonitoring:
+    def __init__(
+        self,
+        engine: Engine,
+        workflow: Workflow,
+        blobs: BlobStore,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._workflow = workflow
+        self._blobs = blobs
+        self._clock = clock
+        self._numeric_kinds: dict[str, dict[str, bool] | None] = {}
+
+    # --- ingest ------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        actor: str,
+        model: str,
+        version: str,
+        batch_id: str,
+        frame: pd.DataFrame,
+        source: str = "api",
+        raw_sha256: str | None = None,
+    ) -> dict[str, Any]:
+        """Store one batch. The same batch id with the same rows answers the stored batch
+        (`replayed`); with other rows it is refused, and nothing is stored."""
+        if not BATCH_ID.match(batch_id or ""):
+            raise InputError(
+                "batchId",
+                f"is {batch_id[:140]!r}" if batch_id else "is missing",
+                "use 1 to 128 letters, digits, '.', '_', ':' or '-'",
+            )
+        if source not in SOURCES:
+            raise InputError("source", f"is {source!r}", f"use one of {', '.join(SOURCES)}")
+        version_id, schema = self._schema(model, version)
+        rows = _validated(frame, schema)
+        payload = _parquet(rows)
+        sha256 = hashlib.sha256(payload).hexdigest()
+        existing = self._batch(version_id, batch_id)
+        if existing is not None:
+            return _replayed(existing, sha256, model, version)
+        _write_blob(self._blobs, sha256, payload)  # before the row: an orphan is harmless
+        stamps = rows[TIMESTAMP]
+        outcomes = int(rows[OUTCOME].notna().sum()) if OUTCOME in rows else 0
+
+        def work(session: Session) -> dict[str, Any]:
+            found = session.exec(
+                select(PredictionBatch).filter_by(model_version_id=version_id, batch_id=batch_id)
+            ).first()
+            if found is not None:
+                return _replayed(found, sha256, model, version)
+            batch = PredictionBatch(
+                model_version_id=version_id,
+                batch_id=batch_id,
+                source=source,
+                actor=actor,
+                rows=len(rows),
+                outcomes=outcomes,
+                first_at=stamps.min().to_pydatetime(),
+                last_at=stamps.max().to_pydatetime(),
+                columns=[str(c) for c in rows.columns],
+                sha256=sha256,
+                size_bytes=len(payload),
+                received_at=self._clock(),
+            )
+            session.add(batch)
+            session.flush()
+            append_audit(
+                session,
+                actor=actor,
+                action="predictions.ingested",
+                subject=f"model:{model}@{version}",
+                payload={
+                    "batch_id": batch_id,
+                    "source": source,
+                    "rows": batch.rows,
+                    "outcomes": outcomes,
+                    "first_at": batch.first_at.isoformat(),
+                    "last_at": batch.last_at.isoformat(),
+                    "sha256": sha256,
+                    **({"upload_sha256": raw_sha256} if raw_sha256 else {}),
+                },
+            )
+            return {**_batch_dict(batch, model, version), "replayed": False}
+
+        try:
+            return in_transaction(self._engine, work)
+        except IntegrityError as exc:  # another writer took the batch id just now
+            if "prediction_batch" not in str(exc.orig):
+                raise
+            taken = self._batch(version_id, batch_id)
+            assert taken is not None
+            return _replayed(taken, sha256, model, version)
+
+    def batches(self, model: str, version: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A version's batches, newest first."""
+        with Session(self._engine) as session:
+            row = _version(session, model, version)
+            batches = session.exec(
+                select(PredictionBatch)
+                .filter_by(model_version_id=row.id)
+                .order_by(col(PredictionBatch.id).desc())
+                .limit(limit)
+            ).all()
+            return [_batch_dict(b, model, version) for b in batches]
+
+    def _batch(self, version_id: int, batch_id: str) -> PredictionBatch | None:
+        with Session(self._engine) as session:
+            return session.exec(
+                select(PredictionBatch).filter_by(model_version_id=version_id, batch_id=batch_id)
+            ).first()
+
+    def _schema(self, model: str, version: str) -> tuple[int, Schema]:
+        """The columns a version's rows must have, from the data its checks ran on."""
+        with Session(self._engine) as session:
+            row = _version(session, model, version)
+            decision = session.exec(
+                select(GateDecision)
+                .filter_by(model_version_id=row.id)
+                .order_by(col(GateDecision.created_at).desc())
+                .limit(1)
+            ).first()
+            if decision is None:
+                raise ConflictError(
+                    f"{model} {version} has not been checked yet, so the columns its "
+                    "predictions must carry are unknown: submit it for promotion first"
+                )
+            data = session.get(Dataset, decision.data_dataset_id)
+            assert data is not None and row.id is not None
+        manifest = decision.manifest
+        target = manifest["target"]
+        features = [c for c in data.columns or [] if c != target]
+        return row.id, Schema(
+            features=features,
+            numeric=self._numeric(data),
+            task=manifest["task"],
+            positive_label=manifest.get("positive_label"),
+        )
+
+    def _numeric(self, data: Dataset) -> dict[str, bool] | None:
+        """Which of the checked data's columns hold numbers, read once per data set."""
+        if data.sha256 not in self._numeric_kinds:
+            self._numeric_kinds[data.sha256] = _numeric_columns(Path(data.uri), data.format)
+        return self._numeric_kinds[data.sha256]
+
+    # --- scheduled checks --------------------------------------------------------------
+
+    def run_due(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Run every monitor whose latest slot has passed and has no run yet; slots missed
+        while no process ran are not run one by one, only the latest."""
+        now = now or self._clock()
+        done = []
+        for target in self._targets():
+            for kind, monitor in target.policy.monitoring.monitors.items():
+                period = timedelta(seconds=SCHEDULE_SECONDS[monitor.schedule])
+                slots = (now - target.promoted_at) // period
+                if slots < 1:
+                    continue
+                due_at = target.promoted_at + slots * period
+                if self._settled(target.request_id, kind, due_at, now):
+                    continue
+                run = self._run(target, kind, monitor, due_at)
+                if run is not None:
+                    done.append(run)
+        return done
+
+    def run_now(self, actor: Principal, request_id: str, monitor: str) -> dict[str, Any]:
+        """One monitor of one promoted request, now, on the window that ends now."""
+        target = next(iter(self._targets(request_id)), None)
+        if target is None:
+            with Session(self._engine) as session:
+                request = session.get(PromotionRequest, request_id)
+            if request is None:
+                raise NotFoundError(f"request {request_id}", "list the requests to find its id")
+            if request.state == State.PROMOTED.value:
+                raise InputError(
+                    "monitor",
+                    "the request's policy sets no production monitoring",
+                    "add a `monitoring` section to the policy; it applies to later requests",
+                )
+            raise ConflictError(
+                f"request {request_id} is {request.state}: only a promoted version is monitored",
+                request.state,
+            )
+        monitors = target.policy.monitoring.monitors
+        if monitor not in monitors:
+            named = ", ".join(monitors) or "none"
+            raise InputError(
+                "monitor",
+                f"is {monitor!r}, which the request's policy does not set (it sets {named})",
+                "name one of the policy's monitors",
+            )
+        run = self._run(target, monitor, monitors[monitor], self._clock(), actor.name)
+        if run is None:
+            raise ConflictError(f"the {monitor} check of request {request_id} is running now")
+        return run
+
+    def runs(self, request_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A request's monitoring runs, newest slot first."""
+        with Session(self._engine) as session:
+            if session.get(PromotionRequest, request_id) is None:
+                raise NotFoundError(f"request {request_id}", "list the requests to find its id")
+            runs = session.exec(
+                select(MonitoringRun)
+                .filter_by(request_id=request_id)
+                .order_by(col(MonitoringRun.due_at).desc(), col(MonitoringRun.id).desc())
+                .limit(limit)
+            ).all()
+            return [_run_dict(r) for r in runs]
+
+    def _targets(self, request_id: str | None = None) -> list[Target]:
+        query = (
+            select(PromotionRequest, Policy.document, FinalDecision.created_at, ModelVersion)
+            .join(Policy, col(Policy.id) == col(PromotionRequest.policy_id))
+            .join(FinalDecision, col(FinalDecision.request_id) == col(PromotionRequest.id))
+            .join(ModelVersion, col(ModelVersion.id) == col(PromotionRequest.model_version_id))
+            .where(col(PromotionRequest.state) == State.PROMOTED.value)
+            .where(col(FinalDecision.decision) == State.PROMOTED.value)
+        )
+        if request_id is not None:
+            query = query.where(col(PromotionRequest.id) == request_id)
+        targets = []
+        with Session(self._engine) as session:
+            for request, document, promoted_at, version in session.exec(
+                query.order_by(col(PromotionRequest.id))
+            ).all():
+                policy = parse_policy(document)
+                if not policy.monitoring.monitors:
+                    continue
+                model = session.get(Model, version.model_id)
+                assert model is not None
+                subject = f"model:{model.name}@{version.version}"
+                targets.append(
+                    Target(request.id, request.model_version_id, subject, policy, promoted_at)
+                )
+        return targets
+
+    def _run(
+        self, target: Target, kind: str, monitor: Monitor, due_at: datetime, actor: str = ACTOR
+    ) -> dict[str, Any] | None:
+        """Claim the slot, check outside any transaction, then record the outcome (and
+        the revocation) in one. None when another process has the slot."""
+        run_id = self._claim(target.request_id, kind, due_at)
+        if run_id is None:
+            return None
+        window = timedelta(days=target.policy.monitoring.window)
+        start, end = due_at - window, due_at
+        try:
+            status, rows, summary, results = self._check(target, kind, start, end)
+        except InputError as exc:
+            status, rows, summary, results = Status.ERROR.value, 0, exc.message, []
+        except Exception as exc:  # recorded as the run's error, not left running
+            log.exception("the %s check of request %s failed", kind, target.request_id)
+            status, rows, summary, results = "error", 0, f"{type(exc).__name__}: {exc}", []
+        revoke = status == "breach" and monitor.on_breach == "revoke"
+        action = None if status != "breach" else ("revoked" if revoke else "alerted")
+
+        def work(session: Session) -> dict[str, Any]:
+            run = session.exec(
+                select(MonitoringRun).where(MonitoringRun.id == run_id).with_for_update()
+            ).one()
+            run.status, run.rows, run.summary, run.results = status, rows, summary, results
+            run.window_start, run.window_end = start, end
+            run.finished_at = self._clock()
+            run.action = action
+            if revoke and not self._workflow.revoke_within(
+                session, target.request_id, actor, f"production {kind} breach: {summary}"
+            ):
+                run.action = "alerted"  # revoked or expired meanwhile: the alert stands
+            session.add(run)
+            append_audit(
+                session,
+                actor=actor,
+                action="monitoring.breach" if status == "breach" else "monitoring.checked",
+                subject=target.subject,
+                payload={
+                    "request_id": target.request_id,
+                    "monitor": kind,
+                    "status": status,
+                    "due_at": due_at.isoformat(),
+                    "rows": rows,
+                    "summary": summary,
+                    "action": run.action,
+                },
+            )
+            return _run_dict(run)
+
+        try:
+            return in_transaction(self._engine, work)
+        finally:
+            if revoke:
+                self._workflow.admission_cache_clear()
+
+    def _settled(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool:
+        """The slot has a run already (finished, or running within its lease): read first,
+        so the minutely tick does not attempt an insert the unique key refuses."""
+        with Session(self._engine) as session:
+            run = session.exec(
+                select(MonitoringRun.status, MonitoringRun.started_at).filter_by(
+                    request_id=request_id, monitor=kind, due_at=due_at
+                )
+            ).first()
+        return run is not None and (run[0] != "running" or run[1] > now - RUN_LEASE)
+
+    def _claim(self, request_id: str, kind: str, due_at: datetime) -> int | None:
+        """Insert the slot's run as `running`, committed, so no other process takes it; or
+        take over one a dead process left running past its lease."""
+        now = self._clock()
+        try:
+            with Session(self._engine) as session, session.begin():
+                run = MonitoringRun(
+                    request_id=request_id,
+                    monitor=kind,
+                    due_at=due_at,
+                    status="running",
+                    started_at=now,
+                )
+                session.add(run)
+                session.flush()
+                return run.id
+        except IntegrityError:
+            pass
+        with Session(self._engine) as session, session.begin():
+            taken = session.exec(
+                select(MonitoringRun)
+                .filter_by(request_id=request_id, monitor=kind, due_at=due_at)
+                .with_for_update()
+            ).first()
+            if taken is None or taken.status != "running" or taken.started_at > now - RUN_LEASE:
+                return None
+            taken.started_at = now
+            session.add(taken)
+            return taken.id
+
+    def _check(
+        self, target: Target, kind: str, start: datetime, end: datetime
+    ) -> tuple[str, int, str, list[dict[str, Any]]]:
+        """The policy's check of this kind on the window's rows: (status, rows, summary,
+        results)."""
+        with Session(self._engine) as session:
+            version = session.get(ModelVersion, target.model_version_id)
+            model = session.get(Model, version.model_id) if version else None
+        assert version is not None and model is not None
+        _, schema = self._schema(model.name, version.version)
+        rows = self._window(target.model_version_id, start, end, _text(schema))
+        minimum = target.policy.monitoring.minimum_rows
+        spec = next(c for c in target.policy.checks if c.type == kind)
+        notes: list[str] = []
+        if kind in ("performance", "fairness"):
+            rows = rows[rows[OUTCOME].notna()] if OUTCOME in rows else rows.iloc[:0]
+            notes.append("rows with an outcome only")
+        if len(rows) < minimum:
+            return (
+                "insufficient",
+                len(rows),
+                f"{len(rows)} usable production rows in the window ({', '.join(notes) or 'all'}"
+                f"); the policy asks for {minimum} before judging",
+                [],
+            )
+        result: CheckResult | str
+        if kind == "drift":
+            result = self._drift(target, spec, schema, rows, notes)
+        elif kind == "performance":
+            assert isinstance(spec, PerformanceCheck)
+            result = _performance(spec, schema, rows, notes)
+        else:
+            assert isinstance(spec, FairnessCheck)
+            result = _fairness(spec, schema, rows, notes)
+        if isinstance(result, str):
+            return "insufficient", len(rows), result, []
+        status = {Status.FAIL: "breach", Status.ERROR: "error"}.get(result.status, "pass")
+        summary = result.summary + (f" ({'; '.join(notes)})" if notes else "")
+        return status, len(rows), summary, [result.model_dump(mode="json")]
+
+    def _drift(
+        self,
+        target: Target,
+        spec: AnyCheck,
+        schema: Schema,
+        rows: pd.DataFrame,
+        notes: list[str],
+    ) -> CheckResult:
+        with Session(self._engine) as session:
+            request = session.get(PromotionRequest, target.request_id)
+            decision = session.get(GateDecision, request.decision_id) if request else None
+            assert decision is not None
+            dataset_id = decision.reference_dataset_id or decision.data_dataset_id
+            reference_set = session.get(Dataset, dataset_id)
+        assert reference_set is not None
+        if decision.reference_dataset_id is None:
+            notes.append("no reference was given at submission: compared with the evaluation data")
+        reference = _reference(Path(reference_set.uri), reference_set.format, _text(schema))
+        return run_check(spec, _inputs(schema, rows, reference))
+
+    def _window(
+        self, version_id: int, start: datetime, end: datetime, text: list[str]
+    ) -> pd.DataFrame:
+        """The version's rows logged in (start, end]; text columns as categories."""
+        with Session(self._engine) as session:
+            batches = session.exec(
+                select(PredictionBatch)
+                .filter_by(model_version_id=version_id)
+                .where(col(PredictionBatch.last_at) > start, col(PredictionBatch.first_at) <= end)
+                .order_by(col(PredictionBatch.id))
+            ).all()
+        bounds = [("timestamp", ">", pd.Timestamp(start)), ("timestamp", "<=", pd.Timestamp(end))]
+        tables = [
+            pq.read_table(
+                self._blobs.path_of(batch.sha256, ".parquet"),
+                filters=bounds,
+                read_dictionary=text,
+            )
+            for batch in batches
+        ]
+        if not tables:
+            return pd.DataFrame({TIMESTAMP: pd.Series([], dtype="datetime64[us, UTC]")})
+        # Joined as Arrow tables (no copy) and converted once: a pandas concat of the
+        # converted frames copies every column again. Batches that differ (an integer
+        # column where another batch has floats, no outcome yet) are widened to match.
+        joined = pa.concat_tables(tables, promote_options="permissive")
+        return joined.to_pandas()
+
+
+# --- checks on production rows ---------------------------------------------------------
+
+
+def _text(schema: Schema) -> list[str]:
+    """The features that hold text. They are read as categories: Arrow decodes each
+    distinct value once instead of making a Python string per row, which halves reading
+    and speeds the drift counts (bench/RESULTS.md, production monitoring)."""
+    numeric = schema.numeric or {}
+    return [name for name in schema.features if numeric.get(name) is False]
+
+
+def _reference(path: Path, kind: str, text: list[str]) -> pd.DataFrame:
+    if kind != "parquet":
+        return files.read_table(path, "reference")[0]
+    try:
+        return pq.read_table(path, read_dictionary=text).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"reference file {path}",
+            f"cannot be read as Parquet ({type(exc).__name__}: {exc})",
+            "restore the file the request was checked with",
+        ) from None
+
+
+def _inputs(schema: Schema, rows: pd.DataFrame, reference: pd.DataFrame | None) -> CheckInputs:
+    has_outcome = OUTCOME in rows and bool(rows[OUTCOME].notna().all())
+    score = rows.get(SCORE)
+    return CheckInputs(
+        data=rows,
+        features=schema.features,
+        target=OUTCOME,
+        y_true=_encoded(rows[OUTCOME], schema) if has_outcome else np.empty(0),
+        y_pred=_encoded(rows[PREDICTION], schema),
+        y_score=score.to_numpy(float) if score is not None and score.notna().all() else None,
+        task=schema.task,
+        reference=reference,
+    )
+
+
+def _performance(
+    spec: PerformanceCheck, schema: Schema, rows: pd.DataFrame, notes: list[str]
+) -> CheckResult | str:
+    """The performance floors on the rows with outcomes; `noRegression` needs a champion
+    scored on the same rows, which production does not have, so it is left out."""
+    inputs = _inputs(schema, rows, None)
+    kept: list[PerformanceRule | NoRegressionRule] = []
+    for rule in spec.rules:
+        if isinstance(rule, NoRegressionRule):
+            notes.append(f"'{rule.label}' skipped: no champion is scored in production")
+        elif rule.metric == "roc_auc" and inputs.y_score is None:
+            notes.append(f"'{rule.label}' skipped: no `score` column was logged")
+        else:
+            kept.append(rule)
+    if not kept:
+        return "no performance rule can be judged on production rows: " + "; ".join(notes)
+    return run_check(spec.model_copy(update={"rules": kept}), inputs)
+
+
+def _fairness(
+    spec: FairnessCheck, schema: Schema, rows: pd.DataFrame, notes: list[str]
+) -> CheckResult | str:
+    absent = [f for f in spec.sensitive_features if f not in rows.columns]
+    if absent:
+        return f"the sensitive attributes {', '.join(absent)} are not logged with the predictions"
+    return run_check(spec, _inputs(schema, rows, None))
+
+
+def _encoded(values: pd.Series, schema: Schema) -> np.ndarray:
+    """Outputs as the gate reads them: 1 for the positive class, else 0; numbers for a
+    regression."""
+    if schema.task == "regression":
+        return values.to_numpy(float)
+    positive = schema.positive_label
+    if types.is_bool_dtype(values.dtype):
+        return values.to_numpy(bool).astype(np.int64)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        try:
+            return (numbers.to_numpy(float) == float(positive or 1)).astype(np.int64)
+        except ValueError:
+            pass
+    return (values.astype(str) == str(positive)).to_numpy().astype(np.int64)
+
+
+# --- validating a batch ----------------------------------------------------------------
+
+
+def _validated(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """The batch with its columns in the stored order and types, or an InputError that
+    names the column (and the row) to fix."""
+    if frame.empty:
+        raise InputError("rows", "the batch has no rows", "send at least one prediction")
+    names = [str(c) for c in frame.columns]
+    required = [*schema.features, PREDICTION, TIMESTAMP]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InputError(
+            "columns",
+            f"missing {', '.join(missing)}",
+            "log every feature the model was checked on, the prediction and the timestamp",
+        )
+    extra = [c for c in names if c not in required and c not in (OUTCOME, SCORE)]
+    if extra:
+        raise InputError(
+            "columns",
+            f"unknown {', '.join(extra[:20])}",
+            "drop them, or log them as features of a version checked with them "
+            f"(this one has {', '.join(schema.features)})",
+        )
+    if len(set(names)) != len(names):
+        raise InputError("columns", "a column is named twice", "send each column once")
+    out: dict[str, pd.Series] = {}
+    for name in schema.features:
+        out[name] = _feature(frame[name], name, schema)
+    for name in (PREDICTION, SCORE, OUTCOME):
+        if name in frame:
+            out[name] = _output(frame[name], name, required=name == PREDICTION)
+    out[TIMESTAMP] = _timestamps(frame[TIMESTAMP])
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _feature(values: pd.Series, name: str, schema: Schema) -> pd.Series:
+    """A feature as the model's data holds it: numbers where it had numbers, else text (an
+    absent value is missing, not refused)."""
+    numeric = (schema.numeric or {}).get(name)
+    if types.is_bool_dtype(values.dtype):
+        return values
+    if types.is_numeric_dtype(values.dtype):
+        if numeric is False:
+            raise InputError(
+                f"column {name!r}",
+                "holds numbers, but the model was checked on text in it",
+                "log the values as the model's data has them",
+            )
+        _finite(values, name)
+        return values
+    kind = types.infer_dtype(values, skipna=True)  # one pass in C, not a call per value
+    if numeric:
+        if kind not in ("empty", "integer", "floating", "mixed-integer-float", "decimal"):
+            row = _first(values, lambda v: not isinstance(v, int | float))
+            raise InputError(
+                f"column {name!r}",
+                f"row {row} holds {values.iloc[row]!r}, but the model was checked on numbers",
+                "log numbers in it",
+            )
+        converted = values.astype(float)
+        _finite(converted, name)
+        return converted
+    if kind == "categorical":
+        values = values.astype(object)
+        kind = types.infer_dtype(values, skipna=True)
+    if kind not in ("empty", "string"):
+        row = _first(values, lambda v: not isinstance(v, str))
+        raise InputError(
+            f"column {name!r}",
+            f"row {row} holds {values.iloc[row]!r}, but the model was checked on text in it",
+            "log every value of it as text",
+        )
+    return values.astype(object)
+
+
+def _first(values: pd.Series, wrong: Callable[[Any], bool]) -> int:
+    """The position of the first present value that is wrong (the error path only)."""
+    for position, value in enumerate(values):
+        if value is not None and value == value and wrong(value):
+            return position
+    return 0
+
+
+def _output(values: pd.Series, name: str, required: bool) -> pd.Series:
+    if required and values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise InputError(f"column {name!r}", f"row {row} is empty", "log every prediction")
+    if types.is_bool_dtype(values.dtype):
+        return values
+    if types.is_numeric_dtype(values.dtype):
+        _finite(values, name)
+        return values
+    if values.isna().all():  # no outcome known yet
+        return values.astype(float)
+    kinds = {type(v) for v in values[values.notna()]}
+    if kinds <= {int, float} and kinds:
+        converted = values.astype(float)
+        _finite(converted, name)
+        return converted
+    if kinds <= {str}:
+        return values.astype("string")
+    raise InputError(
+        f"column {name!r}", "mixes numbers, text or other values", "log one kind of value"
+    )
+
+
+def _finite(values: pd.Series, name: str) -> None:
+    array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isinf(array)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"column {name!r}",
+            f"row {row} is {array[row]}",
+            "log finite numbers (leave a value out instead)",
+        )
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps; a value without a zone is taken as UTC."""
+    if types.is_datetime64_any_dtype(values.dtype):
+        parsed = (
+            values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        )
+    elif types.is_numeric_dtype(values.dtype):
+        raise InputError(
+            "column 'timestamp'",
+            "holds numbers",
+            "log ISO 8601 times, e.g. 2026-05-01T12:00:00Z, or a Parquet timestamp column",
+        )
+    else:
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            "column 'timestamp'",
+            f"row {row} is {values.iloc[row]!r}, not a time",
+            "log ISO 8601 times, e.g. 2026-05-01T12:00:00Z",
+        )
+    return parsed.astype("datetime64[us, UTC]")
+
+
+def _parquet(rows: pd.DataFrame) -> bytes:
+    """The batch as Parquet; the same rows give the same bytes, so the same batch sent
+    again is recognised by its hash."""
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _write_blob(blobs: BlobStore, sha256: str, payload: bytes) -> Path:
+    target = blobs.path_of(sha256, ".parquet")
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(payload)
+        os.replace(temporary, target)
+        target.chmod(0o444)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return target
+
+
+def _numeric_columns(path: Path, kind: str) -> dict[str, bool] | None:
+    """Whether each column of the checked data holds numbers (a Parquet schema, or the
+    first rows of a CSV); None when the file is gone."""
+    try:
+        if kind == "parquet":
+            schema = pq.read_schema(path)
+            return {
+                field.name: pa.types.is_integer(field.type)
+                or pa.types.is_floating(field.type)
+                or pa.types.is_decimal(field.type)
+                for field in schema
+            }
+        head = pd.read_csv(path, nrows=1000)
+        return {str(c): bool(types.is_numeric_dtype(head[c].dtype)) for c in head.columns}
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+
+
+# --- views -----------------------------------------------------------------------------
+
+
+def _version(session: Session, model: str, version: str) -> ModelVersion:
+    row = session.exec(
+        select(ModelVersion)
+        .join(Model, col(Model.id) == col(ModelVersion.model_id))
+        .where(col(Model.name) == model, col(ModelVersion.version) == version)
+    ).first()
+    if row is None:
+        raise NotFoundError(
+            f"model version {model} {version}", "submit the version for promotion first"
+        )
+    return row
+
+
+def _replayed(batch: PredictionBatch, sha256: str, model: str, version: str) -> dict[str, Any]:
+    if batch.sha256 != sha256:
+        raise ConflictError(
+            f"batch {batch.batch_id} of {model} {version} was stored on "
+            f"{batch.received_at.isoformat()} with other rows ({batch.rows}); a batch id is "
+            "taken once: send these rows under a new batch id"
+        )
+    return {**_batch_dict(batch, model, version), "replayed": True}
+
+
+def _batch_dict(batch: PredictionBatch, model: str, version: str) -> dict[str, Any]:
+    return {
+        "model": model,
+        "version": version,
+        "batchId": batch.batch_id,
+        "source": batch.source,
+        "actor": batch.actor,
+        "rows": batch.rows,
+        "outcomes": batch.outcomes,
+        "firstAt": batch.first_at,
+        "lastAt": batch.last_at,
+        "columns": batch.columns,
+        "sha256": batch.sha256,
+        "sizeBytes": batch.size_bytes,
+        "receivedAt": batch.received_at,
+    }
+
+
+def _run_dict(run: MonitoringRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "requestId": run.request_id,
+        "monitor": run.monitor,
+        "dueAt": run.due_at,
+        "status": run.status,
+        "rows": run.rows,
+        "windowStart": run.window_start,
+        "windowEnd": run.window_end,
+        "summary": run.summary,
+        "results": run.results,
+        "action": run.action,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+    }

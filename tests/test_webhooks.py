@@ -1,0 +1,496 @@
+"""Outgoing webhooks on both databases, against a real HTTP receiver on the loopback: a
+workflow event reaches it as signed JSON with a Slack-compatible `text`; a refused delivery
+is retried after its backoff (a test clock moves time), ends `failed` after 8 attempts and
+is sent again when an admin asks; an unreachable URL is recorded; fan-out never makes a
+delivery twice. Then the API (bad input, who may) and the console's admin page."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlmodel import Session, func, select
+
+from connectors.adult import TARGET
+from governance.auth.secrets import DigestKey
+from governance.config import Settings
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.people import SYSTEM, People, Principal
+from governance.services.webhooks import MAX_ATTEMPTS, Webhooks, backoff
+from governance.services.workflow import Candidate
+from governance.store.repository import append_audit, audit_trail, in_transaction
+from governance.store.tables import WebhookDelivery, utcnow
+from governance.web.app import create_app
+from tests.service_fixtures import PASSWORD, fast_policies, free_port
+
+pytest_plugins = ["tests.db_fixtures"]
+
+PEOPLE = {
+    "dana": ["data_scientist"],
+    "maria": ["model_risk_officer"],
+    "bob": ["business_owner"],
+    "audrey": ["auditor"],
+}
+PROBLEM_JSON = "application/problem+json"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: records every request and answers with the next status given
+    (the last one again once they run out)."""
+
+    url: str
+    answers: list[int] = field(default_factory=lambda: [200])
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self) -> int:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.received.append({"path": self.path, "headers": headers, "body": body})
+            self.send_response(state.answer())
+            self.end_headers()
+            self.wfile.write(b"noted")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def governance(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Governance]:
+    monkeypatch.setenv("GOVERNANCE_POLICIES", str(fast_policies(tmp_path / "policies")))
+    settings = Settings.from_env(database_url, tmp_path / "home")
+    initialise(settings, PASSWORD)
+    opened = open_governance(settings)
+    for name, roles in PEOPLE.items():
+        opened.people.add_user(SYSTEM, name, name.title(), PASSWORD, roles)
+    yield opened
+    opened.close()
+
+
+def webhooks_with(governance: Governance, clock: Clock) -> Webhooks:
+    """Another process's view of the same service, on a clock the test moves."""
+    key = DigestKey.load_or_create(governance.settings.token_secret)
+    return Webhooks(governance.engine, key, clock=clock)
+
+
+def person(people: People, name: str) -> Principal:
+    return people.authenticate(people.sign_in(name, PASSWORD, 1)["token"])
+
+
+def candidate(demo_dir: Path) -> Candidate:
+    return Candidate(
+        model="income",
+        version="2",
+        target="production",
+        label=TARGET,
+        artifact=demo_dir / "income-reweighed.skops",
+        data=demo_dir / "test.parquet",
+        reference=demo_dir / "train.parquet",
+    )
+
+
+def breach(governance: Governance, subject: str = "model:income@2") -> None:
+    """What production monitoring appends when a window breaches its rules."""
+    in_transaction(
+        governance.engine,
+        lambda session: append_audit(
+            session,
+            actor="governance",
+            action="monitoring.breach",
+            subject=subject,
+            payload={"reason": "drift share 0.6 > 0.3", "monitor": "drift"},
+        ),
+    )
+
+
+def verified(secret: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The body, once its signature checks out as the README tells receivers to check it."""
+    timestamp = request["headers"]["x-governance-timestamp"]
+    signed = timestamp.encode() + b"." + request["body"]
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, request["headers"]["x-governance-signature"])
+    body: dict[str, Any] = json.loads(request["body"])
+    return body
+
+
+def delivery(governance: Governance, delivery_id: int) -> WebhookDelivery:
+    with Session(governance.engine) as session:
+        row = session.get(WebhookDelivery, delivery_id)
+        assert row is not None
+        return row
+
+
+def deliveries_count(governance: Governance) -> int:
+    with Session(governance.engine) as session:
+        return int(session.exec(select(func.count()).select_from(WebhookDelivery)).one())
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+def test_workflow_events_reach_the_receiver_signed(
+    governance: Governance, demo_dir: Path, receiver: Receiver
+) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    workflow = governance.workflow
+    workflow.register_model(SYSTEM, "income", "high", "dana")  # before anyone subscribed
+    events = ["request.submitted", "checks.finished", "signature.needed", "request.promoted"]
+    subscribed = webhooks.subscribe(SYSTEM, receiver.url, events)
+    assert len(subscribed["secret"]) == 64
+    assert "secret" not in webhooks.list_subscriptions()[0]  # shown once, never stored
+
+    request_id = workflow.submit(person(governance.people, "dana"), candidate(demo_dir))["id"]
+    later = webhooks.subscribe(SYSTEM, receiver.url + "/later", ["request.submitted"])
+    workflow.run_job(workflow.claimable_jobs()[0])
+    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+
+    assert webhooks.tick() == 3
+    assert [r["path"] for r in receiver.received] == ["/hook"] * 3  # `later` missed the submit
+    bodies = [verified(subscribed["secret"], r) for r in receiver.received]
+    assert [b["event"] for b in bodies] == [
+        "request.submitted",
+        "checks.finished",
+        "signature.needed",
+    ]
+    submitted, finished, needed = bodies
+    assert submitted["actor"] == "dana" and submitted["subject"] == "model:income@2"
+    assert submitted["data"]["request_id"] == request_id
+    assert submitted["text"] == "dana submitted income 2 for production"
+    assert finished["data"]["verdict"] == "pass"
+    assert finished["data"]["request_id"] == request_id
+    assert finished["text"] == f"Checks passed for income 2: {finished['data']['summary']}"
+    assert needed["data"] == {
+        "request_id": request_id,
+        "roles": ["model_risk_officer", "business_owner"],
+        "remaining": 2,
+    }
+    assert needed["text"] == (
+        "income 2 needs 2 more approvals from: model risk officer, business owner"
+    )
+    headers = receiver.received[0]["headers"]
+    assert headers["content-type"] == "application/json"
+    assert headers["x-governance-event"] == "request.submitted"
+    assert headers["x-governance-delivery"] == str(submitted["id"])
+    assert int(headers["x-governance-timestamp"]) == int(clock.now.timestamp())
+    with pytest.raises(AssertionError):  # another secret does not verify
+        verified(later["secret"], receiver.received[0])
+
+    # One approval of two: the role still needed is named.
+    workflow.sign(person(governance.people, "maria"), request_id, "approve", "ok", PASSWORD)
+    assert webhooks.tick() == 1
+    still = verified(subscribed["secret"], receiver.received[-1])
+    assert still["data"]["roles"] == ["business_owner"] and still["data"]["remaining"] == 1
+    assert still["text"] == "income 2 needs 1 more approval from: business owner"
+
+    # The quorum is met: nothing is needed any more; then the promotion is heard of.
+    workflow.sign(person(governance.people, "bob"), request_id, "approve", "ok", PASSWORD)
+    workflow.promote(person(governance.people, "dana"), request_id)
+    assert webhooks.tick() == 1
+    promoted = verified(subscribed["secret"], receiver.received[-1])
+    assert promoted["event"] == "request.promoted"
+    assert promoted["text"] == "income 2 was promoted by dana"
+
+    log = webhooks.list_deliveries()
+    assert log["total"] == 5
+    assert {d["status"] for d in log["items"]} == {"delivered"}
+    assert all(d["attempts"] == 1 and d["lastStatusCode"] == 200 for d in log["items"])
+
+
+def test_fan_out_twice_or_at_once_makes_each_delivery_once(
+    governance: Governance, receiver: Receiver
+) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    webhooks.subscribe(SYSTEM, receiver.url, ["monitoring.breach"])
+    for _ in range(3):
+        breach(governance)
+    assert webhooks.fan_out() == 3
+    assert webhooks.fan_out() == 0
+    breach(governance)
+    breach(governance)
+
+    # Two processes fan out at the same moment: the cursor's row lock lets one at a time.
+    made: list[int] = []
+    others = [webhooks_with(governance, clock) for _ in range(2)]
+    threads = [threading.Thread(target=lambda w=w: made.append(w.fan_out())) for w in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(made) == [0, 2]
+    assert deliveries_count(governance) == 5
+
+
+def test_a_refused_delivery_is_retried_after_the_backoff(
+    governance: Governance, receiver: Receiver
+) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    subscribed = webhooks.subscribe(SYSTEM, receiver.url, ["monitoring.breach"])
+    breach(governance)
+    receiver.answers = [500, 200]
+
+    assert webhooks.tick() == 1
+    [first] = webhooks.list_deliveries()["items"]
+    assert (first["status"], first["attempts"], first["lastStatusCode"]) == ("pending", 1, 500)
+    assert first["lastError"] == "HTTP 500: noted"
+    assert first["nextAttemptAt"] == clock.now + timedelta(seconds=30)
+
+    clock.now += timedelta(seconds=29)
+    assert webhooks.tick() == 0  # not yet
+    clock.now += timedelta(seconds=1)
+    assert webhooks.tick() == 1
+    [done] = webhooks.list_deliveries(status="delivered")["items"]
+    assert (done["attempts"], done["lastStatusCode"], done["lastError"]) == (2, 200, None)
+    assert done["deliveredAt"] == clock.now
+    first_body, second_body = (verified(subscribed["secret"], r) for r in receiver.received)
+    assert first_body == second_body  # the same delivery, the same body
+    assert first_body["text"] == "Monitoring breach on income 2: drift share 0.6 > 0.3"
+    assert webhooks.tick() == 0
+
+
+def test_a_receiver_that_never_accepts_ends_failed_and_an_admin_retries(
+    governance: Governance, receiver: Receiver
+) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    webhooks.subscribe(SYSTEM, receiver.url, ["monitoring.breach"])
+    breach(governance)
+    receiver.answers = [503]
+    waits = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert webhooks.tick() == 1, attempt
+        [row] = webhooks.list_deliveries()["items"]
+        assert row["attempts"] == attempt
+        if row["nextAttemptAt"]:
+            waits.append(row["nextAttemptAt"] - clock.now)
+        clock.now += backoff(attempt)
+    assert waits == [timedelta(seconds=s) for s in (30, 60, 120, 240, 480, 960, 1920)]
+    [failed] = webhooks.list_deliveries()["items"]
+    assert (failed["status"], failed["attempts"], failed["lastStatusCode"]) == ("failed", 8, 503)
+    clock.now += timedelta(days=1)
+    assert webhooks.tick() == 0
+    assert len(receiver.received) == MAX_ATTEMPTS
+
+    receiver.answers = [204]
+    retried = webhooks.redeliver(SYSTEM, failed["id"])
+    assert (retried["status"], retried["attempts"]) == ("pending", 0)
+    assert webhooks.tick() == 1
+    assert delivery(governance, failed["id"]).status == "delivered"
+    assert audit_trail(governance.engine)[-1].event.action == "webhook.redelivery_requested"
+
+
+def test_an_unreachable_receiver_is_recorded(governance: Governance) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    webhooks.subscribe(SYSTEM, f"http://127.0.0.1:{free_port()}/nobody", ["monitoring.breach"])
+    breach(governance)
+    assert webhooks.tick() == 1
+    [row] = webhooks.list_deliveries()["items"]
+    assert (row["status"], row["attempts"], row["lastStatusCode"]) == ("pending", 1, None)
+    assert row["lastError"].startswith("ConnectError")
+
+
+def test_an_unsubscribed_url_hears_nothing_more(governance: Governance, receiver: Receiver) -> None:
+    clock = Clock()
+    webhooks = webhooks_with(governance, clock)
+    subscribed = webhooks.subscribe(SYSTEM, receiver.url, ["monitoring.breach"])
+    breach(governance)
+    webhooks.fan_out()
+    webhooks.unsubscribe(SYSTEM, subscribed["id"])
+    breach(governance)
+    assert webhooks.tick() == 0  # the pending one is closed, not sent
+    [row] = webhooks.list_deliveries()["items"]
+    assert (row["status"], row["attempts"]) == ("failed", 0)
+    assert row["lastError"] == "unsubscribed before it was delivered"
+    assert receiver.received == []
+    actions = [e.event.action for e in audit_trail(governance.engine)]
+    assert actions[-3:] == ["monitoring.breach", "webhook.unsubscribed", "monitoring.breach"]
+
+
+# --- the API and the console ----------------------------------------------------------------
+
+
+@dataclass
+class App:
+    app: Litestar
+    client: TestClient[Litestar]
+    governance: Governance
+
+    def api(self, who: str) -> dict[str, str]:
+        token = self.governance.people.sign_in(who, PASSWORD, 1)["token"]
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def app(governance: Governance) -> Iterator[App]:
+    created = create_app(governance.settings, run_jobs=False)
+    with TestClient(created) as client:
+        yield App(created, client, governance)
+
+
+BAD_SUBSCRIPTIONS = [
+    ({"url": "ftp://example.com/x", "events": ["request.promoted"]}, "url", "http://"),
+    ({"url": "https://", "events": ["request.promoted"]}, "url", "with a host"),
+    ({"url": "https://a:b@example.com/", "events": ["request.promoted"]}, "url", "password"),
+    ({"url": "https://example.com/", "events": ["request.won"]}, "events", "request.won"),
+    ({"url": "https://example.com/", "events": []}, "events", "is empty"),
+]
+
+
+def test_bad_subscriptions_are_refused_naming_the_field(app: App) -> None:
+    admin = app.api("admin")
+    for body, named, words in BAD_SUBSCRIPTIONS:
+        answer = app.client.post("/api/v1/webhooks", json=body, headers=admin)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith(PROBLEM_JSON)
+        problem = answer.json()
+        assert problem["field"] == named and words in problem["detail"] and problem["fix"]
+    huge = app.client.delete(f"/api/v1/webhooks/{2**64}", headers=admin)
+    assert huge.status_code == 400 and huge.headers["content-type"].startswith(PROBLEM_JSON)
+    assert app.client.get("/api/v1/webhooks", headers=admin).json() == []
+    assert audit_trail(app.governance.engine)[-1].event.action != "webhook.subscribed"
+
+
+def test_api_admin_manages_auditor_reads_others_are_refused(app: App, receiver: Receiver) -> None:
+    admin, auditor, dana = app.api("admin"), app.api("audrey"), app.api("dana")
+    body = {"url": receiver.url, "events": ["monitoring.breach"]}
+    refused = app.client.post("/api/v1/webhooks", json=body, headers=dana)
+    assert refused.status_code == 403 and "dana" in refused.json()["detail"]
+    assert app.client.get("/api/v1/webhooks", headers=dana).status_code == 403
+    assert app.client.post("/api/v1/webhooks", json=body, headers=auditor).status_code == 403
+
+    created = app.client.post("/api/v1/webhooks", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    subscription = created.json()
+    assert subscription["secret"] and subscription["createdBy"] == "admin"
+    listed = app.client.get("/api/v1/webhooks", headers=auditor)
+    assert [s["url"] for s in listed.json()] == [receiver.url]
+    assert "secret" not in listed.json()[0]
+
+    breach(app.governance)
+    receiver.answers = [500]
+    app.governance.webhooks.tick()
+    log = app.client.get(
+        "/api/v1/webhooks/deliveries",
+        params={"status": "pending", "subscription": subscription["id"]},
+        headers=auditor,
+    ).json()
+    assert log["total"] == 1 and log["items"][0]["lastStatusCode"] == 500
+    bad = app.client.get("/api/v1/webhooks/deliveries?status=lost", headers=auditor)
+    assert bad.status_code == 422 and bad.json()["field"] == "status"
+    delivery_id = log["items"][0]["id"]
+    retry = app.client.post(f"/api/v1/webhooks/deliveries/{delivery_id}/retry", headers=admin)
+    assert retry.status_code == 409 and retry.json()["state"] == "pending"  # not failed
+    assert (
+        app.client.post(f"/api/v1/webhooks/deliveries/{delivery_id}/retry", headers=auditor)
+    ).status_code == 403
+    missing = app.client.post("/api/v1/webhooks/deliveries/999999/retry", headers=admin)
+    assert missing.status_code == 404
+
+    path = f"/api/v1/webhooks/{subscription['id']}"
+    assert app.client.delete(path, headers=dana).status_code == 403
+    assert app.client.delete(path, headers=admin).status_code == 204
+    assert app.client.delete(path, headers=admin).status_code == 409
+    assert app.client.get("/api/v1/webhooks", headers=admin).json()[0]["active"] is False
+
+
+def console_sign_in(client: TestClient[Litestar], username: str) -> str:
+    """Sign in through the form; returns the session's CSRF token."""
+    form = client.get("/login")
+    login_token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert login_token, form.text
+    answer = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "login_token": login_token[1]},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+    assert found
+    return found[1]
+
+
+def test_console_page_adds_shows_the_secret_once_and_unsubscribes(
+    app: App, receiver: Receiver
+) -> None:
+    browser = TestClient(app.app)
+    csrf = console_sign_in(browser, "admin")
+    page = browser.get("/admin/webhooks")
+    assert page.status_code == 200
+    assert "No webhook yet." in page.text and 'value="signature.needed"' in page.text
+    assert 'href="/admin/webhooks"' in browser.get("/admin/users").text  # the admin links
+
+    refused = browser.post("/admin/webhooks", data={"url": receiver.url, "events": "x.y"})
+    assert refused.status_code == 403  # no CSRF token: nothing is made
+    form = {"url": receiver.url, "events": ["monitoring.breach", "request.revoked"]}
+    added = browser.post("/admin/webhooks", data={**form, "csrf_token": csrf})
+    assert added.status_code == 201, added.text
+    secret = re.search(r'data-testid="webhook-secret">([0-9a-f]{64})<', added.text)
+    assert secret
+    assert secret[1] not in browser.get("/admin/webhooks").text  # shown once
+    [subscription] = app.governance.webhooks.list_subscriptions()
+    assert subscription["events"] == ["request.revoked", "monitoring.breach"]
+
+    breach(app.governance)
+    receiver.answers = [500]
+    app.governance.webhooks.tick()
+    log = browser.get("/admin/webhooks").text
+    assert "monitoring.breach" in log and "HTTP 500" in log and "pending" in log
+    verified(secret[1], receiver.received[0])
+
+    wrong = browser.post(
+        "/admin/webhooks",
+        data={"url": "mailto:x@y", "events": "request.revoked", "csrf_token": csrf},
+    )
+    assert wrong.status_code == 200 and "url: is" in wrong.text  # the flash names the field
+
+    gone = browser.post(
+        f"/admin/webhooks/{subscription['id']}/unsubscribe", data={"csrf_token": csrf}
+    )
+    assert gone.status_code == 200 and "is unsubscribed" in gone.text
+    assert app.governance.webhooks.list_subscriptions()[0]["active"] is False
+
+    auditor = TestClient(app.app)
+    console_sign_in(auditor, "audrey")
+    seen = auditor.get("/admin/webhooks")
+    assert seen.status_code == 200 and "Add a webhook" not in seen.text
+    assert auditor.post("/admin/webhooks", data=form).status_code == 403
