@@ -326,8 +326,8 @@ def test_the_policies_one_policy_and_a_diff(world: World) -> None:
     world.sign_in("bob")
     page = world.page("/policies")
     force, history = page.split('id="history-title"')
-    for name in ("low-risk", "medium-risk", "high-risk"):
-        assert f'href="/policies/{name}/1"' in force
+    for name, version in (("low-risk", 2), ("medium-risk", 1), ("high-risk", 2)):
+        assert f'href="/policies/{name}/{version}"' in force
     assert "credit-medium" not in force
     listed = rows(history)
     assert [row.split()[:3] for row in listed if row.startswith("credit-medium")] == [

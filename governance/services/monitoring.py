@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pandas.api import types
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from connectors import files
 from governance.checks import CheckInputs, Task, run_check
@@ -210,6 +210,26 @@ class ProductionMonitoring:
                 .limit(limit)
             ).all()
             return [_batch_dict(b, model, version) for b in batches]
+
+    def received(self, model: str, version: str) -> dict[str, Any]:
+        """What a version's serving sent so far, in one query: batches, rows, rows with an
+        outcome, and the latest prediction's time."""
+        with Session(self._engine) as session:
+            row = _version(session, model, version)
+            batches, rows, outcomes, last_at = session.exec(
+                select(
+                    func.count(col(PredictionBatch.id)),
+                    func.coalesce(func.sum(PredictionBatch.rows), 0),
+                    func.coalesce(func.sum(PredictionBatch.outcomes), 0),
+                    func.max(PredictionBatch.last_at),
+                ).where(PredictionBatch.model_version_id == row.id)
+            ).one()
+        return {
+            "batches": int(batches),
+            "rows": int(rows),
+            "outcomes": int(outcomes),
+            "lastAt": last_at,
+        }
 
     def _batch(self, version_id: int, batch_id: str) -> PredictionBatch | None:
         with Session(self._engine) as session:

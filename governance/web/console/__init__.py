@@ -13,7 +13,7 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from governance.web.console import admin, catalog, requests, webhooks
+from governance.web.console import admin, catalog, monitoring, requests, webhooks
 from governance.web.console.base import HANDLERS, console_guard
 from reports.documents import data_uri
 
@@ -27,7 +27,13 @@ def console_router() -> Router:
     them: `exclude_from_auth`)."""
     return Router(
         path="/",
-        route_handlers=[*requests.HANDLERS, *admin.HANDLERS, *catalog.HANDLERS, *webhooks.HANDLERS],
+        route_handlers=[
+            *requests.HANDLERS,
+            *admin.HANDLERS,
+            *catalog.HANDLERS,
+            *webhooks.HANDLERS,
+            *monitoring.HANDLERS,
+        ],
         guards=[console_guard],
         opt={"exclude_from_auth": True},
         exception_handlers=HANDLERS,

@@ -38,6 +38,7 @@ from governance.web.console.base import (
     session_cookie,
     signed_out,
 )
+from governance.web.console.monitoring import monitoring_section
 from reports import documents
 
 
@@ -184,6 +185,7 @@ async def request_page(request: Request, request_id: str) -> Template:
         manifest=detail.manifest,
         events=detail.events,
         actions=actions_for(request, me(request), detail),
+        monitoring=await monitoring_section(request, detail),
     )
 
 
