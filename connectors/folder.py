@@ -55,7 +55,8 @@ class FolderRegistry:
         found = [
             self._offer(folder)
             for folder in sorted(self._root.glob(f"*/*/{CANDIDATE}"))
-            if not folder.parent.is_symlink()  # the alias is not a version of its own
+            # the alias is not a version of its own, even where someone made it a folder
+            if not folder.parent.is_symlink() and folder.parent.name != self.alias
         ]
         return found
 
@@ -75,8 +76,11 @@ class FolderRegistry:
         if problem is None and not tags.get("label"):
             problem = f"{CANDIDATE}: label is missing: name the label column of the data"
         status = None
-        if (folder / "decision.json").is_file():
-            status = json.loads((folder / "decision.json").read_text(encoding="utf-8"))["status"]
+        try:  # edited by hand and broken: as if absent, so the next decision rewrites it
+            record: Any = json.loads((folder / "decision.json").read_text(encoding="utf-8"))
+            status = str(record["status"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            pass
         return RegistryVersion(
             connector=self.name,
             model=model,
@@ -98,6 +102,13 @@ class FolderRegistry:
         model = next((folder / name for name in MODEL_NAMES if (folder / name).is_file()), None)
         if model is None:
             raise InputError(f"folder {folder}", "has no model", "add model.skops")
+        if model.suffix != ".skops" and not self.settings.allow_pickle:
+            raise InputError(
+                f"folder {folder}",
+                f"holds {model.name}, a pickle, which runs code when it is loaded",
+                "save the model with skops (model.skops), or set allowPickle on the connector "
+                "if you trust everyone who can write to this folder",
+            )
         data = _table(folder, "data")
         if data is None:
             raise InputError(f"folder {folder}", "has no data", "add data.parquet or data.csv")

@@ -38,6 +38,9 @@ class _Schema(BaseModel):
     target: str = "production"
     alias: str = Field("production", min_length=1, max_length=255)
     poll_seconds: float = Field(30.0, ge=1.0, le=86400.0)
+    allow_pickle: bool = Field(
+        False, description="Load pickled models (they run code when loaded): trusted writers only."
+    )
 
     @field_validator("name")
     @classmethod
@@ -54,7 +57,6 @@ class MlflowConnector(_Schema):
     models: list[str] | None = Field(
         None, description="Only these registered models (all that carry the tier tag if unset)."
     )
-    allow_pickle: bool = False
     verify_digest: bool = Field(
         True, description="The alias guard re-reads the served model's bytes each pass."
     )

@@ -23,9 +23,9 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from sklearn.model_selection import FixedThresholdClassifier, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from connectors import files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance.config import Settings
 from governance.domain.errors import InputError, UnauthenticatedError
@@ -296,8 +297,41 @@ def _candidates(
         if spec.promote and request["state"] == "approved":
             progress(f"{label}: promoted by {SUBMITTER}")
             request = workflow.promote(person(SUBMITTER), request["id"])
+        if request["state"] == "promoted":
+            _first_day_in_production(governance, work, request, lambda: person("maria"), progress)
         runs.append(_evidence(governance, work, spec, request, progress))
     return runs
+
+
+def _first_day_in_production(
+    governance: Governance,
+    work: Path,
+    request: dict[str, Any],
+    analyst: Callable[[], Principal],
+    progress: Progress,
+) -> None:
+    """The promoted version's first day: the serving system logs its predictions on the
+    held-out split (with the outcomes that came back), and each monitor the policy sets
+    runs once, so the console has production monitoring to show."""
+    monitoring = governance.monitoring
+    if monitoring.runs(request["id"]):
+        return
+    label = f"{request['model']} v{request['version']}"
+    progress(f"{label}: a day of production predictions, then the policy's monitors")
+    served = pd.read_parquet(work / "test.parquet")
+    model, _ = files.load_model(governance.blobs.path_of(request["artifactSha256"], ".skops"))
+    features = served.drop(columns=[TARGET])
+    inputs = features[list(model.feature_names_in_)]
+    logs = features.assign(
+        prediction=model.predict(inputs),
+        score=model.predict_proba(inputs)[:, 1],
+        outcome=served[TARGET],
+        timestamp=datetime.now(UTC) - timedelta(hours=1),
+    )
+    monitoring.ingest("serving", request["model"], request["version"], "demo-day-1", logs)
+    for monitor in governance.browse.request_detail(request["id"]).policy.monitoring.monitors:
+        outcome = monitoring.run_now(analyst(), request["id"], monitor)
+        progress(f"{label}: production {monitor} check: {outcome['status']}")
 
 
 def _password(passwords: dict[str, str], username: str) -> str:

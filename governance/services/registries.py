@@ -341,21 +341,25 @@ class RegistrySync:
             holder = registry.alias_holder(model)
             reason = None
             wanted = serving[0] if serving else None
-            if holder != wanted:
+            if serving is not None and registry.verify_digest:
+                # Checked before the alias is put back too: bytes changed in place under a
+                # removed alias must not be served again at the next pass.
+                try:
+                    with tempfile.TemporaryDirectory(dir=self._work_dir) as scratch:
+                        now = registry.model_sha256(model, serving[0], Path(scratch))
+                    serves = f"serves bytes with sha256 {now}"
+                except InputError as exc:  # the model is gone: nothing approved to serve
+                    now, serves = None, exc.problem
+                if now != serving[1]:
+                    wanted = None
+                    if holder == serving[0]:
+                        reason = f"{model} {holder} {serves}, not the approved {serving[1]}"
+            if holder != wanted and reason is None:
                 reason = (
                     f"the alias was removed by hand; {model} {wanted} is the promoted version"
                     if holder is None
                     else f"{model} {holder} has no valid approval for this alias"
                 )
-            elif serving is not None and registry.verify_digest:
-                with tempfile.TemporaryDirectory(dir=self._work_dir) as scratch:
-                    now = registry.model_sha256(model, serving[0], Path(scratch))
-                if now != serving[1]:
-                    wanted = None
-                    reason = (
-                        f"{model} {holder} serves bytes with sha256 {now}, not the approved "
-                        f"{serving[1]}"
-                    )
             if reason is None:
                 continue
             registry.move_alias(model, wanted)
