@@ -118,3 +118,24 @@ def log_version(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return version
+
+
+def log_demo_version(
+    server: MlflowServer, name: str, demo_dir: Path, model_file: str, work: Path, **tags: str
+) -> str:
+    """A demo model logged as the ML team would: its run holds the evaluation data and the
+    training data (as `governance/data.parquet` and `governance/reference.parquet`)."""
+    from connectors.adult import TARGET
+
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(demo_dir / "test.parquet", work / "data.parquet")
+    shutil.copy(demo_dir / "train.parquet", work / "reference.parquet")
+    all_tags = {"governance.tier": "high", "governance.label": TARGET, **tags}
+    return log_version(
+        server,
+        name,
+        demo_dir / model_file,
+        work / "data.parquet",
+        work / "reference.parquet",
+        all_tags,
+    )

@@ -12,10 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from governance.config import PACKAGED_POLICIES, Settings
 from governance.services.container import initialise, open_governance
 from governance.services.people import SYSTEM
 
+T = TypeVar("T")
 PASSWORD = "a-long-test-passphrase"
 # One person per human role, and some for the segregation-of-duties and race cases.
 PEOPLE = {
@@ -183,3 +184,31 @@ def register(service: Service) -> None:
     with service.client("dana") as client:
         response = client.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
     assert response.status_code == 201, response.text
+
+
+def wait_for(probe: Callable[[], T | None], what: str, seconds: float = 90) -> T:
+    """Poll `probe` until it answers something other than None (background work)."""
+    deadline = time.monotonic() + seconds
+    while (value := probe()) is None:
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.3)
+    return value
+
+
+def first_request(service: Service, model: str) -> str | None:
+    """The id of the model's newest request, once there is one."""
+    with service.client("audrey") as api:
+        items = api.get("/api/v1/requests", params={"model": model}).json()["items"]
+    return items[0]["id"] if items else None
+
+
+def approve_and_promote(service: Service, request_id: str) -> None:
+    """maria and bob sign, dana promotes: the high-risk policy's quorum, over HTTP."""
+    for who in ("maria", "bob"):
+        with service.client(who) as api:
+            body = {"meaning": "approve", "comment": "reviewed", "password": PASSWORD}
+            signed = api.post(f"/api/v1/requests/{request_id}/signatures", json=body)
+            assert signed.status_code == 200, signed.text
+    with service.client("dana") as api:
+        promoted = api.post(f"/api/v1/requests/{request_id}/promote")
+        assert promoted.status_code == 200, promoted.text

@@ -6,11 +6,9 @@ back; a version that cannot be governed is told why."""
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -23,20 +21,21 @@ from governance.services.container import Governance, initialise, open_governanc
 from governance.services.jobs import JobRunner
 from governance.services.people import SYSTEM, Principal
 from governance.store.tables import AuditEventRow, RegistryLink
-from tests.mlflow_fixtures import MlflowServer, log_version
+from tests.mlflow_fixtures import MlflowServer, log_demo_version, log_version
 from tests.service_fixtures import (
     PASSWORD,
     PEOPLE,
-    Service,
+    approve_and_promote,
     fast_policies,
+    first_request,
     start_service,
     stop_service,
+    wait_for,
 )
 
 pytest_plugins = ["tests.db_fixtures", "tests.mlflow_fixtures"]
 
 CONNECTOR = "mlflow-test"
-T = TypeVar("T")
 
 
 @dataclass
@@ -110,7 +109,7 @@ def stage(
     governance.close()
 
 
-def approve_and_promote(stage: Stage, request_id: str) -> None:
+def sign_and_promote(stage: Stage, request_id: str) -> None:
     workflow = stage.governance.workflow
     for who in ("maria", "bob"):
         workflow.sign(stage.people[who], request_id, "approve", "checked the evidence", PASSWORD)
@@ -136,7 +135,7 @@ def test_round_trip(stage: Stage) -> None:
     assert stage.tags(version)["governance.status"] == "awaiting_approval"
     assert stage.alias() is None
 
-    approve_and_promote(stage, request_id)
+    sign_and_promote(stage, request_id)
     stage.sync()
     tags = stage.tags(version)
     assert tags["governance.status"] == "promoted"
@@ -162,7 +161,7 @@ def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     approved = stage.log("income-reweighed.skops")
     request_id = stage.sync()["opened"][0]
     stage.run_checks()
-    approve_and_promote(stage, request_id)
+    sign_and_promote(stage, request_id)
     stage.sync()
     assert stage.alias() == approved
     unapproved = stage.log("income-full.skops")  # governed too, so blocked by its checks
@@ -280,28 +279,12 @@ def test_served_the_registry_webhook_wakes_the_connector(
         forged = httpx.post(events_url, json={"entity": "model_version"}, timeout=10)
         assert forged.status_code == 401, forged.text
 
-        files = tmp_path / "files"
-        files.mkdir()
-        shutil.copy(demo_dir / "test.parquet", files / "data.parquet")
-        shutil.copy(demo_dir / "train.parquet", files / "reference.parquet")
-        version = log_version(
-            mlflow_server,
-            model,
-            demo_dir / "income-reweighed.skops",
-            files / "data.parquet",
-            files / "reference.parquet",
-            {"governance.tier": "high", "governance.label": TARGET},
+        version = log_demo_version(
+            mlflow_server, model, demo_dir, "income-reweighed.skops", tmp_path / "team"
         )
-        request_id = wait_for(lambda: opened_request(service, model), "the request opened")
+        request_id = wait_for(lambda: first_request(service, model), "the request opened")
         service.wait_for_state(request_id, "awaiting_approval")
-        for who in ("maria", "bob"):
-            with service.client(who) as api:
-                body = {"meaning": "approve", "comment": "reviewed", "password": PASSWORD}
-                signed = api.post(f"/api/v1/requests/{request_id}/signatures", json=body)
-                assert signed.status_code == 200, signed.text
-        with service.client("dana") as api:
-            promoted = api.post(f"/api/v1/requests/{request_id}/promote")
-            assert promoted.status_code == 200, promoted.text
+        approve_and_promote(service, request_id)
 
         def alias() -> str | None:
             return client.get_registered_model(model).aliases.get("production")
@@ -327,17 +310,3 @@ def test_served_the_registry_webhook_wakes_the_connector(
     finally:
         client.delete_webhook(hook.webhook_id)
         stop_service(service)
-
-
-def opened_request(service: Service, model: str) -> str | None:
-    with service.client("audrey") as api:
-        items = api.get("/api/v1/requests", params={"model": model}).json()["items"]
-    return items[0]["id"] if items else None
-
-
-def wait_for(probe: Callable[[], T | None], what: str, seconds: float = 60) -> T:
-    deadline = time.monotonic() + seconds
-    while (value := probe()) is None:
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.3)
-    return value

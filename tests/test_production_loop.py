@@ -11,14 +11,12 @@ import hashlib
 import hmac
 import io
 import json
-import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -26,12 +24,17 @@ from mlflow import MlflowClient
 
 from connectors import files
 from connectors.adult import TARGET
-from tests.mlflow_fixtures import MlflowServer, log_version
-from tests.service_fixtures import PASSWORD, Service, start_service, stop_service
+from tests.mlflow_fixtures import MlflowServer, log_demo_version
+from tests.service_fixtures import (
+    Service,
+    approve_and_promote,
+    first_request,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
 pytest_plugins = ["tests.db_fixtures", "tests.mlflow_fixtures"]
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -95,17 +98,13 @@ def run_the_loop(
         secret = subscribed.json()["secret"]
 
     # The ML team's side: log, register and tag a model version in MLflow.
-    team = tmp_path / "team"
-    team.mkdir()
-    shutil.copy(demo_dir / "test.parquet", team / "data.parquet")
-    shutil.copy(demo_dir / "train.parquet", team / "reference.parquet")
-    version = log_version(
+    version = log_demo_version(
         server,
         model,
-        demo_dir / "income-reweighed.skops",
-        team / "data.parquet",
-        team / "reference.parquet",
-        {"governance.tier": "high", "governance.label": TARGET, "governance.owner": "dana"},
+        demo_dir,
+        "income-reweighed.skops",
+        tmp_path / "team",
+        **{"governance.owner": "dana"},
     )
     mlflow = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
 
@@ -114,13 +113,7 @@ def run_the_loop(
 
     request_id = wait_for(lambda: first_request(service, model), "the request opened")
     service.wait_for_state(request_id, "awaiting_approval")
-    for who in ("maria", "bob"):
-        with service.client(who) as api:
-            body = {"meaning": "approve", "comment": "reviewed", "password": PASSWORD}
-            signed = api.post(f"/api/v1/requests/{request_id}/signatures", json=body)
-            assert signed.status_code == 200, signed.text
-    with service.client("dana") as api:
-        assert api.post(f"/api/v1/requests/{request_id}/promote").status_code == 200
+    approve_and_promote(service, request_id)
     assert wait_for(alias, "the alias set on promotion") == version
     assert admission(service, model, version) == "allow"
 
@@ -181,22 +174,8 @@ def signed_body(secret: str, request: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def first_request(service: Service, model: str) -> str | None:
-    with service.client("audrey") as api:
-        items = api.get("/api/v1/requests", params={"model": model}).json()["items"]
-    return items[0]["id"] if items else None
-
-
 def admission(service: Service, model: str, version: str) -> str:
     with service.client("serving") as api:
         answer = api.get(f"/api/v1/admission/{model}/{version}")
     assert answer.status_code == 200, answer.text
     return str(answer.json()["decision"])
-
-
-def wait_for(probe: Callable[[], T | None], what: str, seconds: float = 90) -> T:
-    deadline = time.monotonic() + seconds
-    while (value := probe()) is None:
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.3)
-    return value
