@@ -6,7 +6,8 @@ on SQLite and on PostgreSQL. Every operation, with generated valid (positive) an
 - the four operations the admin's role does not grant (submit, waiver, sign, admission)
   again as a caller whose role does, so that their handlers run and not only the guard;
 - as the auditor, who reads: every write must be refused with 403;
-- without credentials (valid requests only): 401 everywhere but sign-in.
+- without credentials (valid requests only): 401 everywhere but sign-in;
+- a registry's webhook (`POST /api/v1/connectors/{name}/events`) unsigned: 401 for all.
 
 No answer may be a server error, and every answer — errors included, as problem+json —
 must have a status code, a media type and a body that the schema documents for the
@@ -64,6 +65,9 @@ SIGN_IN = ("POST", "/api/v1/sessions")
 SIGN_OUT = ("DELETE", "/api/v1/sessions/current")
 DISABLE_USER = ("POST", "/api/v1/users/{username}/disable")
 SERVICE = {("GET", "/health"), ("GET", "/ready")}  # outside the API: no credentials
+# A registry's webhook: it carries the registry's signature, not a bearer credential, and
+# nothing generated here is signed with a connector's secret (none is configured).
+REGISTRY_EVENTS = ("POST", "/api/v1/connectors/{name}/events")
 FIXTURE_USERS = {"admin", *PEOPLE}
 # The operations the admin's role does not grant, and a caller whose role does.
 NOT_ADMIN = {
@@ -106,7 +110,7 @@ def expected_status(operation: APIOperation, caller: str | None) -> int | None:
     """The status `caller` must get whatever it sends, if there is one."""
     if key(operation) in SERVICE or key(operation) == SIGN_IN:
         return None
-    if caller is None:
+    if caller is None or key(operation) == REGISTRY_EVENTS:
         return 401
     if caller == "audrey" and operation.method.upper() != "GET" and key(operation) != SIGN_OUT:
         return 403
