@@ -35,6 +35,9 @@ MAX_EVIDENCE_BYTES = 16 * MiB
 # The largest page offset: SQLite and PostgreSQL take a 64-bit OFFSET, and a larger one
 # must be refused (400), not fail in the database driver (500).
 MAX_OFFSET = 2**63 - 1
+# The largest row id: ids are PostgreSQL `integer`s, so a larger one is refused (400) rather
+# than failing in the driver (500).
+MAX_ROW_ID = 2**31 - 1
 
 
 def refuse_nul(fields: Iterable[tuple[str, object]]) -> None:

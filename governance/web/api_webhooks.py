@@ -8,11 +8,20 @@ from typing import Annotated
 from litestar import Request, delete, get, post
 from litestar.params import Parameter
 
-from governance.web.api import MAX_OFFSET, Camel, Json, _gov, _me, _thread, permission
+from governance.web.api import (
+    MAX_OFFSET,
+    MAX_ROW_ID,
+    Camel,
+    Json,
+    _gov,
+    _me,
+    _thread,
+    permission,
+)
 
 TAGS = ["webhooks"]
 # An id the databases can compare (SQLite refuses a larger integer outright).
-Id = Annotated[int, Parameter(ge=1, le=MAX_OFFSET)]
+Id = Annotated[int, Parameter(ge=1, le=MAX_ROW_ID)]
 
 
 class NewWebhook(Camel):
@@ -45,7 +54,7 @@ async def unsubscribe_webhook(request: Request, subscription_id: Id) -> None:
 async def list_deliveries(
     request: Request,
     status: str | None = None,
-    subscription: Annotated[int | None, Parameter(ge=1, le=MAX_OFFSET)] = None,
+    subscription: Annotated[int | None, Parameter(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Json:

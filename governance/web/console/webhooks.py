@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from governance.services.webhooks import EVENTS, STATUSES
+from governance.web.api import MAX_ROW_ID
 from governance.web.console.admin import Checked, _checked
 from governance.web.console.base import (
     REFUSALS,
@@ -31,7 +32,7 @@ from governance.web.console.base import (
 WEBHOOKS = "/admin/webhooks"
 LOG_SIZE = 100
 # An id the databases can compare (SQLite refuses a larger integer outright).
-Id = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Parameter(ge=1, le=MAX_ROW_ID)]  # a PostgreSQL integer
 # What each event means, for the form's checkboxes.
 EVENT_PURPOSES = {
     "request.submitted": "a candidate was submitted to the gate",
