@@ -91,8 +91,6 @@ class FolderRegistry:
             source_uri=folder.resolve().as_uri(),
             owner=_text(tags.get("owner")),
             positive_label=_text(tags.get("positiveLabel")),
-            data_path="data",
-            reference_path="reference",
             status=status,
             problem=problem,
         )

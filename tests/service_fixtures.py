@@ -22,8 +22,8 @@ import pytest
 
 from connectors.adult import TARGET
 from governance.config import PACKAGED_POLICIES, Settings
-from governance.services.container import initialise, open_governance
-from governance.services.people import SYSTEM
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.people import SYSTEM, Principal
 
 T = TypeVar("T")
 PASSWORD = "a-long-test-passphrase"
@@ -212,3 +212,23 @@ def approve_and_promote(service: Service, request_id: str) -> None:
     with service.client("dana") as api:
         promoted = api.post(f"/api/v1/requests/{request_id}/promote")
         assert promoted.status_code == 200, promoted.text
+
+
+def open_with_people(
+    database_url: str, tmp_path: Path, connectors: Path | None = None
+) -> tuple[Governance, dict[str, Principal]]:
+    """The service in-process (fast policies, `connectors` if given), initialised, with
+    PEOPLE added and each signed in: who the workflow's calls are made as."""
+    settings = replace(
+        Settings.from_env(database_url, tmp_path / "home"),
+        policies=fast_policies(tmp_path / "policies"),
+        connectors=connectors,
+    )
+    initialise(settings, PASSWORD)
+    governance = open_governance(settings)
+    people = {}
+    for username, (full_name, roles) in PEOPLE.items():
+        governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
+        token = governance.people.sign_in(username, PASSWORD, 8)["token"]
+        people[username] = governance.people.authenticate(token)
+    return governance, people

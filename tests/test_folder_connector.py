@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,12 @@ import yaml
 from sqlmodel import Session, col, select
 
 from connectors.adult import TARGET
-from governance.config import Settings
 from governance.domain.errors import InputError
-from governance.services.container import Governance, initialise, open_governance
+from governance.services.container import Governance
 from governance.services.jobs import JobRunner
-from governance.services.people import SYSTEM, Principal
+from governance.services.people import Principal
 from governance.store.tables import AuditEventRow, RegistryLink
-from tests.service_fixtures import PASSWORD, PEOPLE, fast_policies
+from tests.service_fixtures import PASSWORD, open_with_people
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -95,18 +94,7 @@ def stage(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[Stage]:
     root.mkdir()
     connectors = tmp_path / "connectors.yaml"
     connectors.write_text(f"folders:\n  - name: {CONNECTOR}\n    path: {root}\n")
-    settings = replace(
-        Settings.from_env(database_url, tmp_path / "home"),
-        policies=fast_policies(tmp_path / "policies"),
-        connectors=connectors,
-    )
-    initialise(settings, PASSWORD)
-    governance = open_governance(settings)
-    people = {}
-    for username, (full_name, roles) in PEOPLE.items():
-        governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
-        token = governance.people.sign_in(username, PASSWORD, 8)["token"]
-        people[username] = governance.people.authenticate(token)
+    governance, people = open_with_people(database_url, tmp_path, connectors)
     yield Stage(governance, root, demo_dir, people)
     governance.close()
 

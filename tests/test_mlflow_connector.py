@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,18 +16,16 @@ from mlflow import MlflowClient
 from sqlmodel import Session, select
 
 from connectors.adult import TARGET
-from governance.config import Settings
-from governance.services.container import Governance, initialise, open_governance
+from governance.services.container import Governance
 from governance.services.jobs import JobRunner
-from governance.services.people import SYSTEM, Principal
+from governance.services.people import Principal
 from governance.store.tables import AuditEventRow, RegistryLink
 from tests.mlflow_fixtures import MlflowServer, log_demo_version, log_version
 from tests.service_fixtures import (
     PASSWORD,
-    PEOPLE,
     approve_and_promote,
-    fast_policies,
     first_request,
+    open_with_people,
     start_service,
     stop_service,
     wait_for,
@@ -80,24 +78,12 @@ def stage(
 ) -> Iterator[Stage]:
     backend = request.node.callspec.params["database_url"]
     model = f"credit-{request.node.originalname.removeprefix('test_')}-{backend}"[:60]
-    home = tmp_path / "home"
     connectors = tmp_path / "connectors.yaml"
     connectors.write_text(  # one server for the session: each test governs its own model
         f"mlflow:\n  - name: {CONNECTOR}\n    trackingUri: {mlflow_server.url}\n"
         f"    alias: production\n    models: [{model}]\n"
     )
-    settings = replace(
-        Settings.from_env(database_url, home),
-        policies=fast_policies(tmp_path / "policies"),
-        connectors=connectors,
-    )
-    initialise(settings, PASSWORD)
-    governance = open_governance(settings)
-    people = {}
-    for username, (full_name, roles) in PEOPLE.items():
-        governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
-        token = governance.people.sign_in(username, PASSWORD, 8)["token"]
-        people[username] = governance.people.authenticate(token)
+    governance, people = open_with_people(database_url, tmp_path, connectors)
     files = tmp_path / "files"
     files.mkdir()
     shutil.copy(demo_dir / "test.parquet", files / "data.parquet")

@@ -45,7 +45,7 @@ class RegistryVersion:
     run_id: str | None = None
     owner: str | None = None
     positive_label: str | None = None
-    data_path: str = ""  # where, in the registry, the evaluation data is
+    data_path: str = ""  # where the registry keeps the evaluation data, if it says
     reference_path: str | None = None
     status: str | None = None  # the governance status the registry shows now
     problem: str | None = None  # why it cannot be governed as it stands (a missing tag)
