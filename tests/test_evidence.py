@@ -1,0 +1,445 @@
+"""Evidence uploaded by the party being judged (`governance gate --submit`) is not taken on
+its word: the service re-computes every check from the uploaded model and data and blocks
+the request as "evidence mismatch" when the figures differ; only a registered CI builder
+with verified in-toto/DSSE provenance, under a policy that trusts it, is spared the re-run.
+And no artifact is ever read from a location the client names: only from the content store.
+
+In-process over HTTP (Litestar's test client), on SQLite and PostgreSQL, with a small
+synthetic credit data set, so each test takes seconds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from litestar import Litestar
+from litestar.testing import TestClient
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+import connectors.files as files
+from governance.config import Settings
+from governance.domain import attestation
+from governance.domain.evidence import EvidenceManifest
+from governance.domain.policy import PolicyError, parse_policy
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.gate import GateRequest, run_gate
+from governance.services.people import SYSTEM
+from governance.signing import key_name
+from governance.store.repository import audit_trail
+from governance.web.app import create_app
+from tests.service_fixtures import PASSWORD, fast_policies
+
+pytest_plugins = ["tests.db_fixtures"]
+
+BUILDER = "ci-main"
+SECRET = "PRIVATE-SALARY-LEDGER-7731"
+
+
+@dataclass
+class Api:
+    client: TestClient[Litestar]
+    home: Path
+    policies: Path
+    tokens: dict[str, str]
+    answers: list[httpx.Response]
+
+    @property
+    def governance(self) -> Governance:
+        governance: Governance = self.client.app.state.governance
+        return governance
+
+    def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
+        answer = self.client.request(method, path, headers=headers, **kwargs)
+        self.answers.append(answer)
+        return answer
+
+    def run_jobs(self) -> int:
+        """Run the queued check jobs here (the app's own runner is off: deterministic)."""
+        workflow = self.governance.workflow
+        ran = 0
+        for job_id in workflow.claimable_jobs():
+            ran += workflow.run_job(job_id)
+        return ran
+
+    def request(self, request_id: str) -> dict[str, Any]:
+        answer = self.call("audrey", "GET", f"/api/v1/requests/{request_id}")
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+@dataclass(frozen=True)
+class Files:
+    data: Path
+    good_model: Path
+    constant_model: Path
+    policy: Path
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    """600 applicants with a learnable outcome; a fitted model (AUC ≈ 0.9) and a constant
+    one (AUC 0.5), saved with skops."""
+    directory = tmp_path_factory.mktemp("credit")
+    rng = np.random.default_rng(7)
+    rows = 600
+    frame = pd.DataFrame(
+        {"income": rng.normal(size=rows), "debt": rng.normal(size=rows)}
+    ).assign(sex=rng.choice(["female", "male"], rows))
+    noise = rng.normal(scale=0.6, size=rows)
+    frame["repaid"] = (frame["income"] - 0.5 * frame["debt"] + noise > 0).astype(int)
+    frame.to_csv(directory / "data.csv", index=False)
+    features = frame[["income", "debt"]]
+    skops.io.dump(LogisticRegression().fit(features, frame["repaid"]), directory / "good.skops")
+    constant = DummyClassifier(strategy="prior").fit(features, frame["repaid"])
+    skops.io.dump(constant, directory / "constant.skops")
+    policies = fast_policies(directory / "policies")
+    return Files(directory / "data.csv", directory / "good.skops", directory / "constant.skops",
+                 policies / "low.yaml")  # fmt: skip
+
+
+@pytest.fixture
+def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
+    """The app in-process over `database_url`, with the shipped policies (the low tier's
+    `evidence` set to `evidence` when given), people, and a `ci` token."""
+    opened: list[TestClient[Litestar]] = []
+
+    def make(evidence: dict[str, Any] | None = None) -> Api:
+        policies = fast_policies(tmp_path / "policies")
+        if evidence is not None:
+            with (policies / "low.yaml").open("a") as stream:
+                stream.write(f"evidence: {json.dumps(evidence)}\n")
+        settings = replace(
+            Settings.from_env(database_url, tmp_path / "home"), policies=policies
+        )
+        initialise(settings, PASSWORD)
+        governance = open_governance(settings)
+        tokens = {"ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30)["token"]}
+        for name, roles in {"dana": ["data_scientist"], "audrey": ["auditor"]}.items():
+            governance.people.add_user(SYSTEM, name, name.title(), PASSWORD, roles)
+        for name in ("admin", "dana", "audrey"):
+            tokens[name] = governance.people.sign_in(name, PASSWORD, 8)["token"]
+        governance.close()
+        client = TestClient(create_app(settings, run_jobs=False))
+        client.__enter__()
+        opened.append(client)
+        api = Api(client, settings.home, policies, tokens, [])
+        registered = api.call("ci", "POST", "/api/v1/models", json={"name": "credit",
+                                                                  "riskTier": "low"})
+        assert registered.status_code == 201, registered.text
+        return api
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def gate(policy: Path, model: Path, data: Path, version: str) -> EvidenceManifest:
+    """What `governance gate --json` writes in the CI pipeline."""
+    request = GateRequest(policy=policy, data=data, target="repaid", model=model,
+                          model_name="credit", model_version=version)  # fmt: skip
+    return run_gate(request, files).manifest
+
+
+def forged(manifest: EvidenceManifest) -> EvidenceManifest:
+    """The constant model's evidence with its AUC rewritten to 0.97 and every check passed."""
+    document = manifest.model_dump(mode="json")
+    for result in document["results"]:
+        result["status"] = "pass"
+        for rule in result["rules"]:
+            if rule["rule"].startswith("roc_auc"):
+                rule["observed"] = 0.97
+            rule["passed"] = True
+    document["decision"]["verdict"] = "pass"
+    document["decision"]["summary"] = "all checks passed"
+    return EvidenceManifest.model_validate(document)
+
+
+def upload(
+    api: Api,
+    manifest: EvidenceManifest,
+    model: Path,
+    data: Path | None,
+    who: str = "ci",
+    provenance: dict[str, Any] | None = None,
+) -> httpx.Response:
+    parts: dict[str, Any] = {
+        "artifact": (model.name, model.read_bytes()),
+        "evidence": ("manifest.json", manifest.model_dump_json().encode()),
+    }
+    if data is not None:
+        parts["data"] = (data.name, data.read_bytes())
+    if provenance is not None:
+        parts["provenance"] = ("provenance.json", json.dumps(provenance).encode())
+    form = {"model": "credit", "version": manifest.model_version, "target": "production"}
+    return api.call(who, "POST", "/api/v1/requests", data=form, files=parts)
+
+
+def builder_key(api: Api, name: str = BUILDER) -> Ed25519PrivateKey:
+    """A CI builder's key pair, its public half registered by the admin."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    added = api.call("admin", "POST", "/api/v1/builders",
+                     json={"name": name, "publicKey": pem.decode()})  # fmt: skip
+    assert added.status_code == 201, added.text
+    return key
+
+
+def provenance(manifest: EvidenceManifest, key: Ed25519PrivateKey, name: str = BUILDER) -> dict:
+    return attestation.provenance_envelope(
+        manifest, name, key_name(key.public_key()), key.sign
+    )
+
+
+def pdf_text(content: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "report.pdf"
+    path.write_bytes(content)
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def states_reached(api: Api, request_id: str) -> list[str]:
+    return [
+        e.event.payload["to"]
+        for e in audit_trail(api.governance.engine)
+        if e.event.payload.get("request_id") == request_id and "to" in e.event.payload
+    ]
+
+
+# --- item 2: a client-supplied URI is never opened on the server -------------------------
+
+
+def test_a_client_supplied_uri_never_reads_a_file_of_the_server(
+    make_api: Callable[..., Api], credit: Files, tmp_path: Path
+) -> None:
+    """A manifest whose data artifact points at a private file outside the content store,
+    first with a wrong sha256 (to learn the real one from the error), then with the real
+    one: no answer names the file's hash, and no report renders its content."""
+    api = make_api()
+    private = tmp_path / "outside" / "private.csv"
+    private.parent.mkdir()
+    ledger = pd.read_csv(credit.data).assign(note=SECRET)
+    ledger.to_csv(private, index=False)
+    real_sha256 = hashlib.sha256(private.read_bytes()).hexdigest()
+    honest = gate(credit.policy, credit.good_model, credit.data, "1")
+
+    for version, claimed in (("1", "0" * 64), ("2", real_sha256)):
+        document = honest.model_dump(mode="json")
+        document["model_version"] = version
+        for artifact in document["artifacts"]:
+            if artifact["role"] == "data":
+                artifact.update(uri=private.as_uri(), sha256=claimed)
+        manifest = EvidenceManifest.model_validate(document)
+        answer = upload(api, manifest, credit.good_model, data=None)
+        if answer.status_code == 202:
+            api.run_jobs()
+            decision = api.request(answer.json()["id"])["gateDecisionId"]
+            if decision:
+                report = api.call("audrey", "GET", f"/api/v1/decisions/{decision}/bias-audit.pdf",
+                                  params={"race": "sex"})  # fmt: skip
+                if report.status_code == 200:
+                    assert SECRET not in pdf_text(report.content, tmp_path)
+        else:
+            assert answer.status_code == 422, answer.text
+    for answer in api.answers:
+        assert real_sha256 not in answer.text, answer.text
+        assert str(private) not in answer.text, answer.text
+
+
+# --- item 3: evidence forged by the party being judged -----------------------------------
+
+
+def test_forged_evidence_from_a_ci_token_is_blocked_as_evidence_mismatch(
+    make_api: Callable[..., Api], credit: Files, tmp_path: Path
+) -> None:
+    api = make_api()
+    honest = gate(credit.policy, credit.constant_model, credit.data, "1")
+    auc = next(r for c in honest.results for r in c.rules if r.rule.startswith("roc_auc"))
+    assert auc.observed == 0.5 and not auc.passed  # what the constant model really scores
+
+    answer = upload(api, forged(honest), credit.constant_model, credit.data)
+    assert answer.status_code == 202, answer.text
+    request_id = answer.json()["id"]
+    assert answer.json()["state"] == "submitted"  # nothing decided from the upload
+    assert api.run_jobs() == 1
+
+    request = api.request(request_id)
+    assert request["state"] == "blocked"
+    assert request["stateReason"].startswith("evidence mismatch")
+    evidence = request["evidence"]
+    assert evidence["source"] == "re-computed by the service"
+    differing = {(m["check"], m["field"]): m for m in evidence["mismatches"]}
+    observed = differing[("performance", f"{auc.rule}: observed")]
+    assert (observed["claimed"], observed["recomputed"]) == (0.97, 0.5)
+    passed = differing[("performance", f"{auc.rule}: passed")]
+    assert (passed["claimed"], passed["recomputed"]) == (True, False)
+    assert request["verdict"] == "blocked"  # the recorded figures are the service's own
+    roc = next(r for c in request["checks"] for r in c["rules"] if r["rule"] == auc.rule)
+    assert roc["observed"] == 0.5
+    assert "awaiting_approval" not in states_reached(api, request_id)
+
+    blocked = next(
+        e.event.payload
+        for e in audit_trail(api.governance.engine)
+        if e.event.action == "request.checks_blocked"
+    )
+    assert blocked["reason"].startswith("evidence mismatch")
+    shown = {(m["check"], m["field"]): m for m in blocked["evidence_mismatch"]}
+    assert shown[("performance", f"{auc.rule}: observed")]["claimed"] == 0.97
+
+    # the decision report shows both figures
+    report = api.call("audrey", "GET", f"/api/v1/requests/{request_id}/report.pdf")
+    assert report.status_code == 200, report.text
+    text = pdf_text(report.content, tmp_path)
+    assert "Evidence mismatch" in text and "re-computed by the service" in text
+    assert "0.97" in text and "0.5" in text
+
+
+def test_honest_gate_submission_with_its_data_passes_as_before(
+    make_api: Callable[..., Api], credit: Files
+) -> None:
+    api = make_api()
+    honest = gate(credit.policy, credit.good_model, credit.data, "1")
+    assert honest.decision.verdict.value == "pass"
+    answer = upload(api, honest, credit.good_model, credit.data)
+    assert answer.status_code == 202, answer.text
+    assert api.run_jobs() == 1
+    request = api.request(answer.json()["id"])
+    assert request["state"] == "awaiting_approval", request["stateReason"]
+    assert request["evidence"]["source"] == "re-computed by the service"
+    assert request["evidence"]["mismatches"] == []
+    assert request["evidence"]["claimedSha256"] == honest.sha256
+    assert [c["rules"] for c in request["checks"]] == [
+        [r.model_dump(mode="json") for r in c.rules] for c in honest.results
+    ]
+
+    # the data is required: without it the service cannot re-compute anything
+    again = gate(credit.policy, credit.good_model, credit.data, "2")
+    refused = upload(api, again, credit.good_model, data=None)
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "data" and "re-comput" in refused.json()["detail"]
+    other_data = credit.data.parent / "other.csv"
+    pd.read_csv(credit.data).head(300).to_csv(other_data, index=False)
+    wrong = upload(api, again, credit.good_model, other_data)
+    assert wrong.status_code == 422 and wrong.json()["field"] == "data", wrong.text
+
+
+def test_a_trusted_builder_with_verified_provenance_is_accepted_without_rerun(
+    make_api: Callable[..., Api], credit: Files
+) -> None:
+    api = make_api({"trustedBuilders": [BUILDER]})
+    key = builder_key(api)
+    honest = gate(credit.policy, credit.good_model, credit.data, "1")
+    answer = upload(api, honest, credit.good_model, data=None, provenance=provenance(honest, key))
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["state"] == "awaiting_approval"
+    assert api.run_jobs() == 0  # no re-run
+    request = api.request(answer.json()["id"])
+    assert request["evidence"]["source"] == f"accepted from builder {BUILDER}, provenance verified"
+    assert request["evidence"]["mismatches"] == []
+    listed = api.call("audrey", "GET", "/api/v1/builders")
+    assert listed.status_code == 200 and [b["name"] for b in listed.json()] == [BUILDER]
+    events = [e.event.action for e in audit_trail(api.governance.engine)]
+    assert "builder.registered" in events
+
+    # the builder's evidence still names only the content store: its data is not there
+    decision = request["gateDecisionId"]
+    bias = api.call("audrey", "GET", f"/api/v1/decisions/{decision}/bias-audit.pdf")
+    assert bias.status_code == 422 and "content store" in bias.json()["detail"]
+    assert honest.artifacts[1].sha256 not in bias.text
+
+
+@pytest.mark.parametrize("case", ["tampered", "unregistered", "revoked", "untrusting policy"])
+def test_provenance_that_does_not_hold_means_a_rerun(
+    make_api: Callable[..., Api], credit: Files, case: str
+) -> None:
+    api = make_api(None if case == "untrusting policy" else {"trustedBuilders": [BUILDER]})
+    honest = gate(credit.policy, credit.good_model, credit.data, "1")
+    if case == "unregistered":
+        key = Ed25519PrivateKey.generate()
+    else:
+        key = builder_key(api)
+    envelope = provenance(honest if case != "tampered" else forged(honest), key)
+    if case == "revoked":
+        revoked = api.call("admin", "DELETE", f"/api/v1/builders/{BUILDER}")
+        assert revoked.status_code == 200, revoked.text
+    claimed = forged(honest) if case == "tampered" else honest
+    answer = upload(api, claimed, credit.good_model, credit.data, provenance=envelope)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["state"] == "submitted"
+    assert api.run_jobs() == 1
+    request = api.request(answer.json()["id"])
+    assert request["evidence"]["source"] == "re-computed by the service"
+    assert request["evidence"]["provenance"] != "verified"
+    assert request["state"] == ("blocked" if case == "tampered" else "awaiting_approval")
+
+
+def test_builders_are_managed_by_admins_only_and_audited(
+    make_api: Callable[..., Api], credit: Files
+) -> None:
+    api = make_api()
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    for who in ("ci", "dana", "audrey"):
+        refused = api.call(who, "POST", "/api/v1/builders", json={"name": "x", "publicKey": pem})
+        assert refused.status_code == 403, refused.text
+    bad = api.call("admin", "POST", "/api/v1/builders", json={"name": "x", "publicKey": "no"})
+    assert bad.status_code == 422 and bad.json()["field"] == "publicKey"
+    assert api.call("admin", "POST", "/api/v1/builders",
+                    json={"name": "x", "publicKey": pem}).status_code == 201  # fmt: skip
+    twice = api.call("admin", "POST", "/api/v1/builders", json={"name": "x", "publicKey": pem})
+    assert twice.status_code == 409
+    assert api.call("admin", "DELETE", "/api/v1/builders/x").status_code == 200
+    assert api.call("admin", "DELETE", "/api/v1/builders/x").status_code == 409
+    listed = api.call("admin", "GET", "/api/v1/builders").json()
+    assert listed[0]["revokedAt"] is not None
+    actions = [e.event.action for e in audit_trail(api.governance.engine)]
+    assert actions.count("builder.registered") == 1 and actions.count("builder.revoked") == 1
+
+
+def test_the_policy_says_whether_its_tier_accepts_builders() -> None:
+    base = {
+        "apiVersion": "governance/v1",
+        "kind": "PromotionPolicy",
+        "metadata": {"name": "p", "version": 1},
+        "appliesTo": {"riskTier": "low", "targets": ["production"]},
+        "checks": [{"id": "perf", "type": "performance",
+                    "rules": [{"metric": "roc_auc", "min": 0.7}]}],  # fmt: skip
+        "approvals": {"quorum": 1, "roles": ["business_owner"], "expiresAfterDays": 30},
+        "waivers": {"allowed": False},
+    }
+    assert parse_policy(base).trusted_builders == ()
+    assert parse_policy({**base, "evidence": {"rerun": "required"}}).trusted_builders == ()
+    trusting = parse_policy({**base, "evidence": {"trustedBuilders": ["ci-main"]}})
+    assert trusting.trusted_builders == ("ci-main",)
+    # a policy without the field hashes as before: pinned decisions keep their policy
+    assert parse_policy(base).content_hash == parse_policy(dict(base)).content_hash
+    assert "evidence" not in parse_policy(base).canonical_json()
+    for evidence, expected in (
+        ({"rerun": "required", "trustedBuilders": ["a"]}, "evidence: give either"),
+        ({"trustedBuilders": []}, "evidence.trustedBuilders"),
+        ({"rerun": "sometimes"}, "evidence.rerun"),
+        ({"trustedBuilders": ["Not A Name"]}, "evidence.trustedBuilders[0]"),
+    ):
+        with pytest.raises(PolicyError) as refused:
+            parse_policy({**base, "evidence": evidence})
+        assert any(p.startswith(expected) for p in refused.value.problems), refused.value.problems
