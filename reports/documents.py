@@ -117,6 +117,7 @@ def decision_html(facts: DecisionFacts, cover: Cover) -> str:
         policy=policy_view(facts.policy),
         checks=checks,
         waiver=_waiver_view(request),
+        evidence=_evidence_view(request),
         signatures=[_signature_view(s) for s in request.get("signatures", [])],
         final_decisions=[
             {**d, "created_at": _time(d["createdAt"])} for d in request.get("decisions", [])
@@ -466,6 +467,20 @@ def _number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _evidence_view(request: dict[str, Any]) -> dict[str, Any] | None:
+    """How a request's evidence was checked: re-computed by the service (with each figure
+    the submitter claimed otherwise), or accepted from a trusted builder."""
+    evidence = request.get("evidence")
+    if not evidence:
+        return None
+    return {
+        "source": evidence["source"],
+        "claimed_sha256": evidence.get("claimedSha256"),
+        "provenance": evidence.get("provenance"),
+        "mismatches": evidence.get("mismatches", []),
+    }
 
 
 def _waiver_view(request: dict[str, Any]) -> dict[str, Any] | None:

@@ -67,6 +67,7 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("tokens", "read"),
         ("webhooks", "read"),
         ("connectors", "read"),
+        ("builders", "read"),
     ],
     "admin": [
         *READ,
@@ -84,6 +85,8 @@ DEFAULT_GRANTS: dict[str, list[tuple[str, str]]] = {
         ("webhooks", "manage"),
         ("connectors", "read"),
         ("connectors", "sync"),
+        ("builders", "read"),
+        ("builders", "manage"),
     ],
     "ci": [
         ("models", "read"),

@@ -107,3 +107,62 @@ def verify(
             f"artifact: sha256 {artifact_sha256} is not the attested {', '.join(map(str, digests))}"
         ]
     return []
+
+
+# --- a CI builder's provenance of gate evidence ------------------------------------------
+
+PROVENANCE_TYPE = "urn:governance:gate-evidence:v1"
+
+
+def provenance_envelope(
+    manifest: EvidenceManifest, builder: str, key_id: str, signer: Callable[[bytes], bytes]
+) -> dict[str, Any]:
+    """What a CI builder signs after `governance gate`: an in-toto Statement whose subject is
+    the model's bytes and whose predicate binds the evidence manifest by its sha256."""
+    model = manifest.artifact("model")
+    if model is None:
+        raise ValueError("provenance needs the model artifact: it is its subject")
+    document = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"{manifest.model_name}@{manifest.model_version}",
+                "digest": {"sha256": model.sha256},
+            }
+        ],
+        "predicateType": PROVENANCE_TYPE,
+        "predicate": {
+            "builder": builder,
+            "evidenceManifestSha256": manifest.sha256,
+            "policySha256": manifest.policy.sha256,
+        },
+    }
+    return envelope(document, key_id, signer)
+
+
+def provenance_problems(
+    document: Any,
+    model_sha256: str,
+    manifest_sha256: str,
+    builder: str,
+    verifier: Callable[[bytes, bytes], bool],
+) -> list[str]:
+    """Every reason the envelope is not `builder`'s provenance of this model and manifest;
+    empty when it is."""
+    if not isinstance(document, dict):
+        return ["not a DSSE envelope: expected a JSON object"]
+    try:
+        problems = verify(document, model_sha256, verifier)
+        if problems:
+            return problems
+        inner = json.loads(base64.b64decode(document["payload"]))
+        predicate = inner["predicate"] if isinstance(inner.get("predicate"), dict) else {}
+    except (AttributeError, TypeError, ValueError) as exc:
+        return [f"payload: not an in-toto Statement ({type(exc).__name__})"]
+    if inner.get("predicateType") != PROVENANCE_TYPE:
+        return [f"predicateType: not {PROVENANCE_TYPE}"]
+    if predicate.get("evidenceManifestSha256") != manifest_sha256:
+        return ["predicate: names another evidence manifest than the one uploaded"]
+    if predicate.get("builder") != builder:
+        return ["predicate: names another builder than the key's"]
+    return []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from governance.domain.results import CheckResult
 from governance.domain.verdict import Decision
@@ -19,8 +20,8 @@ class Artifact(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     role: Literal["model", "data", "reference", "champion"]
-    uri: str
-    sha256: str
+    uri: str  # where the maker read it; informative only, never opened by the service
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: str
     rows: int | None = None
     columns: list[str] | None = None
@@ -62,3 +63,51 @@ class EvidenceManifest(BaseModel):
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+# Re-computed figures may differ from submitted ones by floating-point noise at most.
+TOLERANCE = 1e-9
+
+
+def mismatches(
+    claimed: list[CheckResult], recomputed: list[CheckResult], tolerance: float = TOLERANCE
+) -> list[dict[str, Any]]:
+    """Where submitted evidence says something the service's own run does not: each rule's
+    observed value (beyond `tolerance`) and outcome, each check's status, and checks that
+    one side has and the other lacks. Empty when the evidence holds."""
+    found: list[dict[str, Any]] = []
+
+    def differ(check: str, field: str, said: Any, seen: Any) -> None:
+        found.append({"check": check, "field": field, "claimed": said, "recomputed": seen})
+
+    before = {result.id: result for result in claimed}
+    after = {result.id: result for result in recomputed}
+    for check_id in [*after, *(key for key in before if key not in after)]:
+        said, seen = before.get(check_id), after.get(check_id)
+        if said is None or seen is None:
+            differ(check_id, "check", said is not None, seen is not None)
+            continue
+        if said.status != seen.status:
+            differ(check_id, "status", said.status.value, seen.status.value)
+        said_rules = {rule.rule: rule for rule in said.rules}
+        seen_rules = {rule.rule: rule for rule in seen.rules}
+        for name in [*seen_rules, *(key for key in said_rules if key not in seen_rules)]:
+            old, new = said_rules.get(name), seen_rules.get(name)
+            if old is None or new is None:
+                differ(check_id, f"{name}: rule", old is not None, new is not None)
+                continue
+            if not _close(old.observed, new.observed, tolerance):
+                differ(check_id, f"{name}: observed", old.observed, new.observed)
+            if old.passed != new.passed:
+                differ(check_id, f"{name}: passed", old.passed, new.passed)
+    return found
+
+
+def _close(a: float | str | None, b: float | str | None, tolerance: float) -> bool:
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+    if not numbers:
+        return a == b
+    x, y = float(a), float(b)  # type: ignore[arg-type]
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return x == y or abs(x - y) <= tolerance

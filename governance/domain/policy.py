@@ -406,6 +406,30 @@ class Monitoring(Schema):
         return self.min_rows or 200
 
 
+BUILDER_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+class EvidenceRule(Schema):
+    """Whether this tier takes checks run elsewhere on trust. By default (`rerun:
+    required`) the service re-computes every check from the uploaded model and data before a
+    request can be approved; `trustedBuilders` names the registered CI builders whose signed
+    provenance is accepted instead."""
+
+    rerun: Literal["required"] | None = None
+    trusted_builders: list[Annotated[str, Field(pattern=BUILDER_NAME)]] | None = Field(
+        None, min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> EvidenceRule:
+        if (self.rerun is None) == (self.trusted_builders is None):
+            raise ValueError(
+                "give either `rerun: required` or `trustedBuilders: [name, ...]`, not both "
+                "and not neither"
+            )
+        return self
+
+
 class PromotionPolicy(Schema):
     api_version: Literal["governance/v1"]
     kind: Literal["PromotionPolicy"]
@@ -415,6 +439,12 @@ class PromotionPolicy(Schema):
     approvals: Approvals
     waivers: Waivers
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    evidence: EvidenceRule | None = None  # absent: `rerun: required` (absent keeps old hashes)
+
+    @property
+    def trusted_builders(self) -> tuple[str, ...]:
+        """The CI builders whose provenance this policy accepts without a re-run."""
+        return tuple(self.evidence.trusted_builders or ()) if self.evidence else ()
 
     @model_validator(mode="after")
     def _unique_check_ids(self) -> PromotionPolicy:

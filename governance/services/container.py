@@ -27,6 +27,7 @@ from governance.services.people import People
 from governance.services.policies import PolicyLibrary
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
+from governance.services.builders import Builders
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import create_key, load_private, raw_public
@@ -52,6 +53,7 @@ class Governance:
     webhooks: Webhooks
     monitoring: ProductionMonitoring
     registries: RegistrySync
+    builders: Builders
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -119,6 +121,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             open_registries(settings.connectors),
             settings.home / "registry-work",
         ),
+        builders=Builders(engine),
     )
 
 

@@ -250,6 +250,20 @@ def fetch(artifact: Artifact, blob_root: Path | None) -> Path:
     )
 
 
+def fetch_stored(artifact: Artifact, blob_root: Path | None) -> Path:
+    """The artifact from the content store, by its sha256, and from nowhere else: the
+    service never opens a location a client's manifest names (a `file://` URI there is
+    only what the maker saw). The refusal names neither a hash nor a path of the server."""
+    for path in _blob_candidates(artifact, blob_root):
+        if path.is_file() and sha256_file(path) == artifact.sha256:
+            return path
+    raise InputError(
+        f"{artifact.role} artifact",
+        "is not in the service's content store: only files uploaded with a request are read",
+        f"submit the request with its {artifact.role} file uploaded",
+    )
+
+
 def _blob_candidates(artifact: Artifact, blob_root: Path | None) -> list[Path]:
     """Blobs are named `<sha256><suffix>` (see `BlobStore.path_of`); the readers choose the
     format by the suffix, so a blob with the recorded file's suffix comes first."""

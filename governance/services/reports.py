@@ -27,7 +27,7 @@ from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
-from governance.services.replay import fetch
+from governance.services.replay import fetch_stored
 from governance.services.workflow import request_view
 from governance.signing import key_name
 from governance.store.repository import append_audit, audit_trail, in_transaction, subject_events
@@ -174,11 +174,12 @@ class Reports:
         date_to: str | None = None,
     ) -> IssuedReport:
         """LL144 bias audit of a decided model version on the data it was judged on: the
-        model and data are fetched by their recorded hashes and the model predicts again."""
+        model and data are read from the content store by their recorded hashes (never from
+        a location the manifest names) and the model predicts again."""
         manifest, _ = self._manifest(decision_id)
         model_artifact, data_artifact = _role(manifest, "model"), _role(manifest, "data")
-        model, _ = files.load_model(fetch(model_artifact, self._blobs))
-        data, _ = files.read_table(fetch(data_artifact, self._blobs), "data")
+        model, _ = files.load_model(fetch_stored(model_artifact, self._blobs))
+        data, _ = files.read_table(fetch_stored(data_artifact, self._blobs), "data")
         features = [str(c) for c in getattr(model, "feature_names_in_", [])] or [
             c for c in data.columns if c != manifest.target
         ]

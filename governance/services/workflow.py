@@ -26,7 +26,7 @@ from governance.domain.errors import (
     InputError,
     NotFoundError,
 )
-from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.evidence import Artifact, EvidenceManifest, mismatches
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import decide
@@ -43,6 +43,7 @@ from governance.domain.workflow import (
 from governance.domain.workflow import (
     Signature as SignatureRef,
 )
+from governance.services.builders import provenance_verdict
 from governance.services.gate import GateRequest, judge
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
@@ -70,6 +71,8 @@ from governance.store.tables import (
 )
 
 CHECKS_JOB = "checks"
+# How uploaded evidence was checked (a request's inputs["evidence"]["mode"]).
+RERUN, BUILDER = "rerun", "builder"
 ADMITTED = frozenset({State.APPROVED, State.WAIVED, State.PROMOTED})
 OPEN = frozenset(State) - {State.REJECTED, State.EXPIRED, State.REVOKED}
 MIN_JUSTIFICATION = 20
@@ -84,7 +87,7 @@ class Candidate:
     target: str
     label: str
     artifact: Path
-    data: Path
+    data: Path | None  # None only with evidence a trusted builder's provenance vouches for
     reference: Path | None = None
     champion: Path | None = None
     positive_label: str | None = None
@@ -209,11 +212,19 @@ class Workflow:
         return in_transaction(self._engine, work)
 
     def submit_evidence(
-        self, actor: Principal, candidate: Candidate, manifest: EvidenceManifest
+        self,
+        actor: Principal,
+        candidate: Candidate,
+        manifest: EvidenceManifest,
+        provenance: Any = None,
     ) -> dict[str, Any]:
-        """Open a request whose checks already ran elsewhere (`governance gate --submit` in
-        CI). The evidence must be for these bytes and for the policy the service pins; the
-        verdict is decided here again from the results, not taken from the upload."""
+        """Open a request with checks that already ran elsewhere (`governance gate --submit`
+        in CI). The evidence must be for these bytes and for the policy the service pins.
+        It is not taken on the submitter's word: the service re-computes every check from
+        the uploaded model and data (the check job), keeps the submitted figures as
+        "claimed", and blocks the request as "evidence mismatch" when they differ. Only a
+        registered builder's verified provenance, under a policy that trusts that builder,
+        is accepted without the re-run (its verdict is still decided here again)."""
         if (manifest.model_name, manifest.model_version) != (candidate.model, candidate.version):
             raise InputError(
                 "evidence",
@@ -221,18 +232,17 @@ class Workflow:
                 f"{candidate.model} {candidate.version}",
                 "upload the manifest of this model version",
             )
+        model_sha256 = files.sha256_file(candidate.artifact)
         judged = manifest.artifact("model")
-        if judged is None or judged.sha256 != files.sha256_file(candidate.artifact):
+        if judged is None or judged.sha256 != model_sha256:
             raise InputError(
                 "evidence",
                 "was not made from the uploaded artifact (its model sha256 differs)",
                 "upload the model file the gate judged",
             )
-        verdict = decide(manifest.results)
 
         def work(session: Session) -> dict[str, Any]:
-            inputs = {"evidence": "uploaded", "artifact": str(candidate.artifact)}
-            request, policy = self._open(session, actor, candidate, inputs)
+            policy = self._model_policy(session, candidate)
             if manifest.policy.sha256 != policy.content_hash:
                 raise InputError(
                     "evidence",
@@ -241,7 +251,25 @@ class Workflow:
                     f"({policy.content_hash})",
                     "run the gate with the service's current policy file",
                 )
+            builder, why = provenance_verdict(
+                session, provenance, manifest, model_sha256, policy.trusted_builders
+            )
+            claim = {"claimedSha256": manifest.sha256, "provenance": why}
+            if builder is None:
+                _same_files(candidate, manifest, why)
+                inputs = {**_inputs(candidate), "evidence": {**claim, "mode": RERUN}}
+                inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
+                request, _ = self._open(session, actor, candidate, inputs)
+                session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
+                return self._request_dict(session, request)
+            inputs = {
+                "artifact": str(candidate.artifact),
+                "model_card": _inputs(candidate)["model_card"],
+                "evidence": {**claim, "mode": BUILDER, "builder": builder},
+            }
+            request, _ = self._open(session, actor, candidate, inputs)
             self._move(session, request, Action.START_CHECKS, actor.name, None, {})
+            verdict = decide(manifest.results)
             recorded = manifest.model_copy(update={"decision": verdict})
             decision_id = record_decision(session, recorded, policy, actor.name)
             request.decision_id = decision_id
@@ -257,12 +285,23 @@ class Workflow:
                 {
                     "decision_id": decision_id,
                     "verdict": verdict.verdict.value,
-                    "checks_by": actor.name,
+                    "checks_by": f"builder:{builder}",
+                    "evidence": f"accepted from builder {builder}, provenance verified",
                 },
             )
             return self._request_dict(session, request)
 
         return self._changing(work)
+
+    def _model_policy(self, session: Session, candidate: Candidate) -> PromotionPolicy:
+        """The policy a candidate of this model and target is judged under."""
+        model = session.exec(select(Model).filter_by(name=candidate.model)).first()
+        if model is None:
+            raise NotFoundError(
+                f"model {candidate.model}",
+                "register it first (POST /api/v1/models) with its risk tier",
+            )
+        return self._policies.resolve(model.risk_tier, candidate.target)
 
     def _open(
         self,
@@ -277,13 +316,8 @@ class Workflow:
             sha256=files.sha256_file(candidate.artifact),
             format=candidate.artifact.suffix.lstrip("."),
         )
-        model = session.exec(select(Model).filter_by(name=candidate.model)).first()
-        if model is None:
-            raise NotFoundError(
-                f"model {candidate.model}",
-                "register it first (POST /api/v1/models) with its risk tier",
-            )
-        policy = self._policies.resolve(model.risk_tier, candidate.target)
+        policy = self._model_policy(session, candidate)
+        model = session.exec(select(Model).filter_by(name=candidate.model)).one()
         version = model_version(session, model, candidate.version, artifact)
         stored_policy = pin_policy(session, policy)
         open_request = session.exec(
@@ -431,13 +465,18 @@ class Workflow:
                 request.decision_id = decision_id
                 verdict = manifest.decision.verdict.value
                 action = Action.CHECKS_PASSED if verdict == "pass" else Action.CHECKS_BLOCKED
+                reason, payload = manifest.decision.summary, {}
+                differing = _claim_mismatches(request.inputs, manifest)
+                if differing:  # submitted evidence the service's own run contradicts
+                    action, reason = Action.CHECKS_BLOCKED, _mismatch_reason(differing)
+                    payload = {"evidence_mismatch": differing}
                 self._move(
                     session,
                     request,
                     action,
                     "governance",
-                    manifest.decision.summary,
-                    {"decision_id": decision_id, "verdict": verdict},
+                    reason,
+                    {"decision_id": decision_id, "verdict": verdict, **payload},
                 )
             session.add(job)
 
@@ -896,6 +935,7 @@ class Workflow:
             "gateDecisionId": request.decision_id,
             "evidenceSha256": decision.manifest_sha256 if decision else None,
             "checks": decision.manifest["results"] if decision else [],
+            "evidence": evidence_view(request.inputs, decision.manifest if decision else None),
             "approvalRules": policy.approvals.model_dump(mode="json", by_alias=True),
             "signatures": [
                 {
@@ -1003,7 +1043,7 @@ def _model_dict(model: Model) -> dict[str, Any]:
 def _inputs(candidate: Candidate) -> dict[str, Any]:
     return {
         "artifact": str(candidate.artifact),
-        "data": str(candidate.data),
+        "data": str(candidate.data) if candidate.data else None,
         "reference": str(candidate.reference) if candidate.reference else None,
         "champion": str(candidate.champion) if candidate.champion else None,
         "label": candidate.label,
@@ -1012,6 +1052,76 @@ def _inputs(candidate: Candidate) -> dict[str, Any]:
         if candidate.model_card
         else None,
     }
+
+
+def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: str) -> None:
+    """The files a re-run needs are the ones the evidence was made from: the data, and the
+    reference and champion when the evidence names them. No hash is echoed: the answer says
+    which upload differs, not what any file holds."""
+    for role in ("data", "reference", "champion"):
+        uploaded: Path | None = getattr(candidate, role)
+        named = manifest.artifact(role)
+        if role == "data" and uploaded is None:
+            raise InputError(
+                "data",
+                "is required: the policy has the service re-compute the checks from the "
+                f"uploaded model and data (provenance: {provenance})",
+                "upload the data (and reference, champion) the gate read — `governance gate "
+                "--submit` does — or sign the evidence as a builder the policy trusts",
+            )
+        if named is None and uploaded is not None:
+            raise InputError(role, "is not named in the evidence", f"upload no {role}")
+        if named is not None and uploaded is None:
+            raise InputError(
+                role, "is named in the evidence but was not uploaded", f"upload the {role} file"
+            )
+        if named is not None and uploaded is not None:
+            if files.sha256_file(uploaded) != named.sha256:
+                raise InputError(
+                    role,
+                    "is not the file the evidence was made from (its sha256 differs)",
+                    f"upload the {role} file the gate read",
+                )
+
+
+def _claim_mismatches(inputs: dict[str, Any], recomputed: EvidenceManifest) -> list[dict[str, Any]]:
+    """Where the evidence a submitter uploaded differs from the service's own re-run."""
+    evidence = inputs.get("evidence")
+    if not isinstance(evidence, dict) or evidence.get("mode") != RERUN:
+        return []
+    claimed = EvidenceManifest.model_validate(evidence["claimed"])
+    return mismatches(claimed.results, recomputed.results)
+
+
+def _mismatch_reason(differing: list[dict[str, Any]]) -> str:
+    shown = "; ".join(
+        f"{m['check']} {m['field']}: claimed {m['claimed']}, re-computed {m['recomputed']}"
+        for m in differing[:3]
+    )
+    more = f" (and {len(differing) - 3} more)" if len(differing) > 3 else ""
+    return f"evidence mismatch: the uploaded evidence is not what its model and data give — {shown}{more}"
+
+
+def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """How the request's evidence was checked, for people: re-computed by the service (with
+    every difference from the submitted figures), accepted from a trusted builder, or
+    computed by the service from uploaded data in the first place."""
+    evidence = inputs.get("evidence")
+    if not isinstance(evidence, dict):
+        return {"source": "computed by the service", "mismatches": []}
+    view: dict[str, Any] = {
+        "claimedSha256": evidence.get("claimedSha256"),
+        "provenance": evidence.get("provenance"),
+        "mismatches": [],
+    }
+    if evidence.get("mode") == BUILDER:
+        builder = evidence.get("builder")
+        return {**view, "source": f"accepted from builder {builder}, provenance verified"}
+    if recorded is not None:
+        view["mismatches"] = _claim_mismatches(
+            inputs, EvidenceManifest.model_validate(recorded)
+        )
+    return {**view, "source": "re-computed by the service"}
 
 
 def _optional_path(value: str | None) -> Path | None:

@@ -456,3 +456,20 @@ class ConsumerCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True, sa_type=String(64))
     seq: int = 0
+
+
+class Builder(SQLModel, table=True):
+    """A CI builder whose signed provenance a policy may accept instead of a re-run: its
+    Ed25519 public key, registered by an admin. Revoked, never deleted: past acceptances
+    still name it."""
+
+    __tablename__ = "builder"
+
+    id: int = _serial()
+    name: str = Field(sa_type=String(63), nullable=False, unique=True)
+    key_id: str = Field(sa_type=String(64), nullable=False)
+    public_key: str = Field(sa_type=Text, nullable=False)
+    created_by: str = Field(nullable=False)
+    created_at: datetime = _created_at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    revoked_by: str | None = None

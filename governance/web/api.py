@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from copy import copy
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from governance.web.problems import MEDIA_TYPE, Problem, on_form_not_utf8
 Json = dict[str, Any]
 MiB = 1024 * 1024
 MAX_EVIDENCE_BYTES = 16 * MiB
+MAX_PROVENANCE_BYTES = 1 * MiB
 # The largest page offset: SQLite and PostgreSQL take a 64-bit OFFSET, and a larger one
 # must be refused (400), not fail in the database driver (500).
 MAX_OFFSET = 2**63 - 1
@@ -112,6 +114,7 @@ class SubmitForm:
     champion: UploadFile | None = None
     positive_label: str | None = None
     evidence: UploadFile | None = None
+    provenance: UploadFile | None = None  # a CI builder's DSSE envelope over the evidence
     model_card: str | None = None  # a JSON object: purpose, intendedUse, limitations, …
 
     def __post_init__(self) -> None:
@@ -257,12 +260,17 @@ async def submit(
             target=data.target,
             label=manifest.target,
             artifact=stored["artifact"],
-            data=stored.get("data", stored["artifact"]),
+            data=stored.get("data"),
+            reference=stored.get("reference"),
+            champion=stored.get("champion"),
+            positive_label=manifest.positive_label,
             model_card=_model_card(data.model_card),
         )
+        provenance = await _provenance(data.provenance)
         created = await _thread(
-            governance.workflow.submit_evidence, _me(request), candidate, manifest
+            governance.workflow.submit_evidence, _me(request), candidate, manifest, provenance
         )
+        request.app.state.jobs.notify()  # the re-run, unless a trusted builder vouched
         return created
     if "data" not in stored or not data.label:
         missing = "data" if "data" not in stored else "label"
@@ -298,6 +306,22 @@ def _manifest(raw: bytes) -> EvidenceManifest:
             "evidence",
             f"is not an evidence manifest ({where}: {first['msg']}; {exc.error_count()} error(s))",
             "upload the JSON that `governance gate --json` writes",
+        ) from None
+
+
+async def _provenance(upload: UploadFile | None) -> Any:
+    """The builder's DSSE envelope as JSON, or None. Whether it holds is the workflow's
+    question: one that does not means the checks are re-computed, not a refusal."""
+    if upload is None:
+        return None
+    raw = await upload.read(MAX_PROVENANCE_BYTES + 1)
+    if len(raw) > MAX_PROVENANCE_BYTES:
+        raise InputError("provenance", "is larger than 1 MiB", "upload the DSSE envelope")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(
+            "provenance", "is not JSON", "upload the DSSE envelope `gate --builder-key` signs"
         ) from None
 
 
@@ -641,18 +665,27 @@ def _with_problems(handler: HTTPRouteHandler) -> HTTPRouteHandler:
 def api_router(max_json_bytes: int, max_upload_bytes: int) -> Router:
     """The API, with its body limits: small JSON everywhere, and room for up to four files
     of the upload limit on the one endpoint that takes candidates."""
+    from governance.web.api_builders import BUILDER_HANDLERS  # it imports this module
     from governance.web.api_connectors import CONNECTOR_HANDLERS  # it imports this module
     from governance.web.api_monitoring import MONITORING_HANDLERS  # it imports this module
     from governance.web.api_webhooks import WEBHOOK_HANDLERS  # it imports this module
 
     upload = _with_problems(submit)
-    upload.request_max_body_size = 4 * max_upload_bytes + MiB
+    upload.request_max_body_size = (
+        4 * max_upload_bytes + MAX_EVIDENCE_BYTES + MAX_PROVENANCE_BYTES + MiB
+    )
     return Router(
         path="/api/v1",
         route_handlers=[
             *map(
                 _with_problems,
-                [*HANDLERS, *WEBHOOK_HANDLERS, *MONITORING_HANDLERS, *CONNECTOR_HANDLERS],
+                [
+                    *HANDLERS,
+                    *WEBHOOK_HANDLERS,
+                    *MONITORING_HANDLERS,
+                    *CONNECTOR_HANDLERS,
+                    *BUILDER_HANDLERS,
+                ],
             ),
             upload,
         ],
