@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -348,6 +349,16 @@ def gate(
     environment: Annotated[
         str, typer.Option(help="Target environment of the promotion request, with --submit.")
     ] = "production",
+    builder_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --submit: sign the evidence's provenance (in-toto, DSSE) with this CI "
+            "builder's Ed25519 key; a policy that trusts the builder then skips the re-run."
+        ),
+    ] = None,
+    builder: Annotated[
+        str | None, typer.Option(help="The builder's registered name, with --builder-key.")
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any of these options.")
     ] = None,
@@ -356,7 +367,8 @@ def gate(
     given = {
         k: v
         for k, v in locals().items()
-        if v is not None and k not in ("config_file", "submit", "server", "environment")
+        if v is not None
+        and k not in ("config_file", "submit", "server", "environment", "builder_key", "builder")
     }
     settings = _gate_config(config_file) if config_file else {}
     settings.update({("json" if k == "json_path" else k): v for k, v in given.items()})
@@ -370,6 +382,8 @@ def gate(
             "--submit needs --server (or GOVERNANCE_SERVER), an API token in GOVERNANCE_TOKEN, "
             "and --model"
         )
+    if (builder_key is None) != (builder is None) or (builder_key and not submit):
+        fail("--builder-key and --builder go together, with --submit")
     request = GateRequest(
         policy=Path(settings["policy"]),
         data=Path(settings["data"]),
@@ -417,15 +431,40 @@ def gate(
         )
     if submit:
         assert server is not None and token is not None
-        raise typer.Exit(_submit(server, token, environment, Path(settings["model"]), manifest))
+        inputs = {role: _path(settings.get(role)) for role in ("data", "reference", "champion")}
+        provenance = _provenance(manifest, builder_key, builder) if builder_key else None
+        raise typer.Exit(
+            _submit(
+                server,
+                token,
+                environment,
+                Path(settings["model"]),
+                manifest,
+                inputs,
+                provenance,
+            )
+        )
     raise typer.Exit(EXIT[manifest.decision.verdict])
 
 
+# How long `gate --submit` waits for the service to re-compute the checks.
+SUBMIT_WAIT_SECONDS = 1800.0
+DECIDED = ("awaiting_approval", "blocked")
+
+
 def _submit(
-    server: str, token: str, environment: str, model: Path, manifest: EvidenceManifest
+    server: str,
+    token: str,
+    environment: str,
+    model: Path,
+    manifest: EvidenceManifest,
+    inputs: dict[str, Path | None],
+    provenance: dict[str, Any] | None,
 ) -> int:
-    """Open the promotion request with this run's evidence; the exit code is the service's
-    verdict (0 awaiting approval, 1 blocked), 2 when the service refuses the upload."""
+    """Open the promotion request with this run's evidence and the files it was made from
+    (the service re-computes the checks from them unless the policy trusts the builder that
+    signed `provenance`), and wait for its verdict: exit 0 awaiting approval, 1 blocked
+    (or an evidence mismatch), 2 when the service refuses the upload."""
     import httpx
 
     form = {
@@ -433,28 +472,48 @@ def _submit(
         "version": manifest.model_version,
         "target": environment,
     }
-    upload = {
+    upload: dict[str, tuple[str, bytes]] = {
         "artifact": (model.name, model.read_bytes()),
         "evidence": ("manifest.json", ci.to_json(manifest).encode()),
+        **{role: (path.name, path.read_bytes()) for role, path in inputs.items() if path},
     }
+    if provenance is not None:
+        upload["provenance"] = ("provenance.json", json.dumps(provenance).encode())
+    base = f"{server.rstrip('/')}/api/v1/requests"
     try:
-        response = httpx.post(
-            f"{server.rstrip('/')}/api/v1/requests",
-            data=form,
-            files=upload,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=300,
-        )
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
+            response = client.post(base, data=form, files=upload)
+            body = _json_or_text(response)
+            if response.status_code >= 400:
+                detail = body.get("detail", response.text) if isinstance(body, dict) else body
+                fail(f"the service refused the submission ({response.status_code}): {detail}")
+            err.print(f"promotion request {body['id']}: the service checks the evidence …")
+            deadline = time.monotonic() + SUBMIT_WAIT_SECONDS
+            while body["state"] not in DECIDED and time.monotonic() < deadline:
+                time.sleep(1.0)
+                body = client.get(f"{base}/{body['id']}").raise_for_status().json()
     except httpx.HTTPError as exc:
         fail(f"--server {server}: cannot reach the service ({type(exc).__name__}: {exc})")
-    body = _json_or_text(response)
-    if response.status_code >= 400:
-        detail = body.get("detail", response.text) if isinstance(body, dict) else body
-        fail(f"the service refused the submission ({response.status_code}): {detail}")
     state = body["state"]
     err.print(f"promotion request {body['id']} is {state}: {body.get('stateReason') or ''}")
-    err.print(f"  {server.rstrip('/')}/api/v1/requests/{body['id']}")
+    evidence = body.get("evidence") or {}
+    if evidence.get("source"):
+        err.print(f"  evidence {evidence['source']}")
+    err.print(f"  {base}/{body['id']}")
     return 0 if state == "awaiting_approval" else 1
+
+
+def _provenance(manifest: EvidenceManifest, key_path: Path, builder: str | None) -> dict:
+    """The builder's signed provenance of this run's evidence (in-toto Statement, DSSE)."""
+    from governance.domain.attestation import provenance_envelope
+    from governance.signing import key_name, load_private
+
+    assert builder is not None
+    try:
+        key = load_private(key_path)
+    except InputError as exc:
+        fail(f"--builder-key: {exc.message}")
+    return provenance_envelope(manifest, builder, key_name(key.public_key()), key.sign)
 
 
 def _json_or_text(response: Any) -> Any:
@@ -887,8 +946,13 @@ def connectors_sync(
 
 user_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for CI and serving systems.", no_args_is_help=True)
+builder_app = typer.Typer(
+    help="CI builders whose signed provenance a policy may trust: add, list, revoke.",
+    no_args_is_help=True,
+)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(builder_app, name="builder")
 
 
 def _settings(database: str | None) -> config.Settings:
@@ -1069,6 +1133,62 @@ def token_revoke(token_id: str, database: DatabaseOption = None) -> None:
     finally:
         governance.close()
     out.print(f"[green]✓[/] token {escape(token_id)} revoked")
+
+
+@builder_app.command("add")
+def builder_add(
+    name: str,
+    key: Annotated[Path, typer.Option("--key", help="The builder's Ed25519 public key (PEM).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Register a CI builder's public key. Policies that list the name under
+    evidence.trustedBuilders accept its signed evidence without re-computing the checks."""
+    from governance.services.people import SYSTEM
+
+    try:
+        pem = key.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--key {key}: cannot read it ({type(exc).__name__}). Fix: give a PEM file")
+    governance = _governance(database)
+    try:
+        added = governance.builders.add(SYSTEM, name, pem)
+    except (InputError, ConflictError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] builder {escape(added['name'])} registered ({added['keyId']})")
+
+
+@builder_app.command("list")
+def builder_list(database: DatabaseOption = None) -> None:
+    """Every registered builder, with its key id and whether revoked."""
+    governance = _governance(database)
+    table = Table("builder", "key", "registered by", "registered", "revoked")
+    for builder in governance.builders.list():
+        table.add_row(
+            builder["name"],
+            builder["keyId"],
+            builder["createdBy"],
+            str(builder["createdAt"]),
+            str(builder["revokedAt"] or ""),
+        )
+    governance.close()
+    out.print(table)
+
+
+@builder_app.command("revoke")
+def builder_revoke(name: str, database: DatabaseOption = None) -> None:
+    """Revoke a builder at once: its provenance is no longer accepted."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        governance.builders.revoke(SYSTEM, name)
+    except (NotFoundError, ConflictError) as exc:
+        fail(str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] builder {escape(name)} revoked")
 
 
 @app.command()

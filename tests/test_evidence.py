@@ -97,9 +97,9 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> Files:
     directory = tmp_path_factory.mktemp("credit")
     rng = np.random.default_rng(7)
     rows = 600
-    frame = pd.DataFrame(
-        {"income": rng.normal(size=rows), "debt": rng.normal(size=rows)}
-    ).assign(sex=rng.choice(["female", "male"], rows))
+    frame = pd.DataFrame({"income": rng.normal(size=rows), "debt": rng.normal(size=rows)}).assign(
+        sex=rng.choice(["female", "male"], rows)
+    )
     noise = rng.normal(scale=0.6, size=rows)
     frame["repaid"] = (frame["income"] - 0.5 * frame["debt"] + noise > 0).astype(int)
     frame.to_csv(directory / "data.csv", index=False)
@@ -108,8 +108,12 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> Files:
     constant = DummyClassifier(strategy="prior").fit(features, frame["repaid"])
     skops.io.dump(constant, directory / "constant.skops")
     policies = fast_policies(directory / "policies")
-    return Files(directory / "data.csv", directory / "good.skops", directory / "constant.skops",
-                 policies / "low.yaml")  # fmt: skip
+    return Files(
+        directory / "data.csv",
+        directory / "good.skops",
+        directory / "constant.skops",
+        policies / "low.yaml",
+    )
 
 
 @pytest.fixture
@@ -123,9 +127,7 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
         if evidence is not None:
             with (policies / "low.yaml").open("a") as stream:
                 stream.write(f"evidence: {json.dumps(evidence)}\n")
-        settings = replace(
-            Settings.from_env(database_url, tmp_path / "home"), policies=policies
-        )
+        settings = replace(Settings.from_env(database_url, tmp_path / "home"), policies=policies)
         initialise(settings, PASSWORD)
         governance = open_governance(settings)
         tokens = {"ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30)["token"]}
@@ -138,8 +140,9 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
         client.__enter__()
         opened.append(client)
         api = Api(client, settings.home, policies, tokens, [])
-        registered = api.call("ci", "POST", "/api/v1/models", json={"name": "credit",
-                                                                  "riskTier": "low"})
+        registered = api.call(
+            "ci", "POST", "/api/v1/models", json={"name": "credit", "riskTier": "low"}
+        )
         assert registered.status_code == 201, registered.text
         return api
 
@@ -150,8 +153,14 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
 
 def gate(policy: Path, model: Path, data: Path, version: str) -> EvidenceManifest:
     """What `governance gate --json` writes in the CI pipeline."""
-    request = GateRequest(policy=policy, data=data, target="repaid", model=model,
-                          model_name="credit", model_version=version)  # fmt: skip
+    request = GateRequest(
+        policy=policy,
+        data=data,
+        target="repaid",
+        model=model,
+        model_name="credit",
+        model_version=version,
+    )
     return run_gate(request, files).manifest
 
 
@@ -195,16 +204,15 @@ def builder_key(api: Api, name: str = BUILDER) -> Ed25519PrivateKey:
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    added = api.call("admin", "POST", "/api/v1/builders",
-                     json={"name": name, "publicKey": pem.decode()})  # fmt: skip
+    added = api.call(
+        "admin", "POST", "/api/v1/builders", json={"name": name, "publicKey": pem.decode()}
+    )
     assert added.status_code == 201, added.text
     return key
 
 
 def provenance(manifest: EvidenceManifest, key: Ed25519PrivateKey, name: str = BUILDER) -> dict:
-    return attestation.provenance_envelope(
-        manifest, name, key_name(key.public_key()), key.sign
-    )
+    return attestation.provenance_envelope(manifest, name, key_name(key.public_key()), key.sign)
 
 
 def pdf_text(content: bytes, tmp_path: Path) -> str:
@@ -252,8 +260,12 @@ def test_a_client_supplied_uri_never_reads_a_file_of_the_server(
             api.run_jobs()
             decision = api.request(answer.json()["id"])["gateDecisionId"]
             if decision:
-                report = api.call("audrey", "GET", f"/api/v1/decisions/{decision}/bias-audit.pdf",
-                                  params={"race": "sex"})  # fmt: skip
+                report = api.call(
+                    "audrey",
+                    "GET",
+                    f"/api/v1/decisions/{decision}/bias-audit.pdf",
+                    params={"race": "sex"},
+                )
                 if report.status_code == 200:
                     assert SECRET not in pdf_text(report.content, tmp_path)
         else:
@@ -373,10 +385,7 @@ def test_provenance_that_does_not_hold_means_a_rerun(
 ) -> None:
     api = make_api(None if case == "untrusting policy" else {"trustedBuilders": [BUILDER]})
     honest = gate(api.policies / "low.yaml", credit.good_model, credit.data, "1")
-    if case == "unregistered":
-        key = Ed25519PrivateKey.generate()
-    else:
-        key = builder_key(api)
+    key = Ed25519PrivateKey.generate() if case == "unregistered" else builder_key(api)
     envelope = provenance(honest, key)  # "tampered": the manifest is changed after signing
     if case == "revoked":
         revoked = api.call("admin", "DELETE", f"/api/v1/builders/{BUILDER}")
@@ -397,16 +406,22 @@ def test_builders_are_managed_by_admins_only_and_audited(
 ) -> None:
     api = make_api()
     key = Ed25519PrivateKey.generate()
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     for who in ("ci", "dana", "audrey"):
         refused = api.call(who, "POST", "/api/v1/builders", json={"name": "x", "publicKey": pem})
         assert refused.status_code == 403, refused.text
     bad = api.call("admin", "POST", "/api/v1/builders", json={"name": "x", "publicKey": "no"})
     assert bad.status_code == 422 and bad.json()["field"] == "publicKey"
-    assert api.call("admin", "POST", "/api/v1/builders",
-                    json={"name": "x", "publicKey": pem}).status_code == 201  # fmt: skip
+    assert (
+        api.call(
+            "admin", "POST", "/api/v1/builders", json={"name": "x", "publicKey": pem}
+        ).status_code
+        == 201
+    )
     twice = api.call("admin", "POST", "/api/v1/builders", json={"name": "x", "publicKey": pem})
     assert twice.status_code == 409
     assert api.call("admin", "DELETE", "/api/v1/builders/x").status_code == 200
@@ -423,8 +438,9 @@ def test_the_policy_says_whether_its_tier_accepts_builders() -> None:
         "kind": "PromotionPolicy",
         "metadata": {"name": "p", "version": 1},
         "appliesTo": {"riskTier": "low", "targets": ["production"]},
-        "checks": [{"id": "perf", "type": "performance",
-                    "rules": [{"metric": "roc_auc", "min": 0.7}]}],  # fmt: skip
+        "checks": [
+            {"id": "perf", "type": "performance", "rules": [{"metric": "roc_auc", "min": 0.7}]}
+        ],
         "approvals": {"quorum": 1, "roles": ["business_owner"], "expiresAfterDays": 30},
         "waivers": {"allowed": False},
     }

@@ -143,6 +143,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     # registry connectors
     "list_connectors": Endpoint("GET", "/api/v1/connectors"),
     "sync_connector": Endpoint("POST", "/api/v1/connectors/{name}/sync"),
+    # CI builders whose provenance a policy may trust
+    "list_builders": Endpoint("GET", "/api/v1/builders"),
+    "add_builder": Endpoint(
+        "POST", "/api/v1/builders", json={"name": "probe", "publicKey": "not a key"}
+    ),
+    "revoke_builder": Endpoint("DELETE", "/api/v1/builders/{name}"),
 }
 # Answer without credentials; tested on their own, not in the matrix. A registry's events
 # carry the registry's signature instead (tests/test_mlflow_connector.py).
@@ -178,7 +184,10 @@ MANAGE_PEOPLE = {
 }
 READ_WEBHOOKS = {"list_webhooks", "list_deliveries"}
 MANAGE_WEBHOOKS = READ_WEBHOOKS | {"subscribe_webhook", "unsubscribe_webhook", "retry_delivery"}
-ADMINISTER = MANAGE_PEOPLE | MANAGE_WEBHOOKS | {"list_connectors", "sync_connector"}
+MANAGE_BUILDERS = {"list_builders", "add_builder", "revoke_builder"}
+ADMINISTER = (
+    MANAGE_PEOPLE | MANAGE_WEBHOOKS | MANAGE_BUILDERS | {"list_connectors", "sync_connector"}
+)
 # production monitoring: people who read see it, risk officers run a check now
 WATCH = {"list_predictions", "list_monitoring"}
 RUN = {"run_monitor"}
@@ -197,7 +206,7 @@ MAY_CALL: dict[str, set[str]] = {
     | READ
     | WATCH
     | AUDIT
-    | {"list_users", "list_tokens", "list_connectors"}
+    | {"list_users", "list_tokens", "list_connectors", "list_builders"}
     | READ_WEBHOOKS,
     # admin runs the service but never signs: segregation of duties
     "admin": SIGNED_IN

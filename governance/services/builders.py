@@ -48,7 +48,9 @@ class Builders:
                     f"builder {name} is registered already (a revoked name is not reused: "
                     "past acceptances name it); register the new key under another name"
                 )
-            builder = Builder(name=name, key_id=key_name(key), public_key=pem, created_by=actor.name)
+            builder = Builder(
+                name=name, key_id=key_name(key), public_key=pem, created_by=actor.name
+            )
             session.add(builder)
             session.flush()
             append_audit(

@@ -21,13 +21,13 @@ from governance.domain.checkpoint import Checkpoint, sign
 from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.browse import Browse
+from governance.services.builders import Builders
 from governance.services.catalog import ChainStatus
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
-from governance.services.builders import Builders
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import create_key, load_private, raw_public

@@ -1075,13 +1075,12 @@ def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: st
             raise InputError(
                 role, "is named in the evidence but was not uploaded", f"upload the {role} file"
             )
-        if named is not None and uploaded is not None:
-            if files.sha256_file(uploaded) != named.sha256:
-                raise InputError(
-                    role,
-                    "is not the file the evidence was made from (its sha256 differs)",
-                    f"upload the {role} file the gate read",
-                )
+        if named and uploaded and files.sha256_file(uploaded) != named.sha256:
+            raise InputError(
+                role,
+                "is not the file the evidence was made from (its sha256 differs)",
+                f"upload the {role} file the gate read",
+            )
 
 
 def _claim_mismatches(inputs: dict[str, Any], recomputed: EvidenceManifest) -> list[dict[str, Any]]:
@@ -1099,7 +1098,10 @@ def _mismatch_reason(differing: list[dict[str, Any]]) -> str:
         for m in differing[:3]
     )
     more = f" (and {len(differing) - 3} more)" if len(differing) > 3 else ""
-    return f"evidence mismatch: the uploaded evidence is not what its model and data give — {shown}{more}"
+    return (
+        "evidence mismatch: the uploaded evidence is not what its model and data give — "
+        f"{shown}{more}"
+    )
 
 
 def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
@@ -1118,9 +1120,7 @@ def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> di
         builder = evidence.get("builder")
         return {**view, "source": f"accepted from builder {builder}, provenance verified"}
     if recorded is not None:
-        view["mismatches"] = _claim_mismatches(
-            inputs, EvidenceManifest.model_validate(recorded)
-        )
+        view["mismatches"] = _claim_mismatches(inputs, EvidenceManifest.model_validate(recorded))
     return {**view, "source": "re-computed by the service"}
 
 
