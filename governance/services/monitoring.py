@@ -267,8 +267,16 @@ class ProductionMonitoring:
     def _numeric(self, data: Dataset) -> dict[str, bool] | None:
         """Which of the checked data's columns hold numbers, read once per data set."""
         if data.sha256 not in self._numeric_kinds:
-            self._numeric_kinds[data.sha256] = _numeric_columns(Path(data.uri), data.format)
+            path = self._stored(data)
+            kinds = _numeric_columns(path, data.format) if path else None
+            self._numeric_kinds[data.sha256] = kinds
         return self._numeric_kinds[data.sha256]
+
+    def _stored(self, data: Dataset) -> Path | None:
+        """The data set's bytes in the content store, by sha256: never the location its
+        manifest names, which a submitter wrote (a trusted builder's evidence keeps it)."""
+        found = self._blobs.stored(data.sha256)
+        return found[0] if found else None
 
     # --- scheduled checks --------------------------------------------------------------
 
@@ -516,7 +524,14 @@ class ProductionMonitoring:
         assert reference_set is not None
         if decision.reference_dataset_id is None:
             notes.append("no reference was given at submission: compared with the evaluation data")
-        reference = _reference(Path(reference_set.uri), reference_set.format, _text(schema))
+        path = self._stored(reference_set)
+        if path is None:
+            raise InputError(
+                f"{'reference' if decision.reference_dataset_id else 'data'} set",
+                "is not in the service's content store",
+                "submit the version with its reference data uploaded",
+            )
+        reference = _reference(path, reference_set.format, _text(schema))
         return run_check(spec, _inputs(schema, rows, reference))
 
     def _window(

@@ -30,6 +30,7 @@ from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import Verdict
 from governance.services.gate import GateRequest, judge, policy_seeds, running_versions
 from governance.services.ports import ArtifactSource
+from governance.store.blobs import BlobStore
 from governance.store.repository import append_audit, in_transaction
 from governance.store.tables import GateDecision, Policy
 
@@ -269,10 +270,7 @@ def _blob_candidates(artifact: Artifact, blob_root: Path | None) -> list[Path]:
     format by the suffix, so a blob with the recorded file's suffix comes first."""
     if blob_root is None:
         return []
-    folder = blob_root / "sha256" / artifact.sha256[:2]
-    if not folder.is_dir():
-        return []
-    found = sorted(folder.glob(f"{artifact.sha256}.*"))
+    found = BlobStore(blob_root).stored(artifact.sha256)
     suffix = Path(urlparse(artifact.uri).path).suffix.lower()
     return sorted(found, key=lambda path: path.suffix.lower() != suffix)
 

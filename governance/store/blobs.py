@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from governance.domain.errors import InputError
 
 CHUNK = 1024 * 1024
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobStore:
@@ -20,6 +22,14 @@ class BlobStore:
 
     def path_of(self, sha256: str, suffix: str) -> Path:
         return self.root / "sha256" / sha256[:2] / f"{sha256}{suffix}"
+
+    def stored(self, sha256: str) -> list[Path]:
+        """The stored files with these bytes (one per suffix they were uploaded under);
+        empty for anything that is not a sha256, so a recorded hash never leaves the store."""
+        if not SHA256.fullmatch(sha256):
+            return []
+        folder = self.root / "sha256" / sha256[:2]
+        return sorted(folder.glob(f"{sha256}.*")) if folder.is_dir() else []
 
     def adopt(self, source: Path) -> Path:
         """Move a local file (fetched from a registry) into the store under its sha256; the
