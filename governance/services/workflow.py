@@ -1109,6 +1109,8 @@ def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> di
     every difference from the submitted figures), accepted from a trusted builder, or
     computed by the service from uploaded data in the first place."""
     evidence = inputs.get("evidence")
+    if evidence == "uploaded":  # a request from before the service re-computed evidence
+        return {"source": "taken from the upload, not re-computed", "mismatches": []}
     if not isinstance(evidence, dict):
         return {"source": "computed by the service", "mismatches": []}
     view: dict[str, Any] = {
