@@ -671,9 +671,7 @@ def api_router(max_json_bytes: int, max_upload_bytes: int) -> Router:
     from governance.web.api_webhooks import WEBHOOK_HANDLERS  # it imports this module
 
     upload = _with_problems(submit)
-    upload.request_max_body_size = (
-        4 * max_upload_bytes + MAX_EVIDENCE_BYTES + MAX_PROVENANCE_BYTES + MiB
-    )
+    upload.request_max_body_size = 4 * max_upload_bytes + MiB
     return Router(
         path="/api/v1",
         route_handlers=[
