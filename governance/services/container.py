@@ -23,7 +23,7 @@ from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.catalog import ChainStatus
 from governance.services.monitoring import ProductionMonitoring
-from governance.services.people import People
+from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
@@ -133,6 +133,8 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     """Make the data directory, the schema, the signing key, the default access rules and
     an admin user, each only if missing. Returns what was done, in words."""
     done = []
+    if admin_password is not None:  # refused before anything is made
+        check_password(admin_password)
     settings.home.mkdir(parents=True, exist_ok=True)
     before = current_revision(settings.database_url)
     upgrade(settings.database_url)

@@ -18,7 +18,7 @@ from litestar.params import Body, Parameter
 from pydantic import ValidationError
 
 from governance.domain.audit import verify_chain
-from governance.domain.errors import InputError
+from governance.domain.errors import ForbiddenError, InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.services.container import Governance
@@ -91,6 +91,15 @@ class NewUser(Camel):
     roles: list[str]
 
 
+class PasswordChange(Camel):
+    current_password: str
+    new_password: str
+
+
+class PasswordReset(Camel):
+    new_password: str
+
+
 class NewToken(Camel):
     name: str
     roles: list[str]
@@ -123,6 +132,11 @@ def _gov(request: Request) -> Governance:
     return governance
 
 
+def client_address(request: Request) -> str | None:
+    """The peer's address: behind a proxy, the proxy's (the per-address wait is then shared)."""
+    return request.client.host if request.client else None
+
+
 def _me(request: Request) -> Principal:
     principal: Principal = request.user
     return principal
@@ -149,6 +163,7 @@ PROBLEMS = {
         409: "The record's current state does not allow this",
         413: "The request body is larger than this endpoint accepts",
         422: "A value is not acceptable: the answer names the field and the fix",
+        429: "Too many failed sign-ins: wait the Retry-After seconds, or ask an admin to unlock",
     }.items()
 }
 
@@ -164,6 +179,7 @@ async def sign_in(request: Request, data: SignIn) -> Json:
         data.username,
         data.password,
         governance.settings.session_hours,
+        client_address(request),
     )
 
 
@@ -172,6 +188,26 @@ async def sign_out(request: Request) -> None:
     secret = bearer_secret(request)
     if secret:
         await _thread(_gov(request).people.sign_out, secret)
+
+
+@post(
+    "/me/password",
+    opt=SIGNED_IN,
+    status_code=200,
+    summary="Change my password; my other sessions end",
+    tags=["people"],
+)
+async def change_password(request: Request, data: PasswordChange) -> Json:
+    principal = _me(request)
+    if principal.kind != "user":
+        raise ForbiddenError("an API token has no password: a person changes their own")
+    return await _thread(
+        _gov(request).people.change_password,
+        principal.name,
+        data.current_password,
+        data.new_password,
+        bearer_secret(request),
+    )
 
 
 @get("/me", opt=SIGNED_IN, summary="Who am I", tags=["people"])
@@ -556,6 +592,30 @@ async def disable_user(request: Request, username: str) -> Json:
     return {"username": username, "disabled": True}
 
 
+@post(
+    "/users/{username:str}/unlock",
+    opt=permission("users", "manage"),
+    status_code=200,
+    summary="End a sign-in lockout now",
+    tags=["people"],
+)
+async def unlock_user(request: Request, username: str) -> Json:
+    return await _thread(_gov(request).people.unlock, _me(request), username)
+
+
+@post(
+    "/users/{username:str}/password",
+    opt=permission("users", "manage"),
+    status_code=200,
+    summary="Reset a person's password; their sessions end and a lockout is lifted",
+    tags=["people"],
+)
+async def reset_password(request: Request, username: str, data: PasswordReset) -> Json:
+    return await _thread(
+        _gov(request).people.reset_password, _me(request), username, data.new_password
+    )
+
+
 @get("/tokens", opt=permission("tokens", "read"), tags=["people"])
 async def list_tokens(request: Request) -> list[Json]:
     return await _thread(_gov(request).people.list_tokens)
@@ -597,6 +657,7 @@ HANDLERS = [
     inventory_report,
     sign_in,
     sign_out,
+    change_password,
     me,
     list_models,
     register_model,
@@ -617,6 +678,8 @@ HANDLERS = [
     list_users,
     add_user,
     disable_user,
+    unlock_user,
+    reset_password,
     list_tokens,
     create_token,
     revoke_token,
