@@ -23,6 +23,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from governance.auth.secrets import password_problem
+from governance.auth.throttle import ADDRESS_ALLOWANCE, SignInThrottle
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import (
@@ -149,13 +150,44 @@ def test_an_unknown_user_costs_as_much_as_a_real_one(governance: Governance) -> 
 def test_one_address_failing_often_must_wait(governance: Governance) -> None:
     """Spraying from one address across many names slows down (per process)."""
     people = governance.people
-    for attempt in range(20):
+    people.throttle = SignInThrottle(allowance=3)
+    for attempt in range(3):
         with pytest.raises(UnauthenticatedError):
             people.sign_in(f"name{attempt}", "wrong-guess", 1, ADDRESS)
     with pytest.raises(TooManyAttemptsError) as caught:
         people.sign_in("maria", PASSWORD, 1, ADDRESS)
     assert caught.value.retry_after >= 1
     people.sign_in("maria", PASSWORD, 1, "198.51.100.1")  # another address is not slowed
+
+
+def test_the_address_wait_doubles_up_to_a_minute_and_is_forgotten() -> None:
+    now = [0.0]
+    throttle = SignInThrottle(clock=lambda: now[0])
+    for _ in range(ADDRESS_ALLOWANCE - 1):
+        throttle.addresses.add(ADDRESS)
+    assert throttle.address_wait(ADDRESS) == 0
+    waits = []
+    for _ in range(9):
+        throttle.addresses.add(ADDRESS)
+        waits.append(throttle.address_wait(ADDRESS))
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    now[0] += 30
+    assert throttle.address_wait(ADDRESS) == 30
+    now[0] += 15 * 60 + 1  # a quarter of an hour without a failure
+    assert throttle.address_wait(ADDRESS) == 0
+    assert throttle.address_wait(None) == 0
+
+
+def test_an_unknown_name_lock_expires_like_a_real_one() -> None:
+    now = [0.0]
+    throttle = SignInThrottle(clock=lambda: now[0])
+    for _ in range(LOCK_AFTER):
+        throttle.unknown_names.add("nobody")
+    assert throttle.unknown_name_wait("nobody") == 15 * 60
+    now[0] += 15 * 60
+    assert throttle.unknown_name_wait("nobody") == 0
+    throttle.unknown_names.add("nobody")  # counted afresh
+    assert throttle.unknown_name_wait("nobody") == 0
 
 
 def test_signing_reauthentication_is_locked_by_the_same_count(governance: Governance) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 LOCK_AFTER = 10  # consecutive failures that lock an account ...
 LOCK_SECONDS = 15 * 60  # ... for this long
-ADDRESS_ALLOWANCE = 20  # failures from one address before it must wait ...
+ADDRESS_ALLOWANCE = 100  # failures from one address before it must wait ...
 ADDRESS_WINDOW = 15 * 60  # ... counted until it has failed nothing for this long
 ADDRESS_MAX_WAIT = 60  # the wait doubles with each failure up to this: behind a proxy
 # every person shares one address, and an attacker must not lock them all out for long
@@ -64,7 +64,10 @@ class Failures:
 class SignInThrottle:
     """The waits that do not depend on an account row."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, allowance: int = ADDRESS_ALLOWANCE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.allowance = allowance
         self.addresses = Failures(ADDRESS_WINDOW, clock=clock)
         self.unknown_names = Failures(None, clock=clock)
 
@@ -74,9 +77,9 @@ class SignInThrottle:
         if address is None:
             return 0.0
         count, since = self.addresses.get(address)
-        if count < ADDRESS_ALLOWANCE:
+        if count < self.allowance:
             return 0.0
-        return max(0.0, min(2.0 ** (count - ADDRESS_ALLOWANCE), ADDRESS_MAX_WAIT) - since)
+        return max(0.0, min(2.0 ** (count - self.allowance), ADDRESS_MAX_WAIT) - since)
 
     def unknown_name_wait(self, username: str) -> float:
         """Seconds an unknown name stays "locked": as long as a real account would."""

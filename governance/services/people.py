@@ -77,7 +77,8 @@ class People:
         # admission path; entries live two seconds, so a revocation bites within that.
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_lock = threading.Lock()
-        self._throttle = SignInThrottle()
+        # The in-process waits (per client address, per unknown name); see throttle.py.
+        self.throttle = SignInThrottle()
 
     # --- users -------------------------------------------------------------------------
 
@@ -233,13 +234,13 @@ class People:
         password. Used to sign in, to re-authenticate at the moment of signing and to change
         a password. An unknown name costs the same work and locks the same way as a real
         one. Each failure is on the audit trail, in the transaction that counts it."""
-        wait = self._throttle.address_wait(client)
+        wait = self.throttle.address_wait(client)
         if wait:
             raise TooManyAttemptsError(SLOW_DOWN, wait)
         name = username[:64]  # what is recorded and counted of a name that cannot exist
         with Session(self._engine) as session:
             user = session.exec(select(UserAccount).filter_by(username=username)).first()
-        locked = self._throttle.unknown_name_wait(name) if user is None else _locked_for(user)
+        locked = self.throttle.unknown_name_wait(name) if user is None else _locked_for(user)
         if locked:
             self._failed(name, client, purpose, "locked", known=user is not None)
             raise TooManyAttemptsError(LOCKED, locked)
@@ -258,9 +259,9 @@ class People:
     ) -> bool:
         """Count and record one failure; True when it locked the account."""
         if client is not None:
-            self._throttle.addresses.add(client)
+            self.throttle.addresses.add(client)
         counting = reason != "locked"  # a refusal while locked does not extend the lock
-        unknown_count = self._throttle.unknown_names.add(name) if counting and not known else 0
+        unknown_count = self.throttle.unknown_names.add(name) if counting and not known else 0
         actor = "anonymous" if purpose == "sign-in" else name
         subject = f"user:{name}"
 

@@ -18,7 +18,7 @@ from litestar.params import Body, Parameter
 from pydantic import ValidationError
 
 from governance.domain.audit import verify_chain
-from governance.domain.errors import ForbiddenError, InputError
+from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.services.container import Governance
@@ -147,6 +147,7 @@ def permission(resource: str, action: str) -> dict[str, Any]:
 
 
 SIGNED_IN = {"permission": "signed-in"}
+PERSON = {"permission": "person"}  # signed in as a person, not with an API token
 PUBLIC = {"exclude_from_auth": True, "permission": "public"}
 
 # The error answers any API operation may give, each as problem+json (problems.py); listed
@@ -192,18 +193,15 @@ async def sign_out(request: Request) -> None:
 
 @post(
     "/me/password",
-    opt=SIGNED_IN,
+    opt=PERSON,
     status_code=200,
     summary="Change my password; my other sessions end",
     tags=["people"],
 )
 async def change_password(request: Request, data: PasswordChange) -> Json:
-    principal = _me(request)
-    if principal.kind != "user":
-        raise ForbiddenError("an API token has no password: a person changes their own")
     return await _thread(
         _gov(request).people.change_password,
-        principal.name,
+        _me(request).name,
         data.current_password,
         data.new_password,
         bearer_secret(request),
