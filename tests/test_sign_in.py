@@ -22,7 +22,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from governance.auth.secrets import password_problem
+from governance.auth.secrets import new_password, password_problem
 from governance.auth.throttle import ADDRESS_ALLOWANCE, SignInThrottle
 from governance.cli import app as cli
 from governance.config import Settings
@@ -235,6 +235,19 @@ def test_short_and_common_passwords_are_refused(governance: Governance, password
 def test_long_uncommon_passwords_pass() -> None:
     assert password_problem("correct horse battery staple") is None
     assert password_problem("a-long-test-passphrase") is None
+    assert all(password_problem(new_password()) is None for _ in range(1000))
+
+
+def test_init_generates_an_admin_password_the_policy_allows(tmp_path: Path) -> None:
+    settings = Settings.from_env(f"sqlite:///{tmp_path / 'g.db'}", tmp_path / "home")
+    [created] = [line for line in initialise(settings, None) if "admin user" in line]
+    password = created.rpartition("password: ")[2]
+    assert password_problem(password) is None
+    governance = open_governance(settings)
+    try:
+        governance.people.sign_in("admin", password, 1, ADDRESS)
+    finally:
+        governance.close()
 
 
 def test_a_password_change_ends_the_other_sessions(governance: Governance) -> None:

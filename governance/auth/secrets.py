@@ -62,6 +62,14 @@ def password_problem(password: str) -> str | None:
     return None
 
 
+def new_password() -> str:
+    """A generated password (for `init` and the demo), always one the policy allows."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if password_problem(candidate) is None:
+            return candidate
+
+
 def _common_forms(password: str) -> set[str]:
     """The password as guessers try it: as typed, undecorated, and the unit it repeats."""
     typed = password.strip().lower()

@@ -3,7 +3,6 @@ the use cases on top. The HTTP app and the CLI both start from `open_governance`
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +14,7 @@ from sqlalchemy import Engine
 from connectors.serving import WatchedDirectory, watched
 from connectors.settings import open_registries
 from governance.auth.access import AccessControl
-from governance.auth.secrets import DigestKey
+from governance.auth.secrets import DigestKey, new_password
 from governance.config import Settings
 from governance.domain.checkpoint import Checkpoint, sign
 from governance.domain.errors import InputError
@@ -161,7 +160,7 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     governance = open_governance(settings)
     try:
         governance.access.seed_defaults()
-        password = admin_password or secrets.token_urlsafe(12)
+        password = admin_password or new_password()
         if governance.people.ensure_user("admin", "Administrator", password, ["admin"]):
             shown = "as given" if admin_password else password
             done.append(f"admin user created, password: {shown}")
