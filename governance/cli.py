@@ -944,7 +944,10 @@ def connectors_sync(
         governance.close()
 
 
-user_app = typer.Typer(help="People who sign in: add, list, disable.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="People who sign in: add, list, disable, unlock, change or reset a password.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="API tokens for CI and serving systems.", no_args_is_help=True)
 builder_app = typer.Typer(
     help="CI builders whose signed provenance a policy may trust: add, list, revoke.",
@@ -1080,6 +1083,58 @@ def user_disable(username: str, database: DatabaseOption = None) -> None:
     finally:
         governance.close()
     out.print(f"[green]✓[/] {escape(username)} disabled")
+
+
+@user_app.command("unlock")
+def user_unlock(username: str, database: DatabaseOption = None) -> None:
+    """End a sign-in lockout (ten failures in a row lock an account for 15 minutes)."""
+    from governance.services.people import SYSTEM
+
+    governance = _governance(database)
+    try:
+        done = governance.people.unlock(SYSTEM, username)
+    except NotFoundError as exc:
+        fail(str(exc))
+    finally:
+        governance.close()
+    state = "unlocked" if done["unlocked"] else "was not locked; its failure count is cleared"
+    out.print(f"[green]✓[/] {escape(username)} {state}")
+
+
+@user_app.command("passwd")
+def user_passwd(username: str, database: DatabaseOption = None) -> None:
+    """Change your own password: the current one, then the new one, are asked for (or read
+    from GOVERNANCE_CURRENT_PASSWORD and GOVERNANCE_NEW_PASSWORD). Your sessions end."""
+    current = os.environ.get("GOVERNANCE_CURRENT_PASSWORD") or getpass.getpass("Current: ")
+    new = os.environ.get("GOVERNANCE_NEW_PASSWORD") or getpass.getpass("New password: ")
+    governance = _governance(database)
+    try:
+        done = governance.people.change_password(username, current, new, None)
+    except (InputError, UnauthenticatedError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    out.print(f"[green]✓[/] password changed; {done['sessions_ended']} session(s) ended")
+
+
+@user_app.command("reset-password")
+def user_reset_password(username: str, database: DatabaseOption = None) -> None:
+    """Set a person's password as an administrator (asked for, or read from
+    GOVERNANCE_USER_PASSWORD): their sessions end and a lockout is lifted."""
+    from governance.services.people import SYSTEM
+
+    password = os.environ.get("GOVERNANCE_USER_PASSWORD") or getpass.getpass("New password: ")
+    governance = _governance(database)
+    try:
+        done = governance.people.reset_password(SYSTEM, username, password)
+    except (InputError, NotFoundError) as exc:
+        fail(exc.message if isinstance(exc, InputError) else str(exc))
+    finally:
+        governance.close()
+    out.print(
+        f"[green]✓[/] {escape(username)} has a new password; "
+        f"{done['sessions_ended']} session(s) ended"
+    )
 
 
 @token_app.command("create")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -41,6 +40,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from connectors import files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
+from governance.auth.secrets import new_password
 from governance.config import Settings
 from governance.domain.errors import InputError, UnauthenticatedError
 from governance.domain.evidence import EvidenceManifest
@@ -203,7 +203,7 @@ def run_demo(directory: Path, progress: Progress) -> Demo:
     work = directory / "demo"
     work.mkdir(parents=True, exist_ok=True)
     saved = _read_passwords(work / PEOPLE_FILE)
-    offered = {p.username: saved.get(p.username) or secrets.token_urlsafe(12) for p in PEOPLE}
+    offered = {p.username: saved.get(p.username) or new_password() for p in PEOPLE}
     progress("Preparing the database, signing keys and certificates")
     initialise(settings, offered["admin"])
     governance = open_governance(settings)

@@ -118,7 +118,7 @@ def test_a_disabled_person_is_signed_out_and_cannot_sign_in(governance: Governan
     with pytest.raises(UnauthenticatedError):
         people.sign_in("bob", PASSWORD, 8)
     actions = [e.event.action for e in audit_trail(governance.engine)]
-    assert actions[-3:] == ["user.added", "session.started", "user.disabled"]
+    assert actions[-4:] == ["user.added", "session.started", "user.disabled", "auth.sign_in_failed"]
 
 
 def test_set_roles_replaces_them_audits_and_drops_cached_principals(

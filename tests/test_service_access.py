@@ -73,6 +73,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     # signed in
     "me": Endpoint("GET", "/api/v1/me"),
     "sign_out": Endpoint("DELETE", "/api/v1/sessions/current"),
+    "change_password": Endpoint(
+        "POST", "/api/v1/me/password", json={"currentPassword": "probe", "newPassword": "short"}
+    ),
     # models and policies
     "list_models": Endpoint("GET", "/api/v1/models"),
     "get_model": Endpoint("GET", "/api/v1/models/{name}"),
@@ -118,6 +121,10 @@ ENDPOINTS: dict[str, Endpoint] = {
         json={"username": "probe", "fullName": "P", "password": PASSWORD, "roles": ["no_such"]},
     ),
     "disable_user": Endpoint("POST", "/api/v1/users/{username}/disable"),
+    "unlock_user": Endpoint("POST", "/api/v1/users/{username}/unlock"),
+    "reset_password": Endpoint(
+        "POST", "/api/v1/users/{username}/password", json={"newPassword": "short"}
+    ),
     "list_tokens": Endpoint("GET", "/api/v1/tokens"),
     "create_token": Endpoint(
         "POST", "/api/v1/tokens", json={"name": "probe", "roles": ["no_such"]}
@@ -160,6 +167,7 @@ PUBLIC = {
 }
 
 SIGNED_IN = {"me", "sign_out"}
+PERSON = SIGNED_IN | {"change_password"}  # a token has no password to change
 READ = {
     "list_models",
     "get_model",
@@ -178,6 +186,8 @@ MANAGE_PEOPLE = {
     "list_users",
     "add_user",
     "disable_user",
+    "unlock_user",
+    "reset_password",
     "list_tokens",
     "create_token",
     "revoke_token",
@@ -195,21 +205,21 @@ INGEST = {"ingest_predictions"}
 
 # The spec: role → the endpoints it may call. Everything else is 403.
 MAY_CALL: dict[str, set[str]] = {
-    "data_scientist": SIGNED_IN
+    "data_scientist": PERSON
     | READ
     | WATCH
     | {"register_model", "submit", "request_waiver", "promote"},
-    "model_risk_officer": SIGNED_IN | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
-    "business_owner": SIGNED_IN | READ | WATCH | SIGN,
-    "chief_risk_officer": SIGNED_IN | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
-    "auditor": SIGNED_IN
+    "model_risk_officer": PERSON | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
+    "business_owner": PERSON | READ | WATCH | SIGN,
+    "chief_risk_officer": PERSON | READ | WATCH | RUN | AUDIT | SIGN | {"revoke"},
+    "auditor": PERSON
     | READ
     | WATCH
     | AUDIT
     | {"list_users", "list_tokens", "list_connectors", "list_builders"}
     | READ_WEBHOOKS,
     # admin runs the service but never signs: segregation of duties
-    "admin": SIGNED_IN
+    "admin": PERSON
     | READ
     | WATCH
     | RUN

@@ -119,7 +119,8 @@ def test_two_promotions_and_a_revoke_during_a_promote(two_workers: Service, demo
 
 
 def test_password_is_checked_before_any_lock(two_workers: Service, demo_dir: Path) -> None:
-    """A wrong password costs nothing: no signature, no audit event."""
+    """A wrong password signs nothing: the one event it leaves is its failure, counted
+    towards the sign-in lockout."""
     service = two_workers
     register(service)
     request_id = submit(service, demo_dir, "income-reweighed", "2")["id"]
@@ -129,4 +130,6 @@ def test_password_is_checked_before_any_lock(two_workers: Service, demo_dir: Pat
     bad = sign(service, "maria", request_id, password=PASSWORD + "x")
     assert bad.status_code == 401
     with service.client("audrey") as client:
-        assert client.get("/api/v1/audit").json()["total"] == before
+        trail = client.get("/api/v1/audit").json()
+    assert trail["total"] == before + 1
+    assert trail["items"][0]["event"]["action"] == "auth.sign_in_failed"

@@ -18,8 +18,11 @@ Destructive operations cannot take away the credentials the runs use:
 - `DELETE /api/v1/sessions/current` signs out the token it is called with, so each of its
   calls gets a session of its own, fresh from `POST /api/v1/sessions`, never the
   fixture's token that the other operations use.
-- `POST /api/v1/users/{username}/disable` ends every session of that user, so it is never
-  called for one of the fixture's people (a generated name could be one by chance).
+- `POST /api/v1/users/{username}/disable` and `.../password` (a reset) end every session of
+  that user, so they are never called for one of the fixture's people (a generated name
+  could be one by chance).
+- `POST /api/v1/me/password` with a wrong current password counts towards the caller's
+  sign-in lockout, so each call is followed by an admin's unlock of the caller.
 - `DELETE /api/v1/tokens/{token_id}` needs an id, and generated ones never name a real
   token (nothing feeds ids from answers back into generation here).
 
@@ -64,6 +67,8 @@ POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 SIGN_IN = ("POST", "/api/v1/sessions")
 SIGN_OUT = ("DELETE", "/api/v1/sessions/current")
 DISABLE_USER = ("POST", "/api/v1/users/{username}/disable")
+RESET_PASSWORD = ("POST", "/api/v1/users/{username}/password")
+CHANGE_PASSWORD = ("POST", "/api/v1/me/password")
 SERVICE = {("GET", "/health"), ("GET", "/ready")}  # outside the API: no credentials
 # A registry's webhook: it carries the registry's signature, not a bearer credential, and
 # nothing generated here is signed with a connector's secret (none is configured).
@@ -95,7 +100,7 @@ def fresh_session(service: Service, username: str) -> str:
 def call(case: Case, service: Service, caller: str | None) -> Response:
     """The case as `caller` (a key of `service.tokens`, or None: without credentials), its
     answer checked against the schema."""
-    if key(case) == DISABLE_USER:
+    if key(case) in (DISABLE_USER, RESET_PASSWORD):
         assume((case.path_parameters or {}).get("username") not in FIXTURE_USERS)
     headers = {}
     if caller is not None:
@@ -103,7 +108,16 @@ def call(case: Case, service: Service, caller: str | None) -> Response:
         if key(case) == SIGN_OUT:
             token = fresh_session(service, caller)
         headers["Authorization"] = f"Bearer {token}"
-    return case.call_and_validate(base_url=service.url, headers=headers, checks=CHECKS)
+    response = case.call_and_validate(base_url=service.url, headers=headers, checks=CHECKS)
+    if key(case) == CHANGE_PASSWORD and caller is not None:
+        unlock(service, caller)
+    return response
+
+
+def unlock(service: Service, username: str) -> None:
+    with service.client("admin") as admin:
+        answer = admin.post(f"/api/v1/users/{username}/unlock")
+    assert answer.status_code == 200, answer.text
 
 
 def expected_status(operation: APIOperation, caller: str | None) -> int | None:
@@ -112,7 +126,8 @@ def expected_status(operation: APIOperation, caller: str | None) -> int | None:
         return None
     if caller is None or key(operation) == REGISTRY_EVENTS:
         return 401
-    if caller == "audrey" and operation.method.upper() != "GET" and key(operation) != SIGN_OUT:
+    own = (SIGN_OUT, CHANGE_PASSWORD)  # the caller's own session and password
+    if caller == "audrey" and operation.method.upper() != "GET" and key(operation) not in own:
         return 403
     return None
 

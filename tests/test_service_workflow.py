@@ -51,8 +51,8 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert request["policy"]["name"] == "high-risk"
     assert {c["type"] for c in request["checks"]} >= {"fairness", "explainability", "drift"}
 
-    # The submitter cannot sign (no permission), a wrong password is refused, and nothing
-    # of either is recorded.
+    # The submitter cannot sign (no permission) and a wrong password is refused: neither
+    # leaves a signature (the wrong password is on the trail as a failed sign-in).
     assert sign(service, "dana", request_id).status_code == 403
     refused = sign(service, "maria", request_id, password="not my password")
     assert refused.status_code == 401

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
+from functools import cache
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -18,24 +20,70 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _HASHER = PasswordHasher()
 TOKEN_PREFIX = "gov_"
 MIN_PASSWORD_LENGTH = 12
+MIN_DIFFERENT_CHARACTERS = 5
+# The 10,000 most common passwords of SecLists (danielmiessler/SecLists, MIT licence:
+# Passwords/Common-Credentials/10k-most-common.txt, with LF line endings), one a line.
+COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt")
+# What is stripped from both ends before the list is asked: `Password2024!` is `password`.
+_DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 
 
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
-def password_matches(password_hash: str, password: str) -> bool:
+def password_matches(password_hash: str | None, password: str) -> bool:
+    """Whether the password is the hashed one. Without a hash (no such user) the password
+    is checked against a dummy hash made with the same parameters: the same work, so the
+    time of the answer does not tell whether a user name exists."""
     try:
-        return _HASHER.verify(password_hash, password)
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
 
+@cache
+def _dummy_hash() -> str:
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
 def password_problem(password: str) -> str | None:
-    """Why this password is refused, or None."""
+    """Why this password is refused, or None: shorter than 12 characters, of fewer than
+    five different characters, or one of the common passwords, also with digits or symbols
+    around it or repeated (NIST SP 800-63B 5.1.1.2: refuse values known to be commonly
+    used). Guessing is slowed by the sign-in lockout; this keeps the first guesses from
+    being right."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"is {len(password)} characters; use at least {MIN_PASSWORD_LENGTH}"
+    if len(set(password)) < MIN_DIFFERENT_CHARACTERS:
+        return f"has fewer than {MIN_DIFFERENT_CHARACTERS} different characters"
+    if _common_forms(password) & _common_passwords():
+        return "is a common password, or one with digits or symbols added or repeated"
     return None
+
+
+def new_password() -> str:
+    """A generated password (for `init` and the demo), always one the policy allows."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if password_problem(candidate) is None:
+            return candidate
+
+
+def _common_forms(password: str) -> set[str]:
+    """The password as guessers try it: as typed, undecorated, and the unit it repeats."""
+    typed = password.strip().lower()
+    forms = {typed, _DECORATION.sub("", typed)}
+    for form in list(forms):
+        repeated = re.fullmatch(r"(.+?)\1+", form)
+        if repeated:
+            forms.add(repeated[1])
+    return forms - {""}
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    return frozenset(COMMON_PASSWORDS.read_text(encoding="utf-8").lower().split())
 
 
 def new_token() -> tuple[str, str]:

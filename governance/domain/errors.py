@@ -39,3 +39,12 @@ class ForbiddenError(Exception):
 
 class UnauthenticatedError(Exception):
     """No valid credential, or re-authentication failed (HTTP 401)."""
+
+
+class TooManyAttemptsError(UnauthenticatedError):
+    """Too many failed sign-ins: refused, even with the right password, for `retry_after`
+    seconds (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(message)

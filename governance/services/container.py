@@ -3,7 +3,6 @@ the use cases on top. The HTTP app and the CLI both start from `open_governance`
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +14,7 @@ from sqlalchemy import Engine
 from connectors.serving import WatchedDirectory, watched
 from connectors.settings import open_registries
 from governance.auth.access import AccessControl
-from governance.auth.secrets import DigestKey
+from governance.auth.secrets import DigestKey, new_password
 from governance.config import Settings
 from governance.domain.checkpoint import Checkpoint, sign
 from governance.domain.errors import InputError
@@ -24,7 +23,7 @@ from governance.services.browse import Browse
 from governance.services.builders import Builders
 from governance.services.catalog import ChainStatus
 from governance.services.monitoring import ProductionMonitoring
-from governance.services.people import People
+from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
@@ -136,6 +135,8 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     """Make the data directory, the schema, the signing key, the default access rules and
     an admin user, each only if missing. Returns what was done, in words."""
     done = []
+    if admin_password is not None:  # refused before anything is made
+        check_password(admin_password)
     settings.home.mkdir(parents=True, exist_ok=True)
     before = current_revision(settings.database_url)
     upgrade(settings.database_url)
@@ -162,7 +163,7 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     governance = open_governance(settings)
     try:
         governance.access.seed_defaults()
-        password = admin_password or secrets.token_urlsafe(12)
+        password = admin_password or new_password()
         if governance.people.ensure_user("admin", "Administrator", password, ["admin"]):
             shown = "as given" if admin_password else password
             done.append(f"admin user created, password: {shown}")

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from governance.auth.access import HUMAN_ROLES, ROLES, AccessControl
 from governance.auth.secrets import (
+    MIN_PASSWORD_LENGTH,
     DigestKey,
     hash_password,
     new_secret,
@@ -23,11 +24,13 @@ from governance.auth.secrets import (
     password_problem,
     token_id_of,
 )
+from governance.auth.throttle import LOCK_AFTER, LOCK_SECONDS, SignInThrottle
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
     InputError,
     NotFoundError,
+    TooManyAttemptsError,
     UnauthenticatedError,
 )
 from governance.store.repository import append_audit, in_transaction
@@ -35,6 +38,15 @@ from governance.store.tables import ApiToken, CasbinRule, UserAccount, UserSessi
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,63}$"
 SESSION_CACHE_SECONDS = 2.0
+# The answers to a failed sign-in: the same whether the name exists, is disabled or locked.
+WRONG_PASSWORD = "wrong user name or password, or the user is disabled"
+LOCKED = (
+    f"too many failed sign-ins in a row: the account is locked for {LOCK_SECONDS // 60} "
+    "minutes, even with the right password. Fix: try again later, or ask an admin to unlock it"
+)
+SLOW_DOWN = "too many failed sign-ins from this address. Fix: wait before trying again"
+# What a sign-in attempt was for, on its audit events; the first is made by nobody known.
+Purpose = Literal["sign-in", "signature", "password change"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class People:
         # admission path; entries live two seconds, so a revocation bites within that.
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._cache_lock = threading.Lock()
+        # The in-process waits (per client address, per unknown name); see throttle.py.
+        self.throttle = SignInThrottle()
 
     # --- users -------------------------------------------------------------------------
 
@@ -74,9 +88,7 @@ class People:
         _check_username(username)
         if not full_name.strip():
             raise InputError("full_name", "is empty", "give the name a signature will show")
-        problem = password_problem(password)
-        if problem:
-            raise InputError("password", problem, "choose a longer passphrase")
+        check_password(password)
         _check_roles(roles, HUMAN_ROLES, "a person")
 
         def work(session: Session) -> dict[str, Any]:
@@ -205,23 +217,185 @@ class People:
                 "roles": self._access.roles_of(u.username),
                 "disabled": u.disabled,
                 "created_at": u.created_at,
+                "locked_until": _locked_until(u),
             }
             for u in users
         ]
 
-    def verify_password(self, username: str, password: str) -> UserAccount:
-        """The active user with this password, else UnauthenticatedError. Used to sign in and
-        to re-authenticate at the moment of signing."""
+    def verify_password(
+        self,
+        username: str,
+        password: str,
+        client: str | None = None,
+        purpose: Purpose = "signature",
+    ) -> UserAccount:
+        """The active user with this password, else UnauthenticatedError; while the account
+        or the client address must wait, TooManyAttemptsError, without looking at the
+        password. Used to sign in, to re-authenticate at the moment of signing and to change
+        a password. An unknown name costs the same work and locks the same way as a real
+        one. Each failure is on the audit trail, in the transaction that counts it."""
+        wait = self.throttle.address_wait(client)
+        if wait:
+            raise TooManyAttemptsError(SLOW_DOWN, wait)
+        name = username[:64]  # what is recorded and counted of a name that cannot exist
         with Session(self._engine) as session:
             user = session.exec(select(UserAccount).filter_by(username=username)).first()
-        if user is None or user.disabled or not password_matches(user.password_hash, password):
-            raise UnauthenticatedError("wrong user name or password, or the user is disabled")
-        return user
+        locked = self.throttle.unknown_name_wait(name) if user is None else _locked_for(user)
+        if locked:
+            self._failed(name, client, purpose, "locked", known=user is not None)
+            raise TooManyAttemptsError(LOCKED, locked)
+        matches = password_matches(user.password_hash if user else None, password)
+        if user is not None and matches and not user.disabled:
+            if user.failed_sign_ins:
+                self._clear_failures(user.username)
+            return user
+        reason = "unknown user" if user is None else "disabled" if matches else "wrong password"
+        if self._failed(name, client, purpose, reason, known=user is not None):
+            raise TooManyAttemptsError(LOCKED, LOCK_SECONDS)
+        raise UnauthenticatedError(WRONG_PASSWORD)
+
+    def _failed(
+        self, name: str, client: str | None, purpose: Purpose, reason: str, known: bool
+    ) -> bool:
+        """Count and record one failure; True when it locked the account."""
+        if client is not None:
+            self.throttle.addresses.add(client)
+        counting = reason != "locked"  # a refusal while locked does not extend the lock
+        unknown_count = self.throttle.unknown_names.add(name) if counting and not known else 0
+        actor = "anonymous" if purpose == "sign-in" else name
+        subject = f"user:{name}"
+
+        def work(session: Session) -> bool:
+            now = utcnow()
+            count, until = unknown_count, now + timedelta(seconds=LOCK_SECONDS)
+            locking = counting and count == LOCK_AFTER
+            user = session.exec(
+                select(UserAccount).filter_by(username=name).with_for_update()
+            ).first()
+            if counting and user is not None:
+                if user.locked_until is not None and user.locked_until <= now:
+                    user.failed_sign_ins = 0  # the lock expired: count afresh
+                user.failed_sign_ins += 1
+                count = user.failed_sign_ins
+                locking = count >= LOCK_AFTER and _locked_for(user) == 0
+                if locking:
+                    user.locked_until = until
+                session.add(user)
+            payload = {"username": name, "client": client, "purpose": purpose, "reason": reason}
+            append_audit(
+                session, actor=actor, action="auth.sign_in_failed", subject=subject, payload=payload
+            )
+            if locking:
+                locked = {"failures": count, "until": until.isoformat()}
+                append_audit(
+                    session, actor=actor, action="auth.locked", subject=subject, payload=locked
+                )
+            return locking
+
+        return in_transaction(self._engine, work)
+
+    def _clear_failures(self, username: str) -> None:
+        def work(session: Session) -> None:
+            user = session.exec(
+                select(UserAccount).filter_by(username=username).with_for_update()
+            ).one()
+            user.failed_sign_ins, user.locked_until = 0, None
+            session.add(user)
+
+        in_transaction(self._engine, work)
+
+    def unlock(self, actor: Principal, username: str) -> dict[str, Any]:
+        """End a lockout and its count of failures now, on the audit trail."""
+
+        def work(session: Session) -> bool:
+            user = session.exec(
+                select(UserAccount).filter_by(username=username).with_for_update()
+            ).first()
+            if user is None:
+                raise NotFoundError(f"user {username}", "list the users to find the name")
+            was_locked = _locked_for(user) > 0
+            if not was_locked and not user.failed_sign_ins:
+                return False
+            payload = {"failures": user.failed_sign_ins, "was_locked": was_locked}
+            user.failed_sign_ins, user.locked_until = 0, None
+            session.add(user)
+            append_audit(
+                session,
+                actor=actor.name,
+                action="auth.unlocked",
+                subject=f"user:{username}",
+                payload=payload,
+            )
+            return was_locked
+
+        return {"username": username, "unlocked": in_transaction(self._engine, work)}
+
+    def change_password(
+        self, username: str, current: str, new: str, keep_secret: str | None
+    ) -> dict[str, Any]:
+        """A person's own change: the current password first (counted and locked like a
+        sign-in), then the new one; every session but `keep_secret`'s ends."""
+        check_password(new)
+        if new == current:
+            raise InputError("password", "is the current one", "choose a new password")
+        self.verify_password(username, current, purpose="password change")
+        keep = self._digest.digest(keep_secret) if keep_secret else None
+        ended, _ = self._set_password(username, username, new, keep, "user.password_changed")
+        return {"username": username, "sessions_ended": ended}
+
+    def reset_password(self, actor: Principal, username: str, new: str) -> dict[str, Any]:
+        """An admin sets someone's password: their sessions end and a lockout is lifted."""
+        check_password(new)
+        if actor.name == username:
+            raise InputError(
+                f"user {username}",
+                "is you: a reset does not ask for the current password",
+                "change your own password with your current one",
+            )
+        ended, unlocked = self._set_password(actor.name, username, new, None, "user.password_reset")
+        return {"username": username, "sessions_ended": ended, "unlocked": unlocked}
+
+    def _set_password(
+        self, actor: str, username: str, new: str, keep: str | None, action: str
+    ) -> tuple[int, bool]:
+        """(sessions ended, whether a lock was lifted), in one transaction with the event;
+        the event says neither password."""
+        hashed = hash_password(new)
+
+        def work(session: Session) -> tuple[int, bool]:
+            user = session.exec(
+                select(UserAccount).filter_by(username=username).with_for_update()
+            ).first()
+            if user is None:
+                raise NotFoundError(f"user {username}", "list the users to find the name")
+            unlocked = _locked_for(user) > 0
+            user.password_hash, user.failed_sign_ins, user.locked_until = hashed, 0, None
+            session.add(user)
+            ended = 0
+            for row in session.exec(select(UserSession).filter_by(username=username)):
+                if row.digest != keep:
+                    session.delete(row)
+                    ended += 1
+            payload: dict[str, Any] = {"sessions_ended": ended}
+            if action == "user.password_reset":
+                payload["unlocked"] = unlocked
+            append_audit(
+                session, actor=actor, action=action, subject=f"user:{username}", payload=payload
+            )
+            return ended, unlocked
+
+        done = in_transaction(self._engine, work)
+        self._forget_all()  # cached principals of the ended sessions
+        return done
 
     # --- sessions ----------------------------------------------------------------------
 
-    def sign_in(self, username: str, password: str, hours: int) -> dict[str, Any]:
-        user = self.verify_password(username, password)
+    def sign_in(
+        self, username: str, password: str, hours: int, client: str | None = None
+    ) -> dict[str, Any]:
+        """A new session for the person with this password; `client` is the address the
+        attempt came from, for the audit trail and the per-address wait."""
+        user = self.verify_password(username, password, client, "sign-in")
         secret, csrf = new_secret(), new_secret()
         expires = utcnow() + timedelta(hours=hours)
 
@@ -424,6 +598,29 @@ def _last_admin(subject: str, username: str, verb: str) -> ConflictError:
         f"{subject}: {username} is the last active admin; to {verb} them would leave nobody to "
         "manage people. Fix: give another person the admin role first"
     )
+
+
+def check_password(password: str) -> None:
+    """Refuse a password the policy does not allow, naming the field and the fix."""
+    problem = password_problem(password)
+    if problem:
+        raise InputError(
+            "password",
+            problem,
+            f"choose a passphrase of {MIN_PASSWORD_LENGTH} or more characters, such as "
+            "several unrelated words, that is not a common password",
+        )
+
+
+def _locked_for(user: UserAccount) -> float:
+    """Seconds the account stays locked; 0 when it is not."""
+    if user.locked_until is None:
+        return 0.0
+    return max(0.0, (user.locked_until - utcnow()).total_seconds())
+
+
+def _locked_until(user: UserAccount) -> Any:
+    return user.locked_until if _locked_for(user) else None
 
 
 def _check_username(username: str) -> None:

@@ -288,6 +288,9 @@ class UserAccount(SQLModel, table=True):
     password_hash: str
     disabled: bool = False
     created_at: datetime = _created_at()
+    # Failed sign-ins in a row (reset by a success), and until when the account is locked.
+    failed_sign_ins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class ApiToken(SQLModel, table=True):

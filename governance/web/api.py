@@ -93,6 +93,15 @@ class NewUser(Camel):
     roles: list[str]
 
 
+class PasswordChange(Camel):
+    current_password: str
+    new_password: str
+
+
+class PasswordReset(Camel):
+    new_password: str
+
+
 class NewToken(Camel):
     name: str
     roles: list[str]
@@ -126,6 +135,11 @@ def _gov(request: Request) -> Governance:
     return governance
 
 
+def client_address(request: Request) -> str | None:
+    """The peer's address: behind a proxy, the proxy's (the per-address wait is then shared)."""
+    return request.client.host if request.client else None
+
+
 def _me(request: Request) -> Principal:
     principal: Principal = request.user
     return principal
@@ -136,6 +150,7 @@ def permission(resource: str, action: str) -> dict[str, Any]:
 
 
 SIGNED_IN = {"permission": "signed-in"}
+PERSON = {"permission": "person"}  # signed in as a person, not with an API token
 PUBLIC = {"exclude_from_auth": True, "permission": "public"}
 
 # The error answers any API operation may give, each as problem+json (problems.py); listed
@@ -152,6 +167,7 @@ PROBLEMS = {
         409: "The record's current state does not allow this",
         413: "The request body is larger than this endpoint accepts",
         422: "A value is not acceptable: the answer names the field and the fix",
+        429: "Too many failed sign-ins: wait the Retry-After seconds, or ask an admin to unlock",
     }.items()
 }
 
@@ -167,6 +183,7 @@ async def sign_in(request: Request, data: SignIn) -> Json:
         data.username,
         data.password,
         governance.settings.session_hours,
+        client_address(request),
     )
 
 
@@ -175,6 +192,23 @@ async def sign_out(request: Request) -> None:
     secret = bearer_secret(request)
     if secret:
         await _thread(_gov(request).people.sign_out, secret)
+
+
+@post(
+    "/me/password",
+    opt=PERSON,
+    status_code=200,
+    summary="Change my password; my other sessions end",
+    tags=["people"],
+)
+async def change_password(request: Request, data: PasswordChange) -> Json:
+    return await _thread(
+        _gov(request).people.change_password,
+        _me(request).name,
+        data.current_password,
+        data.new_password,
+        bearer_secret(request),
+    )
 
 
 @get("/me", opt=SIGNED_IN, summary="Who am I", tags=["people"])
@@ -580,6 +614,30 @@ async def disable_user(request: Request, username: str) -> Json:
     return {"username": username, "disabled": True}
 
 
+@post(
+    "/users/{username:str}/unlock",
+    opt=permission("users", "manage"),
+    status_code=200,
+    summary="End a sign-in lockout now",
+    tags=["people"],
+)
+async def unlock_user(request: Request, username: str) -> Json:
+    return await _thread(_gov(request).people.unlock, _me(request), username)
+
+
+@post(
+    "/users/{username:str}/password",
+    opt=permission("users", "manage"),
+    status_code=200,
+    summary="Reset a person's password; their sessions end and a lockout is lifted",
+    tags=["people"],
+)
+async def reset_password(request: Request, username: str, data: PasswordReset) -> Json:
+    return await _thread(
+        _gov(request).people.reset_password, _me(request), username, data.new_password
+    )
+
+
 @get("/tokens", opt=permission("tokens", "read"), tags=["people"])
 async def list_tokens(request: Request) -> list[Json]:
     return await _thread(_gov(request).people.list_tokens)
@@ -621,6 +679,7 @@ HANDLERS = [
     inventory_report,
     sign_in,
     sign_out,
+    change_password,
     me,
     list_models,
     register_model,
@@ -641,6 +700,8 @@ HANDLERS = [
     list_users,
     add_user,
     disable_user,
+    unlock_user,
+    reset_password,
     list_tokens,
     create_token,
     revoke_token,

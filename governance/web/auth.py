@@ -49,9 +49,13 @@ async def authorize(
     wanted = handler.opt.get("permission")
     if wanted in ("public", "signed-in"):
         return
+    principal: Principal = connection.user
+    if wanted == "person":  # a person's own credentials: a token has none
+        if principal.kind != "user":
+            raise ForbiddenError(f"{principal.name} is an API token: only a person may do this")
+        return
     if not isinstance(wanted, tuple):
         raise ForbiddenError(f"{handler.name} declares no permission; refused")
-    principal: Principal = connection.user
     governance: Governance = connection.app.state.governance
     resource, action = wanted
     if not governance.access.allowed(principal.subjects, resource, action):

@@ -16,6 +16,7 @@ from governance.domain.errors import (
     ForbiddenError,
     InputError,
     NotFoundError,
+    TooManyAttemptsError,
     UnauthenticatedError,
 )
 from governance.domain.policy import PolicyError
@@ -74,6 +75,14 @@ def on_unauthenticated(_: Request, exc: UnauthenticatedError) -> Response[dict[s
     return problem(401, str(exc))
 
 
+def on_too_many_attempts(_: Request, exc: TooManyAttemptsError) -> Response[dict[str, Any]]:
+    """429, not 401: the person learns to wait or ask for an unlock instead of doubting a
+    right password. An unknown name locks the same way, so this tells no name exists."""
+    answer = problem(429, str(exc))
+    answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
+
+
 def on_validation(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
     errors = exc.extra if isinstance(exc.extra, list) else []
     fields = [
@@ -111,6 +120,7 @@ HANDLERS: dict[int | type[Exception], Any] = {
     ConflictError: on_conflict,
     ForbiddenError: on_forbidden,
     UnauthenticatedError: on_unauthenticated,
+    TooManyAttemptsError: on_too_many_attempts,
     ValidationException: on_validation,
     HTTPException: on_http,
     Exception: on_unexpected,

@@ -73,6 +73,12 @@ class NewPersonForm:
 
 
 @dataclass
+class PasswordResetForm:
+    new_password: str
+    csrf_token: str = ""
+
+
+@dataclass
 class RolesForm:
     roles: Checked = field(default_factory=list)
     csrf_token: str = ""
@@ -130,6 +136,30 @@ async def enable(request: Request, username: str, data: Annotated[CsrfOnly, Form
     args = (me(request), username, False)
     done = f"{username} is enabled and can sign in again."
     return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
+
+
+@post(
+    f"{USERS}/{{username:str}}/unlock",
+    opt=permission("users", "manage"),
+    name="console-admin-unlock",
+)
+async def unlock(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
+    args = (me(request), username)
+    done = f"{username} is unlocked and can sign in again."
+    return await act(request, USERS, governance_of(request).people.unlock, args, done)
+
+
+@post(
+    f"{USERS}/{{username:str}}/password",
+    opt=permission("users", "manage"),
+    name="console-admin-reset-password",
+)
+async def reset_password(
+    request: Request, username: str, data: Annotated[PasswordResetForm, Form]
+) -> Redirect:
+    args = (me(request), username, data.new_password)
+    done = f"{username} has a new password (tell it to them privately); their sessions ended."
+    return await act(request, USERS, governance_of(request).people.reset_password, args, done)
 
 
 # --- roles ----------------------------------------------------------------------------
@@ -236,6 +266,8 @@ HANDLERS = [
     set_roles,
     disable,
     enable,
+    unlock,
+    reset_password,
     roles_page,
     tokens_page,
     create_token,

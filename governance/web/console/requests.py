@@ -11,11 +11,12 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
-from governance.domain.errors import InputError, UnauthenticatedError
+from governance.auth.secrets import MIN_PASSWORD_LENGTH
+from governance.domain.errors import InputError, TooManyAttemptsError, UnauthenticatedError
 from governance.domain.workflow import State
 from governance.services.browse import Page, RequestDetail, RequestFilter
 from governance.services.people import Principal
-from governance.web.api import pdf_response
+from governance.web.api import client_address, pdf_response
 from governance.web.console.base import (
     LOGIN_COOKIE,
     PUBLIC,
@@ -82,7 +83,12 @@ async def sign_in(request: Request, data: Annotated[SignInForm, Form]) -> Respon
             data.username.strip(),
             data.password,
             governance.settings.session_hours,
+            client_address(request),
         )
+    except TooManyAttemptsError as exc:
+        locked = await _login_again(request, data, str(exc), 429)
+        locked.headers["Retry-After"] = str(exc.retry_after)
+        return locked
     except UnauthenticatedError as exc:
         return await _login_again(request, data, str(exc), 401)
     response = Redirect(path=_safe_next(data.next), status_code=303, headers=SECURITY_HEADERS)
@@ -111,6 +117,37 @@ async def sign_out(request: Request) -> Response[Any]:
     if secret:
         await call(governance_of(request).people.sign_out, secret)
     return signed_out(request, redirect(request, "/login", "You are signed out."))
+
+
+PASSWORD_PAGE = "/account/password"
+
+
+@dataclass
+class PasswordForm:
+    current_password: str
+    new_password: str
+    csrf_token: str = ""
+
+
+@get(PASSWORD_PAGE, opt=SIGNED_IN, name="console-password")
+async def password_page(request: Request) -> Template:
+    return page(request, "account_password.html.j2", min_password=MIN_PASSWORD_LENGTH)
+
+
+@post(PASSWORD_PAGE, opt=SIGNED_IN, name="console-change-password")
+async def change_password(request: Request, data: Annotated[PasswordForm, Form]) -> Redirect:
+    """The current password, counted and locked like a sign-in; this browser's session
+    stays, the others end."""
+    args = (
+        me(request).name,
+        data.current_password,
+        data.new_password,
+        request.cookies.get(SESSION_COOKIE),
+    )
+    done = "Your password is changed; your sessions elsewhere are ended."
+    return await act(
+        request, PASSWORD_PAGE, governance_of(request).people.change_password, args, done
+    )
 
 
 # --- lists ----------------------------------------------------------------------------
@@ -336,6 +373,8 @@ async def report(request: Request, request_id: str) -> Response[bytes]:
 HANDLERS = [
     login_page,
     sign_in,
+    password_page,
+    change_password,
     sign_out,
     queue,
     requests,
