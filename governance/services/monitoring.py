@@ -38,6 +38,7 @@ from sqlmodel import Session, col, func, select
 
 from connectors import files
 from governance.checks import CheckInputs, Task, run_check
+from governance.domain import names
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import (
     SCHEDULE_SECONDS,
@@ -131,6 +132,7 @@ class ProductionMonitoring:
     ) -> dict[str, Any]:
         """Store one batch. The same batch id with the same rows answers the stored batch
         (`replayed`); with other rows it is refused, and nothing is stored."""
+        names.checked_model_version(model, version)
         if not BATCH_ID.match(batch_id or ""):
             raise InputError(
                 "batchId",
@@ -566,7 +568,7 @@ def _reference(path: Path, kind: str, text: list[str]) -> pd.DataFrame:
         return pq.read_table(path, read_dictionary=text).to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"reference file {path}",
+            f"reference file {path.name}",  # the blob's hash, not where the store is
             f"cannot be read as Parquet ({type(exc).__name__}: {exc})",
             "restore the file the request was checked with",
         ) from None

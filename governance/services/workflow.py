@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from connectors import files
-from governance.domain import attestation
+from governance.domain import attestation, names
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -94,6 +94,9 @@ class Candidate:
     positive_label: str | None = None
     model_card: ModelCard | None = None
 
+    def __post_init__(self) -> None:
+        names.checked_model_version(self.model, self.version)
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -146,6 +149,7 @@ class Workflow:
     def register_model(
         self, actor: Principal, name: str, risk_tier: str, owner: str | None
     ) -> dict[str, Any]:
+        names.checked("name", name)
         if risk_tier not in ("low", "medium", "high"):
             raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
         owner = owner or actor.name
@@ -423,14 +427,15 @@ class Workflow:
                 session.add(job)
                 return
             if manifest is None or policy is None:
-                job.status, job.error = "failed", error
+                said = _without_paths(error or "", request.inputs)
+                job.status, job.error = "failed", said
                 self._move(
                     session,
                     request,
                     Action.CHECKS_BLOCKED,
                     "governance",
-                    f"the checks could not run: {error}",
-                    {"error": error},
+                    f"the checks could not run: {said}",
+                    {"error": said},
                 )
             else:
                 job.status = "done"
@@ -725,6 +730,7 @@ class Workflow:
             digest.startswith("sha256:") and len(digest) == 71 and _hex(digest[7:])
         ):
             raise InputError("digest", f"is {digest!r}", "give sha256:<64 hex digits>")
+        names.checked_model_version(model, version)  # nor does junk fill the cache
         key = (model, version, target)
         answer = self._admissions.get(key)
         if answer is None:
@@ -1090,6 +1096,16 @@ def _signed_admission(
                 datetime.fromisoformat(expires) if expires else None,
             )
     return admitting or "there is no signed final decision"
+
+
+def _without_paths(error: str, inputs: dict[str, Any]) -> str:
+    """An error about the request's files as people may read it: each stored file's path
+    on this server replaced by the form field it came in (the blob store's layout, and
+    where the data directory is, are nobody's business)."""
+    for field in ("artifact", "data", "reference", "champion"):
+        if inputs.get(field):
+            error = error.replace(str(inputs[field]), f"(the {field} file)")
+    return error
 
 
 def _hex(text: str) -> bool:
