@@ -55,7 +55,8 @@ from governance.domain.results import CheckResult, Status
 from governance.domain.workflow import State
 from governance.services.people import Principal
 from governance.services.workflow import Workflow
-from governance.store.blobs import BlobStore
+from governance.store.blobs import BLOB_MODE, BlobStore
+from governance.store.private import DIRECTORY
 from governance.store.repository import append_audit, in_transaction
 from governance.store.tables import (
     Dataset,
@@ -792,13 +793,13 @@ def _write_blob(blobs: BlobStore, sha256: str, payload: bytes) -> Path:
     target = blobs.path_of(sha256, ".parquet")
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, target)
-        target.chmod(0o444)
+        target.chmod(BLOB_MODE)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

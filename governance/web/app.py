@@ -4,6 +4,7 @@ OpenAPI schema at /schema, and the job runner started and stopped with the app."
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 from litestar import Litestar, get
@@ -125,5 +126,7 @@ def create_app(
 
 
 def app_from_env() -> Litestar:
-    """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables."""
+    """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables. A served
+    process makes files only its own user may read (reports, registry downloads, …)."""
+    os.umask(0o077)
     return create_app(Settings.from_env())
