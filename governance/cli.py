@@ -1008,7 +1008,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     database: DatabaseOption = None,
 ) -> None:
-    """Serve the API (/api/v1, OpenAPI at /schema/swagger) with uvicorn."""
+    """Serve the API (/api/v1, OpenAPI at /schema/openapi.json) with uvicorn."""
     settings = _settings(database)
     _governance(database).close()  # refuse to start on a database init has not made
     _serve(settings, host, port, workers)
@@ -1022,7 +1022,7 @@ def _serve(settings: config.Settings, host: str, port: int, workers: int) -> Non
     os.environ["GOVERNANCE_HOME"] = str(settings.home)
     os.environ["GOVERNANCE_DATABASE_URL"] = settings.database_url
     os.environ["GOVERNANCE_POLICIES"] = str(settings.policies)
-    out.print(f"serving http://{host}:{port}/  (API docs: http://{host}:{port}/schema/swagger)")
+    out.print(f"serving http://{host}:{port}/  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
     uvicorn.run(
         "governance.web.app:app_from_env",
         factory=True,

@@ -83,25 +83,54 @@ def envelope(document: dict[str, Any], key_id: str, signer: Callable[[bytes], by
     }
 
 
-def verify(
-    document: dict[str, Any], artifact_sha256: str, verifier: Callable[[bytes, bytes], bool]
-) -> list[str]:
-    """Every reason the envelope does not vouch for these bytes; empty when it does."""
+class AttestationError(ValueError):
+    """An envelope that vouches for nothing: malformed, or its signature does not hold."""
+
+
+def verified_statement(
+    document: dict[str, Any], verifier: Callable[[bytes, bytes], bool]
+) -> dict[str, Any]:
+    """The in-toto Statement inside a DSSE envelope whose signature `verifier` accepts;
+    AttestationError naming why otherwise. Nothing in the payload is read before the
+    signature over it holds."""
     try:
         payload = base64.b64decode(document["payload"], validate=True)
         signatures = [base64.b64decode(s["sig"], validate=True) for s in document["signatures"]]
         payload_type = document["payloadType"]
     except (KeyError, TypeError, ValueError) as exc:
-        return [f"not a DSSE envelope: {exc}"]
-    if not any(verifier(signature, pae(payload_type, payload)) for signature in signatures):
-        return [
+        raise AttestationError(f"not a DSSE envelope: {exc}") from None
+    if not isinstance(payload_type, str) or not any(
+        verifier(signature, pae(payload_type, payload)) for signature in signatures
+    ):
+        raise AttestationError(
             "signature: does not verify with this key (the payload was changed, or "
             "another key signed it)"
-        ]
+        )
     inner = json.loads(payload)
-    if inner.get("_type") != STATEMENT_TYPE:
-        return [f"payload: not an in-toto Statement v1 ({inner.get('_type')!r})"]
-    digests = [s.get("digest", {}).get("sha256") for s in inner.get("subject", [])]
+    if not isinstance(inner, dict) or inner.get("_type") != STATEMENT_TYPE:
+        kind = inner.get("_type") if isinstance(inner, dict) else type(inner).__name__
+        raise AttestationError(f"payload: not an in-toto Statement v1 ({kind!r})")
+    return inner
+
+
+def subject_digests(inner: dict[str, Any]) -> dict[str, str | None]:
+    """The Statement's subjects: name → sha256."""
+    return {
+        str(s.get("name")): s.get("digest", {}).get("sha256")
+        for s in inner.get("subject", [])
+        if isinstance(s, dict)
+    }
+
+
+def verify(
+    document: dict[str, Any], artifact_sha256: str, verifier: Callable[[bytes, bytes], bool]
+) -> list[str]:
+    """Every reason the envelope does not vouch for these bytes; empty when it does."""
+    try:
+        inner = verified_statement(document, verifier)
+    except AttestationError as exc:
+        return [str(exc)]
+    digests = list(subject_digests(inner).values())
     if artifact_sha256 not in digests:
         return [
             f"artifact: sha256 {artifact_sha256} is not the attested {', '.join(map(str, digests))}"

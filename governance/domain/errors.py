@@ -16,6 +16,11 @@ class InputError(Exception):
         return f"{text}. Fix: {self.fix}" if self.fix else text
 
 
+class MalformedInputError(InputError):
+    """A value of the wrong form, refused before anything looks it up (HTTP 400): a name
+    that does not match its pattern."""
+
+
 class NotFoundError(Exception):
     """The thing named does not exist (HTTP 404)."""
 

@@ -32,6 +32,7 @@ from governance.services.workflow import Workflow
 from governance.signing import create_key, load_private, raw_public
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
+from governance.store.private import private_directory
 from governance.store.repository import audit_trail
 from reports import pki
 from reports.pki import load_identity
@@ -87,6 +88,7 @@ class Governance:
 
 def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Governance:
     """The service over an initialised data directory and database."""
+    private_directory(settings.home)
     engine = make_engine(settings.database_url)
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
@@ -137,7 +139,7 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     done = []
     if admin_password is not None:  # refused before anything is made
         check_password(admin_password)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.home)
     before = current_revision(settings.database_url)
     upgrade(settings.database_url)
     after = current_revision(settings.database_url)

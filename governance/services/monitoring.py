@@ -38,6 +38,7 @@ from sqlmodel import Session, col, func, select
 
 from connectors import files
 from governance.checks import CheckInputs, Task, run_check
+from governance.domain import names
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import (
     SCHEDULE_SECONDS,
@@ -54,7 +55,8 @@ from governance.domain.results import CheckResult, Status
 from governance.domain.workflow import State
 from governance.services.people import Principal
 from governance.services.workflow import Workflow
-from governance.store.blobs import BlobStore
+from governance.store.blobs import BLOB_MODE, BlobStore
+from governance.store.private import DIRECTORY
 from governance.store.repository import append_audit, in_transaction
 from governance.store.tables import (
     Dataset,
@@ -131,6 +133,7 @@ class ProductionMonitoring:
     ) -> dict[str, Any]:
         """Store one batch. The same batch id with the same rows answers the stored batch
         (`replayed`); with other rows it is refused, and nothing is stored."""
+        names.checked_model_version(model, version)
         if not BATCH_ID.match(batch_id or ""):
             raise InputError(
                 "batchId",
@@ -581,7 +584,7 @@ def _reference(path: Path, kind: str, text: list[str]) -> pd.DataFrame:
         return pq.read_table(path, read_dictionary=text).to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise InputError(
-            f"reference file {path}",
+            f"reference file {path.name}",  # the blob's hash, not where the store is
             f"cannot be read as Parquet ({type(exc).__name__}: {exc})",
             "restore the file the request was checked with",
         ) from None
@@ -805,13 +808,13 @@ def _write_blob(blobs: BlobStore, sha256: str, payload: bytes) -> Path:
     target = blobs.path_of(sha256, ".parquet")
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(payload)
         os.replace(temporary, target)
-        target.chmod(0o444)
+        target.chmod(BLOB_MODE)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

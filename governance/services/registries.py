@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from governance.domain import names
 from governance.domain.errors import (
     ConflictError,
     InputError,
@@ -207,6 +208,7 @@ class RegistrySync:
             registry.publish(offered, refusal)
 
     def _open(self, registry: Registry, offered: RegistryVersion) -> str:
+        names.checked_model_version(offered.model, offered.version)  # before any download
         actor = connector_principal(registry.name)
         self._work_dir.mkdir(parents=True, exist_ok=True)
         fetched_into = Path(tempfile.mkdtemp(prefix="fetch-", dir=self._work_dir))

@@ -51,6 +51,7 @@ REQUEST_REVOKED = "request.revoked"
 REQUEST_EXPIRED = "request.expired"
 MONITORING_BREACH = "monitoring.breach"
 REGISTRY_ALIAS_RESTORED = "registry.alias_restored"
+ADMISSION_INTEGRITY_ALERT = "admission.integrity_alert"
 EVENTS = (
     REQUEST_SUBMITTED,
     CHECKS_FINISHED,
@@ -60,6 +61,7 @@ EVENTS = (
     REQUEST_EXPIRED,
     MONITORING_BREACH,
     REGISTRY_ALIAS_RESTORED,
+    ADMISSION_INTEGRITY_ALERT,
 )
 # Audit actions that are one event each, under the event's name.
 ONE_TO_ONE = {
@@ -69,6 +71,7 @@ ONE_TO_ONE = {
     "request.expire": REQUEST_EXPIRED,
     "monitoring.breach": MONITORING_BREACH,
     "registry.alias_restored": REGISTRY_ALIAS_RESTORED,
+    "admission.integrity_alert": ADMISSION_INTEGRITY_ALERT,
 }
 STATUSES = ("pending", "delivered", "failed")
 
@@ -442,6 +445,7 @@ def _text(event: str, row: AuditEventRow, name: str, reason: str) -> str:
         REQUEST_EXPIRED: f"The approval of {name} expired",
         MONITORING_BREACH: f"Monitoring breach on {name}{reason}",
         REGISTRY_ALIAS_RESTORED: f"Registry alias restored for {name}{reason}",
+        ADMISSION_INTEGRITY_ALERT: f"Admission refused {name}: no valid signed decision{reason}",
     }[event]
 
 

@@ -5,6 +5,7 @@ appends its audit event; a final decision is also issued as a signed attestation
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from connectors import files
-from governance.domain import attestation
+from governance.domain import attestation, names
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -47,7 +48,7 @@ from governance.services.builders import provenance_verdict
 from governance.services.gate import GateRequest, judge
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
-from governance.signing import key_name
+from governance.signing import key_name, verifier
 from governance.store.repository import (
     append_audit,
     get_or_insert,
@@ -70,12 +71,15 @@ from governance.store.tables import (
     utcnow,
 )
 
+log = logging.getLogger(__name__)
 CHECKS_JOB = "checks"
 # How uploaded evidence was checked (a request's inputs["evidence"]["mode"]).
 RERUN, BUILDER = "rerun", "builder"
 ADMITTED = frozenset({State.APPROVED, State.WAIVED, State.PROMOTED})
 OPEN = frozenset(State) - {State.REJECTED, State.EXPIRED, State.REVOKED}
 MIN_JUSTIFICATION = 20
+INTEGRITY_ALERT = "admission.integrity_alert"
+ALERT_WINDOW_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class Candidate:
     champion: Path | None = None
     positive_label: str | None = None
     model_card: ModelCard | None = None
+
+    def __post_init__(self) -> None:
+        names.checked_model_version(self.model, self.version)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,9 @@ class Workflow:
         self._key = signing_key
         self._clock = clock
         self._admissions = AdmissionCache(engine)
+        self._verify = verifier(signing_key.public_key())
+        self._alerted: dict[tuple[str, str, str, str], float] = {}
+        self._alert_lock = threading.Lock()
 
     @property
     def policies(self) -> PolicyLibrary:
@@ -142,6 +152,7 @@ class Workflow:
     def register_model(
         self, actor: Principal, name: str, risk_tier: str, owner: str | None
     ) -> dict[str, Any]:
+        names.checked("name", name)
         if risk_tier not in ("low", "medium", "high"):
             raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
         owner = owner or actor.name
@@ -450,14 +461,15 @@ class Workflow:
                 session.add(job)
                 return
             if manifest is None or policy is None:
-                job.status, job.error = "failed", error
+                said = _without_paths(error or "", request.inputs)
+                job.status, job.error = "failed", said
                 self._move(
                     session,
                     request,
                     Action.CHECKS_BLOCKED,
                     "governance",
-                    f"the checks could not run: {error}",
-                    {"error": error},
+                    f"the checks could not run: {said}",
+                    {"error": said},
                 )
             else:
                 job.status = "done"
@@ -757,6 +769,7 @@ class Workflow:
             digest.startswith("sha256:") and len(digest) == 71 and _hex(digest[7:])
         ):
             raise InputError("digest", f"is {digest!r}", "give sha256:<64 hex digits>")
+        names.checked_model_version(model, version)  # nor does junk fill the cache
         key = (model, version, target)
         answer = self._admissions.get(key)
         if answer is None:
@@ -764,6 +777,8 @@ class Workflow:
         return _as_of(answer, self._clock(), digest)
 
     def _admission(self, model: str, version: str, target: str) -> Admission:
+        """The answer from the signed decisions: a request row whose state admits is
+        believed only when an attestation signed with the service's key backs it."""
         with Session(self._engine) as session:
             row = session.exec(
                 select(PromotionRequest, ModelVersion)
@@ -777,27 +792,76 @@ class Workflow:
             if row is None:
                 return Admission(False, f"{model} {version} has no promotion request for {target}")
             request, stored = row
-            decision = session.exec(
-                select(FinalDecision.id)
+            state = State(request.state)
+            if state not in ADMITTED:
+                why = f": {request.state_reason}" if request.state_reason else ""
+                return Admission(
+                    False,
+                    f"the request is {state.value}{why}",
+                    state=state.value,
+                    request_id=request.id,
+                    artifact_sha256=stored.artifact_sha256,
+                )
+            finals = session.exec(
+                select(FinalDecision)
                 .filter_by(request_id=request.id)
-                .order_by(col(FinalDecision.created_at).desc())
-                .limit(1)
-            ).first()
-        state = State(request.state)
-        answer = Admission(
+                .order_by(col(FinalDecision.created_at))
+            ).all()
+        found = _signed_admission(finals, self._verify, request.id, f"{model}@{version}", target)
+        if isinstance(found, _Signed) and found.sha256 != stored.artifact_sha256:
+            found = (
+                f"the recorded sha256 {stored.artifact_sha256} is not the attested {found.sha256}"
+            )
+        if isinstance(found, str):
+            self._integrity_alert(model, version, target, request.id, state.value, found)
+            return Admission(
+                False,
+                f"refused: the record says {state.value} but no valid signed decision backs "
+                f"it ({found}); an integrity alert was raised",
+                state=state.value,
+                request_id=request.id,
+            )
+        return Admission(
             True,
             f"{state.value}; valid until "
-            + (request.expires_at.isoformat() if request.expires_at else "never"),
+            + (found.expires_at.isoformat() if found.expires_at else "never"),
             state=state.value,
             request_id=request.id,
-            decision_id=decision,
-            artifact_sha256=stored.artifact_sha256,
-            expires_at=request.expires_at,
+            decision_id=found.decision_id,
+            artifact_sha256=found.sha256,
+            expires_at=found.expires_at,
         )
-        if state not in ADMITTED:
-            why = f": {request.state_reason}" if request.state_reason else ""
-            return replace(answer, allowed=False, reason=f"the request is {state.value}{why}")
-        return answer
+
+    def _integrity_alert(
+        self, model: str, version: str, target: str, request_id: str, state: str, reason: str
+    ) -> None:
+        """Record on the audit trail (the webhooks send it) that a record admits what no
+        signed decision backs; once per version and reason per `ALERT_WINDOW_SECONDS` in
+        this process, so a serving system asking in a loop does not flood the trail."""
+        key = (model, version, target, reason)
+        now = time.monotonic()
+        with self._alert_lock:
+            last = self._alerted.get(key)
+            if last is not None and now - last < ALERT_WINDOW_SECONDS:
+                return
+            self._alerted[key] = now
+
+        def work(session: Session) -> None:
+            append_audit(
+                session,
+                actor="governance",
+                action=INTEGRITY_ALERT,
+                subject=_subject(model, version),
+                payload={"request_id": request_id, "target": target, "state": state,
+                         "reason": reason},
+            )  # fmt: skip
+
+        try:
+            in_transaction(self._engine, work)
+        except Exception:  # the answer is deny either way; try again on the next miss
+            with self._alert_lock:
+                self._alerted.pop(key, None)
+            log.exception("could not record the integrity alert for %s@%s", model, version)
 
     def admission_cache_clear(self) -> None:
         self._admissions.clear()
@@ -1025,6 +1089,63 @@ def _as_of(answer: Admission, now: datetime, digest: str | None) -> Admission:
             f"(sha256:{answer.artifact_sha256})",
         )
     return answer
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """What a verified, admitting final decision says."""
+
+    decision_id: str
+    sha256: str
+    expires_at: datetime | None
+
+
+def _signed_admission(
+    finals: list[FinalDecision] | Any,
+    verify: Callable[[bytes, bytes], bool],
+    request_id: str,
+    subject: str,
+    target: str,
+) -> _Signed | str:
+    """The request's last admitting decision (approved, waived, promoted) as its signed
+    Statement says it, or why none holds: a row whose signature fails, a Statement made
+    for another decision, request, version or target, a signed revocation, or none at all.
+    Any forged row fails the whole answer: it is evidence of tampering."""
+    admitting: _Signed | None = None
+    for row in finals:
+        try:
+            inner = attestation.verified_statement(row.envelope, verify)
+        except attestation.AttestationError as exc:
+            return f"final decision {row.id}: {exc}"
+        predicate = inner.get("predicate") or {}
+        digests = attestation.subject_digests(inner)
+        said = (predicate.get("decisionId"), predicate.get("requestId"), predicate.get("target"))
+        if said != (row.id, request_id, target) or subject not in digests:
+            return (
+                f"final decision {row.id}: signed for {', '.join(digests) or 'nothing'} "
+                f"(decision {said[0]}, request {said[1]}, target {said[2]}), not this one"
+            )
+        decision = predicate.get("decision")
+        if decision == State.REVOKED.value:
+            return f"final decision {row.id}: revoked, by a signed revocation"
+        if decision in {s.value for s in ADMITTED}:
+            expires = predicate.get("expiresAt")
+            admitting = _Signed(
+                row.id,
+                str(digests[subject]),
+                datetime.fromisoformat(expires) if expires else None,
+            )
+    return admitting or "there is no signed final decision"
+
+
+def _without_paths(error: str, inputs: dict[str, Any]) -> str:
+    """An error about the request's files as people may read it: each stored file's path
+    on this server replaced by the form field it came in (the blob store's layout, and
+    where the data directory is, are nobody's business)."""
+    for field in ("artifact", "data", "reference", "champion"):
+        if inputs.get(field):
+            error = error.replace(str(inputs[field]), f"(the {field} file)")
+    return error
 
 
 def _hex(text: str) -> bool:

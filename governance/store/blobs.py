@@ -11,9 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from governance.domain.errors import InputError
+from governance.store.private import DIRECTORY
 
 CHUNK = 1024 * 1024
 SHA256 = re.compile(r"[0-9a-f]{64}")
+# Stored bytes never change (the name is their hash), and they are personal data: readable
+# by the service's user only.
+BLOB_MODE = 0o400
 
 
 class BlobStore:
@@ -39,12 +43,12 @@ class BlobStore:
             for block in iter(lambda: stream.read(CHUNK), b""):
                 digest.update(block)
         target = self.path_of(digest.hexdigest(), "".join(source.suffixes[-2:]).lower())
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
         if target.exists():
             source.unlink()
         else:
             os.replace(source, target)
-            target.chmod(0o444)
+            target.chmod(BLOB_MODE)
         return target
 
     async def put(self, field: str, name: str, chunks: AsyncIterator[bytes], limit: int) -> Path:
@@ -57,7 +61,7 @@ class BlobStore:
                 f"file name {name!r} has no usable suffix",
                 "name it .csv, .parquet, .skops …",
             )
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         descriptor, temporary = tempfile.mkstemp(dir=self.root, prefix=".upload-")
@@ -76,9 +80,9 @@ class BlobStore:
             if size == 0:
                 raise InputError(field, "is empty", "upload the file itself")
             target = self.path_of(digest.hexdigest(), suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
             os.replace(temporary, target)
-            target.chmod(0o444)
+            target.chmod(BLOB_MODE)
             return target
         finally:
             if os.path.exists(temporary):

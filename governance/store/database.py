@@ -11,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from governance.store.private import DIRECTORY, private_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -23,11 +25,22 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite(Path(parsed.database))
     engine = create_engine(parsed)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _private_sqlite(database: Path) -> None:
+    """The database file 0600 before SQLite opens it: SQLite gives its WAL and
+    shared-memory files the database file's mode, so they are private too."""
+    database.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
+    private_file(database)
+    for companion in ("-wal", "-shm", "-journal"):
+        path = database.with_name(database.name + companion)
+        if path.exists():
+            private_file(path)
 
 
 def writing(engine: Engine) -> Engine:

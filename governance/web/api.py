@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 from pydantic import ValidationError
 
+from governance.domain import names
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
@@ -65,7 +66,7 @@ class SignIn(Camel):
 
 
 class NewModel(Camel):
-    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    name: Annotated[str, msgspec.Meta(pattern=names.PATTERN)]
     risk_tier: str
     owner: str | None = None
 

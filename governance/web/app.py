@@ -4,13 +4,14 @@ OpenAPI schema at /schema, and the job runner started and stopped with the app."
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from governance.config import Settings
@@ -20,6 +21,7 @@ from governance.store.database import current_revision
 from governance.web import console, problems
 from governance.web.api import PUBLIC, api_router
 from governance.web.auth import BearerAuthentication
+from governance.web.headers import security_headers
 from governance.web.problems import Problem
 
 
@@ -100,6 +102,7 @@ def create_app(
         middleware=[
             DefineMiddleware(BearerAuthentication, exclude=["^/schema", "^/health", "^/ready"])
         ],
+        before_send=[security_headers],
         exception_handlers=problems.HANDLERS,
         on_startup=[start],
         on_shutdown=[stop],
@@ -109,7 +112,9 @@ def create_app(
             version="1",
             description="A policy-driven gatekeeper between ML training and serving.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            # The schema only, as JSON (also at /schema) and YAML: every HTML renderer
+            # Litestar ships loads its scripts from a CDN, which a gatekeeper's pages must not.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
@@ -125,5 +130,7 @@ def create_app(
 
 
 def app_from_env() -> Litestar:
-    """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables."""
+    """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables. A served
+    process makes files only its own user may read (reports, registry downloads, …)."""
+    os.umask(0o077)
     return create_app(Settings.from_env())

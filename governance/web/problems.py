@@ -15,6 +15,7 @@ from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
     InputError,
+    MalformedInputError,
     NotFoundError,
     TooManyAttemptsError,
     UnauthenticatedError,
@@ -52,7 +53,8 @@ def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
 
 
 def on_input(_: Request, exc: InputError) -> Response[dict[str, Any]]:
-    return problem(422, exc.message, field=exc.subject, fix=exc.fix or None)
+    status = 400 if isinstance(exc, MalformedInputError) else 422
+    return problem(status, exc.message, field=exc.subject, fix=exc.fix or None)
 
 
 def on_policy(_: Request, exc: PolicyError) -> Response[dict[str, Any]]:
@@ -91,7 +93,8 @@ def on_validation(_: Request, exc: ValidationException) -> Response[dict[str, An
         if isinstance(e, dict)
     ]
     detail = "; ".join(fields) or exc.detail
-    return problem(400, detail, errors=errors)
+    keys = {e.get("key") for e in errors if isinstance(e, dict) and e.get("key")}
+    return problem(400, detail, errors=errors, **({"field": keys.pop()} if len(keys) == 1 else {}))
 
 
 def on_http(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:

@@ -244,6 +244,9 @@ def _expired(key: str, request: Request[Any, Any, Any]) -> Cookie:
 
 
 def session_cookie(request: Request[Any, Any, Any], secret: str, expires: datetime) -> Cookie:
+    """The session's secret, kept by the browser for as long as the session lives: Max-Age
+    in seconds left (Litestar's `expires` takes seconds too, not a point in time)."""
+    left = expires.replace(tzinfo=expires.tzinfo or UTC) - datetime.now(UTC)
     return Cookie(
         key=SESSION_COOKIE,
         value=secret,
@@ -251,7 +254,7 @@ def session_cookie(request: Request[Any, Any, Any], secret: str, expires: dateti
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        expires=int(expires.replace(tzinfo=expires.tzinfo or UTC).timestamp()),
+        max_age=max(int(left.total_seconds()), 0),
     )
 
 

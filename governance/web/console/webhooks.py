@@ -43,6 +43,7 @@ EVENT_PURPOSES = {
     "request.expired": "its approval expired",
     "monitoring.breach": "production monitoring found a breach",
     "registry.alias_restored": "a registry alias was put back as governance decided",
+    "admission.integrity_alert": "admission found a record no signed decision backs (tampering?)",
 }
 
 
