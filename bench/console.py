@@ -992,7 +992,7 @@ def _principal(governance: Any, username: str) -> Any:
 
     full_name, _ = PEOPLE[username]
     roles = frozenset(governance.access.roles_of(username))
-    return Principal(username, full_name, "user", roles)
+    return Principal(username, full_name, "user", roles, username)
 
 
 def set_states(engine: Engine, states: dict[str, str]) -> None:

@@ -1142,6 +1142,13 @@ def token_create(
     name: str,
     roles: Annotated[list[str], typer.Option("--role", help="A role; repeat for several.")],
     days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="The person (user name) accountable for what the token does; "
+            "default: the first admin."
+        ),
+    ] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Issue an API token. The secret is printed once and never stored."""
@@ -1149,12 +1156,15 @@ def token_create(
 
     governance = _governance(database)
     try:
-        token = governance.people.create_token(SYSTEM, name, roles, days)
+        token = governance.people.create_token(SYSTEM, name, roles, days, owner)
     except InputError as exc:
         fail(exc.message)
     finally:
         governance.close()
-    err.print(f"token {token['id']} for {escape(name)} ({', '.join(token['roles'])}); keep it:")
+    err.print(
+        f"token {token['id']} for {escape(name)} ({', '.join(token['roles'])}), "
+        f"accountable: {escape(token['owner'])}; keep it:"
+    )
     out.print(token["token"])
 
 

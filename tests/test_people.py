@@ -128,13 +128,13 @@ def test_set_roles_replaces_them_audits_and_drops_cached_principals(
     people.add_user(SYSTEM, "bob", "Bob Owner", PASSWORD, ["business_owner"])
     session = people.sign_in("bob", PASSWORD, 8)["token"]
     assert people.authenticate(session).roles == frozenset({"business_owner"})
-    assert not governance.access.allowed(("bob",), "audit", "read")
+    assert not governance.access.allowed(("user:bob",), "audit", "read")
 
     changed = people.set_roles(SYSTEM, "bob", ["auditor", "business_owner", "auditor"])
     assert changed["roles"] == ["auditor", "business_owner"] and changed["changed"]
     assert people.cached_principal(session) is None  # the next request looks again
     assert people.authenticate(session).roles == frozenset({"auditor", "business_owner"})
-    assert governance.access.allowed(("bob",), "audit", "read")
+    assert governance.access.allowed(("user:bob",), "audit", "read")
     last = audit_trail(governance.engine)[-1].event
     assert (last.action, last.actor, last.subject) == (
         "user.roles_changed",
@@ -216,7 +216,7 @@ def test_another_process_follows_a_role_change_within_a_second(governance: Gover
 
     def held_within(expected: bool) -> None:
         deadline = time.monotonic() + RULES_CHECK_SECONDS + 2
-        while other.allowed(["zoe"], "requests", "sign") is not expected:
+        while other.allowed(["user:zoe"], "requests", "sign") is not expected:
             assert time.monotonic() < deadline, f"the other process still answers {not expected}"
             time.sleep(0.05)
 
@@ -235,12 +235,13 @@ def test_a_person_and_their_roles_are_written_in_one_transaction(governance: Gov
 
     def lines(username: str) -> list[str]:
         with Session(governance.engine) as session:
-            rows = session.exec(select(CasbinRule).filter_by(ptype="g", v0=username)).all()
+            subject = f"user:{username}"
+            rows = session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all()
         return sorted(row.v1 or "" for row in rows)
 
     governance.people.add_user(SYSTEM, "zoe", "Zoe", PASSWORD, ["auditor", "business_owner"])
-    assert lines("zoe") == ["auditor", "business_owner"]
+    assert lines("zoe") == ["role:auditor", "role:business_owner"]
     assert governance.access.roles_of("zoe") == ["auditor", "business_owner"]
     with pytest.raises(ConflictError):
         governance.people.add_user(SYSTEM, "zoe", "Zoe Again", PASSWORD, ["model_risk_officer"])
-    assert lines("zoe") == ["auditor", "business_owner"]
+    assert lines("zoe") == ["role:auditor", "role:business_owner"]

@@ -1,6 +1,11 @@
 """Who may do what. The rules are casbin's: the model in `policies/rbac_model.conf`, the
 policy lines in the database (casbin's SQLAlchemy adapter), seeded with `DEFAULT_GRANTS`.
 
+Every subject casbin sees is namespaced: `user:NAME` (a person), `token:ID` (an API token)
+and `role:NAME` (a role, the only kind of subject a `p` line grants to). casbin's `g`
+matches a subject to itself, so without the prefixes a person named `ci` or `admin` would
+hold that role by name alone; a user name cannot contain `:`, so the namespaces never meet.
+
 A permission is (resource, action). Every HTTP operation names one, and the server checks
 it before the handler runs; the workflow then applies the finer rules (which roles the
 model's policy takes, segregation of duties)."""
@@ -37,6 +42,26 @@ ROLES = (
     "serving",
 )
 HUMAN_ROLES = ROLES[:6]
+
+USER, TOKEN, ROLE = "user:", "token:", "role:"
+
+
+def user_subject(username: str) -> str:
+    return USER + username
+
+
+def token_subject(token_id: str) -> str:
+    return TOKEN + token_id
+
+
+def role_subject(role: str) -> str:
+    return ROLE + role
+
+
+def role_name(subject: str) -> str:
+    """`role:admin` -> `admin`; anything else is no role and stays as it is."""
+    return subject.removeprefix(ROLE)
+
 
 READ = [
     ("models", "read"),
@@ -149,9 +174,10 @@ class AccessControl:
         """Add the default grants that are missing; grants an admin added are kept."""
         with self._lock:
             for role, grants in DEFAULT_GRANTS.items():
+                subject = role_subject(role)
                 for resource, action in grants:
-                    if not self._enforcer.has_policy(role, resource, action):
-                        self._enforcer.add_policy(role, resource, action)
+                    if not self._enforcer.has_policy(subject, resource, action):
+                        self._enforcer.add_policy(subject, resource, action)
             self._answers.clear()
 
     def refresh(self) -> None:
@@ -161,6 +187,7 @@ class AccessControl:
             self._fingerprint = self._rules_fingerprint()
 
     def allowed(self, subjects: Iterable[str], resource: str, action: str) -> bool:
+        """Whether any of the (namespaced) subjects may; see `Principal.subjects`."""
         self._follow_changes()
         return any(self._allowed(s, resource, action) for s in subjects)
 
@@ -172,8 +199,11 @@ class AccessControl:
         return answer
 
     def roles_of(self, username: str) -> list[str]:
+        """A person's roles, by their names (`admin`, not `role:admin`)."""
         self._follow_changes()
-        return sorted(self._enforcer.get_roles_for_user(username))
+        held = self._enforcer.get_roles_for_user(user_subject(username))
+        return sorted(role_name(r) for r in held if r.startswith(ROLE))
 
     def grants(self) -> list[list[str]]:
-        return sorted(self._enforcer.get_policy())
+        """casbin's `p` lines with the role's name: [role, resource, action]."""
+        return sorted([role_name(sub), *rest] for sub, *rest in self._enforcer.get_policy())

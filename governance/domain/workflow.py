@@ -104,11 +104,13 @@ def check_signature(
     rules: Approvals,
     signer: Signer,
     role: str,
-    submitter: str,
-    owner: str,
+    submitter: str | None,
+    owner: str | None,
     previous: Sequence[Signature],
 ) -> None:
-    """Segregation of duties and the policy's roles, before a signature is recorded."""
+    """Segregation of duties and the policy's roles, before a signature is recorded.
+    `signer.user`, `submitter` and `owner` are people (a token's accountable person, not
+    the token): a person may not approve what they submitted through a machine."""
     if role not in signer.roles:
         raise SignatureRefusedError(f"{signer.user} does not hold the role {role}")
     if role not in rules.roles:

@@ -13,7 +13,16 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from governance.auth.access import HUMAN_ROLES, ROLES, AccessControl
+from governance.auth.access import (
+    HUMAN_ROLES,
+    ROLES,
+    USER,
+    AccessControl,
+    role_name,
+    role_subject,
+    token_subject,
+    user_subject,
+)
 from governance.auth.secrets import (
     MIN_PASSWORD_LENGTH,
     DigestKey,
@@ -51,18 +60,21 @@ Purpose = Literal["sign-in", "signature", "password change"]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a person (by session) or a machine (by API token)."""
+    """Who is asking: a person (by session) or a machine (by API token). `person` is the
+    user name of the person accountable: the person themself, or a token's owner.
+    Segregation of duties compares people, never tokens."""
 
     name: str
     full_name: str
     kind: Literal["user", "token"]
     roles: frozenset[str]
+    person: str | None = None
 
     @property
     def subjects(self) -> tuple[str, ...]:
-        """What casbin is asked about: a user by name (roles from its `g` lines), a token by
-        the roles it was issued with."""
-        return (self.name,) if self.kind == "user" else tuple(sorted(self.roles))
+        """What casbin is asked about: `user:NAME` or `token:ID` (a token principal's name
+        is already `token:ID`), each holding its roles through its `g` lines."""
+        return (user_subject(self.name),) if self.kind == "user" else (self.name,)
 
 
 SYSTEM = Principal("governance", "governance service", "user", frozenset({"admin"}))
@@ -106,7 +118,7 @@ class People:
             )
             # the roles are casbin lines in the same transaction: no person without roles
             for role in sorted(set(roles)):
-                session.add(CasbinRule(ptype="g", v0=username, v1=role))
+                session.add(CasbinRule(ptype="g", v0=user_subject(username), v1=role_subject(role)))
             append_audit(
                 session,
                 actor=actor.name,
@@ -169,8 +181,9 @@ class People:
             user = _lock_people(session).get(username)
             if user is None:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
-            lines = session.exec(select(CasbinRule).filter_by(ptype="g", v0=username)).all()
-            old = sorted({line.v1 for line in lines if line.v1})
+            subject = user_subject(username)
+            lines = session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all()
+            old = sorted({role_name(line.v1) for line in lines if line.v1})
             if old == wanted:
                 return old
             added = set(wanted) - set(old)
@@ -191,7 +204,7 @@ class People:
             for line in lines:
                 session.delete(line)
             for role in wanted:
-                session.add(CasbinRule(ptype="g", v0=username, v1=role))
+                session.add(CasbinRule(ptype="g", v0=subject, v1=role_subject(role)))
             append_audit(
                 session,
                 actor=actor.name,
@@ -440,8 +453,17 @@ class People:
     # --- tokens ------------------------------------------------------------------------
 
     def create_token(
-        self, actor: Principal, name: str, roles: list[str], days: int | None
+        self,
+        actor: Principal,
+        name: str,
+        roles: list[str],
+        days: int | None,
+        owner: str | None = None,
     ) -> dict[str, Any]:
+        """Issue a token with its accountable person: `owner` if named, else the person who
+        creates it (a token's owner when a token creates one); the service itself (the CLI)
+        names the first active admin. What the token does counts as that person's for
+        segregation of duties."""
         if not name.strip():
             raise InputError("name", "is empty", "name the system that will use the token")
         _check_roles(roles, ROLES, "a token")
@@ -455,17 +477,22 @@ class People:
         token_id, secret = new_token()
         expires = utcnow() + timedelta(days=days) if days else None
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> str:
+            person = _accountable_person(session, owner or actor.person)
             session.add(
                 ApiToken(
                     id=token_id,
                     name=name.strip(),
-                    owner=actor.name,
+                    owner=person,
                     roles=sorted(roles),
                     digest=self._digest.digest(secret),
                     expires_at=expires,
                 )
             )
+            for role in sorted(set(roles)):
+                session.add(
+                    CasbinRule(ptype="g", v0=token_subject(token_id), v1=role_subject(role))
+                )
             append_audit(
                 session,
                 actor=actor.name,
@@ -473,16 +500,20 @@ class People:
                 subject=f"token:{token_id}",
                 payload={
                     "name": name.strip(),
+                    "owner": person,
                     "roles": sorted(roles),
                     "expires_at": expires and expires.isoformat(),
                 },
             )
+            return person
 
-        in_transaction(self._engine, work)
+        person = in_transaction(self._engine, work)
+        self._access.refresh()
         return {
             "id": token_id,
             "token": secret,
             "name": name.strip(),
+            "owner": person,
             "roles": sorted(roles),
             "expires_at": expires,
         }
@@ -496,6 +527,9 @@ class People:
                 raise ConflictError(f"token {token_id} was revoked already")
             token.revoked_at = utcnow()
             session.add(token)
+            subject = token_subject(token_id)  # its grants go with it
+            for line in session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)):
+                session.delete(line)
             append_audit(
                 session,
                 actor=actor.name,
@@ -505,6 +539,7 @@ class People:
             )
 
         in_transaction(self._engine, work)
+        self._access.refresh()
         self._forget_all()
 
     def list_tokens(self) -> list[dict[str, Any]]:
@@ -547,7 +582,9 @@ class People:
             raise UnauthenticatedError("unknown or revoked API token")
         if token.expires_at is not None and token.expires_at <= now:
             raise UnauthenticatedError(f"API token {token.id} expired at {token.expires_at}")
-        return Principal(f"token:{token.id}", token.name, "token", frozenset(token.roles))
+        return Principal(
+            token_subject(token.id), token.name, "token", frozenset(token.roles), token.owner
+        )
 
     def _session_principal(self, digest: str) -> Principal:
         with Session(self._engine) as session:
@@ -562,7 +599,7 @@ class People:
         if row.expires_at <= utcnow():
             raise UnauthenticatedError("the session expired: sign in again")
         roles = frozenset(self._access.roles_of(user.username))
-        return Principal(user.username, user.full_name, "user", roles)
+        return Principal(user.username, user.full_name, "user", roles, user.username)
 
     def _forget(self, digest: str) -> None:
         with self._cache_lock:
@@ -583,14 +620,36 @@ def _lock_people(session: Session) -> dict[str, UserAccount]:
 
 
 def _active_admins(session: Session) -> set[str]:
-    statement = (
-        select(UserAccount.username)
-        .join(CasbinRule, col(CasbinRule.v0) == col(UserAccount.username))
-        .where(
-            CasbinRule.ptype == "g", CasbinRule.v1 == "admin", col(UserAccount.disabled).is_(False)
+    """The user names of the enabled people holding admin (`g, user:NAME, role:admin`)."""
+    holders = session.exec(
+        select(CasbinRule.v0).where(CasbinRule.ptype == "g", CasbinRule.v1 == role_subject("admin"))
+    ).all()
+    names = {h.removeprefix(USER) for h in holders if h and h.startswith(USER)}
+    enabled = select(UserAccount.username).where(col(UserAccount.disabled).is_(False))
+    return names & set(session.exec(enabled).all())
+
+
+def _accountable_person(session: Session, wanted: str | None) -> str:
+    """The person a new token answers to: `wanted` if it is an enabled person, else (no
+    person asked for: the service itself issues it) the first active admin (the earliest
+    added; migration 0006 gives older tokens the same)."""
+    if wanted is None:
+        first = session.exec(
+            select(UserAccount.username)
+            .where(col(UserAccount.username).in_(_active_admins(session)))
+            .order_by(col(UserAccount.id))
+        ).first()
+        if first is None:
+            raise InputError("owner", "is not given", "name the person accountable for it")
+        return first
+    user = session.exec(select(UserAccount).filter_by(username=wanted)).first()
+    if user is None or user.disabled:
+        raise InputError(
+            "owner",
+            f"{wanted!r} is not an active person",
+            "name the user name of the person accountable for what the token does",
         )
-    )
-    return set(session.exec(statement).all())
+    return user.username
 
 
 def _last_admin(subject: str, username: str, verb: str) -> ConflictError:

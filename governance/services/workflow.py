@@ -67,6 +67,7 @@ from governance.store.tables import (
     Policy,
     PromotionRequest,
     Signature,
+    UserAccount,
     WaiverRequest,
     utcnow,
 )
@@ -152,12 +153,16 @@ class Workflow:
     def register_model(
         self, actor: Principal, name: str, risk_tier: str, owner: str | None
     ) -> dict[str, Any]:
+        """A model's owner is a person: the one named, else the person behind the caller (a
+        token's owner). Segregation of duties keeps the owner from approving it."""
         names.checked("name", name)
         if risk_tier not in ("low", "medium", "high"):
             raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
-        owner = owner or actor.name
+        owner = owner if owner is not None else actor.person
 
         def work(session: Session) -> dict[str, Any]:
+            if owner is not None:
+                _check_person(session, owner)
             model = get_or_insert(session, Model, {"name": name}, risk_tier=risk_tier, owner=owner)
             if model.risk_tier != risk_tier:
                 raise ConflictError(
@@ -349,6 +354,7 @@ class Workflow:
             target=candidate.target,
             policy_id=stored_policy.id,
             submitter=actor.name,
+            submitter_person=actor.person,
             state=State.SUBMITTED.value,
             inputs=inputs,
             created_at=now,
@@ -532,7 +538,7 @@ class Workflow:
                 )
             policy = _policy(session, request)
             owner = _owner(session, request)
-            signer = Signer(actor.name, actor.roles)
+            signer = Signer(actor.name, actor.roles)  # a person: tokens were refused above
             previous = _signatures(session, request_id)
             chosen = role or _pick_role(policy, action, actor, previous)
             if action in (Action.APPROVE, Action.REJECT):
@@ -541,7 +547,7 @@ class Workflow:
                         policy.approvals,
                         signer,
                         chosen,
-                        request.submitter,
+                        request.submitter_person,
                         owner,
                         [
                             SignatureRef(s.username, s.role)
@@ -552,7 +558,7 @@ class Workflow:
                 except SignatureRefusedError as exc:
                     raise ForbiddenError(str(exc)) from None
             else:
-                _check_waiver_signer(policy, signer, chosen, request.submitter, owner)
+                _check_waiver_signer(policy, signer, chosen, request.submitter_person, owner)
             evidence = _evidence_sha256(session, request)
             now = self._clock()
             session.add(
@@ -973,6 +979,7 @@ class Workflow:
             "state": request.state,
             "stateReason": request.state_reason,
             "submitter": request.submitter,
+            "submitterPerson": request.submitter_person,
             "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
             "artifactSha256": version.artifact_sha256,
             "expiresAt": request.expires_at,
@@ -1291,9 +1298,20 @@ def _policy(session: Session, request: PromotionRequest) -> PromotionPolicy:
     return parse_policy(row.document)
 
 
-def _owner(session: Session, request: PromotionRequest) -> str:
+def _owner(session: Session, request: PromotionRequest) -> str | None:
+    """The person who owns the request's model: the model's owner, else the person who
+    submitted (None for a connector's submission of a model without an owner)."""
     _, model = _version_and_model(session, request)
-    return model.owner or request.submitter
+    return model.owner or request.submitter_person
+
+
+def _check_person(session: Session, username: str) -> None:
+    if session.exec(select(UserAccount.id).filter_by(username=username)).first() is None:
+        raise InputError(
+            "owner",
+            f"{username!r} is not a person known here",
+            "give the user name of the person accountable for the model (a token cannot own one)",
+        )
 
 
 def _signatures(session: Session, request_id: str) -> list[Signature]:
@@ -1341,7 +1359,7 @@ def _pick_role(
 
 
 def _check_waiver_signer(
-    policy: PromotionPolicy, signer: Signer, role: str, submitter: str, owner: str
+    policy: PromotionPolicy, signer: Signer, role: str, submitter: str | None, owner: str | None
 ) -> None:
     if role != policy.waivers.approver_role or role not in signer.roles:
         raise ForbiddenError(

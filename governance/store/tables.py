@@ -62,7 +62,8 @@ class Model(SQLModel, table=True):
     id: int = _serial()
     name: str = Field(unique=True)
     risk_tier: str
-    owner: str | None = Field(default=None, index=True)  # my queue leaves my models out
+    # a person's user name, never a token (migration 0006); my queue leaves my models out
+    owner: str | None = Field(default=None, index=True)
     created_at: datetime = _created_at()
 
 
@@ -176,7 +177,10 @@ class PromotionRequest(SQLModel, table=True):
     model_version_id: int = Field(foreign_key="model_version.id", index=True)
     target: str
     policy_id: int = Field(foreign_key="policy.id")
-    submitter: str
+    submitter: str  # who asked: a user name, `token:ID` or `connector:NAME`
+    # The person accountable for the submission (the submitter, or the token's owner);
+    # None for a registry connector. Segregation of duties compares it (migration 0006).
+    submitter_person: str | None = None
     state: str
     state_reason: str | None = Field(default=None, sa_type=Text)
     decision_id: str | None = Field(
@@ -300,7 +304,7 @@ class ApiToken(SQLModel, table=True):
 
     id: str = Field(primary_key=True, sa_type=String(16))
     name: str
-    owner: str
+    owner: str  # the person accountable for what it does (a user name; migration 0006)
     roles: list[str] = Field(sa_type=JSON, nullable=False)
     digest: str = _sha256(unique=True)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -321,8 +325,8 @@ class UserSession(SQLModel, table=True):
 
 
 class CasbinRule(SQLModel, table=True):
-    """casbin's policy lines (`p, role, resource, action` and `g, user, role`), in the
-    layout its SQLAlchemy adapter reads."""
+    """casbin's policy lines (`p, role:R, resource, action`, `g, user:NAME, role:R` and
+    `g, token:ID, role:R`), in the layout its SQLAlchemy adapter reads."""
 
     __tablename__ = "casbin_rule"
 
@@ -336,7 +340,7 @@ class CasbinRule(SQLModel, table=True):
     v5: str | None = Field(default=None, sa_type=String(255))
 
     def __str__(self) -> str:
-        """The policy line as casbin's adapter hands it to casbin: `p, role, obj, act`."""
+        """The policy line as casbin's adapter hands it to casbin: `p, role:R, obj, act`."""
         values = (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5)
         return ", ".join([self.ptype, *(v for v in values if v is not None)])
 

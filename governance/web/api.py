@@ -107,6 +107,8 @@ class NewToken(Camel):
     name: str
     roles: list[str]
     days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    # The person accountable for what the token does (default: whoever creates it).
+    owner: str | None = None
 
 
 @dataclass
@@ -220,6 +222,7 @@ async def me(request: Request) -> Json:
         "fullName": principal.full_name,
         "kind": principal.kind,
         "roles": sorted(principal.roles),
+        "person": principal.person,
     }
 
 
@@ -653,7 +656,12 @@ async def list_tokens(request: Request) -> list[Json]:
 )
 async def create_token(request: Request, data: NewToken) -> Json:
     return await _thread(
-        _gov(request).people.create_token, _me(request), data.name, data.roles, data.days
+        _gov(request).people.create_token,
+        _me(request),
+        data.name,
+        data.roles,
+        data.days,
+        data.owner,
     )
 
 

@@ -198,6 +198,7 @@ class NewTokenForm:
     name: str
     roles: Checked = field(default_factory=list)
     days: str = ""
+    owner: str = ""  # empty: the admin who creates it
     csrf_token: str = ""
 
 
@@ -215,7 +216,12 @@ async def create_token(
     people = governance_of(request).people
     try:
         created = await call(
-            people.create_token, me(request), data.name, _checked(data.roles), _days(data.days)
+            people.create_token,
+            me(request),
+            data.name,
+            _checked(data.roles),
+            _days(data.days),
+            data.owner.strip() or None,
         )
     except REFUSALS as exc:
         return redirect(request, TOKENS, failure_message(exc), kind="error")
