@@ -102,6 +102,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         return sign(checkpoint, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
+    checkpoints = checkpoint_log(settings, engine, key)
     reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
     return Governance(
         settings,
@@ -113,7 +114,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         key,
         reports,
         Browse(engine),
-        ChainStatus(engine),
+        ChainStatus(engine, checkpoints.problems),
         webhooks=Webhooks(
             engine,
             DigestKey.load_or_create(settings.token_secret),
@@ -129,7 +130,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             open_registries(settings.connectors),
             settings.home / "registry-work",
         ),
-        checkpoints=checkpoint_log(settings, engine, key),
+        checkpoints=checkpoints,
     )
 
 
