@@ -677,22 +677,36 @@ def audit_verify(
         typer.Option(help="Database URL (default: GOVERNANCE_DATABASE_URL, else the SQLite file)."),
     ] = None,
 ) -> None:
-    """Check the audit hash chain: exit 0 intact, 1 naming every changed, deleted or
-    inserted event."""
-    from governance.domain.audit import verify_chain
+    """Check the audit trail: its hash chain (a changed event, or one deleted or inserted
+    between others) and the newest signed checkpoint published outside the database (events
+    cut from the end, or a rewrite with every later hash recomputed). Exit 0 intact, 1
+    naming every problem. When intact, a checkpoint of the trail is published."""
+    from governance.services.container import checkpoint_log
+    from governance.signing import PUBLIC, load_private
     from governance.store.database import make_engine
-    from governance.store.repository import audit_trail
 
     url = config.database_url(database) or config.default_database_url()
+    settings = config.Settings.from_env(url, config.data_dir())
+    keyless = not settings.signing_key.exists()
+    if keyless and not settings.signing_key.with_name(PUBLIC).exists():
+        err.print(
+            f"[yellow]![/] no signing key in {escape(str(settings.home))}: only the hash chain "
+            "is checked; set GOVERNANCE_HOME to check the published checkpoints too"
+        )
     try:
-        events = audit_trail(make_engine(url))
+        key = None if keyless else load_private(settings.signing_key)
+        log = checkpoint_log(settings, make_engine(url), key)
+        result = log.verify()
+    except InputError as exc:
+        fail(exc.message)
     except Exception as exc:  # noqa: BLE001
         fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
-    problems = verify_chain(events)
+    problems, count = result["problems"], result["events"]
     if problems:
-        refuse(problems, f"audit trail broken: {len(problems)} problem(s) in {len(events)} events")
-    head = events[-1].hash if events else "(empty)"
-    out.print(f"[green]✓[/] audit trail intact: {len(events)} events, head {head}")
+        refuse(problems, f"audit trail broken: {len(problems)} problem(s) in {count} events")
+    head = result["head"] or "(empty)"
+    published = " (checkpoint published)" if result["checkpointPublished"] else ""
+    out.print(f"[green]✓[/] audit trail intact: {count} events, head {head}{published}")
 
 
 KeyOption = Annotated[

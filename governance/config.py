@@ -35,6 +35,8 @@ def default_database_url() -> str:
 SETTINGS_FILE_KEYS = (
     "home", "database_url", "policies", "signing_key", "max_upload_mb", "organisation",
     "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
+    "webhook_allow_hosts", "webhook_allow_http", "checkpoint_events", "checkpoint_minutes",
+    "checkpoint_witness",
 )  # fmt: skip
 
 
@@ -58,6 +60,15 @@ class Settings:
     max_predictions_bytes: int = 64 * MIB  # one batch of prediction logs
     predictions_dir: Path | None = None  # a watched directory of Parquet prediction logs
     connectors: Path | None = None  # the registries to watch (connectors/settings.py)
+    # Hosts (`name` or `name:port`) webhooks may reach although they are not public; plain
+    # http only to them and only when allowed (governance/services/outbound.py).
+    webhook_allow_hosts: tuple[str, ...] = ()
+    webhook_allow_http: bool = False
+    # Signed checkpoints of the audit trail published outside the database this often, and
+    # to this witness (a directory or a URL) too (governance/services/checkpoints.py).
+    checkpoint_events: int = 100
+    checkpoint_minutes: float = 10.0
+    checkpoint_witness: str | None = None
 
     @property
     def blobs(self) -> Path:
@@ -94,7 +105,27 @@ class Settings:
             max_predictions_bytes=int(pick("max_predictions_mb") or 64) * MIB,
             predictions_dir=Path(pick("predictions_dir")) if pick("predictions_dir") else None,
             connectors=Path(pick("connectors")) if pick("connectors") else None,
+            webhook_allow_hosts=tuple(
+                h.strip() for h in str(pick("webhook_allow_hosts") or "").split(",") if h.strip()
+            ),
+            webhook_allow_http=str(pick("webhook_allow_http")).lower() in ("1", "true", "yes"),
+            checkpoint_events=_positive("checkpoint_events", pick("checkpoint_events") or 100, int),
+            checkpoint_minutes=_positive(
+                "checkpoint_minutes", pick("checkpoint_minutes") or 10, float
+            ),
+            checkpoint_witness=pick("checkpoint_witness") or None,
         )
+
+
+def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """A count or a period that must be a number above zero."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise InputError(f"GOVERNANCE_{name.upper()}", f"is {value!r}", "give a number above 0")
+    return number
 
 
 def _settings_file() -> dict[str, Any]:

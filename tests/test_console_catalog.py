@@ -448,7 +448,7 @@ def test_viewers_who_ask_during_a_chain_check_share_it(monkeypatch: pytest.Monke
 
     calls: list[int] = []
 
-    def slow_check(engine: object) -> dict[str, object]:
+    def slow_check(engine: object, published: object) -> dict[str, object]:
         calls.append(1)
         time.sleep(0.5)
         return {"intact": True, "events": len(calls)}

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -73,9 +74,14 @@ def test_drift_in_production_revokes_removes_the_alias_and_alerts(
         f"mlflow:\n  - name: mlflow-main\n    trackingUri: {mlflow_server.url}\n"
         f"    pollSeconds: 2\n    models: [{model}]\n"
     )
-    service = start_service(
-        tmp_path / "home", database_url, env={"GOVERNANCE_CONNECTORS": str(connectors)}
-    )
+    # The receiver is on loopback: an admin allow-lists it by host and port, plain http.
+    receiver = urlsplit(received[0]).netloc
+    env = {
+        "GOVERNANCE_CONNECTORS": str(connectors),
+        "GOVERNANCE_WEBHOOK_ALLOW_HOSTS": receiver,
+        "GOVERNANCE_WEBHOOK_ALLOW_HTTP": "1",
+    }
+    service = start_service(tmp_path / "home", database_url, env=env)
     try:
         run_the_loop(service, mlflow_server, model, demo_dir, tmp_path, received)
     finally:

@@ -1,8 +1,12 @@
-"""Outgoing webhooks on both databases, against a real HTTP receiver on the loopback: a
-workflow event reaches it as signed JSON with a Slack-compatible `text`; a refused delivery
-is retried after its backoff (a test clock moves time), ends `failed` after 8 attempts and
-is sent again when an admin asks; an unreachable URL is recorded; fan-out never makes a
-delivery twice. Then the API (bad input, who may) and the console's admin page."""
+"""Outgoing webhooks on both databases, against a real HTTP receiver on the loopback (which
+the admin allow-lists by host and port, plain http): a workflow event reaches it as signed
+JSON with a Slack-compatible `text`; a refused delivery is retried after its backoff (a test
+clock moves time), ends `failed` after 8 attempts and is sent again when an admin asks; an
+unreachable URL is recorded; fan-out never makes a delivery twice. Then the API (bad input,
+who may) and the console's admin page. Then server-side request forgery: every form of an
+internal address refused when subscribed, a name that resolves to one refused when
+delivering, a rebinding resolver unable to move the connection, and the receiver's answer
+kept from auditors."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +31,9 @@ from sqlmodel import Session, func, select
 from connectors.adult import TARGET
 from governance.auth.secrets import DigestKey
 from governance.config import Settings
+from governance.domain.errors import InputError
 from governance.services.container import Governance, initialise, open_governance
+from governance.services.outbound import Outbound
 from governance.services.people import SYSTEM, People, Principal
 from governance.services.webhooks import MAX_ATTEMPTS, Webhooks, backoff
 from governance.services.workflow import Candidate
@@ -62,13 +69,19 @@ class Receiver:
     url: str
     answers: list[int] = field(default_factory=lambda: [200])
     received: list[dict[str, Any]] = field(default_factory=list)
+    body: bytes = b"noted"
+
+    @property
+    def netloc(self) -> str:
+        return self.url.split("/")[2]
 
     def answer(self) -> int:
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def start_receiver(address: str = "127.0.0.1", port: int = 0) -> tuple[Receiver, Any]:
+    """A receiver listening on `address`; returns it and its server (to shut down)."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -76,15 +89,20 @@ def receiver() -> Iterator[Receiver]:
             state.received.append({"path": self.path, "headers": headers, "body": body})
             self.send_response(state.answer())
             self.end_headers()
-            self.wfile.write(b"noted")
+            self.wfile.write(state.body)
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = ThreadingHTTPServer((address, port), Handler)
+    state = Receiver(f"http://{address}:{server.server_address[1]}/hook")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return state, server
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state, server = start_receiver()
     yield state
     server.shutdown()
     server.server_close()
@@ -92,9 +110,12 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def governance(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> Iterator[Governance]:
     monkeypatch.setenv("GOVERNANCE_POLICIES", str(fast_policies(tmp_path / "policies")))
+    # The receiver is on loopback: allow-listed by host and port, as an admin would.
+    monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HOSTS", f"chat-proxy.internal,{receiver.netloc}")
+    monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HTTP", "1")
     settings = Settings.from_env(database_url, tmp_path / "home")
     initialise(settings, PASSWORD)
     opened = open_governance(settings)
@@ -104,10 +125,14 @@ def governance(
     opened.close()
 
 
-def webhooks_with(governance: Governance, clock: Clock) -> Webhooks:
+def webhooks_with(
+    governance: Governance, clock: Clock, outbound: Outbound | None = None, timeout: float = 10
+) -> Webhooks:
     """Another process's view of the same service, on a clock the test moves."""
     key = DigestKey.load_or_create(governance.settings.token_secret)
-    return Webhooks(governance.engine, key, clock=clock)
+    settings = governance.settings
+    allowed = outbound or Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
+    return Webhooks(governance.engine, key, clock=clock, outbound=allowed, timeout_seconds=timeout)
 
 
 def person(people: People, name: str) -> Principal:
@@ -271,7 +296,8 @@ def test_a_refused_delivery_is_retried_after_the_backoff(
     assert webhooks.tick() == 1
     [first] = webhooks.list_deliveries()["items"]
     assert (first["status"], first["attempts"], first["lastStatusCode"]) == ("pending", 1, 500)
-    assert first["lastError"] == "HTTP 500: noted"
+    assert first["lastError"] == "HTTP 500" and "lastAnswer" not in first
+    assert first["lastAttemptAt"] == clock.now and first["lastDurationMs"] >= 0
     assert first["nextAttemptAt"] == clock.now + timedelta(seconds=30)
 
     clock.now += timedelta(seconds=29)
@@ -320,8 +346,9 @@ def test_a_receiver_that_never_accepts_ends_failed_and_an_admin_retries(
 
 def test_an_unreachable_receiver_is_recorded(governance: Governance) -> None:
     clock = Clock()
-    webhooks = webhooks_with(governance, clock)
-    webhooks.subscribe(SYSTEM, f"http://127.0.0.1:{free_port()}/nobody", ["monitoring.breach"])
+    port = free_port()
+    webhooks = webhooks_with(governance, clock, Outbound.of([f"127.0.0.1:{port}"], True))
+    webhooks.subscribe(SYSTEM, f"http://127.0.0.1:{port}/nobody", ["monitoring.breach"])
     breach(governance)
     assert webhooks.tick() == 1
     [row] = webhooks.list_deliveries()["items"]
@@ -368,7 +395,7 @@ def app(governance: Governance) -> Iterator[App]:
 
 
 BAD_SUBSCRIPTIONS = [
-    ({"url": "ftp://example.com/x", "events": ["request.promoted"]}, "url", "http://"),
+    ({"url": "ftp://example.com/x", "events": ["request.promoted"]}, "url", "https://"),
     ({"url": "https://", "events": ["request.promoted"]}, "url", "with a host"),
     ({"url": "https://a:b@example.com/", "events": ["request.promoted"]}, "url", "password"),
     ({"url": "https://example.com/", "events": ["request.won"]}, "events", "request.won"),
@@ -497,3 +524,184 @@ def test_console_page_adds_shows_the_secret_once_and_unsubscribes(
     seen = auditor.get("/admin/webhooks")
     assert seen.status_code == 200 and "Add a webhook" not in seen.text
     assert auditor.post("/admin/webhooks", data=form).status_code == 403
+
+
+# --- server-side request forgery ------------------------------------------------------------
+
+INTERNAL_URLS = [
+    "http://127.0.0.1:8080/internal-admin",  # plain http, and loopback
+    "https://127.0.0.1:5432/",  # the database's port
+    "https://127.0.0.2/",  # all of 127/8 is loopback
+    "https://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
+    "https://metadata.google.internal/computeMetadata/v1/",
+    "https://0x7f000001/",  # 127.0.0.1 written in hex,
+    "https://2130706433/",  # as one decimal number,
+    "https://127.1/",  # shortened,
+    "https://0177.0.0.1/",  # in octal
+    "https://localhost/",
+    "https://app.localhost/",
+    "https://[::1]/",
+    "https://[::ffff:127.0.0.1]/",  # IPv4-mapped IPv6
+    "https://[::ffff:a9fe:a9fe]/",  # 169.254.169.254, mapped
+    "https://[64:ff9b::a00:1]/",  # 10.0.0.1 through NAT64
+    "https://[2002:c0a8:101::]/",  # 192.168.1.1 in 6to4
+    "https://[fe80::1]/",
+    "https://[fd00:ec2::254]/",  # unique-local (AWS metadata over IPv6)
+    "https://[ff02::1]/",
+    "https://10.1.2.3/",
+    "https://172.16.0.1/",
+    "https://192.168.1.1/",
+    "https://100.64.0.1/",  # carrier-grade NAT
+    "https://224.0.0.1/",
+    "https://0.0.0.0/",
+    "https://[::]/",
+    "http://hooks.example.com/governance",  # a public name, but plain http
+    "http://chat-proxy.internal/",  # allow-listed, but plain http is allowed to it only…
+]
+
+
+def test_internal_addresses_are_refused_when_subscribed(app: App) -> None:
+    """Every form of a loopback, private, link-local, metadata or unspecified address, and
+    plain http, is refused with a problem naming `url` and the fix; nothing is recorded."""
+    admin = app.api("admin")
+    for url in INTERNAL_URLS[:-1]:
+        body = {"url": url, "events": ["request.promoted"]}
+        answer = app.client.post("/api/v1/webhooks", json=body, headers=admin)
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.headers["content-type"].startswith(PROBLEM_JSON)
+        problem = answer.json()
+        assert problem["field"] == "url", (url, problem)
+        assert "https://" in problem["fix"] or "allow-list" in problem["fix"], (url, problem)
+    assert app.client.get("/api/v1/webhooks", headers=admin).json() == []
+    # …because GOVERNANCE_WEBHOOK_ALLOW_HTTP is set here: an allow-listed name is accepted.
+    body = {"url": INTERNAL_URLS[-1], "events": ["request.promoted"]}
+    assert app.client.post("/api/v1/webhooks", json=body, headers=admin).status_code == 201
+    strict = Outbound.of(["chat-proxy.internal"])  # without it, https only
+    with pytest.raises(InputError, match="plain http"):
+        strict.checked("http://chat-proxy.internal/")
+    assert strict.checked("https://chat-proxy.internal/hook").host == "chat-proxy.internal"
+
+
+@dataclass
+class Resolver:
+    """A resolver hook for names under `.test`: each lookup takes the next answer (the last
+    one again once they run out; an empty one: the name does not resolve). Other names go to
+    the system resolver."""
+
+    answers: list[list[str]] = field(default_factory=lambda: [[]])
+    lookups: list[str] = field(default_factory=list)
+
+    def answer(self, host: str) -> list[str]:
+        self.lookups.append(host)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Resolver:
+    hook = Resolver()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if not str(host).endswith(".test"):
+            return real(host, port, *args, **kwargs)
+        answer = hook.answer(str(host))
+        if not answer:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        family = {False: socket.AF_INET, True: socket.AF_INET6}
+        return [(family[":" in a], socket.SOCK_STREAM, 6, "", (a, port)) for a in answer]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return hook
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_when_delivering(
+    governance: Governance, receiver: Receiver, resolver: Resolver
+) -> None:
+    """Subscribed while the name answered a public address, then pointed at the loopback:
+    the delivery is refused with the reason, and no connection is made."""
+    port = receiver.netloc.split(":")[1]
+    webhooks = webhooks_with(governance, Clock())
+    resolver.answers = [["93.184.215.14"]]
+    webhooks.subscribe(SYSTEM, f"https://hooks.example.test:{port}/hook", ["monitoring.breach"])
+    resolver.answers = [["93.184.215.14", "127.0.0.1"]]  # every address counts, not the first
+    breach(governance)
+    assert webhooks.tick() == 1
+    [row] = webhooks.list_deliveries()["items"]
+    assert (row["status"], row["attempts"], row["lastStatusCode"]) == ("failed", 0, None)
+    assert "127.0.0.1: a loopback address" in row["lastError"]
+    assert receiver.received == []
+
+
+def test_a_rebinding_resolver_cannot_move_the_connection(
+    governance: Governance, receiver: Receiver, resolver: Resolver
+) -> None:
+    """The name is resolved once per delivery and the connection goes to that address, the
+    name kept in the Host header: a resolver that answers a public address to the check and
+    the loopback to whoever asks next never gets the loopback receiver called."""
+    port = receiver.netloc.split(":")[1]
+    webhooks = webhooks_with(governance, Clock(), timeout=1.0)
+    resolver.answers = [[]]  # not resolvable yet: accepted, checked again when delivering
+    rebind = webhooks.subscribe(SYSTEM, f"https://rebind.test:{port}/hook", ["monitoring.breach"])
+    breach(governance)
+    resolver.answers = [["192.0.2.1"], ["127.0.0.1"]]  # TEST-NET-1: refused, it is not public
+    assert webhooks.tick() == 1
+    [row] = webhooks.list_deliveries()["items"]
+    assert row["status"] == "failed" and "192.0.2.1" in row["lastError"]
+    assert (
+        receiver.received == [] and resolver.lookups.count("rebind.test") == 2
+    )  # subscribed, delivered
+    webhooks.unsubscribe(SYSTEM, rebind["id"])
+
+    # An allow-listed name is not judged by its address, but is still resolved once and
+    # connected to as resolved: two receivers on one port, at two loopback addresses.
+    other, server = start_receiver("127.0.0.2", int(port))
+    try:
+        allowed = Outbound.of([f"pinned.test:{port}"], allow_http=True)
+        pinned = webhooks_with(governance, Clock(), allowed)
+        pinned.subscribe(SYSTEM, f"http://pinned.test:{port}/hook", ["monitoring.breach"])
+        breach(governance)
+        resolver.answers = [["127.0.0.1"], ["127.0.0.2"]]
+        assert pinned.tick() == 1
+        assert resolver.lookups.count("pinned.test") == 1
+        [request] = receiver.received
+        assert request["headers"]["host"] == f"pinned.test:{port}"
+        assert other.received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_auditors_see_status_and_timing_admins_a_short_clean_answer(
+    app: App, receiver: Receiver
+) -> None:
+    """The receiver's answer is not the delivery log's business: an auditor reads status,
+    attempts and timing only; an admin the answer's first 64 printable characters."""
+    admin, auditor = app.api("admin"), app.api("audrey")
+    body = {"url": receiver.url, "events": ["monitoring.breach"]}
+    assert app.client.post("/api/v1/webhooks", json=body, headers=admin).status_code == 201
+    receiver.answers = [500]
+    receiver.body = b"root:x:0:0:\x1b[31mroot\u202e:/root:/bin/bash\n" + b"internal " * 40
+    breach(app.governance)
+    app.governance.webhooks.tick()
+
+    def log(headers: dict[str, str]) -> dict[str, Any]:
+        answer = app.client.get("/api/v1/webhooks/deliveries", headers=headers)
+        assert answer.status_code == 200
+        [item] = answer.json()["items"]
+        return dict(item)
+
+    seen = log(auditor)
+    assert (seen["lastStatusCode"], seen["lastError"]) == (500, "HTTP 500")
+    assert seen["lastDurationMs"] is not None and seen["lastAttemptAt"]
+    assert "lastAnswer" not in seen and "root" not in json.dumps(seen)
+    answer = log(admin)["lastAnswer"]
+    assert answer.startswith("root:x:0:0:[31mroot") and len(answer) <= 64
+    assert all(c.isprintable() for c in answer)
+
+    browser = TestClient(app.app)
+    console_sign_in(browser, "audrey")
+    page = browser.get("/admin/webhooks").text
+    assert "HTTP 500" in page and "root:x" not in page
+    admin_browser = TestClient(app.app)
+    console_sign_in(admin_browser, "admin")
+    assert "root:x:0:0:" in admin_browser.get("/admin/webhooks").text

@@ -2,6 +2,10 @@
 
 The Merkle tree's leaves are the chain's event hashes, so a proof about an event also
 proves its content: the auditor recomputes the event's hash from what it says.
+
+The hash chain alone cannot see its own tail cut off, nor a forger who rewrites an event and
+recomputes every later hash. Checkpoints published outside the database
+(governance/services/checkpoints.py) can: `against_published` checks the trail against them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
 
 ORIGIN = "governance audit log"
+# The audit event that records a checkpoint's publication; the checkpoint covers it.
+CHECKPOINT_ACTION = "audit.checkpoint"
 
 SignNote = Callable[[Checkpoint], str]
 OpenNote = Callable[[str], Checkpoint]
@@ -25,7 +31,51 @@ def _leaves(events: Sequence[ChainedEvent]) -> list[bytes]:
 
 
 def checkpoint(events: Sequence[ChainedEvent]) -> Checkpoint:
-    return Checkpoint(ORIGIN, len(events), merkle.root(_leaves(events)))
+    return checkpoint_of([chained.hash for chained in events])
+
+
+def checkpoint_of(hashes: Sequence[str]) -> Checkpoint:
+    """The checkpoint of a trail whose event hashes (hex, in seq order) are `hashes`."""
+    return Checkpoint(
+        ORIGIN, len(hashes), merkle.root([merkle.leaf_hash(bytes.fromhex(h)) for h in hashes])
+    )
+
+
+def against_published(
+    events: Sequence[ChainedEvent], published: Checkpoint, where: str
+) -> list[str]:
+    """What is wrong with the trail in the database given a checkpoint of it that was
+    published `where`: events missing (fewer than it covers), or a different tree at its
+    size (the Merkle consistency proof from it to the trail now fails)."""
+    if published.size > len(events):
+        present = {chained.event.seq for chained in events}
+        missing = [seq for seq in range(1, published.size + 1) if seq not in present]
+        return [
+            f"{where}: the published checkpoint covers {published.size} events, the database "
+            f"holds {len(events)}: {len(missing)} event(s) missing ({_ranges(missing)}): deleted"
+        ]
+    leaves = _leaves(events)
+    proof = merkle.consistency_proof(published.size, leaves) if published.size else []
+    if published.size and not merkle.verify_consistency(
+        published.size, len(leaves), published.root, merkle.root(leaves), proof
+    ):
+        return [
+            f"{where}: the first {published.size} events are not the ones the published "
+            "checkpoint covers: the trail was rewritten below it"
+        ]
+    return []
+
+
+def _ranges(seqs: Sequence[int]) -> str:
+    """`events 3, 7–9` from [3, 7, 8, 9]."""
+    spans: list[list[int]] = []
+    for seq in seqs:
+        if spans and spans[-1][1] == seq - 1:
+            spans[-1][1] = seq
+        else:
+            spans.append([seq, seq])
+    text = ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans)
+    return f"event{'s' if len(seqs) > 1 else ''} {text}"
 
 
 def prove(

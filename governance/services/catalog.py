@@ -9,7 +9,7 @@ import difflib
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,7 +20,7 @@ from sqlalchemy import Engine, and_, func, true
 from sqlmodel import Session, col, select
 
 from connectors.files import parse_policy_text
-from governance.domain.audit import verify_chain
+from governance.domain.audit import ChainedEvent, verify_chain
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.browse import Page
@@ -105,14 +105,19 @@ def _matching(filters: AuditFilter) -> Any:
     return and_(true(), *conditions)
 
 
+# The trail checked against the checkpoints published outside the database: its problems.
+Published = Callable[[list[ChainedEvent]], list[str]]
+
+
 class ChainStatus:
     """The chain check for the console, shared: reading and hashing 100,000 events takes
     about 20 s, so viewers who ask while a check runs wait for it and share its result
     instead of starting one each. A viewer who asks after it finished gets a fresh check:
     a rewrite must show at once."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, published: Published | None = None) -> None:
         self._engine = engine
+        self._published = published
         self._lock = threading.Lock()
         self._running: Future[dict[str, Any]] | None = None
 
@@ -127,7 +132,8 @@ class ChainStatus:
         if not mine:
             return running.result()
         try:
-            running.set_result({**audit_status(self._engine), "checkedAt": utcnow()})
+            result = audit_status(self._engine, self._published)
+            running.set_result({**result, "checkedAt": utcnow()})
         except BaseException as exc:
             running.set_exception(exc)
             raise
@@ -137,11 +143,12 @@ class ChainStatus:
         return running.result()
 
 
-def audit_status(engine: Engine) -> dict[str, Any]:
-    """The whole chain checked, as `governance audit verify` checks it: seconds on a large
-    trail, so the page asks for it separately. Each problem names its event."""
+def audit_status(engine: Engine, published: Published | None = None) -> dict[str, Any]:
+    """The whole chain checked, as `governance audit verify` checks it (with `published`,
+    against the checkpoints published outside the database too): seconds on a large trail,
+    so the page asks for it separately. Each problem names its event."""
     events = audit_trail(engine)
-    problems = verify_chain(events)
+    problems = verify_chain(events) + (published(events) if published else [])
     named = [
         {"text": text, "seq": int(match.group(1)) if match else None}
         for text in problems[:MAX_SHOWN_PROBLEMS]

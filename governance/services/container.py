@@ -16,20 +16,22 @@ from connectors.settings import open_registries
 from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey, new_password
 from governance.config import Settings
-from governance.domain.checkpoint import Checkpoint, sign
+from governance.domain.checkpoint import Checkpoint, CheckpointError, open_note, sign
 from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.builders import Builders
 from governance.services.catalog import ChainStatus
+from governance.services.checkpoints import CheckpointLog
 from governance.services.monitoring import ProductionMonitoring
+from governance.services.outbound import Outbound
 from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
-from governance.signing import create_key, load_private, raw_public
+from governance.signing import PUBLIC, create_key, load_private, load_public, raw_public, verifier
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
@@ -54,6 +56,7 @@ class Governance:
     monitoring: ProductionMonitoring
     registries: RegistrySync
     builders: Builders
+    checkpoints: CheckpointLog
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -70,6 +73,7 @@ class Governance:
             ("monitoring", 60.0, self.monitoring.run_due),
             *(("predictions-dir", 5.0, w.scan) for w in self._prediction_directories()),
             ("webhooks", 2.0, self.webhooks.tick),
+            ("audit-checkpoints", 30.0, self.checkpoints.tick),
             ("registry-publish", 1.0, self.registries.publish_tick),
             *(
                 (f"registry-{name}", seconds, partial(self.registries.tick, name))
@@ -100,6 +104,8 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     def note(checkpoint: Checkpoint) -> str:
         return sign(checkpoint, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
+    outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
+    checkpoints = checkpoint_log(settings, engine, key)
     reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
     return Governance(
         settings,
@@ -111,8 +117,13 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         key,
         reports,
         Browse(engine),
-        ChainStatus(engine),
-        webhooks=Webhooks(engine, DigestKey.load_or_create(settings.token_secret)),
+        ChainStatus(engine, checkpoints.problems),
+        webhooks=Webhooks(
+            engine,
+            DigestKey.load_or_create(settings.token_secret),
+            outbound=outbound,
+            sign_note=note,
+        ),
         monitoring=ProductionMonitoring(engine, workflow, BlobStore(settings.blobs)),
         registries=RegistrySync(
             engine,
@@ -123,6 +134,39 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             settings.home / "registry-work",
         ),
         builders=Builders(engine),
+        checkpoints=checkpoints,
+    )
+
+
+def checkpoint_log(
+    settings: Settings, engine: Engine, key: Ed25519PrivateKey | None
+) -> CheckpointLog:
+    """Where this installation publishes its audit checkpoints and reads them back. Without
+    the private key (a CLI run elsewhere) the notes are checked with the public key next to
+    it and nothing is published; without either, any published note is reported unchecked."""
+    public_path = settings.signing_key.with_name(PUBLIC)
+    public = key.public_key() if key else None
+    if public is None and public_path.exists():
+        public = load_public(public_path)
+
+    def opened(note: str) -> Checkpoint:
+        if public is None:
+            raise CheckpointError(f"no key to check it: {settings.signing_key} is missing")
+        return open_note(note, audit.ORIGIN, raw_public(public), verifier(public))
+
+    def signed(point: Checkpoint) -> str:
+        assert key is not None
+        return sign(point, audit.ORIGIN, raw_public(key.public_key()), key.sign)
+
+    return CheckpointLog(
+        engine,
+        opened,
+        settings.home / "checkpoints",
+        sign_note=signed if key else None,
+        witness=settings.checkpoint_witness,
+        outbound=Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http),
+        every_events=settings.checkpoint_events,
+        every_minutes=settings.checkpoint_minutes,
     )
 
 

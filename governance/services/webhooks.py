@@ -7,18 +7,24 @@ transaction; `deliver_due` sends what is due, retrying with backoff. A subscript
 only of the events appended after its own `webhook.subscribed` event: never the history.
 
 Each subscription's HMAC secret is derived from the service's digest key and the row's
-salt when a delivery is signed; it is shown once, when the subscription is made."""
+salt when a delivery is signed; it is shown once, when the subscription is made.
+
+URLs go through `Outbound` (governance/services/outbound.py) when subscribed and before each
+delivery, so an admin's URL cannot make the service reach its own loopback, the private
+network or a metadata endpoint. The delivery log keeps each attempt's status and timing for
+everyone who may read it; the start of a receiver's answer, sanitised, for admins only."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Engine, func
@@ -28,6 +34,8 @@ from governance.auth.secrets import DigestKey
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.workflow import Signature, quorum_reached
+from governance.services.audit import CHECKPOINT_ACTION, SignNote, checkpoint_of
+from governance.services.outbound import Outbound
 from governance.services.people import Principal
 from governance.store.repository import append_audit, get_or_insert, in_transaction
 from governance.store.tables import (
@@ -52,6 +60,7 @@ REQUEST_EXPIRED = "request.expired"
 MONITORING_BREACH = "monitoring.breach"
 REGISTRY_ALIAS_RESTORED = "registry.alias_restored"
 ADMISSION_INTEGRITY_ALERT = "admission.integrity_alert"
+AUDIT_CHECKPOINT = "audit.checkpoint"
 EVENTS = (
     REQUEST_SUBMITTED,
     CHECKS_FINISHED,
@@ -62,6 +71,7 @@ EVENTS = (
     MONITORING_BREACH,
     REGISTRY_ALIAS_RESTORED,
     ADMISSION_INTEGRITY_ALERT,
+    AUDIT_CHECKPOINT,
 )
 # Audit actions that are one event each, under the event's name.
 ONE_TO_ONE = {
@@ -86,8 +96,8 @@ CLAIM_SECONDS = 60
 MAX_ATTEMPTS = 8
 FIRST_BACKOFF_SECONDS = 30
 MAX_BACKOFF_SECONDS = 3600
-MAX_URL_LENGTH = 2000
 MAX_ERROR_LENGTH = 500
+ANSWER_EXCERPT = 64  # printable characters of a receiver's answer kept, for admins
 
 
 def backoff(attempts: int) -> timedelta:
@@ -109,11 +119,16 @@ class Webhooks:
         digest_key: DigestKey,
         clock: Callable[[], datetime] = utcnow,
         timeout_seconds: float = TIMEOUT_SECONDS,
+        outbound: Outbound | None = None,
+        sign_note: SignNote | None = None,
     ) -> None:
         self._engine = engine
         self._key = digest_key
         self._clock = clock
         self._timeout = timeout_seconds
+        self._outbound = outbound or Outbound()
+        # signs the `audit.checkpoint` deliveries' notes; without it they carry size and root
+        self._sign_note = sign_note
         # subscription id → the seq of its `webhook.subscribed` event (never changes)
         self._starts: dict[int, int] = {}
 
@@ -121,7 +136,7 @@ class Webhooks:
 
     def subscribe(self, actor: Principal, url: str, events: list[str]) -> dict[str, Any]:
         """A new subscription; its secret is in this answer only."""
-        url = _checked_url(url)
+        url = self._outbound.checked(url).url
         wanted = _checked_events(events)
         salt = secrets.token_hex(16)
 
@@ -218,7 +233,7 @@ class Webhooks:
         created = 0
         now = self._clock()
         for row in rows:
-            for event, data, text in events_of(session, row):
+            for event, data, text in self._events_of(session, row):
                 for subscription in subscriptions:
                     if event in subscription.events and row.seq > self._starts[subscription.id]:
                         session.add(_delivery(subscription.id, row, event, data, text, now))
@@ -226,6 +241,25 @@ class Webhooks:
         cursor.seq = rows[-1].seq
         session.add(cursor)
         return created, len(rows) == BATCH
+
+    def _events_of(
+        self, session: Session, row: AuditEventRow
+    ) -> list[tuple[str, dict[str, Any], str]]:
+        if row.action != CHECKPOINT_ACTION:
+            return events_of(session, row)
+        # The checkpoint covers the trail up to and including the event that records it.
+        hashes = session.exec(
+            select(AuditEventRow.hash)
+            .where(col(AuditEventRow.seq) <= row.seq)
+            .order_by(col(AuditEventRow.seq))
+        ).all()
+        checkpoint = checkpoint_of(hashes)
+        root = base64.b64encode(checkpoint.root).decode()
+        data: dict[str, Any] = {"size": checkpoint.size, "root": root}
+        if self._sign_note is not None:
+            data["note"] = self._sign_note(checkpoint)
+        text = f"Audit trail checkpoint: {checkpoint.size} events, root {root}"
+        return [(AUDIT_CHECKPOINT, data, text)]
 
     def _active(self, session: Session) -> list[WebhookSubscription]:
         subscriptions = list(session.exec(select(WebhookSubscription).filter_by(active=True)))
@@ -254,7 +288,8 @@ class Webhooks:
         if not due:
             return 0
         attempted = 0
-        with httpx.Client(timeout=self._timeout) as client:
+        # No proxy from the environment: the connection goes to the address that was checked.
+        with httpx.Client(timeout=self._timeout, trust_env=False) as client:
             for delivery_id in due:
                 claimed = self._claim(delivery_id)
                 if claimed is not None:
@@ -301,21 +336,28 @@ class Webhooks:
             "X-Governance-Timestamp": str(timestamp),
             "X-Governance-Signature": sign_body(self._secret(subscription), timestamp, body),
         }
+        started = time.monotonic()
         try:
-            response = client.post(subscription.url, content=body, headers=headers)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
-            self._record(delivery.id, None, f"{type(exc).__name__}: {exc}")
+            response = self._outbound.post(client, subscription.url, body, headers)
+        except InputError as exc:  # the address is refused now: nothing was sent
+            self._record(delivery.id, None, f"refused: {exc.problem}", final=True)
             return True
-        if response.is_success:
-            self._record(delivery.id, response.status_code, None)
-        else:
-            answer = response.text.strip()[:200]
-            error = f"HTTP {response.status_code}" + (f": {answer}" if answer else "")
-            self._record(delivery.id, response.status_code, error)
+        except (OSError, httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: no HTTPError
+            self._record(delivery.id, None, f"{type(exc).__name__}: {exc}", started=started)
+            return True
+        error = None if response.is_success else f"HTTP {response.status_code}"
+        answer = _excerpt(response.text)
+        self._record(delivery.id, response.status_code, error, started=started, answer=answer)
         return True
 
     def _record(
-        self, delivery_id: int, status_code: int | None, error: str | None, final: bool = False
+        self,
+        delivery_id: int,
+        status_code: int | None,
+        error: str | None,
+        final: bool = False,
+        started: float | None = None,
+        answer: str | None = None,
     ) -> None:
         """One attempt's outcome: delivered, or the error and when to try again, or failed
         when the attempts are spent (or `final`: there is nothing to try again)."""
@@ -327,6 +369,10 @@ class Webhooks:
             delivery.attempts += 0 if final else 1
             delivery.last_status_code = status_code
             delivery.last_error = error[:MAX_ERROR_LENGTH] if error else None
+            delivery.last_answer = answer
+            if started is not None:
+                delivery.last_attempt_at = now
+                delivery.last_duration_ms = round((time.monotonic() - started) * 1000)
             if error is None:
                 delivery.status, delivery.delivered_at = "delivered", now
             elif final or delivery.attempts >= MAX_ATTEMPTS:
@@ -343,8 +389,11 @@ class Webhooks:
         subscription_id: int | None = None,
         limit: int = 100,
         offset: int = 0,
+        answers: bool = False,
     ) -> dict[str, Any]:
-        """The delivery log, newest first, with the total for pagination."""
+        """The delivery log, newest first, with the total for pagination; with the start of
+        each receiver's answer only when `answers` (for admins: an auditor reading the log
+        must not read what an internal service said)."""
         if status is not None and status not in STATUSES:
             raise InputError("status", f"is {status!r}", f"use one of {', '.join(STATUSES)}")
         conditions = [
@@ -367,7 +416,7 @@ class Webhooks:
                 .offset(offset)
                 .limit(limit)
             ).all()
-            items = [_delivery_dict(delivery, url) for delivery, url in rows]
+            items = [_delivery_dict(delivery, url, answers) for delivery, url in rows]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     def redeliver(self, actor: Principal, delivery_id: int) -> dict[str, Any]:
@@ -553,31 +602,6 @@ def _delivery(
 # --- checks and shapes ---------------------------------------------------------------------
 
 
-def _checked_url(url: str) -> str:
-    url = url.strip()
-    fix = (
-        "give an http:// or https:// address with a host, e.g. https://hooks.example.com/governance"
-    )
-    if len(url) > MAX_URL_LENGTH:
-        raise InputError("url", f"is {len(url)} characters", f"use at most {MAX_URL_LENGTH}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as exc:
-        raise InputError("url", f"is not a valid address ({exc})", fix) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError("url", f"is {url!r}", fix)
-    if parts.username or parts.password:
-        raise InputError(
-            "url",
-            "carries a user name or password",
-            "leave credentials out of the address: receivers check the signature header",
-        )
-    if any(c.isspace() for c in url):
-        raise InputError("url", "contains white space", "percent-encode it (%20)")
-    return url
-
-
 def _checked_events(events: list[str]) -> list[str]:
     if not events:
         raise InputError("events", "is empty", f"name one or more of {', '.join(EVENTS)}")
@@ -624,7 +648,15 @@ def _subscription_dict(row: WebhookSubscription) -> dict[str, Any]:
     }
 
 
-def _delivery_dict(row: WebhookDelivery, url: str) -> dict[str, Any]:
+def _excerpt(text: str) -> str | None:
+    """The start of an answer that is safe to show: printable characters only (no control
+    or bidirectional characters), at most ANSWER_EXCERPT of them."""
+    kept = "".join(c for c in text if c.isprintable()).strip()[:ANSWER_EXCERPT]
+    return kept or None
+
+
+def _delivery_dict(row: WebhookDelivery, url: str, answers: bool = False) -> dict[str, Any]:
+    shown = {"lastAnswer": row.last_answer} if answers else {}
     return {
         "id": row.id,
         "subscriptionId": row.subscription_id,
@@ -636,6 +668,9 @@ def _delivery_dict(row: WebhookDelivery, url: str) -> dict[str, Any]:
         "nextAttemptAt": row.next_attempt_at if row.status == "pending" else None,
         "lastStatusCode": row.last_status_code,
         "lastError": row.last_error,
+        **shown,
+        "lastAttemptAt": row.last_attempt_at,
+        "lastDurationMs": row.last_duration_ms,
         "deliveredAt": row.delivered_at,
         "createdAt": row.created_at,
         "text": row.payload.get("text"),

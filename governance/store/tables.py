@@ -451,6 +451,10 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
+    # The start of the receiver's last answer, sanitised; shown to admins only.
+    last_answer: str | None = Field(default=None, max_length=64)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_duration_ms: int | None = None
     delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = _created_at()
 

@@ -58,9 +58,12 @@ async def list_deliveries(
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Json:
-    """The delivery log, newest first: each event sent to each URL, with its last attempt."""
-    webhooks = _gov(request).webhooks
-    return await _thread(webhooks.list_deliveries, status, subscription, limit, offset)
+    """The delivery log, newest first: each event sent to each URL, with its last attempt;
+    the start of the receiver's answer only for those who manage webhooks."""
+    governance = _gov(request)
+    answers = governance.access.allowed(_me(request).subjects, "webhooks", "manage")
+    args = (status, subscription, limit, offset, answers)
+    return await _thread(governance.webhooks.list_deliveries, *args)
 
 
 @post(

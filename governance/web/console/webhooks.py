@@ -21,6 +21,7 @@ from governance.web.console.base import (
     Form,
     act,
     call,
+    can,
     failure_message,
     governance_of,
     me,
@@ -44,6 +45,7 @@ EVENT_PURPOSES = {
     "monitoring.breach": "production monitoring found a breach",
     "registry.alias_restored": "a registry alias was put back as governance decided",
     "admission.integrity_alert": "admission found a record no signed decision backs (tampering?)",
+    "audit.checkpoint": "a signed checkpoint of the audit trail (keep it: it proves the trail)",
 }
 
 
@@ -103,7 +105,8 @@ async def _webhooks(
 ) -> Template:
     webhooks = governance_of(request).webhooks
     subscriptions = await call(webhooks.list_subscriptions)
-    log = await call(webhooks.list_deliveries, status, None, LOG_SIZE, 0)
+    answers = can(request, "webhooks", "manage")  # a receiver's answer: admins only
+    log = await call(webhooks.list_deliveries, status, None, LOG_SIZE, 0, answers)
     return page(
         request,
         "admin_webhooks.html.j2",
