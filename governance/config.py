@@ -58,6 +58,8 @@ class Settings:
     max_predictions_bytes: int = 64 * MIB  # one batch of prediction logs
     predictions_dir: Path | None = None  # a watched directory of Parquet prediction logs
     connectors: Path | None = None  # the registries to watch (connectors/settings.py)
+    check_memory_mb: int = 4096  # address-space cap of the process a check job runs in
+    check_timeout_seconds: float = 600.0  # ... and how long it may take
 
     @property
     def blobs(self) -> Path:
@@ -94,6 +96,8 @@ class Settings:
             max_predictions_bytes=int(pick("max_predictions_mb") or 64) * MIB,
             predictions_dir=Path(pick("predictions_dir")) if pick("predictions_dir") else None,
             connectors=Path(pick("connectors")) if pick("connectors") else None,
+            check_memory_mb=int(pick("check_memory_mb") or 4096),
+            check_timeout_seconds=float(pick("check_timeout_seconds") or 600),
         )
 
 

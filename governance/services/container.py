@@ -22,6 +22,7 @@ from governance.domain.errors import InputError
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.catalog import ChainStatus
+from governance.services.isolation import IsolatedChecks
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
@@ -90,8 +91,14 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
+    checks = IsolatedChecks(settings.check_memory_mb, settings.check_timeout_seconds)
     workflow = Workflow(
-        engine, people, PolicyLibrary(settings.policies), key, job_lease_seconds=job_lease_seconds
+        engine,
+        people,
+        PolicyLibrary(settings.policies),
+        key,
+        job_lease_seconds=job_lease_seconds,
+        checks=checks,
     )
 
     def note(checkpoint: Checkpoint) -> str:
