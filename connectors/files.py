@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:
     )  # fmt: skip
     try:
         model = _load_skops(path) if kind == "skops" else _load_joblib(path)
-    except InputError:
+    except (InputError, MemoryError):  # out of memory is not a fault of the file
         raise
     except Exception as exc:  # noqa: BLE001
         raise InputError(
@@ -165,6 +166,26 @@ def _load_joblib(path: Path) -> Any:
     return joblib.load(path)
 
 
+PICKLE_FIX = (
+    "save the model with skops (skops.io.dump(model, 'model.skops')) and upload the .skops "
+    "file; a pickle is accepted only from a registry connector with allowPickle"
+)
+
+
+def refuse_pickle(path: Path, field: str) -> None:
+    """Refuse a model file from a party the service does not trust unless it is a skops
+    archive: a joblib or pickle file (whatever its name) runs any code it holds when it
+    is loaded. Only the bytes are read here, never unpickled."""
+    with path.open("rb") as stream:
+        head = stream.read(2)
+    if path.suffix.lower() in (".joblib", ".pkl", ".pickle") or head[:1] == b"\x80":
+        raise InputError(
+            field, "is a joblib/pickle file, which runs any code it holds when loaded", PICKLE_FIX
+        )
+    if path.suffix.lower() != ".skops" or not zipfile.is_zipfile(path):
+        raise InputError(field, "is not a skops model file (.skops)", PICKLE_FIX)
+
+
 def load_metrics(path: Path) -> tuple[dict[str, float], Artifact]:
     """A champion's recorded metrics: a JSON object of metric name → number."""
     _existing(path, "champion metrics")
@@ -184,3 +205,21 @@ def load_metrics(path: Path) -> tuple[dict[str, float], Artifact]:
         )
     artifact = Artifact(role="champion", uri=str(path), sha256=sha256_file(path), format="json")
     return {str(k): float(v) for k, v in document.items()}, artifact
+
+
+class SkopsOnly:
+    """The local files as an `ArtifactSource` that loads no pickle: what the service's
+    check process reads a client's upload with."""
+
+    load_policy = staticmethod(load_policy)
+    read_table = staticmethod(read_table)
+
+    @staticmethod
+    def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:
+        refuse_pickle(path, role)
+        return load_model(path, role)
+
+    load_metrics = staticmethod(load_metrics)
+
+
+SKOPS_ONLY = SkopsOnly()

@@ -397,6 +397,7 @@ def gate(
         model_name=_text(settings.get("model_name")),
         model_version=_text(settings.get("model_version")),
     )
+    _warn_pickles(request.model, request.champion)
     recorder = _recorder(config.database_url(settings.get("database")))
     try:
         with err.status("Starting the gate") as status:
@@ -603,6 +604,17 @@ def _path(value: Any) -> Path | None:
 def _text(value: Any) -> str | None:
     """YAML reads `version: 2` as a number; a label or version is text."""
     return None if value is None else str(value)
+
+
+def _warn_pickles(*models: Path | None) -> None:
+    """The local gate loads joblib files, which only a trusted file should be: say so."""
+    for path in models:
+        if path is not None and files.MODEL_FORMATS.get(path.suffix.lower()) == "joblib":
+            err.print(
+                f"[yellow]warning:[/] {escape(path.name)} is a joblib/pickle file: loading it "
+                "runs any code it holds. Load only files you trust, or save the model with "
+                "skops (.skops), which the service requires."
+            )
 
 
 def _recorder(url: str | None) -> Any:

@@ -69,6 +69,8 @@ class Settings:
     checkpoint_events: int = 100
     checkpoint_minutes: float = 10.0
     checkpoint_witness: str | None = None
+    check_memory_mb: int = 4096  # address-space cap of the process a check job runs in
+    check_timeout_seconds: float = 600.0  # ... and how long it may take
 
     @property
     def blobs(self) -> Path:
@@ -114,6 +116,8 @@ class Settings:
                 "checkpoint_minutes", pick("checkpoint_minutes") or 10, float
             ),
             checkpoint_witness=pick("checkpoint_witness") or None,
+            check_memory_mb=int(pick("check_memory_mb") or 4096),
+            check_timeout_seconds=float(pick("check_timeout_seconds") or 600),
         )
 
 

@@ -23,6 +23,7 @@ from governance.services.browse import Browse
 from governance.services.builders import Builders
 from governance.services.catalog import ChainStatus
 from governance.services.checkpoints import CheckpointLog
+from governance.services.isolation import IsolatedChecks
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.outbound import Outbound
 from governance.services.people import People, check_password
@@ -97,8 +98,14 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
+    checks = IsolatedChecks(settings.check_memory_mb, settings.check_timeout_seconds)
     workflow = Workflow(
-        engine, people, PolicyLibrary(settings.policies), key, job_lease_seconds=job_lease_seconds
+        engine,
+        people,
+        PolicyLibrary(settings.policies),
+        key,
+        job_lease_seconds=job_lease_seconds,
+        checks=checks,
     )
 
     def note(checkpoint: Checkpoint) -> str:

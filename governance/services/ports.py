@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
+
+if TYPE_CHECKING:
+    from governance.services.gate import GateRequest
 
 
 class ArtifactSource(Protocol):
@@ -23,6 +26,15 @@ class ArtifactSource(Protocol):
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...
 
     def load_metrics(self, path: Path) -> tuple[dict[str, float], Artifact]: ...
+
+
+class CheckRunner(Protocol):
+    """Judges a request under its pinned policy where the model's code cannot reach the
+    service's keys (`governance.services.isolation`); bad input raises `InputError`."""
+
+    def __call__(
+        self, policy: PromotionPolicy, request: GateRequest, allow_pickle: bool = False
+    ) -> EvidenceManifest: ...
 
 
 class DecisionRecorder(Protocol):

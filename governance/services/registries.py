@@ -242,6 +242,7 @@ class RegistrySync:
             data=data,
             reference=reference,
             positive_label=offered.positive_label,
+            pickle_allowed=True,  # `fetch` refused a pickle unless the connector allows them
         )
         created = self._workflow.submit(actor, candidate, also=link)
         return str(created["id"])

@@ -45,9 +45,11 @@ from governance.domain.workflow import (
     Signature as SignatureRef,
 )
 from governance.services.builders import provenance_verdict
-from governance.services.gate import GateRequest, judge
+from governance.services.gate import GateRequest
+from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
+from governance.services.ports import CheckRunner
 from governance.signing import key_name, verifier
 from governance.store.repository import (
     append_audit,
@@ -97,6 +99,9 @@ class Candidate:
     champion: Path | None = None
     positive_label: str | None = None
     model_card: ModelCard | None = None
+    # A pickle runs code when loaded: only a registry connector whose allowPickle is set
+    # may offer one. Everything else (HTTP uploads) must be skops.
+    pickle_allowed: bool = False
 
     def __post_init__(self) -> None:
         names.checked_model_version(self.model, self.version)
@@ -132,8 +137,10 @@ class Workflow:
         signing_key: Ed25519PrivateKey,
         clock: Callable[[], datetime] = utcnow,
         job_lease_seconds: float = 300.0,
+        checks: CheckRunner | None = None,
     ) -> None:
         self.job_lease_seconds = job_lease_seconds
+        self._checks = checks or IsolatedChecks()
         self._engine = engine
         self._people = people
         self._policies = policies
@@ -326,6 +333,8 @@ class Workflow:
         candidate: Candidate,
         inputs: dict[str, Any],
     ) -> tuple[PromotionRequest, PromotionPolicy]:
+        if not candidate.pickle_allowed:
+            _refuse_pickles(candidate)
         artifact = Artifact(
             role="model",
             uri=candidate.artifact.resolve().as_uri(),
@@ -394,16 +403,18 @@ class Workflow:
             )
 
     def run_job(self, job_id: int) -> bool:
-        """Run the checks of one request, if this process can claim the job. The verdict is
-        taken in one transaction with the state change, and only while the request is still
-        checking: a job that runs twice (after a crash) never leaves two verdicts."""
+        """Run the checks of one request, if this process can claim the job: in a child
+        process without the service's secrets (`isolation`); a child that fails blocks
+        the request with the reason. The verdict is taken in one transaction with the
+        state change, and only while the request is still checking: a job that runs twice
+        (after a crash) never leaves two verdicts."""
         request_id = self._claim_job(job_id)
         if request_id is None:
             return False
         try:
             policy, gate_request = self._gate_inputs(request_id)
-            manifest = judge(policy, gate_request, files)
-        except (InputError, OSError, ValueError) as exc:
+            manifest = self._checks(policy, gate_request, self._pickle_allowed(request_id))
+        except (InputError, OSError, ValueError, ChecksCrashedError) as exc:
             self._finish_job(job_id, request_id, None, None, str(exc))
         else:
             self._finish_job(job_id, request_id, manifest, policy, None)
@@ -430,6 +441,12 @@ class Workflow:
             return job.request_id
 
         return self._changing(work)
+
+    def _pickle_allowed(self, request_id: str) -> bool:
+        """Whether the request's model may be a pickle (offered by a connector that allows
+        them); the check process refuses one otherwise, whatever the file is named."""
+        with Session(self._engine) as session:
+            return bool(_get(session, request_id).inputs.get("allow_pickle"))
 
     def _gate_inputs(self, request_id: str) -> tuple[PromotionPolicy, GateRequest]:
         with Session(self._engine) as session:
@@ -1179,6 +1196,7 @@ def _inputs(candidate: Candidate) -> dict[str, Any]:
         "model_card": candidate.model_card.model_dump(mode="json", exclude_none=True)
         if candidate.model_card
         else None,
+        **({"allow_pickle": True} if candidate.pickle_allowed else {}),
     }
 
 
@@ -1252,6 +1270,11 @@ def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> di
     if recorded is not None:
         view["mismatches"] = _claim_mismatches(inputs, EvidenceManifest.model_validate(recorded))
     return {**view, "source": "re-computed by the service"}
+def _refuse_pickles(candidate: Candidate) -> None:
+    """The service never unpickles what a client sent: model and champion are skops."""
+    files.refuse_pickle(candidate.artifact, "artifact")
+    if candidate.champion is not None and candidate.champion.suffix.lower() != ".json":
+        files.refuse_pickle(candidate.champion, "champion")
 
 
 def _optional_path(value: str | None) -> Path | None:

@@ -1,0 +1,292 @@
+"""Code execution by upload (issue 13, item 1): the service never unpickles what a client
+sent, and a request's checks run in a child process that holds none of the service's
+secrets; a child that crashes or runs out of memory blocks its request, not the service.
+
+The payloads are real pickles whose `__reduce__` runs code when they are loaded."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import joblib
+import pytest
+from cryptography.hazmat.primitives import serialization
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlmodel import Session, func, select
+from typer.testing import CliRunner
+
+from connectors import files
+from connectors.adult import TARGET
+from governance.cli import app as cli
+from governance.config import Settings
+from governance.services.container import Governance, initialise, open_governance
+from governance.services.people import SYSTEM
+from governance.services.workflow import Candidate
+from governance.store.tables import AuditEventRow, Job, PromotionRequest
+from governance.web.app import create_app
+from tests.service_fixtures import PASSWORD, fast_policies, wait_for
+
+pytest_plugins = ["tests.db_fixtures"]
+
+SECRETS = {
+    "GOVERNANCE_DATABASE_URL": "postgresql://governance:db-secret-7f3a@127.0.0.1/governance",
+    "GOVERNANCE_REPORT_PKCS12_PASSWORD": "pkcs12-secret-91c2",
+    "GOVERNANCE_ADMIN_PASSWORD": "admin-secret-5d0e",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-secret-44ab",
+    "MLFLOW_TRACKING_TOKEN": "mlflow-token-0c9d",
+}
+
+
+class Payload:
+    """Unpickling this runs `code` (what an attacker uploads as a model)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (self.code,))
+
+
+@dataclass
+class Api:
+    client: TestClient[Litestar]
+    governance: Governance
+    tokens: dict[str, str]
+
+    def post(self, who: str, name: str, artifact: bytes, demo_dir: Path, version: str = "1"):
+        return self.client.post(
+            "/api/v1/requests",
+            headers={"Authorization": f"Bearer {self.tokens[who]}"},
+            data={"model": "income", "version": version, "label": TARGET, "target": "production"},
+            files={
+                "artifact": (name, artifact),
+                "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
+                "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
+            },
+        )
+
+    def counts(self) -> tuple[int, int]:
+        with Session(self.governance.engine) as session:
+            requests = session.exec(select(func.count()).select_from(PromotionRequest)).one()
+            events = session.exec(select(func.count()).select_from(AuditEventRow)).one()
+        return int(requests), int(events)
+
+    def run_jobs(self) -> None:
+        workflow = self.governance.workflow
+        for job in workflow.claimable_jobs():
+            workflow.run_job(job)
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    """The HTTP app in-process (no job thread: the test runs jobs), dana as a signed-in
+    data scientist, a `ci` token, and the model `income` registered at high risk."""
+    settings = replace(
+        Settings.from_env(database_url, tmp_path / "home"),
+        policies=fast_policies(tmp_path / "policies"),
+    )
+    initialise(settings, PASSWORD)
+    governance = open_governance(settings)
+    try:
+        governance.people.add_user(SYSTEM, "dana", "Dana Scientist", PASSWORD, ["data_scientist"])
+        tokens = {
+            "dana": governance.people.sign_in("dana", PASSWORD, 1)["token"],
+            "ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30)["token"],
+        }
+        governance.workflow.register_model(SYSTEM, "income", "high", "dana")
+    finally:
+        governance.close()
+    application = create_app(settings, run_jobs=False)
+    with TestClient(application) as client:
+        yield Api(client, client.app.state.governance, tokens)
+
+
+@pytest.mark.parametrize("who", ["dana", "ci"])
+@pytest.mark.parametrize("name", ["model.joblib", "model.skops"])
+def test_a_pickle_upload_is_refused_and_never_loaded(
+    api: Api, demo_dir: Path, tmp_path: Path, who: str, name: str
+) -> None:
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "payload.joblib"
+    joblib.dump(Payload(f"open({str(marker)!r}, 'w').close()"), payload)
+    before = api.counts()
+
+    answer = api.post(who, name, payload.read_bytes(), demo_dir)
+
+    assert answer.status_code in (415, 422), answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["field"] == "artifact"
+    assert "skops" in problem["fix"]
+    assert api.counts() == before  # no request row, no audit event
+    api.run_jobs()  # had anything been queued, its checks would load the upload now
+    assert not marker.exists()
+
+
+def test_a_skops_upload_is_still_judged(api: Api, demo_dir: Path) -> None:
+    model = (demo_dir / "income-reweighed.skops").read_bytes()
+    answer = api.post("ci", "income.skops", model, demo_dir)
+    assert answer.status_code == 202, answer.text
+    api.run_jobs()
+    request = api.governance.workflow.get_request(answer.json()["id"])
+    assert request["state"] == "awaiting_approval", request["stateReason"]
+
+
+def allowed_pickle(api: Api, demo_dir: Path, tmp_path: Path, model: object, version: str) -> str:
+    """A request whose model is a pickle, as a registry connector with allowPickle offers
+    one; its id."""
+    path = tmp_path / f"model-{version}.joblib"
+    joblib.dump(model, path)
+    candidate = Candidate(
+        model="income",
+        version=version,
+        target="production",
+        label=TARGET,
+        artifact=path,
+        data=demo_dir / "test.parquet",
+        reference=demo_dir / "train.parquet",
+        pickle_allowed=True,
+    )
+    return str(api.governance.workflow.submit(SYSTEM, candidate)["id"])
+
+
+def blocked_reason(api: Api, request_id: str) -> str:
+    answer = api.client.get(
+        f"/api/v1/requests/{request_id}",
+        headers={"Authorization": f"Bearer {api.tokens['dana']}"},
+    )
+    assert answer.status_code == 200, answer.text  # the service still answers
+    request = answer.json()
+    assert request["state"] == "blocked", request
+    with Session(api.governance.engine) as session:
+        job = session.exec(select(Job).filter_by(request_id=request_id)).one()
+    assert job.status == "failed"
+    return str(request["stateReason"])
+
+
+def test_a_connector_pickle_is_judged_in_the_child(
+    api: Api, demo_dir: Path, tmp_path: Path
+) -> None:
+    model, _ = files.load_model(demo_dir / "income-reweighed.skops")
+    request_id = allowed_pickle(api, demo_dir, tmp_path, model, "2")
+    api.run_jobs()
+    request = api.governance.workflow.get_request(request_id)
+    assert request["state"] == "awaiting_approval", request["stateReason"]
+
+
+def children(parent: int) -> list[int]:
+    """The pids of `parent`'s check processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"governance.services.isolation" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def memory_holds(pid: int, needles: list[bytes]) -> list[bool]:
+    """Whether each needle occurs anywhere in the process's readable memory."""
+    seen = [False] * len(needles)
+    regions = (Path(f"/proc/{pid}/maps")).read_text().splitlines()
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+        for line in regions:
+            span, perms = line.split()[:2]
+            if not perms.startswith("r"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                memory.seek(start)
+                chunk = memory.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue
+            for index, needle in enumerate(needles):
+                seen[index] = seen[index] or needle in chunk
+    return seen
+
+
+def test_the_check_process_holds_no_secret_and_its_crash_blocks_only_its_request(
+    api: Api, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = api.governance.signing_key
+    raw_key = key.private_bytes_raw()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pem_body = re.sub(rb"-----[A-Z ]+-----|\s", b"", pem)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GOVERNANCE_SIGNING_KEY", str(api.governance.settings.signing_key))
+    ready = tmp_path / "payload-running"
+    code = f"open({str(ready)!r}, 'w').close()\nimport time\ntime.sleep(300)"
+    request_id = allowed_pickle(api, demo_dir, tmp_path, Payload(code), "3")
+    runner = threading.Thread(target=api.run_jobs)
+    runner.start()
+    try:
+        wait_for(lambda: ready.exists() or None, "the payload runs in the child", 120)
+        [pid] = children(os.getpid())
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
+        names = [entry.split(b"=", 1)[0] for entry in environ.split(b"\0") if entry]
+        assert not [n for n in names if n.startswith((b"GOVERNANCE_", b"MLFLOW_"))], names
+        for text in (environ, arguments):
+            for value in [*SECRETS.values(), str(api.governance.settings.signing_key)]:
+                assert value.encode() not in text
+        # The payload's own code is in the child's memory (the reader works); the key is not.
+        assert memory_holds(pid, [str(ready).encode(), raw_key, pem_body]) == [True, False, False]
+        os.kill(pid, signal.SIGKILL)
+        runner.join(60)
+        assert not runner.is_alive()
+    finally:
+        for child in children(os.getpid()):
+            os.kill(child, signal.SIGKILL)
+        runner.join(60)
+    reason = blocked_reason(api, request_id)
+    assert reason.startswith("the checks could not run: ")
+    assert "killed by SIGKILL" in reason
+
+
+def test_a_check_process_out_of_memory_blocks_its_request(
+    api: Api, demo_dir: Path, tmp_path: Path
+) -> None:
+    """8 GiB asked for, over the default 4 GiB cap: the child's allocation fails, not the
+    server's."""
+    greedy = Payload("bytearray(8 * 1024 ** 3)")
+    request_id = allowed_pickle(api, demo_dir, tmp_path, greedy, "4")
+    api.run_jobs()
+    reason = blocked_reason(api, request_id)
+    assert reason.startswith("the checks could not run: ")
+    assert "ran out of memory (cap 4096 MiB)" in reason
+
+
+def test_the_cli_gate_warns_that_a_joblib_file_runs_code(demo_dir: Path, tmp_path: Path) -> None:
+    model, _ = files.load_model(demo_dir / "income-reweighed.skops")
+    path = tmp_path / "income.joblib"
+    joblib.dump(model, path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "gate",
+            "--policy", str(fast_policies(tmp_path / "policies") / "low.yaml"),
+            "--model", str(path),
+            "--data", str(demo_dir / "test.parquet"),
+            "--target", TARGET,
+        ],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    assert "income.joblib is a joblib/pickle file: loading it runs any code it holds" in (
+        result.stderr
+    )
