@@ -371,6 +371,17 @@ def test_a_trusted_builder_with_verified_provenance_is_accepted_without_rerun(
     assert listed.status_code == 200 and [b["name"] for b in listed.json()] == [BUILDER]
     events = [e.event.action for e in audit_trail(api.governance.engine)]
     assert "builder.registered" in events
+    submitted = next(
+        e.event.payload
+        for e in audit_trail(api.governance.engine)
+        if e.event.action == "request.submitted"
+    )
+    assert submitted["evidence"] == {
+        "mode": "builder",
+        "builder": BUILDER,
+        "provenance": "verified",
+        "claimedSha256": honest.sha256,
+    }
 
     # the builder's evidence still names only the content store: its data is not there
     decision = request["gateDecisionId"]
