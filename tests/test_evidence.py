@@ -371,6 +371,17 @@ def test_a_trusted_builder_with_verified_provenance_is_accepted_without_rerun(
     assert listed.status_code == 200 and [b["name"] for b in listed.json()] == [BUILDER]
     events = [e.event.action for e in audit_trail(api.governance.engine)]
     assert "builder.registered" in events
+    submitted = next(
+        e.event.payload
+        for e in audit_trail(api.governance.engine)
+        if e.event.action == "request.submitted"
+    )
+    assert submitted["evidence"] == {
+        "mode": "builder",
+        "builder": BUILDER,
+        "provenance": "verified",
+        "claimedSha256": honest.sha256,
+    }
 
     # the builder's evidence still names only the content store: its data is not there
     decision = request["gateDecisionId"]
@@ -460,3 +471,39 @@ def test_the_policy_says_whether_its_tier_accepts_builders() -> None:
         with pytest.raises(PolicyError) as refused:
             parse_policy({**base, "evidence": evidence})
         assert any(p.startswith(expected) for p in refused.value.problems), refused.value.problems
+
+
+def test_builder_cli_adds_lists_and_revokes(database_url: str, tmp_path: Path) -> None:
+    """`governance builder add NAME --key pub.pem`, `list`, `revoke`, each audited; bad
+    input is a message and exit 2."""
+    from typer.testing import CliRunner
+
+    from governance.cli import app
+
+    settings = Settings.from_env(database_url, tmp_path / "home")
+    initialise(settings, PASSWORD)
+    env = {"GOVERNANCE_HOME": str(settings.home), "GOVERNANCE_DATABASE_URL": database_url}
+    key = Ed25519PrivateKey.generate()
+    pem = tmp_path / "builder.pub.pem"
+    pem.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    runner = CliRunner()
+    added = runner.invoke(app, ["builder", "add", BUILDER, "--key", str(pem)], env=env)
+    assert added.exit_code == 0, added.output
+    assert key_name(key.public_key()) in added.output
+    listed = runner.invoke(app, ["builder", "list"], env=env)
+    assert listed.exit_code == 0 and BUILDER in listed.output
+    not_a_key = runner.invoke(app, ["builder", "add", "other", "--key", str(tmp_path)], env=env)
+    assert not_a_key.exit_code == 2, not_a_key.output
+    assert runner.invoke(app, ["builder", "revoke", BUILDER], env=env).exit_code == 0
+    again = runner.invoke(app, ["builder", "revoke", BUILDER], env=env)
+    assert again.exit_code == 2 and "revoked already" in again.output
+    governance = open_governance(settings)
+    try:
+        actions = [e.event.action for e in audit_trail(governance.engine)]
+    finally:
+        governance.close()
+    assert actions.count("builder.registered") == 1 and actions.count("builder.revoked") == 1

@@ -355,6 +355,8 @@ def test_gate_submit_opens_the_request_with_local_evidence(
     passed = gate_submit(service, demo_dir, "income-reweighed", "5", policy)
     assert passed.returncode == 0, passed.stderr
     assert "is awaiting_approval" in passed.stderr
+    # the service re-computed the checks from the uploaded model and data: no mismatch
+    assert "evidence re-computed by the service" in passed.stderr
     blocked = gate_submit(service, demo_dir, "income-full", "6", policy)
     assert blocked.returncode == 1, blocked.stderr
     assert "is blocked" in blocked.stderr
@@ -363,6 +365,9 @@ def test_gate_submit_opens_the_request_with_local_evidence(
         listed = client.get("/api/v1/requests", params={"model": "income"}).json()
     states = {item["version"]: item["state"] for item in listed["items"]}
     assert states == {"5": "awaiting_approval", "6": "blocked"}
+    with service.client("audrey") as client:
+        blocked_request = client.get(f"/api/v1/requests/{listed['items'][0]['id']}").json()
+    assert blocked_request["evidence"]["mismatches"] == []  # blocked by the policy, honestly
     assert all(item["submitter"] == "token:" + item["submitter"][6:] for item in listed["items"])
 
     # Evidence judged under another policy is refused, and nothing is recorded.

@@ -382,6 +382,7 @@ class Workflow:
                 "artifact_sha256": artifact.sha256,
                 "policy": f"{policy.metadata.name} v{policy.metadata.version}",
                 "policy_sha256": policy.content_hash,
+                **_evidence_event(inputs),
             },
         )
         return request, policy
@@ -1227,6 +1228,15 @@ def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: st
                 "is not the file the evidence was made from (its sha256 differs)",
                 f"upload the {role} file the gate read",
             )
+
+
+def _evidence_event(inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the submission event records of uploaded evidence: how it is checked, its
+    manifest's sha256 and the provenance verdict (the claimed figures stay on the request)."""
+    evidence = inputs.get("evidence")
+    if not isinstance(evidence, dict):
+        return {}
+    return {"evidence": {key: value for key, value in evidence.items() if key != "claimed"}}
 
 
 def _claim_mismatches(inputs: dict[str, Any], recomputed: EvidenceManifest) -> list[dict[str, Any]]:

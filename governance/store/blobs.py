@@ -73,7 +73,7 @@ class BlobStore:
                         raise InputError(
                             field,
                             f"is larger than the limit of {limit // (1024 * 1024)} MiB",
-                            "upload a smaller file, or raise GOVERNANCE_MAX_UPLOAD_MB on the server",
+                            "upload a smaller file, or raise GOVERNANCE_MAX_UPLOAD_MB",
                         )
                     digest.update(chunk)
                     stream.write(chunk)

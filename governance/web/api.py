@@ -351,6 +351,8 @@ async def _provenance(upload: UploadFile | None) -> Any:
     question: one that does not means the checks are re-computed, not a refusal."""
     if upload is None:
         return None
+    if not isinstance(upload, UploadFile):
+        raise InputError("provenance", "is not a file part", "send provenance as a file upload")
     raw = await upload.read(MAX_PROVENANCE_BYTES + 1)
     if len(raw) > MAX_PROVENANCE_BYTES:
         raise InputError("provenance", "is larger than 1 MiB", "upload the DSSE envelope")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, delete, get, post
+from litestar.params import Parameter
 
 from governance.domain.policy import BUILDER_NAME
 from governance.web.api import Camel, Json, _gov, _me, _thread, permission
@@ -44,7 +45,7 @@ async def add_builder(request: Request, data: NewBuilder) -> Json:
     summary="Revoke a CI builder: its provenance is no longer accepted",
 )
 async def revoke_builder(
-    request: Request, name: Annotated[str, msgspec.Meta(pattern=BUILDER_NAME)]
+    request: Request, name: Annotated[str, Parameter(pattern=BUILDER_NAME)]
 ) -> Json:
     return await _thread(_gov(request).builders.revoke, _me(request), name)
 
