@@ -21,9 +21,11 @@ import sqlalchemy as sa
 from alembic import command
 from litestar import Litestar
 from litestar.testing import TestClient
+from typer.testing import CliRunner
 
 from connectors.adult import TARGET
 from governance.auth.access import DEFAULT_GRANTS, ROLES, RULES_CHECK_SECONDS, AccessControl
+from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
 from governance.services.container import Governance, initialise, open_governance
@@ -328,3 +330,22 @@ def test_a_model_owner_must_be_a_person(world: World) -> None:
         assert ci.get("/api/v1/models").json() == []  # nothing half-written
         body = {"name": "income", "riskTier": "high", "owner": "admin"}
         assert ci.post("/api/v1/models", json=body).json()["owner"] == "admin"
+
+
+def test_the_cli_names_the_accountable_person(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = world.governance.settings
+    monkeypatch.setenv("GOVERNANCE_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "200")
+    create = ["token", "create", "pipeline", "--role", "ci", "--database", settings.database_url]
+    runner = CliRunner()
+    named = runner.invoke(cli, [*create, "--owner", "root"])
+    assert named.exit_code == 0 and "accountable: root" in named.output
+    default = runner.invoke(cli, create)
+    assert default.exit_code == 0 and "accountable: admin" in default.output  # the first admin
+    refused = runner.invoke(cli, [*create, "--owner", "nobody"])
+    assert refused.exit_code == 2 and "owner: 'nobody' is not an active person" in refused.output
+    assert "Traceback" not in refused.output
+    owners = sorted(t["owner"] for t in world.governance.people.list_tokens())
+    assert owners == ["admin", "root"]
