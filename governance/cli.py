@@ -1198,11 +1198,12 @@ def token_create(
 def token_list(database: DatabaseOption = None) -> None:
     """Every token (never its secret)."""
     governance = _governance(database)
-    table = Table("id", "name", "roles", "expires", "revoked")
+    table = Table("id", "name", "accountable", "roles", "expires", "revoked")
     for token in governance.people.list_tokens():
         table.add_row(
             token["id"],
             token["name"],
+            token["owner"],
             ", ".join(token["roles"]),
             str(token["expires_at"] or "never"),
             str(token["revoked_at"] or ""),

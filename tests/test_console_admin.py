@@ -264,6 +264,20 @@ def test_a_token_secret_is_shown_once_works_and_stops_when_revoked(
     assert flash(bad).startswith("error: Refused: days: is 'soon'. Fix: give a whole number")
 
 
+def test_a_token_answers_to_the_person_named_on_the_form(
+    console: Console, admin: TestClient[Litestar]
+) -> None:
+    """The accountable person: the admin who creates it, or the one named; never a stranger."""
+    mine = send(admin, "/admin/tokens", {"name": "mine", "roles": "ci"})
+    assert "<dt>Accountable person</dt><dd>admin</dd>" in mine.text
+    named = send(admin, "/admin/tokens", {"name": "bobs", "roles": "ci", "owner": "bob"})
+    assert named.status_code == 201 and "<dt>Accountable person</dt><dd>bob</dd>" in named.text
+    stranger = send(admin, "/admin/tokens", {"name": "x", "roles": "ci", "owner": "eve"})
+    assert flash(stranger).startswith("error: Refused: owner: 'eve' is not an active person")
+    created = [e[2] for e in console.events() if e[0] == "token.created"]
+    assert [(e["name"], e["owner"]) for e in created] == [("mine", "admin"), ("bobs", "bob")]
+
+
 def test_an_auditor_reads_but_gets_no_forms_and_is_refused(console: Console) -> None:
     audrey = console.signed_in("audrey")
     users = audrey.get("/admin/users")

@@ -36,6 +36,7 @@ pytest_plugins = ["tests.db_fixtures"]
 
 PASSWORD = "a-long-test-passphrase"
 PEOPLE = {
+    "dana": ("Dana Scientist", ["data_scientist"]),  # owns the models: an owner is a person
     "bob": ("Bob Owner", ["business_owner"]),
     "audrey": ("Audrey Auditor", ["auditor"]),
 }

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +22,11 @@ import sqlalchemy as sa
 from alembic import command
 from litestar import Litestar
 from litestar.testing import TestClient
+from typer.testing import CliRunner
 
 from connectors.adult import TARGET
 from governance.auth.access import DEFAULT_GRANTS, ROLES, RULES_CHECK_SECONDS, AccessControl
+from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
 from governance.services.container import Governance, initialise, open_governance
@@ -31,6 +34,7 @@ from governance.services.jobs import JobRunner
 from governance.services.people import SYSTEM, Principal
 from governance.services.workflow import Candidate
 from governance.store.database import alembic_config, make_engine
+from governance.store.repository import audit_trail
 from governance.web.app import create_app
 from tests.service_fixtures import fast_policies
 
@@ -109,18 +113,18 @@ def test_a_role_change_holds_at_once_here_and_soon_in_another_process(world: Wor
     """The demoted `admin` is refused at once by this process, and by a second enforcer
     (another server process) within its polling interval; a role given holds the same way."""
     other = AccessControl(world.governance.engine)  # built before the change
-    admin_session = world.session("admin")
-    assert other.allowed(("user:admin",), "users", "manage")
+    admin = world.principal("admin")
+    assert other.allowed(admin.subjects, "users", "manage")
 
     world.governance.people.set_roles(world.principal("root"), "admin", ["auditor"])
-    with world.client(admin_session) as client:
+    with world.client(world.session("admin")) as client:
         refused = client.post("/api/v1/users", json={"username": "x", "fullName": "X"})
-    assert refused.status_code == 403
-    within(lambda: not other.allowed(("user:admin",), "users", "manage"))
+    assert refused.status_code == 403, refused.text
+    within(lambda: not other.allowed(admin.subjects, "users", "manage"))
     assert other.roles_of("admin") == ["auditor"]
 
     world.governance.people.set_roles(world.principal("root"), "admin", ["admin"])
-    within(lambda: other.allowed(("user:admin",), "users", "manage"))
+    within(lambda: other.allowed(admin.subjects, "users", "manage"))
 
 
 def within(holds: object) -> None:
@@ -257,13 +261,11 @@ def test_a_person_may_not_approve_what_their_token_submitted(
     else:
         people.add_user(SYSTEM, "pat", "Pat Both", PASSWORD, roles)
         token = people.create_token(world.principal("root"), "pipeline", ["ci"], 1, owner="pat")
-    assert token["owner"] == "pat"
     people.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
 
     with world.client(token["token"]) as ci:
         registered = ci.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
         assert registered.status_code == 201, registered.text
-        assert registered.json()["owner"] == "pat"  # a person, not `token:…`
     workflow = world.governance.workflow
     request = workflow.submit(
         people.authenticate(token["token"]),
@@ -278,11 +280,7 @@ def test_a_person_may_not_approve_what_their_token_submitted(
         ),
     )
     JobRunner(workflow).run_pending()
-    checked = workflow.get_request(request["id"])
-    assert checked["state"] == "awaiting_approval"
-    assert checked["submitter"] == f"token:{token['id']}"
-    assert checked["submitterPerson"] == "pat"  # recorded with the request
-    assert checked["owner"] == "pat"
+    assert workflow.get_request(request["id"])["state"] == "awaiting_approval"
 
     with world.client(world.session("pat")) as client:
         body = {"meaning": "approve", "comment": "looks fine", "password": PASSWORD}
@@ -290,6 +288,15 @@ def test_a_person_may_not_approve_what_their_token_submitted(
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "segregation of duties" in refused.json()["detail"]
+    checked = workflow.get_request(request["id"])
+    assert checked["submitter"] == f"token:{token['id']}"
+    assert checked["submitterPerson"] == "pat"  # recorded with the request
+    assert checked["owner"] == "pat" == registered.json()["owner"]  # a person, not `token:…`
+    assert token["owner"] == "pat"
+    trail = audit_trail(world.governance.engine)
+    [submitted] = [e.event for e in trail if e.event.action == "request.submitted"]
+    assert submitted.actor == f"token:{token['id']}"
+    assert submitted.payload["submitter_person"] == "pat"
     # somebody else may: the rule is about pat, not about tokens
     workflow.sign(world.principal("maria"), request["id"], "approve", "checked", PASSWORD)
     with pytest.raises(ForbiddenError, match="segregation of duties"):
@@ -328,3 +335,23 @@ def test_a_model_owner_must_be_a_person(world: World) -> None:
         assert ci.get("/api/v1/models").json() == []  # nothing half-written
         body = {"name": "income", "riskTier": "high", "owner": "admin"}
         assert ci.post("/api/v1/models", json=body).json()["owner"] == "admin"
+
+
+def test_the_cli_names_the_accountable_person(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = world.governance.settings
+    monkeypatch.setenv("GOVERNANCE_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "200")
+    create = ["token", "create", "pipeline", "--role", "ci", "--database", settings.database_url]
+    runner = CliRunner()
+    named = runner.invoke(cli, [*create, "--owner", "root"])
+    assert named.exit_code == 0 and "accountable: root" in named.output
+    default = runner.invoke(cli, create)
+    assert default.exit_code == 0 and "accountable: admin" in default.output  # the first admin
+    refused = runner.invoke(cli, [*create, "--owner", "nobody"])
+    assert refused.exit_code == 2 and "owner: 'nobody' is not an active person" in refused.output
+    assert "Traceback" not in refused.output
+    listed = runner.invoke(cli, ["token", "list", "--database", settings.database_url])
+    assert listed.exit_code == 0 and "accountable" in listed.output
+    assert re.findall(r"pipeline\W+(\w+)", listed.output) == ["root", "admin"]

@@ -37,7 +37,8 @@ def governance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     settings = Settings.from_env(database_url, tmp_path / "home")
     initialise(settings, PASSWORD)
     opened = open_governance(settings)
-    for name, role in (("maria", "model_risk_officer"), ("bob", "business_owner")):
+    people = {"dana": "data_scientist", "maria": "model_risk_officer", "bob": "business_owner"}
+    for name, role in people.items():  # dana owns the models: an owner is a person
         opened.people.add_user(SYSTEM, name, name.title(), PASSWORD, [role])
     yield opened
     opened.close()

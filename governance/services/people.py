@@ -528,7 +528,7 @@ class People:
             token.revoked_at = utcnow()
             session.add(token)
             subject = token_subject(token_id)  # its grants go with it
-            for line in session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)):
+            for line in session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all():
                 session.delete(line)
             append_audit(
                 session,

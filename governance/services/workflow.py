@@ -379,6 +379,7 @@ class Workflow:
             payload={
                 "request_id": request.id,
                 "target": candidate.target,
+                "submitter_person": actor.person,
                 "artifact_sha256": artifact.sha256,
                 "policy": f"{policy.metadata.name} v{policy.metadata.version}",
                 "policy_sha256": policy.content_hash,
