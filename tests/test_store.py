@@ -184,7 +184,6 @@ def test_upgrade_from_empty_creates_every_table_and_is_idempotent(database_url: 
 
     for _ in range(2):
         upgrade(database_url)
-
         assert current_revision(database_url) == head_revision(database_url) == "0009"
         engine = make_engine(database_url)
         assert set(inspect(engine).get_table_names()) == expected

@@ -555,6 +555,7 @@ INTERNAL_URLS = [
     "https://224.0.0.1/",
     "https://0.0.0.0/",
     "https://[::]/",
+    "https://127.0.0.%31/",  # a percent-encoded host
     "http://hooks.example.com/governance",  # a public name, but plain http
     "http://chat-proxy.internal/",  # allow-listed, but plain http is allowed to it only…
 ]

@@ -153,8 +153,9 @@ class Outbound:
         """POST to the address that was checked, never following a redirect."""
         target, address = self.pinned(url)
         request_url = httpx.URL(url).copy_with(host=address)
+        host = f"[{target.host}]" if ":" in target.host else target.host
         default = DEFAULT_PORTS[target.scheme] == target.port
-        name = target.host if default else f"{target.host}:{target.port}"
+        name = host if default else f"{host}:{target.port}"
         extensions: dict[str, Any] = {}
         if target.scheme == "https" and numeric_address(target.host) is None:
             extensions["sni_hostname"] = target.host  # and the certificate is checked for it
@@ -191,6 +192,8 @@ class Outbound:
                 "leave credentials out of the address: receivers check the signature header",
             )
         host = parts.hostname.lower().rstrip(".")
+        if "%" in host:  # an encoded name, or an IPv6 zone: nothing a receiver needs
+            raise InputError(field_name, f"has a percent sign in its host ({host})", fix)
         port = port or DEFAULT_PORTS[parts.scheme]
         listed = self._listed(host, port)
         target = Target(url, parts.scheme, host, port, listed)
