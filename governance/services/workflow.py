@@ -1281,6 +1281,8 @@ def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> di
     if recorded is not None:
         view["mismatches"] = _claim_mismatches(inputs, EvidenceManifest.model_validate(recorded))
     return {**view, "source": "re-computed by the service"}
+
+
 def _refuse_pickles(candidate: Candidate) -> None:
     """The service never unpickles what a client sent: model and champion are skops."""
     files.refuse_pickle(candidate.artifact, "artifact")
