@@ -26,7 +26,10 @@ from connectors import files
 from connectors.adult import TARGET
 from governance.cli import app as cli
 from governance.config import Settings
+from governance.domain.errors import InputError
 from governance.services.container import Governance, initialise, open_governance
+from governance.services.gate import GateRequest
+from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate
 from governance.store.tables import AuditEventRow, Job, PromotionRequest
@@ -179,6 +182,11 @@ def test_a_connector_pickle_is_judged_in_the_child(
     api.run_jobs()
     request = api.governance.workflow.get_request(request_id)
     assert request["state"] == "awaiting_approval", request["stateReason"]
+    # The bias audit predicts again in the server process, which holds the report key:
+    # there a pickle is refused even from a connector that allows them.
+    with pytest.raises(InputError) as refused:
+        api.governance.reports.bias_audit("audrey", request["gateDecisionId"])
+    assert refused.value.subject == "model" and "skops" in refused.value.fix
 
 
 def children(parent: int) -> list[int]:
@@ -290,3 +298,14 @@ def test_the_cli_gate_warns_that_a_joblib_file_runs_code(demo_dir: Path, tmp_pat
     assert "income.joblib is a joblib/pickle file: loading it runs any code it holds" in (
         result.stderr
     )
+
+
+def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path) -> None:
+    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
+    request = GateRequest(
+        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
+        model=demo_dir / "income-reweighed.skops",
+    )  # fmt: skip
+    with pytest.raises(ChecksCrashedError, match=r"took longer than 0\.5 s"):
+        IsolatedChecks(timeout_seconds=0.5)(policy, request)
+    assert not children(os.getpid())

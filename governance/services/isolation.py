@@ -106,8 +106,9 @@ class IsolatedChecks:
                     f"the check process took longer than {self.timeout_seconds:g} s and was "
                     "stopped (GOVERNANCE_CHECK_TIMEOUT_SECONDS)"
                 ) from None
-            finally:
-                _kill_group(child)  # helpers it left behind (joblib workers) go with it
+            except BaseException:  # the server is stopping: leave no child behind
+                _kill_group(child)
+                raise
         if child.returncode == 0:
             try:
                 answer: dict[str, Any] = json.loads(out)
@@ -146,6 +147,8 @@ def child_environment(workdir: Path) -> dict[str, str]:
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """Kill the child and any helpers it started (its own process group), while it is not
+    yet reaped, so the group id still names it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
