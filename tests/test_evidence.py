@@ -507,3 +507,27 @@ def test_builder_cli_adds_lists_and_revokes(database_url: str, tmp_path: Path) -
     finally:
         governance.close()
     assert actions.count("builder.registered") == 1 and actions.count("builder.revoked") == 1
+
+
+def test_mismatches_allow_floating_point_noise_of_1e_9_and_nothing_more() -> None:
+    from governance.domain.evidence import mismatches
+    from governance.domain.results import CheckResult, RuleOutcome
+
+    def result(observed: float, passed: bool = True) -> list[CheckResult]:
+        rule = RuleOutcome(
+            rule="roc_auc ≥ 0.7", observed=observed, threshold="≥ 0.7", passed=passed,
+            severity="blocking",
+        )  # fmt: skip
+        status = "pass" if passed else "fail"
+        return [CheckResult(id="perf", type="performance", status=status, summary="", rules=[rule])]
+
+    assert mismatches(result(0.8), result(0.8 + 5e-10)) == []
+    assert mismatches(result(float("nan")), result(float("nan"))) == []
+    beyond = mismatches(result(0.8), result(0.8 + 2e-9))
+    assert [(m["field"], m["claimed"]) for m in beyond] == [("roc_auc ≥ 0.7: observed", 0.8)]
+    flipped = {m["field"] for m in mismatches(result(0.8), result(0.8, passed=False))}
+    assert flipped == {"status", "roc_auc ≥ 0.7: passed"}
+    assert mismatches(result(0.8), []) == [
+        {"check": "perf", "field": "check", "claimed": True, "recomputed": False}
+    ]
+    assert mismatches(result(float("nan")), result(0.8))[0]["claimed"] == "nan"

@@ -78,7 +78,9 @@ def mismatches(
     found: list[dict[str, Any]] = []
 
     def differ(check: str, field: str, said: Any, seen: Any) -> None:
-        found.append({"check": check, "field": field, "claimed": said, "recomputed": seen})
+        found.append(
+            {"check": check, "field": field, "claimed": _json(said), "recomputed": _json(seen)}
+        )
 
     before = {result.id: result for result in claimed}
     after = {result.id: result for result in recomputed}
@@ -101,6 +103,13 @@ def mismatches(
             if old.passed != new.passed:
                 differ(check_id, f"{name}: passed", old.passed, new.passed)
     return found
+
+
+def _json(value: Any) -> Any:
+    """A value as JSON can hold it everywhere (PostgreSQL's JSON has no NaN or infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def _close(a: float | str | None, b: float | str | None, tolerance: float) -> bool:

@@ -308,7 +308,7 @@ class Workflow:
                 {
                     "decision_id": decision_id,
                     "verdict": verdict.verdict.value,
-                    "checks_by": f"builder:{builder}",
+                    "checks_by": actor.name,
                     "evidence": f"accepted from builder {builder}, provenance verified",
                 },
             )
