@@ -21,6 +21,7 @@ from rich.table import Table
 
 import connectors.files as files
 from governance import config
+from governance.domain import names
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -383,6 +384,12 @@ def gate(
         model_name=_text(settings.get("model_name")),
         model_version=_text(settings.get("model_version")),
     )
+    for option in ("model_name", "model_version"):  # recorded and submitted: one name rule
+        if request_value := getattr(request, option):
+            try:
+                names.checked(f"--{option.replace('_', '-')}", request_value)
+            except InputError as exc:
+                fail(exc.message)
     recorder = _recorder(config.database_url(settings.get("database")))
     try:
         with err.status("Starting the gate") as status:
