@@ -734,10 +734,10 @@ class Workflow:
             digest.startswith("sha256:") and len(digest) == 71 and _hex(digest[7:])
         ):
             raise InputError("digest", f"is {digest!r}", "give sha256:<64 hex digits>")
-        names.checked_model_version(model, version)  # nor does junk fill the cache
         key = (model, version, target)
         answer = self._admissions.get(key)
-        if answer is None:
+        if answer is None:  # a cached answer's names were checked when it was made
+            names.checked_model_version(model, version)  # nor does junk fill the cache
             answer = self._admissions.put(key, self._admission(model, version, target))
         return _as_of(answer, self._clock(), digest)
 
