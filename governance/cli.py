@@ -22,6 +22,7 @@ from rich.table import Table
 
 import connectors.files as files
 from governance import config
+from governance.domain import names
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -397,6 +398,12 @@ def gate(
         model_name=_text(settings.get("model_name")),
         model_version=_text(settings.get("model_version")),
     )
+    for option in ("model_name", "model_version"):  # recorded and submitted: one name rule
+        if request_value := getattr(request, option):
+            try:
+                names.checked(f"--{option.replace('_', '-')}", request_value)
+            except InputError as exc:
+                fail(exc.message)
     _warn_pickles(request.model, request.champion)
     recorder = _recorder(config.database_url(settings.get("database")))
     try:

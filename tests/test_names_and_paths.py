@@ -169,3 +169,16 @@ def test_no_answer_shows_the_data_directory(api: Api) -> None:
     answers.append(api.client.get("/api/v1/audit", headers=api.headers).text)
     leaked = [answer[:300] for answer in answers if any(home in answer for home in homes)]
     assert leaked == []
+
+
+def test_the_gate_refuses_a_bad_name_with_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from governance.cli import app
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,y\n1,0\n")
+    arguments = ["gate", "--policy", "policies/low.yaml", "--data", str(data), "--target", "y"]
+    result = CliRunner().invoke(app, [*arguments, "--model-version", "../../etc/passwd"])
+    assert result.exit_code == 2, result.output
+    assert "--model-version" in result.output and PATTERN in result.output.replace("\n", "")

@@ -5,6 +5,7 @@ appends its audit event; a final decision is also issued as a signed attestation
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -148,6 +149,9 @@ class Workflow:
         self._clock = clock
         self._admissions = AdmissionCache(engine)
         self._verify = verifier(signing_key.public_key())
+        # The same signed bytes verify the same way: an admission miss (after any state
+        # change anywhere) re-reads the rows but checks each signature once per process.
+        self._verified = functools.lru_cache(maxsize=4096)(self._verify_key)
         self._alerted: dict[tuple[str, str, str, str], float] = {}
         self._alert_lock = threading.Lock()
 
@@ -794,10 +798,10 @@ class Workflow:
             digest.startswith("sha256:") and len(digest) == 71 and _hex(digest[7:])
         ):
             raise InputError("digest", f"is {digest!r}", "give sha256:<64 hex digits>")
-        names.checked_model_version(model, version)  # nor does junk fill the cache
         key = (model, version, target)
         answer = self._admissions.get(key)
-        if answer is None:
+        if answer is None:  # a cached answer's names were checked when it was made
+            names.checked_model_version(model, version)  # nor does junk fill the cache
             answer = self._admissions.put(key, self._admission(model, version, target))
         return _as_of(answer, self._clock(), digest)
 
@@ -832,7 +836,7 @@ class Workflow:
                 .filter_by(request_id=request.id)
                 .order_by(col(FinalDecision.created_at))
             ).all()
-        found = _signed_admission(finals, self._verify, request.id, f"{model}@{version}", target)
+        found = _signed_admission(finals, self._statement, request.id, f"{model}@{version}", target)
         if isinstance(found, _Signed) and found.sha256 != stored.artifact_sha256:
             found = (
                 f"the recorded sha256 {stored.artifact_sha256} is not the attested {found.sha256}"
@@ -856,6 +860,28 @@ class Workflow:
             artifact_sha256=found.sha256,
             expires_at=found.expires_at,
         )
+
+    def _statement(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """The verified Statement of a DSSE envelope (AttestationError when it is not)."""
+        try:
+            key = (
+                envelope["payloadType"],
+                envelope["payload"],
+                tuple(s["sig"] for s in envelope["signatures"]),
+            )
+            hash(key)
+        except (KeyError, TypeError):  # malformed: let the verifier say how
+            return attestation.verified_statement(envelope, self._verify)
+        return self._verified(key)
+
+    def _verify_key(self, key: tuple[str, str, tuple[str, ...]]) -> dict[str, Any]:
+        payload_type, payload, signatures = key
+        envelope = {
+            "payloadType": payload_type,
+            "payload": payload,
+            "signatures": [{"sig": sig} for sig in signatures],
+        }
+        return attestation.verified_statement(envelope, self._verify)
 
     def _integrity_alert(
         self, model: str, version: str, target: str, request_id: str, state: str, reason: str
@@ -1128,7 +1154,7 @@ class _Signed:
 
 def _signed_admission(
     finals: list[FinalDecision] | Any,
-    verify: Callable[[bytes, bytes], bool],
+    statement: Callable[[dict[str, Any]], dict[str, Any]],
     request_id: str,
     subject: str,
     target: str,
@@ -1140,7 +1166,7 @@ def _signed_admission(
     admitting: _Signed | None = None
     for row in finals:
         try:
-            inner = attestation.verified_statement(row.envelope, verify)
+            inner = statement(row.envelope)
         except attestation.AttestationError as exc:
             return f"final decision {row.id}: {exc}"
         predicate = inner.get("predicate") or {}
