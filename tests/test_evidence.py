@@ -360,7 +360,7 @@ def test_a_trusted_builder_with_verified_provenance_is_accepted_without_rerun(
     api = make_api({"trustedBuilders": [BUILDER]})
     key = builder_key(api)
     honest = gate(api.policies / "low.yaml", credit.good_model, credit.data, "1")
-    answer = upload(api, honest, credit.good_model, data=None, provenance=provenance(honest, key))
+    answer = upload(api, honest, credit.good_model, credit.data, provenance=provenance(honest, key))
     assert answer.status_code == 202, answer.text
     assert answer.json()["state"] == "awaiting_approval"
     assert api.run_jobs() == 0  # no re-run
@@ -383,11 +383,15 @@ def test_a_trusted_builder_with_verified_provenance_is_accepted_without_rerun(
         "claimedSha256": honest.sha256,
     }
 
-    # the builder's evidence still names only the content store: its data is not there
-    decision = request["gateDecisionId"]
-    bias = api.call("audrey", "GET", f"/api/v1/decisions/{decision}/bias-audit.pdf")
-    assert bias.status_code == 422 and "content store" in bias.json()["detail"]
-    assert honest.artifacts[1].sha256 not in bias.text
+    # even a trusted builder's evidence comes with its files: they are read from the store
+    refused = upload(
+        api,
+        gate(api.policies / "low.yaml", credit.good_model, credit.data, "2"),
+        credit.good_model,
+        None,
+        provenance=provenance(honest, key),
+    )
+    assert refused.status_code == 422 and refused.json()["field"] == "data"
 
 
 @pytest.mark.parametrize("case", ["tampered", "unregistered", "revoked", "untrusting policy"])

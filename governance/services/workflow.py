@@ -95,7 +95,7 @@ class Candidate:
     target: str
     label: str
     artifact: Path
-    data: Path | None  # None only with evidence a trusted builder's provenance vouches for
+    data: Path | None  # None only in uploaded evidence, which is then refused
     reference: Path | None = None
     champion: Path | None = None
     positive_label: str | None = None
@@ -282,16 +282,15 @@ class Workflow:
                 session, provenance, manifest, model_sha256, policy.trusted_builders
             )
             claim = {"claimedSha256": manifest.sha256, "provenance": why}
+            _same_files(candidate, manifest, why)  # the files are in the content store
             if builder is None:
-                _same_files(candidate, manifest, why)
                 inputs = {**_inputs(candidate), "evidence": {**claim, "mode": RERUN}}
                 inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
                 request, _ = self._open(session, actor, candidate, inputs)
                 session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
                 return self._request_dict(session, request)
             inputs = {
-                "artifact": str(candidate.artifact),
-                "model_card": _inputs(candidate)["model_card"],
+                **_inputs(candidate),
                 "evidence": {**claim, "mode": BUILDER, "builder": builder},
             }
             request, _ = self._open(session, actor, candidate, inputs)
@@ -1240,8 +1239,8 @@ def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: st
                 "data",
                 "is required: the policy has the service re-compute the checks from the "
                 f"uploaded model and data (provenance: {provenance})",
-                "upload the data (and reference, champion) the gate read — `governance gate "
-                "--submit` does — or sign the evidence as a builder the policy trusts",
+                "upload the data (and reference, champion) the gate read, as `governance gate "
+                "--submit` does",
             )
         if named is None and uploaded is not None:
             raise InputError(role, "is not named in the evidence", f"upload no {role}")
