@@ -72,9 +72,13 @@ class Principal:
 
     @property
     def subjects(self) -> tuple[str, ...]:
-        """What casbin is asked about: `user:NAME` or `token:ID` (a token principal's name
-        is already `token:ID`), each holding its roles through its `g` lines."""
-        return (user_subject(self.name),) if self.kind == "user" else (self.name,)
+        """What casbin is asked about: `user:NAME` (roles from its `g` lines, so a role
+        change holds at once); a token as `token:ID` and as the `role:R` it was issued with
+        (the token row is read at authentication, so a new token works at once in every
+        process, before their enforcers load its `g` lines)."""
+        if self.kind == "user":
+            return (user_subject(self.name),)
+        return (self.name, *sorted(role_subject(r) for r in self.roles))
 
 
 SYSTEM = Principal("governance", "governance service", "user", frozenset({"admin"}))
