@@ -29,7 +29,7 @@ from governance.auth.access import DEFAULT_GRANTS, ROLES, RULES_CHECK_SECONDS, A
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
-from governance.services.container import Governance, initialise, open_governance
+from governance.services.container import Governance, initialise
 from governance.services.jobs import JobRunner
 from governance.services.people import SYSTEM, Principal
 from governance.services.workflow import Candidate
@@ -79,12 +79,11 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         policies=fast_policies(tmp_path / "policies"),
     )
     initialise(settings, PASSWORD)
-    governance = open_governance(settings)
-    governance.people.add_user(SYSTEM, "root", "Root Admin", PASSWORD, ["admin"])
     app = create_app(settings, run_jobs=False)
-    with TestClient(app):
+    with TestClient(app):  # changes go through the app's own service: "this process"
+        governance = app.state.governance
+        governance.people.add_user(SYSTEM, "root", "Root Admin", PASSWORD, ["admin"])
         yield World(governance, app)
-    governance.close()
 
 
 # --- item 4: role confusion ---------------------------------------------------------------
