@@ -152,7 +152,7 @@ def allowed_pickle(api: Api, demo_dir: Path, tmp_path: Path, model: object, vers
         version=version,
         target="production",
         label=TARGET,
-        artifact=path,
+        artifact=api.governance.blobs.adopt(path),  # where a connector puts what it fetched
         data=demo_dir / "test.parquet",
         reference=demo_dir / "train.parquet",
         pickle_allowed=True,
