@@ -4,6 +4,8 @@ wherever it comes in; and no answer of the API shows where the server keeps its 
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,19 +121,30 @@ def test_the_names_in_use_still_fit(api: Api) -> None:
     )
 
 
+def _zip_archive(member: str, content: bytes) -> bytes:
+    """A zip archive, as a skops file is: it passes the upload's pickle refusal and fails
+    in the check job, where a path could leak into the reason."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(member, content)
+    return buffer.getvalue()
+
+
+NOT_A_MODEL = _zip_archive("schema.json", b"not a model")
+
 # Uploads the checks cannot use: each is stored, then fails in the check job.
 BAD_UPLOADS = {
     "data that is not Parquet": {
-        "artifact": ("m.skops", b"not a model"),
+        "artifact": ("m.skops", NOT_A_MODEL),
         "data": ("d.parquet", b"PAR1 not really"),
     },
     "a model that is not skops": {
-        "artifact": ("m.skops", b"PK\x03\x04 broken zip"),
+        "artifact": ("m.skops", _zip_archive("other.txt", b"broken")),
         "data": ("d.csv", b"a,y\n1,0\n2,1\n"),
     },
-    "data without rows": {"artifact": ("m.skops", b"x"), "data": ("d.csv", b"a,y\n")},
+    "data without rows": {"artifact": ("m.skops", NOT_A_MODEL), "data": ("d.csv", b"a,y\n")},
     "a reference that is not CSV": {
-        "artifact": ("m.skops", b"x"),
+        "artifact": ("m.skops", NOT_A_MODEL),
         "data": ("d.csv", b"a,y\n1,0\n"),
         "reference": ("r.csv", b"\x00\x01\x02"),
     },
