@@ -167,6 +167,15 @@ class MlflowRegistry:
         return Path(self._client.download_artifacts(version.run_id, path, str(into)))
 
     def publish(self, version: RegistryVersion, decision: PublishedDecision) -> None:
+        """Report, alias, then tags: the tags go last so that a reader who sees
+        `reportSha256` sees a publication that is finished, alias included."""
+        if decision.report is not None and version.run_id is not None:
+            self._client.log_artifact(version.run_id, str(decision.report), "governance/reports")
+        holder = self.alias_holder(version.model)
+        if decision.serving and holder != version.version:
+            self.move_alias(version.model, version.version)
+        elif decision.withdrawn and holder == version.version:
+            self.move_alias(version.model, None)
         tags = {
             "status": decision.status,
             "requestId": decision.request_id,
@@ -179,13 +188,6 @@ class MlflowRegistry:
                 self._client.set_model_version_tag(version.model, version.version, TAG + key, value)
             elif key in ("reason", "reportSha256"):
                 self._delete_tag(version, TAG + key)
-        if decision.report is not None and version.run_id is not None:
-            self._client.log_artifact(version.run_id, str(decision.report), "governance/reports")
-        holder = self.alias_holder(version.model)
-        if decision.serving and holder != version.version:
-            self.move_alias(version.model, version.version)
-        elif decision.withdrawn and holder == version.version:
-            self.move_alias(version.model, None)
 
     def _delete_tag(self, version: RegistryVersion, key: str) -> None:
         from mlflow.exceptions import MlflowException
