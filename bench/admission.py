@@ -163,8 +163,8 @@ def make_candidate(directory: Path) -> tuple[Path, Path]:
 def prepare(home: Path, database_url: str) -> Prepared:
     """initialise → register → submit → checks → sign → promote, in process; a serving token."""
     from connectors.files import sha256_file
+    from governance.bootstrap import initialise, open_governance
     from governance.config import Settings
-    from governance.services.container import initialise, open_governance
     from governance.services.people import SYSTEM
     from governance.services.workflow import Candidate
 
@@ -642,8 +642,8 @@ def in_process(prepared: Prepared, case_list: list[Case], n: int, profile_out: P
     import bare_app
     from whatif_app import create_whatif_app
 
+    from governance.bootstrap import Governance
     from governance.config import Settings
-    from governance.services.container import Governance
     from governance.web.app import create_app
 
     os.environ["GOVERNANCE_HOME"] = str(prepared.home)

@@ -38,13 +38,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sqlmodel import Session
 
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.checks import CheckInputs, drift
 from governance.config import Settings
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import DriftCheck, parse_policy
 from governance.domain.results import CheckResult, RuleOutcome, Severity, Status
 from governance.domain.verdict import decide
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM
 from governance.store.repository import in_transaction, record_decision
 from governance.store.tables import FinalDecision, GateDecision, PromotionRequest

@@ -552,7 +552,7 @@ def _write_local_report(
     outcome: Any, path: Path, card_path: Path | None, database: str | None
 ) -> None:
     """Sign the local run's report; where the decision was recorded, record the report too."""
-    from governance.services.container import report_signing
+    from governance.bootstrap import report_signing
     from governance.services.reports import local_decision_report, record_report
     from governance.signing import load_private
     from governance.store.database import make_engine
@@ -700,7 +700,7 @@ def audit_verify(
     between others) and the newest signed checkpoint published outside the database (events
     cut from the end, or a rewrite with every later hash recomputed). Exit 0 intact, 1
     naming every problem. When intact, a checkpoint of the trail is published."""
-    from governance.services.container import checkpoint_log
+    from governance.bootstrap import checkpoint_log
     from governance.signing import PUBLIC, load_private
     from governance.store.database import make_engine
 
@@ -1000,7 +1000,7 @@ def _settings(database: str | None) -> config.Settings:
 
 def _governance(database: str | None) -> Any:
     """The service over an initialised data directory, or a clear message to run init."""
-    from governance.services.container import open_governance
+    from governance.bootstrap import open_governance
     from governance.store.database import current_revision
 
     settings = _settings(database)
@@ -1022,7 +1022,7 @@ def init(
 ) -> None:
     """Create the data directory, migrate the database, create the signing key, the default
     access rules and an admin user. Safe to run again: it only adds what is missing."""
-    from governance.services.container import initialise
+    from governance.bootstrap import initialise
 
     settings = _settings(database)
     try:

@@ -41,11 +41,11 @@ from sklearn.preprocessing import OneHotEncoder
 from connectors import files
 from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance.auth.secrets import new_password
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.domain.errors import InputError, UnauthenticatedError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.gate import Progress
 from governance.services.people import Principal
 from governance.services.workflow import Candidate

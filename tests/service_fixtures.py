@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from connectors.adult import TARGET
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import PACKAGED_POLICIES, Settings
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM, Principal
 
 T = TypeVar("T")

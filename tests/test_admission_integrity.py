@@ -25,8 +25,8 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from connectors.files import sha256_file
+from governance.bootstrap import Governance
 from governance.domain import attestation
-from governance.services.container import Governance
 from governance.services.people import Principal
 from governance.services.webhooks import ADMISSION_INTEGRITY_ALERT, events_of
 from governance.services.workflow import INTEGRITY_ALERT, Candidate

@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli_app
 from governance.config import Settings
 from governance.domain.audit import chain_hash
 from governance.domain.checkpoint import Checkpoint, open_note
 from governance.services import audit
 from governance.services.checkpoints import LOG_NAME, CheckpointLog
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.outbound import Outbound
 from governance.services.people import SYSTEM
 from governance.signing import raw_public, verifier

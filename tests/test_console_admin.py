@@ -19,8 +19,8 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
+from governance.bootstrap import initialise, open_governance
 from governance.config import Settings
-from governance.services.container import initialise, open_governance
 from governance.services.people import SYSTEM
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail

@@ -27,8 +27,8 @@ from sqlmodel import Session, func, select
 
 from connectors import files
 from connectors.adult import TARGET
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate
 from governance.store.tables import MonitoringRun, utcnow

@@ -30,11 +30,11 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 import connectors.files as files
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.domain import attestation
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PolicyError, parse_policy
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.gate import GateRequest, run_gate
 from governance.services.people import SYSTEM
 from governance.signing import key_name

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from governance.bootstrap import initialise, open_governance
 from governance.config import Settings
-from governance.services.container import initialise, open_governance
 from governance.services.people import SYSTEM
 
 

@@ -20,8 +20,8 @@ import yaml
 from sqlmodel import Session, col, select
 
 from connectors.adult import TARGET
+from governance.bootstrap import Governance
 from governance.domain.errors import InputError
-from governance.services.container import Governance
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal
 from governance.store.tables import AuditEventRow, RegistryLink

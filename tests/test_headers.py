@@ -13,8 +13,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from governance.bootstrap import initialise
 from governance.config import Settings
-from governance.services.container import initialise
 from governance.web.app import create_app
 
 pytest_plugins = ["tests.db_fixtures"]

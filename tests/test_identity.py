@@ -26,10 +26,10 @@ from typer.testing import CliRunner
 
 from connectors.adult import TARGET
 from governance.auth.access import DEFAULT_GRANTS, ROLES, RULES_CHECK_SECONDS, AccessControl
+from governance.bootstrap import Governance, initialise
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
-from governance.services.container import Governance, initialise
 from governance.services.jobs import JobRunner
 from governance.services.people import SYSTEM, Principal
 from governance.services.workflow import Candidate

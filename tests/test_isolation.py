@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 
 from connectors import files
 from connectors.adult import TARGET
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import InputError
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.gate import GateRequest
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import SYSTEM

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from sqlmodel import Session, select
 
 from connectors.adult import TARGET
-from governance.services.container import Governance
+from governance.bootstrap import Governance
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal
 from governance.store.tables import AuditEventRow, RegistryLink

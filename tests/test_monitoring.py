@@ -24,8 +24,8 @@ from sqlmodel import Session, select
 from connectors import files
 from connectors.adult import TARGET
 from connectors.serving import WatchedDirectory
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate

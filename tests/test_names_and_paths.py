@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from governance.bootstrap import Governance, initialise
 from governance.config import Settings
 from governance.domain.errors import InputError
-from governance.services.container import Governance, initialise
 from governance.services.people import SYSTEM
 from governance.web.app import create_app
 

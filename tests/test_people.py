@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.domain.errors import (
     ConflictError,
@@ -19,7 +20,6 @@ from governance.domain.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM
 from governance.store.repository import audit_trail
 from governance.store.tables import ApiToken, UserAccount, utcnow

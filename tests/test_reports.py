@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from connectors.files import load_policy
 from governance import demo as demo_module
+from governance.bootstrap import open_governance, report_signing
 from governance.cli import app
 from governance.config import Settings
 from governance.demo import Demo, DemoRun
 from governance.domain.errors import InputError
-from governance.services.container import open_governance, report_signing
 from governance.services.reports import Signing, local_decision_report
 from governance.store.database import make_engine, upgrade
 from governance.store.repository import SqlDecisionRecorder, audit_trail

@@ -12,9 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from connectors.adult import TARGET
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.domain.errors import ConflictError
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import SYSTEM, People
 from governance.services.workflow import AdmissionCache, Candidate, Workflow
 from governance.store.tables import GateDecision, Job, utcnow

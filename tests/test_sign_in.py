@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from governance.auth.secrets import new_password, password_problem
 from governance.auth.throttle import ADDRESS_ALLOWANCE, SignInThrottle
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import (
@@ -31,7 +32,6 @@ from governance.domain.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.people import LOCK_AFTER, SYSTEM
 from governance.store.repository import audit_trail
 from governance.store.tables import utcnow

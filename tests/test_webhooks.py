@@ -30,9 +30,9 @@ from sqlmodel import Session, func, select
 
 from connectors.adult import TARGET
 from governance.auth.secrets import DigestKey
+from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.domain.errors import InputError
-from governance.services.container import Governance, initialise, open_governance
 from governance.services.outbound import Outbound
 from governance.services.people import SYSTEM, People, Principal
 from governance.services.webhooks import MAX_ATTEMPTS, Webhooks, backoff

@@ -1,8 +1,26 @@
-"""Errors that reach a person: each names the thing that is wrong and how to fix it."""
+"""Errors that reach a person: each names the thing that is wrong and how to fix it.
+
+Every one derives from `GovernanceError`, which carries the HTTP status and the CLI exit
+code it maps to, so each face (problem+json, the console's page or flash message, the
+CLI's message and exit code) maps them in one place, from these two attributes."""
 
 
-class InputError(Exception):
+class GovernanceError(Exception):
+    """The base of every error a person may see. `status` is the HTTP answer, `exit_code`
+    the CLI's (2: bad input or usage; 1: refused for another reason)."""
+
+    status: int = 400
+    exit_code: int = 2
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InputError(GovernanceError):
     """Bad input or usage. The CLI exits 2 and the HTTP API answers 4xx; nothing is recorded."""
+
+    status = 422
 
     def __init__(self, subject: str, problem: str, fix: str = "") -> None:
         self.subject = subject
@@ -20,9 +38,13 @@ class MalformedInputError(InputError):
     """A value of the wrong form, refused before anything looks it up (HTTP 400): a name
     that does not match its pattern."""
 
+    status = 400
 
-class NotFoundError(Exception):
+
+class NotFoundError(GovernanceError):
     """The thing named does not exist (HTTP 404)."""
+
+    status = 404
 
     def __init__(self, subject: str, fix: str = "") -> None:
         self.subject = subject
@@ -30,25 +52,36 @@ class NotFoundError(Exception):
         super().__init__(f"{subject} does not exist" + (f". Fix: {fix}" if fix else ""))
 
 
-class ConflictError(Exception):
+class ConflictError(GovernanceError):
     """The request is valid but the record's current state does not allow it (HTTP 409)."""
+
+    status = 409
+    exit_code = 1
 
     def __init__(self, message: str, state: str | None = None) -> None:
         self.state = state
         super().__init__(message)
 
 
-class ForbiddenError(Exception):
+class ForbiddenError(GovernanceError):
     """This principal may not do this (HTTP 403); the message says which rule refuses it."""
 
+    status = 403
+    exit_code = 1
 
-class UnauthenticatedError(Exception):
+
+class UnauthenticatedError(GovernanceError):
     """No valid credential, or re-authentication failed (HTTP 401)."""
+
+    status = 401
+    exit_code = 1
 
 
 class TooManyAttemptsError(UnauthenticatedError):
     """Too many failed sign-ins: refused, even with the right password, for `retry_after`
     seconds (HTTP 429 with Retry-After)."""
+
+    status = 429
 
     def __init__(self, message: str, retry_after: float) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from governance.domain.errors import GovernanceError
+
 
 class Schema(BaseModel):
     """Strict, immutable, camelCase in YAML and snake_case in Python."""
@@ -476,8 +478,10 @@ class PromotionPolicy(Schema):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
-class PolicyError(Exception):
+class PolicyError(GovernanceError):
     """A policy document is invalid; `problems` lists each as `path: message`."""
+
+    status = 422
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source

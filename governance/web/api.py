@@ -18,11 +18,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 from pydantic import ValidationError
 
+from governance.bootstrap import Governance
 from governance.domain import names
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
-from governance.services.container import Governance
 from governance.services.people import Principal
 from governance.services.reports import IssuedReport
 from governance.services.workflow import Candidate

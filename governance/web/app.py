@@ -14,8 +14,8 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
-from governance.services.container import Governance, open_governance
 from governance.services.jobs import JobRunner, Ticker
 from governance.store.database import current_revision
 from governance.web import console, problems

@@ -11,8 +11,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from governance.bootstrap import Governance
 from governance.domain.errors import ForbiddenError, UnauthenticatedError
-from governance.services.container import Governance
 from governance.services.people import Principal
 
 

@@ -31,6 +31,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
+from governance.bootstrap import Governance
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -39,7 +40,6 @@ from governance.domain.errors import (
     UnauthenticatedError,
 )
 from governance.domain.policy import PolicyError, PromotionPolicy
-from governance.services.container import Governance
 from governance.services.people import Principal
 from governance.web.problems import log
 

@@ -1,5 +1,6 @@
-"""The service assembled from its settings: one engine, one access-control enforcer, and
-the use cases on top. The HTTP app and the CLI both start from `open_governance`."""
+"""The composition root: the one module that knows every adapter. It assembles the
+service from its settings (one engine, one access-control enforcer, the use cases on top);
+the HTTP app, the CLI and the demo all start from `open_governance`."""
 
 from __future__ import annotations
 
