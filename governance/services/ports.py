@@ -141,3 +141,9 @@ class EventSource(Protocol):
     def verify_event(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise `UnauthenticatedError` unless the registry signed this event."""
         ...
+
+
+# --- the unit of work and its repositories (the write side) ----------------------------
+
+
+# --- read views (queries the console, API and reports show) -----------------------------
