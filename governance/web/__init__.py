@@ -1,0 +1,1 @@
+"""The web faces: the HTTP API and the console, on Litestar."""
