@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from governance.domain.errors import InputError
-from governance.services.ports import Registry
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -104,19 +103,3 @@ def load_connectors(path: Path | None) -> ConnectorsFile:
     if twice:
         raise InputError(where, f"names {', '.join(twice)} twice", "give each its own name")
     return parsed
-
-
-def open_registries(path: Path | None) -> list[tuple[Registry, float]]:
-    """Each configured registry with how often it is polled (seconds)."""
-    from connectors.folder import FolderRegistry
-    from connectors.mlflow import MlflowRegistry
-
-    opened: list[tuple[Registry, float]] = []
-    for connector in load_connectors(path).all:
-        registry: Registry = (
-            MlflowRegistry(connector)
-            if isinstance(connector, MlflowConnector)
-            else FolderRegistry(connector)
-        )
-        opened.append((registry, connector.poll_seconds))
-    return opened

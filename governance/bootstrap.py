@@ -12,8 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from connectors.registries import open_registries
 from connectors.serving import WatchedDirectory, watched
-from connectors.settings import open_registries
 from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey, new_password
 from governance.config import Settings
