@@ -22,10 +22,10 @@ from sqlalchemy import Engine, func
 from sqlalchemy_adapter import Adapter
 from sqlmodel import Session, select
 
-from governance.config import PACKAGED_POLICIES
+from governance.resources import ACCESS_MODEL
 from governance.store.tables import CasbinRule
 
-MODEL = PACKAGED_POLICIES / "rbac_model.conf"
+MODEL = ACCESS_MODEL
 # casbin logs every decision (a refusal as a warning): the admission path and every
 # console page, which asks what to show, would write lines per request.
 for _name in ("casbin", "casbin.enforcer", "casbin.role", "casbin.policy"):
