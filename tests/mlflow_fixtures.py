@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.processes import start_group, stop_group
 from tests.service_fixtures import free_port
 
 MLFLOW_VERSION = "3.17.2"  # the version these tests were written against (pyproject pins it)
@@ -58,9 +58,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         "--artifacts-destination", str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = start_group(command, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -68,17 +66,12 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 break
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            stop_group(process, timeout=0)
             output = (root / "server.log").read_text(errors="replace")[-5000:]
             pytest.fail(f"mlflow server did not start on {url}:\n{output}", pytrace=False)
         time.sleep(0.3)
     yield MlflowServer(url, root)
-    process.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    stop_group(process)
 
 
 def log_version(

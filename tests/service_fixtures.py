@@ -5,9 +5,7 @@ Load with `pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from connectors.adult import TARGET
 from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import PACKAGED_POLICIES, Settings
 from governance.services.people import SYSTEM, Principal
+from tests.processes import start_group, stop_group
 
 T = TypeVar("T")
 PASSWORD = "a-long-test-passphrase"
@@ -126,9 +125,7 @@ def start_service(
         sys.executable, "-m", "governance.cli", "serve",
         "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = start_group(command, env=env, log=log)
     service = Service(f"http://127.0.0.1:{port}", home, database_url, process, tokens)
     deadline = time.monotonic() + 60
     while True:
@@ -148,13 +145,7 @@ def start_service(
 
 def stop_service(service: Service) -> None:
     """Stop the server and its worker processes (its own process group)."""
-    group = os.getpgid(service.process.pid)
-    os.killpg(group, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        service.process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    service.process.wait()
+    stop_group(service.process)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from governance.demo import Demo, DemoRun, run_demo
 from governance.domain.verdict import Verdict
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail, list_decisions
+from tests.processes import start_group
 from tests.service_fixtures import Service, free_port, stop_service
 
 runner = CliRunner()
@@ -177,9 +177,7 @@ def test_the_demo_serves_the_service_it_seeded(full_demo: tuple[Demo, list[str]]
     command = [sys.executable, "-m", "governance.cli", "demo",
                "--data-dir", str(demo.settings.home), "--port", str(port)]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = start_group(command, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     service = Service(url, demo.settings.home, demo.settings.database_url, process)
     try:
