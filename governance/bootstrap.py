@@ -29,6 +29,7 @@ from governance.services.monitoring import ProductionMonitoring
 from governance.services.outbound import Outbound
 from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
+from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
 from governance.services.webhooks import Webhooks
@@ -38,6 +39,7 @@ from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
 from governance.store.repository import audit_trail
+from governance.store.uow import sql_units
 from reports import pki
 from reports.pki import load_identity
 
@@ -59,6 +61,7 @@ class Governance:
     registries: RegistrySync
     builders: Builders
     checkpoints: CheckpointLog
+    units: UnitOfWorkFactory  # the use cases' transactions, over `engine`
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -96,6 +99,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     """The service over an initialised data directory and database."""
     private_directory(settings.home)
     engine = make_engine(settings.database_url)
+    units = sql_units(engine)
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
@@ -143,6 +147,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         ),
         builders=Builders(engine),
         checkpoints=checkpoints,
+        units=units,
     )
 
 

@@ -120,6 +120,7 @@ def policy_impact(
     or value is missing, 2 bad input."""
     from governance.services.impact import policy_impact as judge_draft
     from governance.store.database import current_revision, make_engine
+    from governance.store.uow import sql_units
 
     try:
         draft = files.load_policy(path)
@@ -140,7 +141,7 @@ def policy_impact(
         fail(f"database {url}: has no schema, so no decisions. Fix: pass --database URL")
     engine = make_engine(url)
     try:
-        report = judge_draft(engine, draft)
+        report = judge_draft(sql_units(engine), draft)
     except PolicyError as exc:
         fail(str(exc))
     except InputError as exc:

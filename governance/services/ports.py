@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import pandas as pd
 
+from governance.domain.audit import ChainedEvent
+from governance.domain.errors import ConflictError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 
@@ -146,4 +149,114 @@ class EventSource(Protocol):
 # --- the unit of work and its repositories (the write side) ----------------------------
 
 
+class AuditSequenceTakenError(ConflictError):
+    """Another writer chained an event onto the same audit head and committed first. The
+    unit of work is rolled back; running the same work again chains onto that writer's
+    event (`governance.services.unit_of_work.run_in_unit_of_work` does)."""
+
+    def __init__(self) -> None:
+        super().__init__("audit trail: another writer took the next event's seq; try again")
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A policy as it was pinned: its canonical JSON document and the hash of that JSON."""
+
+    name: str
+    version: int
+    risk_tier: str
+    sha256: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A recorded gate decision: the manifest exactly as stored, the hash recorded with it,
+    and the policy row it points at (None when that row is gone)."""
+
+    id: str
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    policy: StoredPolicy | None
+
+
+class AuditTrail(Protocol):
+    """The hash-chained audit trail: appended to, never changed."""
+
+    def append(
+        self, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+    ) -> ChainedEvent:
+        """Chain one event onto the head, in this unit of work. Two units that chain onto
+        the same head cannot both commit: the second raises `AuditSequenceTakenError`."""
+        ...
+
+    def head_seq(self) -> int:
+        """The seq of the newest event (0 for an empty trail)."""
+        ...
+
+    def events(self) -> list[ChainedEvent]:
+        """The whole trail in seq order, as stored (check it with `verify_chain`)."""
+        ...
+
+
+class Decisions(Protocol):
+    """Recorded gate decisions (inserted by the gate's `DecisionRecorder`, never updated)."""
+
+    def get(self, decision_id: str) -> StoredDecision | None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
+    Leaving the block without `commit()` rolls back, so a failed use case writes nothing."""
+
+    audit: AuditTrail
+    decisions: Decisions
+    requests: Requests
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """What the use cases are given: a new, not yet entered, unit of work per call. A
+    `read_only` one may not write, so on SQLite it does not take the write lock and never
+    makes a writer wait."""
+
+    def __call__(self, read_only: bool = False) -> UnitOfWork: ...
+
+
 # --- read views (queries the console, API and reports show) -----------------------------
+
+
+@dataclass(frozen=True)
+class RequestWithEvidence:
+    """A promotion request with what it was judged on: its version, the policy it pinned,
+    and its recorded decision's manifest (None when it has no decision)."""
+
+    id: str
+    state: str
+    target: str
+    model: str
+    version: str
+    policy: StoredPolicy
+    decision_id: str | None
+    manifest: dict[str, Any] | None
+
+
+class Requests(Protocol):
+    """Promotion requests, as the read-only use cases see them."""
+
+    def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
+        """The requests in `states`, ordered by model name, version (oldest first),
+        target and creation time."""
+        ...

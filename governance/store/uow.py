@@ -1,0 +1,164 @@
+"""The unit of work over SQL (SQLite, PostgreSQL): one session, one transaction, and the
+repositories the use cases see (`governance.services.ports`), which answer in domain
+records, never in ORM rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from governance.domain.audit import ChainedEvent
+from governance.services.ports import (
+    AuditSequenceTakenError,
+    AuditTrail,
+    Decisions,
+    Requests,
+    RequestWithEvidence,
+    StoredDecision,
+    StoredPolicy,
+    UnitOfWorkFactory,
+)
+from governance.store.database import writing
+from governance.store.repository import append_audit, chained_events
+from governance.store.tables import (
+    AuditEventRow,
+    GateDecision,
+    Model,
+    ModelVersion,
+    Policy,
+    PromotionRequest,
+)
+
+
+class SqlUnitOfWork:
+    """`with SqlUnitOfWork(engine) as uow: …; uow.commit()`. A writing unit begins with
+    the write lock on SQLite (`writing`); a conflict on the audit seq surfaces as
+    `AuditSequenceTakenError`, after the rollback."""
+
+    audit: AuditTrail
+    decisions: Decisions
+    requests: Requests
+
+    def __init__(self, engine: Engine, read_only: bool = False) -> None:
+        self._engine = engine if read_only else writing(engine)
+
+    def __enter__(self) -> Self:
+        self._session = Session(self._engine)
+        self._session.begin()
+        self.audit = SqlAuditTrail(self._session)
+        self.decisions = SqlDecisions(self._session)
+        self.requests = SqlRequests(self._session)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()  # nothing left to undo after a commit
+        finally:
+            self._session.close()
+        if isinstance(error, IntegrityError) and "audit_event" in str(error.orig):
+            raise AuditSequenceTakenError() from error
+
+    def commit(self) -> None:
+        self._session.commit()
+
+    def rollback(self) -> None:
+        self._session.rollback()
+
+
+class SqlAuditTrail:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def append(
+        self, *, actor: str, action: str, subject: str, payload: dict[str, object]
+    ) -> ChainedEvent:
+        return append_audit(
+            self._session, actor=actor, action=action, subject=subject, payload=payload
+        )
+
+    def head_seq(self) -> int:
+        query = select(func.coalesce(func.max(AuditEventRow.seq), 0))
+        return int(self._session.execute(query).scalar_one())
+
+    def events(self) -> list[ChainedEvent]:
+        return chained_events(self._session)
+
+
+class SqlDecisions:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        decision = self._session.get(GateDecision, decision_id)
+        if decision is None:
+            return None
+        policy = self._session.get(Policy, decision.policy_id)
+        return StoredDecision(
+            id=decision.id,
+            manifest=decision.manifest,
+            manifest_sha256=decision.manifest_sha256,
+            policy=stored_policy(policy) if policy else None,
+        )
+
+
+class SqlRequests:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
+        query = (
+            select(PromotionRequest, ModelVersion, Model, Policy, GateDecision)
+            .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
+            .join(Model, col(ModelVersion.model_id) == col(Model.id))
+            .join(Policy, col(PromotionRequest.policy_id) == col(Policy.id))
+            .outerjoin(GateDecision, col(PromotionRequest.decision_id) == col(GateDecision.id))
+            .where(col(PromotionRequest.state).in_(list(states)))
+            .order_by(
+                col(Model.name),
+                col(ModelVersion.id),
+                col(PromotionRequest.target),
+                col(PromotionRequest.created_at),
+            )
+        )
+        return [
+            RequestWithEvidence(
+                id=request.id,
+                state=request.state,
+                target=request.target,
+                model=model.name,
+                version=version.version,
+                policy=stored_policy(policy),
+                decision_id=decision.id if decision else None,
+                manifest=decision.manifest if decision else None,
+            )
+            for request, version, model, policy, decision in self._session.execute(query).tuples()
+        ]
+
+
+def stored_policy(row: Policy) -> StoredPolicy:
+    return StoredPolicy(
+        name=row.name,
+        version=row.version,
+        risk_tier=row.risk_tier,
+        sha256=row.sha256,
+        document=row.document,
+    )
+
+
+def sql_units(engine: Engine) -> UnitOfWorkFactory:
+    """The use cases' unit-of-work factory over this engine."""
+
+    def units(read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, read_only)
+
+    return units

@@ -1,0 +1,105 @@
+"""In-memory adapters of `governance.services.ports`: the use cases run on them with no
+database. The audit trail is hash-chained by `governance.domain.audit`, as the SQL one is,
+so a chain a use case leaves behind can be verified for real."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from governance.domain.audit import ChainedEvent, next_event
+from governance.services.ports import (
+    AuditSequenceTakenError,
+    RequestWithEvidence,
+    StoredDecision,
+)
+
+
+class FakeAuditTrail:
+    """Committed events, and the ones this unit of work appended since its last commit."""
+
+    def __init__(self) -> None:
+        self.committed: list[ChainedEvent] = []
+        self.pending: list[ChainedEvent] = []
+
+    def append(
+        self, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+    ) -> ChainedEvent:
+        trail = self.events()
+        chained = next_event(
+            trail[-1] if trail else None,
+            time=datetime.now(UTC),
+            actor=actor,
+            action=action,
+            subject=subject,
+            payload=payload,
+        )
+        self.pending.append(chained)
+        return chained
+
+    def head_seq(self) -> int:
+        trail = self.events()
+        return trail[-1].event.seq if trail else 0
+
+    def events(self) -> list[ChainedEvent]:
+        return [*self.committed, *self.pending]
+
+
+class FakeDecisions:
+    def __init__(self) -> None:
+        self.stored: dict[str, StoredDecision] = {}
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        return self.stored.get(decision_id)
+
+
+class FakeRequests:
+    def __init__(self) -> None:
+        self.stored: list[RequestWithEvidence] = []
+
+    def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
+        """In the order they were added: the tests add them in the SQL query's order."""
+        return [request for request in self.stored if request.state in states]
+
+
+class FakeUnitOfWork:
+    """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
+    often as the use case opens a unit of work. `taken` makes the next commits fail as if
+    another writer had taken the audit seq; `commits` counts the ones that went through."""
+
+    def __init__(self) -> None:
+        self.audit = FakeAuditTrail()
+        self.decisions = FakeDecisions()
+        self.requests = FakeRequests()
+        self.commits = 0
+        self.taken = 0
+        self.read_only = False
+
+    def __call__(self, read_only: bool = False) -> Self:
+        self.read_only = read_only
+        return self
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.rollback()  # nothing left to undo after a commit
+
+    def commit(self) -> None:
+        assert not self.read_only, "a read-only unit of work committed"
+        if self.taken and self.audit.pending:
+            self.taken -= 1
+            raise AuditSequenceTakenError()
+        self.audit.committed += self.audit.pending
+        self.audit.pending = []
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.audit.pending = []
