@@ -117,7 +117,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         return sign(checkpoint, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
-    checkpoints = checkpoint_log(settings, engine, key)
+    checkpoints = checkpoint_log(settings, units, key)
     reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
     return Governance(
         settings,
@@ -152,7 +152,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
 
 
 def checkpoint_log(
-    settings: Settings, engine: Engine, key: Ed25519PrivateKey | None
+    settings: Settings, units: UnitOfWorkFactory, key: Ed25519PrivateKey | None
 ) -> CheckpointLog:
     """Where this installation publishes its audit checkpoints and reads them back. Without
     the private key (a CLI run elsewhere) the notes are checked with the public key next to
@@ -172,7 +172,7 @@ def checkpoint_log(
         return sign(point, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
     return CheckpointLog(
-        engine,
+        units,
         opened,
         settings.home / "checkpoints",
         sign_note=signed if key else None,

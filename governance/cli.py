@@ -704,6 +704,7 @@ def audit_verify(
     from governance.bootstrap import checkpoint_log
     from governance.signing import PUBLIC, load_private
     from governance.store.database import make_engine
+    from governance.store.uow import sql_units
 
     url = config.database_url(database) or config.default_database_url()
     settings = config.Settings.from_env(url, config.data_dir())
@@ -715,7 +716,7 @@ def audit_verify(
         )
     try:
         key = None if keyless else load_private(settings.signing_key)
-        log = checkpoint_log(settings, make_engine(url), key)
+        log = checkpoint_log(settings, sql_units(make_engine(url)), key)
         result = log.verify()
     except InputError as exc:
         fail(exc.message)

@@ -67,7 +67,8 @@ class FakeRequests:
 class FakeUnitOfWork:
     """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
     often as the use case opens a unit of work. `taken` makes the next commits fail as if
-    another writer had taken the audit seq; `commits` counts the ones that went through."""
+    another writer had taken the audit seq; `commits` counts the ones that went through,
+    `opened` the units asked for (tests that fill the store directly ask for none)."""
 
     def __init__(self) -> None:
         self.audit = FakeAuditTrail()
@@ -76,9 +77,11 @@ class FakeUnitOfWork:
         self.commits = 0
         self.taken = 0
         self.read_only = False
+        self.opened: list[str] = []  # "read" or "write", one per unit of work asked for
 
     def __call__(self, read_only: bool = False) -> Self:
         self.read_only = read_only
+        self.opened.append("read" if read_only else "write")
         return self
 
     def __enter__(self) -> Self:
@@ -91,6 +94,7 @@ class FakeUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         self.rollback()  # nothing left to undo after a commit
+        self.read_only = False  # the next unit is a writer unless it asks otherwise
 
     def commit(self) -> None:
         assert not self.read_only, "a read-only unit of work committed"

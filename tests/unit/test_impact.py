@@ -25,7 +25,7 @@ def test_a_tighter_draft_flips_the_covered_versions_and_writes_nothing() -> None
     assert report.versions[0].new_verdict == Verdict.BLOCKED
     assert report.versions[0].decision_id == "d-a" and report.versions[0].request_id == "a"
     assert report.exit_code == 1 and not report.not_covered
-    assert uow.read_only and uow.commits == 0 and uow.audit.events() == []
+    assert uow.opened == ["read"] and uow.commits == 0 and uow.audit.events() == []
 
 
 def test_the_same_rules_change_nothing() -> None:
