@@ -118,14 +118,15 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
 
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
     checkpoints = checkpoint_log(settings, units, key)
-    reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
+    blobs = BlobStore(settings.blobs)
+    reports = Reports(engine, lambda: report_signing(settings, key), note, blobs)
     return Governance(
         settings,
         engine,
         access,
         people,
         workflow,
-        BlobStore(settings.blobs),
+        blobs,
         key,
         reports,
         Browse(engine),
@@ -136,12 +137,12 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             outbound=outbound,
             sign_note=note,
         ),
-        monitoring=ProductionMonitoring(engine, workflow, BlobStore(settings.blobs)),
+        monitoring=ProductionMonitoring(engine, workflow, blobs),
         registries=RegistrySync(
             engine,
             workflow,
             reports,
-            BlobStore(settings.blobs),
+            blobs,
             open_registries(settings.connectors),
             settings.home / "registry-work",
         ),

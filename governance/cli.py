@@ -1310,7 +1310,9 @@ def replay(
     """Re-run a recorded decision from its evidence manifest (same bytes, policy and seeds)
     and compare metric by metric. Exit 0 reproduced, 1 not reproduced, 2 bad input."""
     from governance.services.replay import replay as replay_decision
+    from governance.store.blobs import BlobStore
     from governance.store.database import current_revision, make_engine
+    from governance.store.uow import sql_units
 
     url = config.database_url(database) or config.default_database_url()
     try:
@@ -1325,9 +1327,9 @@ def replay(
     try:
         with err.status("Starting the replay") as status:
             outcome = replay_decision(
-                engine,
+                sql_units(engine),
                 decision_id,
-                blob_root,
+                BlobStore(blob_root) if blob_root else None,
                 files,
                 actor=f"cli:{getpass.getuser()}",
                 progress=lambda step: status.update(step),

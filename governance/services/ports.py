@@ -31,6 +31,17 @@ class ArtifactSource(Protocol):
     def load_metrics(self, path: Path) -> tuple[dict[str, float], Artifact]: ...
 
 
+class ContentStore(Protocol):
+    """Uploaded files, named by their sha256 (implemented by `store.blobs.BlobStore`)."""
+
+    root: Path  # named in messages: where the files were looked for
+
+    def stored(self, sha256: str) -> list[Path]:
+        """The stored files with these bytes, one per suffix they came under; empty for
+        anything that is not a sha256."""
+        ...
+
+
 class CheckRunner(Protocol):
     """Judges a request under its pinned policy where the model's code cannot reach the
     service's keys (`governance.services.isolation`); bad input raises `InputError`."""
