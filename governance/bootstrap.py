@@ -39,7 +39,7 @@ from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
 from governance.store.repository import audit_trail
-from governance.store.uow import sql_units
+from governance.store.uow import SqlUnits
 from reports import pki
 from reports.pki import load_identity
 
@@ -99,7 +99,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     """The service over an initialised data directory and database."""
     private_directory(settings.home)
     engine = make_engine(settings.database_url)
-    units = sql_units(engine)
+    units = SqlUnits(engine)
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import pandas as pd
 
 from governance.domain.audit import ChainedEvent
-from governance.domain.errors import ConflictError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
+from governance.domain.records import RequestWithEvidence, StoredDecision
 
 if TYPE_CHECKING:
     from governance.services.gate import GateRequest
@@ -160,37 +160,6 @@ class EventSource(Protocol):
 # --- the unit of work and its repositories (the write side) ----------------------------
 
 
-class AuditSequenceTakenError(ConflictError):
-    """Another writer chained an event onto the same audit head and committed first. The
-    unit of work is rolled back; running the same work again chains onto that writer's
-    event (`governance.services.unit_of_work.run_in_unit_of_work` does)."""
-
-    def __init__(self) -> None:
-        super().__init__("audit trail: another writer took the next event's seq; try again")
-
-
-@dataclass(frozen=True)
-class StoredPolicy:
-    """A policy as it was pinned: its canonical JSON document and the hash of that JSON."""
-
-    name: str
-    version: int
-    risk_tier: str
-    sha256: str
-    document: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class StoredDecision:
-    """A recorded gate decision: the manifest exactly as stored, the hash recorded with it,
-    and the policy row it points at (None when that row is gone)."""
-
-    id: str
-    manifest: dict[str, Any]
-    manifest_sha256: str
-    policy: StoredPolicy | None
-
-
 class AuditTrail(Protocol):
     """The hash-chained audit trail: appended to, never changed."""
 
@@ -220,9 +189,14 @@ class UnitOfWork(Protocol):
     """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
     Leaving the block without `commit()` rolls back, so a failed use case writes nothing."""
 
-    audit: AuditTrail
-    decisions: Decisions
-    requests: Requests
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def decisions(self) -> Decisions: ...
+
+    @property
+    def requests(self) -> Requests: ...
 
     def __enter__(self) -> Self: ...
 
@@ -247,21 +221,6 @@ class UnitOfWorkFactory(Protocol):
 
 
 # --- read views (queries the console, API and reports show) -----------------------------
-
-
-@dataclass(frozen=True)
-class RequestWithEvidence:
-    """A promotion request with what it was judged on: its version, the policy it pinned,
-    and its recorded decision's manifest (None when it has no decision)."""
-
-    id: str
-    state: str
-    target: str
-    model: str
-    version: str
-    policy: StoredPolicy
-    decision_id: str | None
-    manifest: dict[str, Any] | None
 
 
 class Requests(Protocol):

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from governance.services.ports import AuditSequenceTakenError, UnitOfWork, UnitOfWorkFactory
+from governance.domain.audit import AUDIT_ATTEMPTS
+from governance.domain.errors import AuditSequenceTakenError
+from governance.services.ports import UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
-
-# Concurrent writers each chain onto the head they read; all but one lose the seq and run
-# again. Ten attempts outlast any burst the service sees without looping forever.
-AUDIT_ATTEMPTS = 10
 
 
 def run_in_unit_of_work(units: UnitOfWorkFactory, work: Callable[[UnitOfWork], T]) -> T:

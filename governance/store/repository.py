@@ -14,11 +14,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from governance.domain.audit import AuditEvent, ChainedEvent, next_event
+from governance.domain.audit import AUDIT_ATTEMPTS, AuditEvent, ChainedEvent, next_event
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.services.unit_of_work import AUDIT_ATTEMPTS
 from governance.store.database import writing
 from governance.store.tables import (
     AuditEventRow,

@@ -13,16 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from governance.domain.audit import ChainedEvent
-from governance.services.ports import (
-    AuditSequenceTakenError,
-    AuditTrail,
-    Decisions,
-    Requests,
-    RequestWithEvidence,
-    StoredDecision,
-    StoredPolicy,
-    UnitOfWorkFactory,
-)
+from governance.domain.errors import AuditSequenceTakenError
+from governance.domain.records import RequestWithEvidence, StoredDecision, StoredPolicy
 from governance.store.database import writing
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
@@ -39,10 +31,6 @@ class SqlUnitOfWork:
     """`with SqlUnitOfWork(engine) as uow: …; uow.commit()`. A writing unit begins with
     the write lock on SQLite (`writing`); a conflict on the audit seq surfaces as
     `AuditSequenceTakenError`, after the rollback."""
-
-    audit: AuditTrail
-    decisions: Decisions
-    requests: Requests
 
     def __init__(self, engine: Engine, read_only: bool = False) -> None:
         self._engine = engine if read_only else writing(engine)
@@ -155,10 +143,11 @@ def stored_policy(row: Policy) -> StoredPolicy:
     )
 
 
-def sql_units(engine: Engine) -> UnitOfWorkFactory:
-    """The use cases' unit-of-work factory over this engine."""
+class SqlUnits:
+    """The use cases' unit-of-work factory (`ports.UnitOfWorkFactory`) over one engine."""
 
-    def units(read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(engine, read_only)
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
-    return units
+    def __call__(self, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, read_only)

@@ -10,11 +10,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from governance.domain.audit import ChainedEvent, next_event
-from governance.services.ports import (
-    AuditSequenceTakenError,
-    RequestWithEvidence,
-    StoredDecision,
-)
+from governance.domain.errors import AuditSequenceTakenError
+from governance.domain.records import RequestWithEvidence, StoredDecision
 
 
 class FakeAuditTrail:

@@ -9,9 +9,9 @@ from typing import Any
 
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, Severity, ThresholdRule, parse_policy
+from governance.domain.records import RequestWithEvidence, StoredDecision, StoredPolicy
 from governance.domain.results import CheckResult, RuleOutcome, status_of
 from governance.domain.verdict import decide
-from governance.services.ports import RequestWithEvidence, StoredDecision, StoredPolicy
 
 
 def policy(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from governance.domain.audit import verify_chain
-from governance.services.ports import AuditSequenceTakenError, UnitOfWork
-from governance.services.unit_of_work import AUDIT_ATTEMPTS, run_in_unit_of_work
+from governance.domain.audit import AUDIT_ATTEMPTS, verify_chain
+from governance.domain.errors import AuditSequenceTakenError
+from governance.services.ports import UnitOfWork
+from governance.services.unit_of_work import run_in_unit_of_work
 from tests.unit.fakes import FakeUnitOfWork
 
 
