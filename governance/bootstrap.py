@@ -146,7 +146,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             open_registries(settings.connectors),
             settings.home / "registry-work",
         ),
-        builders=Builders(engine),
+        builders=Builders(units),
         checkpoints=checkpoints,
         units=units,
     )

@@ -4,6 +4,7 @@ is stored, so the use cases never see a database row."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -42,3 +43,17 @@ class RequestWithEvidence:
     policy: StoredPolicy
     decision_id: str | None
     manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RegisteredBuilder:
+    """A CI builder whose signed provenance a policy may accept: its Ed25519 public key
+    (PEM) and who registered it. Revoked, never deleted: past acceptances still name it."""
+
+    name: str
+    key_id: str
+    public_key: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None

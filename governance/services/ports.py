@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
@@ -13,7 +14,7 @@ import pandas as pd
 from governance.domain.audit import ChainedEvent
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.domain.records import RequestWithEvidence, StoredDecision
+from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
 
 if TYPE_CHECKING:
     from governance.services.gate import GateRequest
@@ -185,6 +186,30 @@ class Decisions(Protocol):
     def get(self, decision_id: str) -> StoredDecision | None: ...
 
 
+class BuilderKeys(Protocol):
+    """The registered CI builders (`governance.services.builders`)."""
+
+    def get(self, name: str) -> RegisteredBuilder | None:
+        """The builder of this name, revoked or not; locked until the unit of work ends."""
+        ...
+
+    def add(
+        self, *, name: str, key_id: str, public_key: str, created_by: str
+    ) -> RegisteredBuilder: ...
+
+    def revoke(self, name: str, *, by: str, at: datetime) -> RegisteredBuilder:
+        """Mark the (existing, locked) builder revoked."""
+        ...
+
+    def all(self) -> list[RegisteredBuilder]:
+        """Every builder, revoked ones too, by name."""
+        ...
+
+    def unrevoked_with_key(self, key_ids: Sequence[str]) -> RegisteredBuilder | None:
+        """A builder not revoked whose key has one of these ids, if any."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
     Leaving the block without `commit()` rolls back, so a failed use case writes nothing."""
@@ -197,6 +222,9 @@ class UnitOfWork(Protocol):
 
     @property
     def requests(self) -> Requests: ...
+
+    @property
+    def builders(self) -> BuilderKeys: ...
 
     def __enter__(self) -> Self: ...
 

@@ -5,6 +5,7 @@ records, never in ORM rows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -14,11 +15,17 @@ from sqlmodel import Session, col
 
 from governance.domain.audit import ChainedEvent
 from governance.domain.errors import AuditSequenceTakenError
-from governance.domain.records import RequestWithEvidence, StoredDecision, StoredPolicy
+from governance.domain.records import (
+    RegisteredBuilder,
+    RequestWithEvidence,
+    StoredDecision,
+    StoredPolicy,
+)
 from governance.store.database import writing
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
     AuditEventRow,
+    Builder,
     GateDecision,
     Model,
     ModelVersion,
@@ -41,6 +48,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditTrail(self._session)
         self.decisions = SqlDecisions(self._session)
         self.requests = SqlRequests(self._session)
+        self.builders = SqlBuilderKeys(self._session)
         return self
 
     def __exit__(
@@ -131,6 +139,57 @@ class SqlRequests:
             )
             for request, version, model, policy, decision in self._session.execute(query).tuples()
         ]
+
+
+class SqlBuilderKeys:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, name: str) -> RegisteredBuilder | None:
+        row = self._row(name)
+        return registered(row) if row else None
+
+    def add(self, *, name: str, key_id: str, public_key: str, created_by: str) -> RegisteredBuilder:
+        row = Builder(name=name, key_id=key_id, public_key=public_key, created_by=created_by)
+        self._session.add(row)
+        self._session.flush()
+        return registered(row)
+
+    def revoke(self, name: str, *, by: str, at: datetime) -> RegisteredBuilder:
+        row = self._row(name)
+        assert row is not None, "revoke a builder got (and locked) in this unit of work"
+        row.revoked_at, row.revoked_by = at, by
+        self._session.add(row)
+        return registered(row)
+
+    def all(self) -> list[RegisteredBuilder]:
+        query = select(Builder).order_by(col(Builder.name))
+        return [registered(row) for row in self._session.execute(query).scalars()]
+
+    def unrevoked_with_key(self, key_ids: Sequence[str]) -> RegisteredBuilder | None:
+        query = (
+            select(Builder)
+            .where(col(Builder.key_id).in_(list(key_ids)))
+            .where(col(Builder.revoked_at).is_(None))
+        )
+        row = self._session.execute(query).scalars().first()
+        return registered(row) if row else None
+
+    def _row(self, name: str) -> Builder | None:
+        query = select(Builder).filter_by(name=name).with_for_update()
+        return self._session.execute(query).scalars().first()
+
+
+def registered(row: Builder) -> RegisteredBuilder:
+    return RegisteredBuilder(
+        name=row.name,
+        key_id=row.key_id,
+        public_key=row.public_key,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        revoked_by=row.revoked_by,
+    )
 
 
 def stored_policy(row: Policy) -> StoredPolicy:

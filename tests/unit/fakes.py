@@ -5,13 +5,14 @@ so a chain a use case leaves behind can be verified for real."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from governance.domain.audit import ChainedEvent, next_event
 from governance.domain.errors import AuditSequenceTakenError
-from governance.domain.records import RequestWithEvidence, StoredDecision
+from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
 
 
 class FakeAuditTrail:
@@ -61,6 +62,43 @@ class FakeRequests:
         return [request for request in self.stored if request.state in states]
 
 
+class FakeBuilderKeys:
+    """Registered builders by name; what a unit of work changed is undone by its rollback."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, RegisteredBuilder] = {}
+        self._before: dict[str, RegisteredBuilder] = {}
+
+    def get(self, name: str) -> RegisteredBuilder | None:
+        return self.stored.get(name)
+
+    def add(self, *, name: str, key_id: str, public_key: str, created_by: str) -> RegisteredBuilder:
+        builder = RegisteredBuilder(name, key_id, public_key, created_by, datetime.now(UTC))
+        self.stored[name] = builder
+        return builder
+
+    def revoke(self, name: str, *, by: str, at: datetime) -> RegisteredBuilder:
+        revoked = replace(self.stored[name], revoked_at=at, revoked_by=by)
+        self.stored[name] = revoked
+        return revoked
+
+    def all(self) -> list[RegisteredBuilder]:
+        return [self.stored[name] for name in sorted(self.stored)]
+
+    def unrevoked_with_key(self, key_ids: Sequence[str]) -> RegisteredBuilder | None:
+        found = (b for b in self.all() if b.key_id in key_ids and b.revoked_at is None)
+        return next(found, None)
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
 class FakeUnitOfWork:
     """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
     often as the use case opens a unit of work. `taken` makes the next commits fail as if
@@ -71,6 +109,7 @@ class FakeUnitOfWork:
         self.audit = FakeAuditTrail()
         self.decisions = FakeDecisions()
         self.requests = FakeRequests()
+        self.builders = FakeBuilderKeys()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -82,6 +121,7 @@ class FakeUnitOfWork:
         return self
 
     def __enter__(self) -> Self:
+        self.builders.begin()
         return self
 
     def __exit__(
@@ -100,7 +140,9 @@ class FakeUnitOfWork:
             raise AuditSequenceTakenError()
         self.audit.committed += self.audit.pending
         self.audit.pending = []
+        self.builders.commit()
         self.commits += 1
 
     def rollback(self) -> None:
         self.audit.pending = []
+        self.builders.rollback()
