@@ -212,7 +212,9 @@ class BuilderKeys(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
-    Leaving the block without `commit()` rolls back, so a failed use case writes nothing."""
+    Leaving the block without `commit()` rolls back, so a failed use case writes nothing.
+    A use case moving off the ORM adds its repository here (a Protocol speaking in
+    `governance.domain` records), its SQL twin in `store.uow` and its fake in the tests."""
 
     @property
     def audit(self) -> AuditTrail: ...
