@@ -29,6 +29,7 @@ from governance.services.monitoring import ProductionMonitoring
 from governance.services.outbound import Outbound
 from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
+from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.reports import Reports, Signing
 from governance.services.webhooks import Webhooks
@@ -38,6 +39,7 @@ from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
 from governance.store.repository import audit_trail
+from governance.store.uow import SqlUnits
 from reports import pki
 from reports.pki import load_identity
 
@@ -59,6 +61,7 @@ class Governance:
     registries: RegistrySync
     builders: Builders
     checkpoints: CheckpointLog
+    units: UnitOfWorkFactory  # the use cases' transactions, over `engine`
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> str:
         public = raw_public(self.signing_key.public_key())
@@ -96,6 +99,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     """The service over an initialised data directory and database."""
     private_directory(settings.home)
     engine = make_engine(settings.database_url)
+    units = SqlUnits(engine)
     access = AccessControl(engine)
     people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
@@ -113,15 +117,16 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         return sign(checkpoint, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
-    checkpoints = checkpoint_log(settings, engine, key)
-    reports = Reports(engine, lambda: report_signing(settings, key), note, settings.blobs)
+    checkpoints = checkpoint_log(settings, units, key)
+    blobs = BlobStore(settings.blobs)
+    reports = Reports(engine, lambda: report_signing(settings, key), note, blobs)
     return Governance(
         settings,
         engine,
         access,
         people,
         workflow,
-        BlobStore(settings.blobs),
+        blobs,
         key,
         reports,
         Browse(engine),
@@ -132,22 +137,23 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             outbound=outbound,
             sign_note=note,
         ),
-        monitoring=ProductionMonitoring(engine, workflow, BlobStore(settings.blobs)),
+        monitoring=ProductionMonitoring(engine, workflow, blobs),
         registries=RegistrySync(
             engine,
             workflow,
             reports,
-            BlobStore(settings.blobs),
+            blobs,
             open_registries(settings.connectors),
             settings.home / "registry-work",
         ),
-        builders=Builders(engine),
+        builders=Builders(units),
         checkpoints=checkpoints,
+        units=units,
     )
 
 
 def checkpoint_log(
-    settings: Settings, engine: Engine, key: Ed25519PrivateKey | None
+    settings: Settings, units: UnitOfWorkFactory, key: Ed25519PrivateKey | None
 ) -> CheckpointLog:
     """Where this installation publishes its audit checkpoints and reads them back. Without
     the private key (a CLI run elsewhere) the notes are checked with the public key next to
@@ -167,7 +173,7 @@ def checkpoint_log(
         return sign(point, audit.ORIGIN, raw_public(key.public_key()), key.sign)
 
     return CheckpointLog(
-        engine,
+        units,
         opened,
         settings.home / "checkpoints",
         sign_note=signed if key else None,

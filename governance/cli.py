@@ -120,6 +120,7 @@ def policy_impact(
     or value is missing, 2 bad input."""
     from governance.services.impact import policy_impact as judge_draft
     from governance.store.database import current_revision, make_engine
+    from governance.store.uow import SqlUnits
 
     try:
         draft = files.load_policy(path)
@@ -140,7 +141,7 @@ def policy_impact(
         fail(f"database {url}: has no schema, so no decisions. Fix: pass --database URL")
     engine = make_engine(url)
     try:
-        report = judge_draft(engine, draft)
+        report = judge_draft(SqlUnits(engine), draft)
     except PolicyError as exc:
         fail(str(exc))
     except InputError as exc:
@@ -703,6 +704,7 @@ def audit_verify(
     from governance.bootstrap import checkpoint_log
     from governance.signing import PUBLIC, load_private
     from governance.store.database import make_engine
+    from governance.store.uow import SqlUnits
 
     url = config.database_url(database) or config.default_database_url()
     settings = config.Settings.from_env(url, config.data_dir())
@@ -714,7 +716,7 @@ def audit_verify(
         )
     try:
         key = None if keyless else load_private(settings.signing_key)
-        log = checkpoint_log(settings, make_engine(url), key)
+        log = checkpoint_log(settings, SqlUnits(make_engine(url)), key)
         result = log.verify()
     except InputError as exc:
         fail(exc.message)
@@ -1308,7 +1310,9 @@ def replay(
     """Re-run a recorded decision from its evidence manifest (same bytes, policy and seeds)
     and compare metric by metric. Exit 0 reproduced, 1 not reproduced, 2 bad input."""
     from governance.services.replay import replay as replay_decision
+    from governance.store.blobs import BlobStore
     from governance.store.database import current_revision, make_engine
+    from governance.store.uow import SqlUnits
 
     url = config.database_url(database) or config.default_database_url()
     try:
@@ -1323,9 +1327,9 @@ def replay(
     try:
         with err.status("Starting the replay") as status:
             outcome = replay_decision(
-                engine,
+                SqlUnits(engine),
                 decision_id,
-                blob_root,
+                BlobStore(blob_root) if blob_root else None,
                 files,
                 actor=f"cli:{getpass.getuser()}",
                 progress=lambda step: status.update(step),

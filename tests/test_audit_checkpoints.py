@@ -183,7 +183,7 @@ def test_a_checkpoint_is_due_after_m_minutes_of_any_growth(governance: Governanc
     clock = Clock()
     public = governance.signing_key.public_key()
     log = CheckpointLog(
-        governance.engine,
+        governance.units,
         lambda note: open_note(note, audit.ORIGIN, raw_public(public), verifier(public)),
         governance.settings.home / "elsewhere",
         sign_note=governance.sign_checkpoint,
@@ -217,7 +217,7 @@ def test_webhooks_and_a_witness_url_hear_of_each_checkpoint(
 
     settings = governance.settings
     to_url = CheckpointLog(
-        governance.engine,
+        governance.units,
         lambda note: opened(governance, note),
         tmp_path / "home-2",
         sign_note=governance.sign_checkpoint,

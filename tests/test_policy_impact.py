@@ -34,6 +34,7 @@ from governance.services.gate import GateRequest, judge
 from governance.services.impact import policy_impact
 from governance.store.repository import audit_trail, in_transaction, record_decision
 from governance.store.tables import GateDecision, PromotionRequest
+from governance.store.uow import SqlUnits
 
 pytest_plugins = ["tests.db_fixtures"]
 runner = CliRunner()
@@ -925,7 +926,7 @@ def test_the_service_judges_admitted_versions_the_draft_covers(
     admitted: Engine, small: Small
 ) -> None:
     events = len(audit_trail(admitted))
-    report = policy_impact(admitted, small.policy)
+    report = policy_impact(SqlUnits(admitted), small.policy)
     assert [(v.model, v.version, v.state) for v in report.versions] == [
         ("small", "1", "approved"),
         ("small", "2", "promoted"),
@@ -937,7 +938,10 @@ def test_the_service_judges_admitted_versions_the_draft_covers(
     assert (other.model, other.risk_tier) == ("other", "low")
     assert other.reason == "its policy is for risk tier low; the draft for medium"
     assert report.exit_code == 0
-    assert policy_impact(admitted, small.policy, states=("blocked",)).versions[0].version == "3"
+    assert (
+        policy_impact(SqlUnits(admitted), small.policy, states=("blocked",)).versions[0].version
+        == "3"
+    )
     assert len(audit_trail(admitted)) == events  # read only
 
 

@@ -27,6 +27,7 @@ from governance.services.replay import replay
 from governance.store.blobs import BlobStore
 from governance.store.database import make_engine
 from governance.store.repository import SqlDecisionRecorder, audit_trail
+from governance.store.uow import SqlUnits
 
 pytest_plugins = ["tests.db_fixtures"]
 runner = CliRunner()
@@ -74,7 +75,7 @@ def test_demo_decisions_replay_bit_for_bit(demo: tuple[str, list[DemoRun]]) -> N
     for run in runs:
         decision_id = run.decision_id
         assert decision_id is not None
-        outcome = replay(engine, decision_id)
+        outcome = replay(SqlUnits(engine), decision_id)
         assert outcome.reproduced, [row for row in outcome.rows if not row.equal]
         assert outcome.differences == []
         assert outcome.replayed_verdict is outcome.recorded_verdict
@@ -205,7 +206,7 @@ def test_a_real_difference_is_found_row_by_row(small: Small) -> None:
     )
     decision_id = small.record(altered)
 
-    outcome = replay(small.engine, decision_id)
+    outcome = replay(SqlUnits(small.engine), decision_id)
     assert not outcome.reproduced
     assert outcome.replayed_verdict is outcome.recorded_verdict
     [difference] = outcome.differences
@@ -241,7 +242,7 @@ def test_artifacts_are_fetched_from_the_blob_store_by_hash(small: Small, tmp_pat
         stored.parent.mkdir(parents=True, exist_ok=True)
         Path(artifact.uri).rename(stored)  # gone from where it was recorded
 
-    outcome = replay(small.engine, decision_id, blob_root=blobs.root)
+    outcome = replay(SqlUnits(small.engine), decision_id, blobs=blobs)
     assert outcome.reproduced, outcome.differences
     assert outcome.sources["data"].parent.parent.parent == blobs.root
     code, output = cli(decision_id, "--database", small.url, "--blobs", str(blobs.root), "--all")
@@ -252,7 +253,7 @@ def test_artifacts_are_fetched_from_the_blob_store_by_hash(small: Small, tmp_pat
 def test_seeds_other_than_the_policy_s_are_refused(small: Small) -> None:
     decision_id = small.record(small.manifest.model_copy(update={"seeds": {"fairness": 3}}))
     with pytest.raises(InputError, match="seeds: the manifest recorded"):
-        replay(small.engine, decision_id)
+        replay(SqlUnits(small.engine), decision_id)
     assert replay_events(small.engine) == []
 
 

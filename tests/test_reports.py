@@ -450,12 +450,13 @@ def test_a_decision_report_cites_the_decision_s_replay(
     demo: tuple[Path, list[DemoRun]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from governance.services.replay import replay
+    from governance.store.uow import SqlUnits
 
     directory, runs = demo
     decision_id = runs[1].decision_id
     assert decision_id is not None
     engine = make_engine(f"sqlite:///{(directory / 'governance.db').resolve()}")
-    assert replay(engine, decision_id).reproduced
+    assert replay(SqlUnits(engine), decision_id).reproduced
     monkeypatch.setenv("GOVERNANCE_HOME", str(directory))
     monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
     report = tmp_path / "replayed.pdf"

@@ -16,6 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 GENESIS = "0" * 64
+# Concurrent writers each chain onto the head they read; all but one lose the seq and run
+# again. Ten attempts outlast any burst the service sees without looping forever.
+AUDIT_ATTEMPTS = 10
 
 
 class AuditEvent(BaseModel):

@@ -86,3 +86,12 @@ class TooManyAttemptsError(UnauthenticatedError):
     def __init__(self, message: str, retry_after: float) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
         super().__init__(message)
+
+
+class AuditSequenceTakenError(ConflictError):
+    """Another writer chained an event onto the same audit head and committed first. The
+    unit of work is rolled back; running the same work again chains onto that writer's
+    event (`governance.services.unit_of_work.run_in_unit_of_work` does)."""
+
+    def __init__(self) -> None:
+        super().__init__("audit trail: another writer took the next event's seq; try again")

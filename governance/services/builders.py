@@ -5,29 +5,33 @@ or revokes one; each change is one transaction with its audit event."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
 from governance.domain import attestation
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import BUILDER_NAME
+from governance.domain.records import RegisteredBuilder
 from governance.services.people import Principal
+from governance.services.ports import BuilderKeys, UnitOfWork, UnitOfWorkFactory
+from governance.services.unit_of_work import run_in_unit_of_work
 from governance.signing import key_name, verifier
-from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import Builder, utcnow
 
 # Longer than any PEM of an Ed25519 public key (113 bytes); a larger body is not one.
 MAX_PEM = 4096
 
 
 class Builders:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self, units: UnitOfWorkFactory, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._units = units
+        self._clock = clock
 
     def add(self, actor: Principal, name: str, public_key_pem: str) -> dict[str, Any]:
         if not re.fullmatch(BUILDER_NAME, name):
@@ -42,19 +46,16 @@ class Builders:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
 
-        def work(session: Session) -> dict[str, Any]:
-            if session.exec(select(Builder).filter_by(name=name)).first() is not None:
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            if uow.builders.get(name) is not None:
                 raise ConflictError(
                     f"builder {name} is registered already (a revoked name is not reused: "
                     "past acceptances name it); register the new key under another name"
                 )
-            builder = Builder(
+            builder = uow.builders.add(
                 name=name, key_id=key_name(key), public_key=pem, created_by=actor.name
             )
-            session.add(builder)
-            session.flush()
-            append_audit(
-                session,
+            uow.audit.append(
                 actor=actor.name,
                 action="builder.registered",
                 subject=f"builder:{name}",
@@ -62,19 +63,17 @@ class Builders:
             )
             return _view(builder)
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def revoke(self, actor: Principal, name: str) -> dict[str, Any]:
-        def work(session: Session) -> dict[str, Any]:
-            builder = session.exec(select(Builder).filter_by(name=name).with_for_update()).first()
-            if builder is None:
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            found = uow.builders.get(name)
+            if found is None:
                 raise NotFoundError(f"builder {name}", "list the builders to find its name")
-            if builder.revoked_at is not None:
+            if found.revoked_at is not None:
                 raise ConflictError(f"builder {name} was revoked already")
-            builder.revoked_at, builder.revoked_by = utcnow(), actor.name
-            session.add(builder)
-            append_audit(
-                session,
+            builder = uow.builders.revoke(name, by=actor.name, at=self._clock())
+            uow.audit.append(
                 actor=actor.name,
                 action="builder.revoked",
                 subject=f"builder:{name}",
@@ -82,16 +81,15 @@ class Builders:
             )
             return _view(builder)
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def list(self) -> list[dict[str, Any]]:
-        with Session(self._engine) as session:
-            rows = session.exec(select(Builder).order_by(col(Builder.name))).all()
-            return [_view(row) for row in rows]
+        with self._units(read_only=True) as uow:
+            return [_view(builder) for builder in uow.builders.all()]
 
 
 def provenance_verdict(
-    session: Session,
+    builders: BuilderKeys,
     envelope: Any,
     manifest: EvidenceManifest,
     model_sha256: str,
@@ -105,11 +103,7 @@ def provenance_verdict(
         return None, "none uploaded"
     signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
     key_ids = [s.get("keyid") for s in signatures or [] if isinstance(s, dict)]
-    builder = session.exec(
-        select(Builder)
-        .where(col(Builder.key_id).in_([k for k in key_ids if isinstance(k, str)]))
-        .where(col(Builder.revoked_at).is_(None))
-    ).first()
+    builder = builders.unrevoked_with_key([k for k in key_ids if isinstance(k, str)])
     if builder is None:
         return None, "refused: not signed by a registered builder"
     problems = attestation.provenance_problems(
@@ -139,7 +133,7 @@ def _public_key(pem: str) -> Ed25519PublicKey:
     return key
 
 
-def _view(builder: Builder) -> dict[str, Any]:
+def _view(builder: RegisteredBuilder) -> dict[str, Any]:
     return {
         "name": builder.name,
         "keyId": builder.key_id,

@@ -25,6 +25,7 @@ from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.browse import Page
 from governance.services.impact import ImpactReport, policy_impact
+from governance.services.ports import UnitOfWorkFactory
 from governance.store.repository import audit_page, audit_trail
 from governance.store.tables import AuditEventRow, Policy, PromotionRequest, utcnow
 
@@ -344,7 +345,7 @@ def _line_diff(old: str, new: str) -> list[DiffLine]:
 # --- policy impact -------------------------------------------------------------------
 
 
-def draft_impact(engine: Engine, text: str, source: str) -> ImpactReport:
+def draft_impact(units: UnitOfWorkFactory, text: str, source: str) -> ImpactReport:
     """`governance policy impact` on a draft given as text: the same judging, nothing
     written."""
-    return policy_impact(engine, parse_policy_text(text, source))
+    return policy_impact(units, parse_policy_text(text, source))

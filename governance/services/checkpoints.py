@@ -24,13 +24,11 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
 
 from governance.domain.audit import ChainedEvent, verify_chain
 from governance.domain.checkpoint import Checkpoint, CheckpointError
@@ -44,8 +42,8 @@ from governance.services.audit import (
     checkpoint_of,
 )
 from governance.services.outbound import Outbound
-from governance.store.repository import append_audit, audit_trail, in_transaction
-from governance.store.tables import AuditEventRow, utcnow
+from governance.services.ports import UnitOfWork, UnitOfWorkFactory
+from governance.services.unit_of_work import run_in_unit_of_work
 
 log = logging.getLogger("governance.checkpoints")
 
@@ -66,7 +64,7 @@ class Published:
 class CheckpointLog:
     def __init__(
         self,
-        engine: Engine,
+        units: UnitOfWorkFactory,
         open_note: OpenNote,
         directory: Path,
         sign_note: SignNote | None = None,
@@ -74,9 +72,9 @@ class CheckpointLog:
         outbound: Outbound | None = None,
         every_events: int = EVERY_EVENTS,
         every_minutes: float = EVERY_MINUTES,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
+        self._units = units
         self._open = open_note
         self._sign = sign_note  # None: this process only checks (no private key)
         self._files = [directory / LOG_NAME]
@@ -94,8 +92,8 @@ class CheckpointLog:
     def tick(self) -> Checkpoint | None:
         """The periodic task: when the trail grew by `every_events` since the last published
         checkpoint, or grew at all and `every_minutes` passed, record and publish one."""
-        with Session(self._engine) as session:
-            head = int(session.exec(select(func.coalesce(func.max(AuditEventRow.seq), 0))).one())
+        with self._units(read_only=True) as uow:
+            head = uow.audit.head_seq()
         size, at = self._last_published()
         if head <= size:
             return None
@@ -107,18 +105,17 @@ class CheckpointLog:
         """An `audit.checkpoint` event on the trail, then the checkpoint that covers it
         published (the webhooks hear of it from the event)."""
 
-        def work(session: Session) -> int:
-            append_audit(
-                session,
+        def work(uow: UnitOfWork) -> int:
+            chained = uow.audit.append(
                 actor="governance",
                 action=CHECKPOINT_ACTION,
                 subject="audit",
                 payload={"covers": "the trail up to and including this event"},
             )
-            return int(session.exec(select(func.max(AuditEventRow.seq))).one())
+            return chained.event.seq
 
-        seq = in_transaction(self._engine, work)
-        hashes = [c.hash for c in audit_trail(self._engine) if c.event.seq <= seq]
+        seq = run_in_unit_of_work(self._units, work)
+        hashes = [c.hash for c in self._events() if c.event.seq <= seq]
         return self.publish(checkpoint_of(hashes))
 
     def publish(self, point: Checkpoint) -> Checkpoint:
@@ -163,7 +160,7 @@ class CheckpointLog:
         """The whole trail checked: its hash chain, and against the newest checkpoint in the
         checkpoint file and the witness directory. When intact (and this process holds the
         key), a checkpoint of what was checked is published, so the next check starts here."""
-        events = audit_trail(self._engine)
+        events = self._events()
         problems = verify_chain(events) + self.problems(events)
         published = None
         if not problems and events and self._sign is not None:
@@ -177,6 +174,10 @@ class CheckpointLog:
             "problems": problems,
             "checkpointPublished": published,
         }
+
+    def _events(self) -> list[ChainedEvent]:
+        with self._units(read_only=True) as uow:
+            return uow.audit.events()
 
     def problems(self, events: list[ChainedEvent]) -> list[str]:
         newest, problems = self._newest(self._files)

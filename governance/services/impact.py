@@ -8,13 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
-
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.impact import VersionImpact, impact_on
 from governance.domain.policy import PromotionPolicy, parse_policy
-from governance.store.tables import GateDecision, Model, ModelVersion, Policy, PromotionRequest
+from governance.services.ports import UnitOfWorkFactory
 
 ADMITTED_STATES: tuple[str, ...] = ("approved", "waived", "promoted")
 
@@ -92,60 +89,48 @@ class ImpactReport:
 
 
 def policy_impact(
-    engine: Engine, draft: PromotionPolicy, states: Sequence[str] = ADMITTED_STATES
+    units: UnitOfWorkFactory, draft: PromotionPolicy, states: Sequence[str] = ADMITTED_STATES
 ) -> ImpactReport:
     """Every promotion request in `states` with its pinned policy and evidence, judged again
     under the draft where the draft applies (same risk tier, target among its targets)."""
-    query = (
-        select(PromotionRequest, ModelVersion, Model, Policy, GateDecision)
-        .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
-        .join(Model, col(ModelVersion.model_id) == col(Model.id))
-        .join(Policy, col(PromotionRequest.policy_id) == col(Policy.id))
-        .outerjoin(GateDecision, col(PromotionRequest.decision_id) == col(GateDecision.id))
-        .where(col(PromotionRequest.state).in_(list(states)))
-        .order_by(
-            col(Model.name),
-            col(ModelVersion.id),
-            col(PromotionRequest.target),
-            col(PromotionRequest.created_at),
-        )
-    )
     tier, targets = draft.applies_to.risk_tier, draft.applies_to.targets
     versions: list[VersionImpact] = []
     not_covered: list[NotCovered] = []
-    with Session(engine) as session:  # read only: nothing is added, nothing committed
-        for request, version, model, policy, decision in session.execute(query).tuples():
-            reason = _not_covered(policy.risk_tier, request.target, tier, targets)
-            if reason is None and decision is None:
-                reason = "its request has no recorded decision to judge again"
-            if reason is not None:
-                not_covered.append(
-                    NotCovered(
-                        model=model.name,
-                        version=version.version,
-                        target=request.target,
-                        state=request.state,
-                        policy=policy.name,
-                        policy_version=policy.version,
-                        risk_tier=policy.risk_tier,
-                        reason=reason,
-                        request_id=request.id,
-                    )
-                )
-                continue
-            assert decision is not None
-            old = parse_policy(policy.document, f"stored policy {policy.name} v{policy.version}")
-            versions.append(
-                impact_on(
-                    draft,
-                    EvidenceManifest.model_validate(decision.manifest),
-                    old,
-                    state=request.state,
+    with units(read_only=True) as uow:  # nothing is added, nothing committed
+        requests = uow.requests.with_evidence(states)
+    for request in requests:
+        policy = request.policy
+        reason = _not_covered(policy.risk_tier, request.target, tier, targets)
+        if reason is None and request.manifest is None:
+            reason = "its request has no recorded decision to judge again"
+        if reason is not None:
+            not_covered.append(
+                NotCovered(
+                    model=request.model,
+                    version=request.version,
                     target=request.target,
+                    state=request.state,
+                    policy=policy.name,
+                    policy_version=policy.version,
+                    risk_tier=policy.risk_tier,
+                    reason=reason,
                     request_id=request.id,
-                    decision_id=decision.id,
                 )
             )
+            continue
+        assert request.manifest is not None and request.decision_id is not None
+        old = parse_policy(policy.document, f"stored policy {policy.name} v{policy.version}")
+        versions.append(
+            impact_on(
+                draft,
+                EvidenceManifest.model_validate(request.manifest),
+                old,
+                state=request.state,
+                target=request.target,
+                request_id=request.id,
+                decision_id=request.decision_id,
+            )
+        )
     return ImpactReport(
         draft_name=draft.metadata.name,
         draft_version=draft.metadata.version,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import pandas as pd
 
+from governance.domain.audit import ChainedEvent
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
+from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
 
 if TYPE_CHECKING:
     from governance.services.gate import GateRequest
@@ -26,6 +30,17 @@ class ArtifactSource(Protocol):
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...
 
     def load_metrics(self, path: Path) -> tuple[dict[str, float], Artifact]: ...
+
+
+class ContentStore(Protocol):
+    """Uploaded files, named by their sha256 (implemented by `store.blobs.BlobStore`)."""
+
+    root: Path  # named in messages: where the files were looked for
+
+    def stored(self, sha256: str) -> list[Path]:
+        """The stored files with these bytes, one per suffix they came under; empty for
+        anything that is not a sha256."""
+        ...
 
 
 class CheckRunner(Protocol):
@@ -146,4 +161,102 @@ class EventSource(Protocol):
 # --- the unit of work and its repositories (the write side) ----------------------------
 
 
+class AuditTrail(Protocol):
+    """The hash-chained audit trail: appended to, never changed."""
+
+    def append(
+        self, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+    ) -> ChainedEvent:
+        """Chain one event onto the head, in this unit of work. Two units that chain onto
+        the same head cannot both commit: the second raises `AuditSequenceTakenError`."""
+        ...
+
+    def head_seq(self) -> int:
+        """The seq of the newest event (0 for an empty trail)."""
+        ...
+
+    def events(self) -> list[ChainedEvent]:
+        """The whole trail in seq order, as stored (check it with `verify_chain`)."""
+        ...
+
+
+class Decisions(Protocol):
+    """Recorded gate decisions (inserted by the gate's `DecisionRecorder`, never updated)."""
+
+    def get(self, decision_id: str) -> StoredDecision | None: ...
+
+
+class BuilderKeys(Protocol):
+    """The registered CI builders (`governance.services.builders`)."""
+
+    def get(self, name: str) -> RegisteredBuilder | None:
+        """The builder of this name, revoked or not; locked until the unit of work ends."""
+        ...
+
+    def add(
+        self, *, name: str, key_id: str, public_key: str, created_by: str
+    ) -> RegisteredBuilder: ...
+
+    def revoke(self, name: str, *, by: str, at: datetime) -> RegisteredBuilder:
+        """Mark the (existing, locked) builder revoked."""
+        ...
+
+    def all(self) -> list[RegisteredBuilder]:
+        """Every builder, revoked ones too, by name."""
+        ...
+
+    def unrevoked_with_key(self, key_ids: Sequence[str]) -> RegisteredBuilder | None:
+        """A builder not revoked whose key has one of these ids, if any."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
+    Leaving the block without `commit()` rolls back, so a failed use case writes nothing.
+    A use case moving off the ORM adds its repository here (a Protocol speaking in
+    `governance.domain` records), its SQL twin in `store.uow` and its fake in the tests."""
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def decisions(self) -> Decisions: ...
+
+    @property
+    def requests(self) -> Requests: ...
+
+    @property
+    def builders(self) -> BuilderKeys: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """What the use cases are given: a new, not yet entered, unit of work per call. A
+    `read_only` one may not write, so on SQLite it does not take the write lock and never
+    makes a writer wait."""
+
+    def __call__(self, read_only: bool = False) -> UnitOfWork: ...
+
+
 # --- read views (queries the console, API and reports show) -----------------------------
+
+
+class Requests(Protocol):
+    """Promotion requests, as the read-only use cases see them."""
+
+    def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
+        """The requests in `states`, ordered by model name, version (oldest first),
+        target and creation time."""
+        ...

@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 import connectors.files
 from connectors.files import sha256_file
 from governance.domain.errors import InputError
@@ -29,10 +26,8 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import Verdict
 from governance.services.gate import GateRequest, judge, policy_seeds, running_versions
-from governance.services.ports import ArtifactSource
-from governance.store.blobs import BlobStore
-from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import GateDecision, Policy
+from governance.services.ports import ArtifactSource, ContentStore, UnitOfWorkFactory
+from governance.services.unit_of_work import run_in_unit_of_work
 
 Progress = Callable[[str], None]
 
@@ -90,9 +85,9 @@ class ReplayOutcome:
 
 
 def replay(
-    engine: Engine,
+    units: UnitOfWorkFactory,
     decision_id: str,
-    blob_root: Path | None = None,
+    blobs: ContentStore | None = None,
     source: ArtifactSource | None = None,
     actor: str = "governance replay",
     progress: Progress = lambda step: None,
@@ -106,7 +101,7 @@ def replay(
     if source is None:
         source = connectors.files
     progress("Loading the decision")
-    document, recorded, policy = _load(engine, decision_id)
+    document, recorded, policy = _load(units, decision_id)
     seeds = policy_seeds(policy)
     if seeds != recorded.seeds:
         raise InputError(
@@ -117,7 +112,7 @@ def replay(
     sources: dict[str, Path] = {}
     for artifact in recorded.artifacts:
         progress(f"Fetching the {artifact.role} by its sha256")
-        sources[artifact.role] = fetch(artifact, blob_root)
+        sources[artifact.role] = fetch(artifact, blobs)
 
     request = GateRequest(
         policy=Path(),  # judged under the pinned document, not a file
@@ -152,10 +147,9 @@ def replay(
     )
 
     progress("Recording the replay")
-    in_transaction(
-        engine,
-        lambda session: append_audit(
-            session,
+    run_in_unit_of_work(
+        units,
+        lambda uow: uow.audit.append(
             actor=actor,
             action=ACTION,
             subject=f"model:{recorded.model_name}@{recorded.model_version}",
@@ -178,22 +172,22 @@ def replay(
 
 
 def _load(
-    engine: Engine, decision_id: str
+    units: UnitOfWorkFactory, decision_id: str
 ) -> tuple[dict[str, Any], EvidenceManifest, PromotionPolicy]:
     """The stored manifest (as stored, and parsed) and the policy document it pinned, each
     checked against the hash recorded with it."""
-    with Session(engine) as session:
-        decision = session.get(GateDecision, decision_id)
-        if decision is None:
-            raise InputError(
-                f"decision {decision_id}",
-                "is not recorded in this database",
-                "give the id `governance gate` printed (recorded decision …), and the "
-                "database it was recorded in (--database)",
-            )
-        stored_policy = session.get(Policy, decision.policy_id)
-        document = decision.manifest
-        manifest_sha256 = decision.manifest_sha256
+    with units(read_only=True) as uow:
+        decision = uow.decisions.get(decision_id)
+    if decision is None:
+        raise InputError(
+            f"decision {decision_id}",
+            "is not recorded in this database",
+            "give the id `governance gate` printed (recorded decision …), and the "
+            "database it was recorded in (--database)",
+        )
+    stored_policy = decision.policy
+    document = decision.manifest
+    manifest_sha256 = decision.manifest_sha256
     manifest = EvidenceManifest.model_validate(document)
     if manifest.sha256 != manifest_sha256:
         raise InputError(
@@ -219,10 +213,10 @@ def _load(
     return document, manifest, policy
 
 
-def fetch(artifact: Artifact, blob_root: Path | None) -> Path:
+def fetch(artifact: Artifact, blobs: ContentStore | None) -> Path:
     """The file holding exactly the recorded bytes: from the blob store (named by sha256),
     else at the recorded location. Missing or different bytes are refused."""
-    candidates = _blob_candidates(artifact, blob_root)
+    candidates = _blob_candidates(artifact, blobs)
     recorded_path = _path_of_uri(artifact.uri)
     if recorded_path is not None:
         candidates.append(recorded_path)
@@ -234,7 +228,7 @@ def fetch(artifact: Artifact, blob_root: Path | None) -> Path:
                 return path
             mismatch = mismatch or (path, found)
     if mismatch is None:
-        where = artifact.uri + (f" nor in the blob store {blob_root}" if blob_root else "")
+        where = artifact.uri + (f" nor in the blob store {blobs.root}" if blobs else "")
         raise InputError(
             f"{artifact.role} artifact",
             f"not found at {where} (recorded sha256 {artifact.sha256})",
@@ -251,11 +245,11 @@ def fetch(artifact: Artifact, blob_root: Path | None) -> Path:
     )
 
 
-def fetch_stored(artifact: Artifact, blob_root: Path | None) -> Path:
+def fetch_stored(artifact: Artifact, blobs: ContentStore | None) -> Path:
     """The artifact from the content store, by its sha256, and from nowhere else: the
     service never opens a location a client's manifest names (a `file://` URI there is
     only what the maker saw). The refusal names neither a hash nor a path of the server."""
-    for path in _blob_candidates(artifact, blob_root):
+    for path in _blob_candidates(artifact, blobs):
         if path.is_file() and sha256_file(path) == artifact.sha256:
             return path
     raise InputError(
@@ -265,12 +259,12 @@ def fetch_stored(artifact: Artifact, blob_root: Path | None) -> Path:
     )
 
 
-def _blob_candidates(artifact: Artifact, blob_root: Path | None) -> list[Path]:
+def _blob_candidates(artifact: Artifact, blobs: ContentStore | None) -> list[Path]:
     """Blobs are named `<sha256><suffix>` (see `BlobStore.path_of`); the readers choose the
     format by the suffix, so a blob with the recorded file's suffix comes first."""
-    if blob_root is None:
+    if blobs is None:
         return []
-    found = BlobStore(blob_root).stored(artifact.sha256)
+    found = blobs.stored(artifact.sha256)
     suffix = Path(urlparse(artifact.uri).path).suffix.lower()
     return sorted(found, key=lambda path: path.suffix.lower() != suffix)
 

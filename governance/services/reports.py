@@ -27,6 +27,7 @@ from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
+from governance.services.ports import ContentStore
 from governance.services.replay import fetch_stored
 from governance.services.workflow import request_view
 from governance.signing import key_name
@@ -135,7 +136,7 @@ class Reports:
         engine: Engine,
         signing: Callable[[], Signing],
         sign_note: SignNote,
-        blobs: Path | None = None,
+        blobs: ContentStore | None = None,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine

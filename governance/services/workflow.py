@@ -74,6 +74,7 @@ from governance.store.tables import (
     WaiverRequest,
     utcnow,
 )
+from governance.store.uow import SqlBuilderKeys
 
 log = logging.getLogger(__name__)
 CHECKS_JOB = "checks"
@@ -279,7 +280,7 @@ class Workflow:
                     "run the gate with the service's current policy file",
                 )
             builder, why = provenance_verdict(
-                session, provenance, manifest, model_sha256, policy.trusted_builders
+                SqlBuilderKeys(session), provenance, manifest, model_sha256, policy.trusted_builders
             )
             claim = {"claimedSha256": manifest.sha256, "provenance": why}
             _same_files(candidate, manifest, why)  # the files are in the content store

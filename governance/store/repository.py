@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from governance.domain.audit import AuditEvent, ChainedEvent, next_event
+from governance.domain.audit import AUDIT_ATTEMPTS, AuditEvent, ChainedEvent, next_event
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
@@ -33,7 +33,6 @@ from governance.store.tables import (
 TableT = TypeVar("TableT", bound=SQLModel)
 T = TypeVar("T")
 
-AUDIT_ATTEMPTS = 10
 _INSERTS: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
@@ -245,8 +244,8 @@ def get_or_insert(
 
 def append_audit(
     session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
-) -> None:
-    """Chain one event onto the trail, inside the caller's transaction."""
+) -> ChainedEvent:
+    """Chain one event onto the trail, inside the caller's transaction; returns it."""
     head = session.exec(
         select(AuditEventRow).order_by(col(AuditEventRow.seq).desc()).limit(1)
     ).first()
@@ -262,6 +261,7 @@ def append_audit(
         AuditEventRow(**chained.event.model_dump(), prev_hash=chained.prev_hash, hash=chained.hash)
     )
     session.flush()
+    return chained
 
 
 def subject_events(session: Session, subject: str) -> list[dict[str, Any]]:
@@ -300,8 +300,13 @@ def chained_event(row: AuditEventRow) -> ChainedEvent:
 def audit_trail(engine: Engine) -> list[ChainedEvent]:
     """The whole trail in seq order, as stored (verify it with `verify_chain`)."""
     with Session(engine) as session:
-        rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq))).all()
-        return [chained_event(row) for row in rows]
+        return chained_events(session)
+
+
+def chained_events(session: Session) -> list[ChainedEvent]:
+    """The whole trail in seq order, read in the caller's transaction."""
+    rows = session.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq))).all()
+    return [chained_event(row) for row in rows]
 
 
 def audit_page(

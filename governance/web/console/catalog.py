@@ -150,7 +150,7 @@ async def impact(request: Request) -> Template:
     pasted = pasted if isinstance(pasted, str) else ""
     try:
         source, text = await _draft(upload, pasted)
-        report = await call(catalog.draft_impact, governance_of(request).engine, text, source)
+        report = await call(catalog.draft_impact, governance_of(request).units, text, source)
     except (PolicyError, InputError) as exc:
         problems = exc.problems if isinstance(exc, PolicyError) else [failure_message(exc)]
         status = 413 if isinstance(exc, DraftTooLargeError) else 422

@@ -1,0 +1,59 @@
+"""What the repositories (`governance.services.ports`) answer with: plain records of what
+is stored, so the use cases never see a database row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A policy as it was pinned: its canonical JSON document and the hash of that JSON."""
+
+    name: str
+    version: int
+    risk_tier: str
+    sha256: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A recorded gate decision: the manifest exactly as stored, the hash recorded with it,
+    and the policy row it points at (None when that row is gone)."""
+
+    id: str
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    policy: StoredPolicy | None
+
+
+@dataclass(frozen=True)
+class RequestWithEvidence:
+    """A promotion request with what it was judged on: its version, the policy it pinned,
+    and its recorded decision's manifest (None when it has no decision)."""
+
+    id: str
+    state: str
+    target: str
+    model: str
+    version: str
+    policy: StoredPolicy
+    decision_id: str | None
+    manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RegisteredBuilder:
+    """A CI builder whose signed provenance a policy may accept: its Ed25519 public key
+    (PEM) and who registered it. Revoked, never deleted: past acceptances still name it."""
+
+    name: str
+    key_id: str
+    public_key: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None

@@ -1,0 +1,148 @@
+"""In-memory adapters of `governance.services.ports`: the use cases run on them with no
+database. The audit trail is hash-chained by `governance.domain.audit`, as the SQL one is,
+so a chain a use case leaves behind can be verified for real."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from governance.domain.audit import ChainedEvent, next_event
+from governance.domain.errors import AuditSequenceTakenError
+from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
+
+
+class FakeAuditTrail:
+    """Committed events, and the ones this unit of work appended since its last commit."""
+
+    def __init__(self) -> None:
+        self.committed: list[ChainedEvent] = []
+        self.pending: list[ChainedEvent] = []
+
+    def append(
+        self, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+    ) -> ChainedEvent:
+        trail = self.events()
+        chained = next_event(
+            trail[-1] if trail else None,
+            time=datetime.now(UTC),
+            actor=actor,
+            action=action,
+            subject=subject,
+            payload=payload,
+        )
+        self.pending.append(chained)
+        return chained
+
+    def head_seq(self) -> int:
+        trail = self.events()
+        return trail[-1].event.seq if trail else 0
+
+    def events(self) -> list[ChainedEvent]:
+        return [*self.committed, *self.pending]
+
+
+class FakeDecisions:
+    def __init__(self) -> None:
+        self.stored: dict[str, StoredDecision] = {}
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        return self.stored.get(decision_id)
+
+
+class FakeRequests:
+    def __init__(self) -> None:
+        self.stored: list[RequestWithEvidence] = []
+
+    def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
+        """In the order they were added: the tests add them in the SQL query's order."""
+        return [request for request in self.stored if request.state in states]
+
+
+class FakeBuilderKeys:
+    """Registered builders by name; what a unit of work changed is undone by its rollback."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, RegisteredBuilder] = {}
+        self._before: dict[str, RegisteredBuilder] = {}
+
+    def get(self, name: str) -> RegisteredBuilder | None:
+        return self.stored.get(name)
+
+    def add(self, *, name: str, key_id: str, public_key: str, created_by: str) -> RegisteredBuilder:
+        builder = RegisteredBuilder(name, key_id, public_key, created_by, datetime.now(UTC))
+        self.stored[name] = builder
+        return builder
+
+    def revoke(self, name: str, *, by: str, at: datetime) -> RegisteredBuilder:
+        revoked = replace(self.stored[name], revoked_at=at, revoked_by=by)
+        self.stored[name] = revoked
+        return revoked
+
+    def all(self) -> list[RegisteredBuilder]:
+        return [self.stored[name] for name in sorted(self.stored)]
+
+    def unrevoked_with_key(self, key_ids: Sequence[str]) -> RegisteredBuilder | None:
+        found = (b for b in self.all() if b.key_id in key_ids and b.revoked_at is None)
+        return next(found, None)
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
+class FakeUnitOfWork:
+    """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
+    often as the use case opens a unit of work. `taken` makes the next commits fail as if
+    another writer had taken the audit seq; `commits` counts the ones that went through,
+    `opened` the units asked for (tests that fill the store directly ask for none)."""
+
+    def __init__(self) -> None:
+        self.audit = FakeAuditTrail()
+        self.decisions = FakeDecisions()
+        self.requests = FakeRequests()
+        self.builders = FakeBuilderKeys()
+        self.commits = 0
+        self.taken = 0
+        self.read_only = False
+        self.opened: list[str] = []  # "read" or "write", one per unit of work asked for
+
+    def __call__(self, read_only: bool = False) -> Self:
+        self.read_only = read_only
+        self.opened.append("read" if read_only else "write")
+        return self
+
+    def __enter__(self) -> Self:
+        self.builders.begin()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.rollback()  # nothing left to undo after a commit
+        self.read_only = False  # the next unit is a writer unless it asks otherwise
+
+    def commit(self) -> None:
+        assert not self.read_only, "a read-only unit of work committed"
+        if self.taken and self.audit.pending:
+            self.taken -= 1
+            raise AuditSequenceTakenError()
+        self.audit.committed += self.audit.pending
+        self.audit.pending = []
+        self.builders.commit()
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.audit.pending = []
+        self.builders.rollback()
