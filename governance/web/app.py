@@ -19,8 +19,9 @@ from governance.config import Settings
 from governance.services.jobs import JobRunner, Ticker
 from governance.store.database import current_revision
 from governance.web import console, problems
-from governance.web.api import PUBLIC, api_router
+from governance.web.api.router import api_router
 from governance.web.auth import BearerAuthentication
+from governance.web.guards import PUBLIC
 from governance.web.headers import security_headers
 from governance.web.problems import Problem
 
