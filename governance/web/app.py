@@ -7,6 +7,7 @@ import gc
 import os
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -17,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.services.jobs import JobRunner, Ticker
-from governance.store.database import current_revision
+from governance.store.database import alembic_config, current_revision
 from governance.web import console, problems
 from governance.web.api.router import api_router
 from governance.web.auth import BearerAuthentication
@@ -48,10 +49,6 @@ async def health() -> dict[str, str]:
 )
 def ready(state: State) -> Any:
     governance: Governance = state.governance
-    from alembic.script import ScriptDirectory
-
-    from governance.store.database import alembic_config
-
     url = governance.settings.database_url
     try:
         revision = current_revision(url)
