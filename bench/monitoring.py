@@ -203,7 +203,7 @@ def main() -> None:
 
     from litestar.testing import TestClient
 
-    from governance.web.api_monitoring import _json, _parquet
+    from governance.web.api.monitoring import json_batch, parquet_batch
     from governance.web.app import create_app
 
     rng = np.random.default_rng(SEED)
@@ -238,14 +238,14 @@ def main() -> None:
     json_direct = best(
         options.repeat, lambda _: pd.DataFrame.from_records(json.loads(as_json)["rows"])
     )
-    json_ours = best(options.repeat, ingest(lambda b, i: _json(b, None), as_json))
+    json_ours = best(options.repeat, ingest(lambda b, i: json_batch(b, None), as_json))
     table.append(
         (f"JSON batch of {rows:,} rows ({len(as_json) / 1e6:.1f} MB)", json_ours, json_direct)
     )
     parquet_direct = best(
         options.repeat, lambda _: pq.read_table(io.BytesIO(as_parquet)).to_pandas()
     )
-    parquet_ours = best(options.repeat, ingest(_parquet, as_parquet))
+    parquet_ours = best(options.repeat, ingest(parquet_batch, as_parquet))
     table.append(
         (
             f"Parquet batch of {rows:,} rows ({len(as_parquet) / 1e6:.1f} MB)",

@@ -41,7 +41,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 import governance.services.people as people
-import governance.web.api as api
+import governance.web.api.router as api
 from governance.config import Settings
 from governance.web.app import create_app
 
@@ -69,9 +69,9 @@ def create_whatif_app(
     if "principal-ttl" in chosen:  # read by People.authenticate on every lookup
         people.SESSION_CACHE_SECONDS = float(chosen["principal-ttl"])
     # Both are looked up in the module's namespace when api_router() builds the router.
-    saved = {name: getattr(api, name) for name in ("authorize", "_refuse_nul_parameters")}
+    saved = {name: getattr(api, name) for name in ("authorize", "refuse_nul_parameters")}
     if "async-hooks" in chosen:
-        guard, hook = saved["authorize"], saved["_refuse_nul_parameters"]
+        guard, hook = saved["authorize"], saved["refuse_nul_parameters"]
 
         async def authorize(
             connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
@@ -82,7 +82,7 @@ def create_whatif_app(
             hook(request)
 
         api.authorize = authorize  # type: ignore[assignment]
-        api._refuse_nul_parameters = refuse_nul_parameters  # type: ignore[assignment]
+        api.refuse_nul_parameters = refuse_nul_parameters  # type: ignore[assignment]
     try:
         app = create_app(settings, run_jobs=run_jobs)
     finally:

@@ -7,6 +7,7 @@ import gc
 import os
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from litestar import Litestar, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -17,10 +18,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.services.jobs import JobRunner, Ticker
-from governance.store.database import current_revision
+from governance.store.database import alembic_config, current_revision
 from governance.web import console, problems
-from governance.web.api import PUBLIC, api_router
+from governance.web.api.router import api_router
 from governance.web.auth import BearerAuthentication
+from governance.web.guards import PUBLIC
 from governance.web.headers import security_headers
 from governance.web.problems import Problem
 
@@ -47,10 +49,6 @@ async def health() -> dict[str, str]:
 )
 def ready(state: State) -> Any:
     governance: Governance = state.governance
-    from alembic.script import ScriptDirectory
-
-    from governance.store.database import alembic_config
-
     url = governance.settings.database_url
     try:
         revision = current_revision(url)

@@ -13,12 +13,9 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from governance.domain.errors import (
     ConflictError,
-    ForbiddenError,
+    GovernanceError,
     InputError,
-    MalformedInputError,
-    NotFoundError,
     TooManyAttemptsError,
-    UnauthenticatedError,
 )
 from governance.domain.policy import PolicyError
 
@@ -52,36 +49,21 @@ def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def on_input(_: Request, exc: InputError) -> Response[dict[str, Any]]:
-    status = 400 if isinstance(exc, MalformedInputError) else 422
-    return problem(status, exc.message, field=exc.subject, fix=exc.fix or None)
-
-
-def on_policy(_: Request, exc: PolicyError) -> Response[dict[str, Any]]:
-    return problem(422, str(exc), errors=list(exc.problems))
-
-
-def on_not_found(_: Request, exc: NotFoundError) -> Response[dict[str, Any]]:
-    return problem(404, str(exc))
-
-
-def on_conflict(_: Request, exc: ConflictError) -> Response[dict[str, Any]]:
-    return problem(409, str(exc), state=exc.state)
-
-
-def on_forbidden(_: Request, exc: ForbiddenError) -> Response[dict[str, Any]]:
-    return problem(403, str(exc))
-
-
-def on_unauthenticated(_: Request, exc: UnauthenticatedError) -> Response[dict[str, Any]]:
-    return problem(401, str(exc))
-
-
-def on_too_many_attempts(_: Request, exc: TooManyAttemptsError) -> Response[dict[str, Any]]:
-    """429, not 401: the person learns to wait or ask for an unlock instead of doubting a
-    right password. An unknown name locks the same way, so this tells no name exists."""
-    answer = problem(429, str(exc))
-    answer.headers["Retry-After"] = str(exc.retry_after)
+def on_governance_error(_: Request, exc: GovernanceError) -> Response[dict[str, Any]]:
+    """Every refusal the domain and the services raise: the status is the error's own, and
+    the body carries what its class knows (the field and the fix, the record's state, each
+    policy problem). A lockout is 429, not 401, with Retry-After: the person learns to wait
+    or ask for an unlock instead of doubting a right password."""
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InputError):
+        extra = {"field": exc.subject, "fix": exc.fix or None}
+    elif isinstance(exc, ConflictError):
+        extra = {"state": exc.state}
+    elif isinstance(exc, PolicyError):
+        extra = {"errors": list(exc.problems)}
+    answer = problem(exc.status, exc.message, **extra)
+    if isinstance(exc, TooManyAttemptsError):
+        answer.headers["Retry-After"] = str(exc.retry_after)
     return answer
 
 
@@ -117,13 +99,7 @@ def on_unexpected(request: Request, exc: Exception) -> Response[dict[str, Any]]:
 
 
 HANDLERS: dict[int | type[Exception], Any] = {
-    InputError: on_input,
-    PolicyError: on_policy,
-    NotFoundError: on_not_found,
-    ConflictError: on_conflict,
-    ForbiddenError: on_forbidden,
-    UnauthenticatedError: on_unauthenticated,
-    TooManyAttemptsError: on_too_many_attempts,
+    GovernanceError: on_governance_error,
     ValidationException: on_validation,
     HTTPException: on_http,
     Exception: on_unexpected,

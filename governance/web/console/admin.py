@@ -22,14 +22,12 @@ from governance.web.console.base import (
     CsrfOnly,
     Form,
     act,
-    call,
     failure_message,
-    governance_of,
-    me,
     page,
-    permission,
     redirect,
 )
+from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.guards import permission
 
 USERS = "/admin/users"
 TOKENS = "/admin/tokens"
@@ -56,7 +54,7 @@ ROLE_PURPOSES = {
 Checked = list[str] | str
 
 
-def _checked(value: Checked) -> list[str]:
+def checked(value: Checked) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -86,7 +84,7 @@ class RolesForm:
 
 @get(USERS, opt=permission("users", "read"), name="console-admin-users")
 async def users_page(request: Request) -> Template:
-    users = await call(governance_of(request).people.list_users)
+    users = await in_thread(governance_of(request).people.list_users)
     return page(
         request,
         "admin_users.html.j2",
@@ -99,7 +97,7 @@ async def users_page(request: Request) -> Template:
 @post(USERS, opt=permission("users", "manage"), name="console-admin-add-user")
 async def add_user(request: Request, data: Annotated[NewPersonForm, Form]) -> Redirect:
     username = data.username.strip()
-    args = (me(request), username, data.full_name, data.password, _checked(data.roles))
+    args = (principal_of(request), username, data.full_name, data.password, checked(data.roles))
     done = f"{username} is added and can sign in with the initial password."
     return await act(request, USERS, governance_of(request).people.add_user, args, done)
 
@@ -110,8 +108,8 @@ async def add_user(request: Request, data: Annotated[NewPersonForm, Form]) -> Re
     name="console-admin-set-roles",
 )
 async def set_roles(request: Request, username: str, data: Annotated[RolesForm, Form]) -> Redirect:
-    roles = _checked(data.roles)
-    args = (me(request), username, roles)
+    roles = checked(data.roles)
+    args = (principal_of(request), username, roles)
     done = f"The roles of {username} are now: {', '.join(sorted(set(roles))).replace('_', ' ')}."
     return await act(request, USERS, governance_of(request).people.set_roles, args, done)
 
@@ -122,7 +120,7 @@ async def set_roles(request: Request, username: str, data: Annotated[RolesForm, 
     name="console-admin-disable",
 )
 async def disable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (me(request), username, True)
+    args = (principal_of(request), username, True)
     done = f"{username} is disabled and signed out everywhere."
     return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
 
@@ -133,7 +131,7 @@ async def disable(request: Request, username: str, data: Annotated[CsrfOnly, For
     name="console-admin-enable",
 )
 async def enable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (me(request), username, False)
+    args = (principal_of(request), username, False)
     done = f"{username} is enabled and can sign in again."
     return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
 
@@ -144,7 +142,7 @@ async def enable(request: Request, username: str, data: Annotated[CsrfOnly, Form
     name="console-admin-unlock",
 )
 async def unlock(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (me(request), username)
+    args = (principal_of(request), username)
     done = f"{username} is unlocked and can sign in again."
     return await act(request, USERS, governance_of(request).people.unlock, args, done)
 
@@ -157,7 +155,7 @@ async def unlock(request: Request, username: str, data: Annotated[CsrfOnly, Form
 async def reset_password(
     request: Request, username: str, data: Annotated[PasswordResetForm, Form]
 ) -> Redirect:
-    args = (me(request), username, data.new_password)
+    args = (principal_of(request), username, data.new_password)
     done = f"{username} has a new password (tell it to them privately); their sessions ended."
     return await act(request, USERS, governance_of(request).people.reset_password, args, done)
 
@@ -168,7 +166,7 @@ async def reset_password(
 @get("/admin/roles", opt=permission("users", "read"), name="console-admin-roles")
 async def roles_page(request: Request) -> Template:
     governance = governance_of(request)
-    users = await call(governance.people.list_users)
+    users = await in_thread(governance.people.list_users)
     return page(
         request,
         "admin_roles.html.j2",
@@ -215,11 +213,11 @@ async def create_token(
     it in the address or a cookie."""
     people = governance_of(request).people
     try:
-        created = await call(
+        created = await in_thread(
             people.create_token,
-            me(request),
+            principal_of(request),
             data.name,
-            _checked(data.roles),
+            checked(data.roles),
             _days(data.days),
             data.owner.strip() or None,
         )
@@ -236,13 +234,13 @@ async def create_token(
 async def revoke_token(
     request: Request, token_id: str, data: Annotated[CsrfOnly, Form]
 ) -> Redirect:
-    args = (me(request), token_id)
+    args = (principal_of(request), token_id)
     done = f"Token {token_id} is revoked: it is refused from now on."
     return await act(request, TOKENS, governance_of(request).people.revoke_token, args, done)
 
 
 async def _tokens(request: Request, status_code: int = 200, **context: Any) -> Template:
-    tokens = await call(governance_of(request).people.list_tokens)
+    tokens = await in_thread(governance_of(request).people.list_tokens)
     return page(
         request,
         "admin_tokens.html.j2",

@@ -15,32 +15,23 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from anyio import to_thread
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import (
-    HTTPException,
-    NotFoundException,
-    ValidationException,
-)
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
-from governance.bootstrap import Governance
-from governance.domain.errors import (
-    ConflictError,
-    ForbiddenError,
-    InputError,
-    NotFoundError,
-    UnauthenticatedError,
-)
-from governance.domain.policy import PolicyError, PromotionPolicy
+from governance.domain.errors import ForbiddenError, GovernanceError, UnauthenticatedError
+from governance.domain.policy import PromotionPolicy
 from governance.services.people import Principal
+from governance.web.dependencies import governance_of, in_thread
+from governance.web.guards import check_permission
 from governance.web.problems import log
 
 SESSION_COOKIE = "governance_session"
@@ -66,27 +57,8 @@ class SignInRequiredError(Exception):
     """No valid session: the console answers with the sign-in page."""
 
 
-def governance_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Governance:
-    governance: Governance = connection.app.state.governance
-    return governance
-
-
-def me(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.user
-    return principal
-
-
-def permission(resource: str, action: str) -> dict[str, Any]:
-    return {"permission": (resource, action)}
-
-
 # A handler's form body: `data: Annotated[SomeDataclass, Form]`.
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-
-
-async def call(function: Any, *args: Any) -> Any:
-    """Database and CPU work off the event loop."""
-    return await to_thread.run_sync(lambda: function(*args))
 
 
 # Query parameters of list pages. One `Parameter` per annotation: Litestar reads only the
@@ -98,10 +70,6 @@ PageSize = Annotated[int, Parameter(ge=25, le=100)]
 def risk_tiers(policies: list[PromotionPolicy]) -> list[str]:
     """The tiers a filter offers: those the policies in force cover."""
     return sorted({p.applies_to.risk_tier for p in policies})
-
-
-SIGNED_IN = {"permission": "signed-in"}
-PUBLIC = {"permission": "public"}
 
 
 async def console_guard(
@@ -131,14 +99,7 @@ async def console_guard(
     connection.scope["csrf_token"] = expected  # type: ignore[typeddict-unknown-key]
     if request is not None and request.method not in SAFE_METHODS:
         await _check_csrf(request, expected)
-    if wanted == "signed-in":
-        return
-    if not isinstance(wanted, tuple):
-        raise ForbiddenError(f"{handler.name} declares no permission; refused")
-    resource, action = wanted
-    if not governance.access.allowed(principal.subjects, resource, action):
-        roles = ", ".join(sorted(principal.roles)) or "no role"
-        raise ForbiddenError(f"{principal.name} ({roles}) may not {action} {resource}")
+    check_permission(connection, handler, principal)
 
 
 def _check_origin(request: Request[Any, Any, Any]) -> None:
@@ -220,8 +181,6 @@ def redirect(
 
 
 def _read_flash(request: Request[Any, Any, Any]) -> dict[str, str] | None:
-    from urllib.parse import unquote
-
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
@@ -289,7 +248,7 @@ async def act(
     """Run one change; either way, back to the page with what happened. A refusal (a rule,
     a wrong password, a changed state) changes nothing and is shown as the reason."""
     try:
-        await call(function, *args)
+        await in_thread(function, *args)
     except REFUSALS as exc:
         return redirect(request, back, failure_message(exc), kind="error")
     return redirect(request, back, done)
@@ -307,6 +266,7 @@ def _error(request: Request[Any, Any, Any], status: int, detail: str) -> Templat
         409: "Not possible in this state",
         413: "Too large",
         422: "Please correct the form",
+        429: "Too many attempts",
         500: "Something went wrong",
     }
     return page(
@@ -337,18 +297,10 @@ def on_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 
 def _status_of(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, InputError):
-        return 422, exc.message
-    if isinstance(exc, PolicyError):
-        return 422, str(exc)
-    if isinstance(exc, NotFoundError):
-        return 404, str(exc)
-    if isinstance(exc, ConflictError):
-        return 409, str(exc)
-    if isinstance(exc, ForbiddenError):
-        return 403, str(exc)
-    if isinstance(exc, UnauthenticatedError):
-        return 401, str(exc)
+    """The console's one mapping of an error: its status and the sentence a person reads.
+    A refusal (`GovernanceError`) brings its own status, as in the API."""
+    if isinstance(exc, GovernanceError):
+        return exc.status, exc.message
     if isinstance(exc, ValidationException):
         return 400, "a value in the address or the form is not valid: " + str(exc.detail)
     if isinstance(exc, NotFoundException):
@@ -359,14 +311,7 @@ def _status_of(exc: Exception) -> tuple[int, str]:
 
 
 # What an action may refuse with; anything else is a fault, handled as a 500 and logged.
-REFUSALS = (
-    InputError,
-    PolicyError,
-    NotFoundError,
-    ConflictError,
-    ForbiddenError,
-    UnauthenticatedError,
-)
+REFUSALS = GovernanceError
 
 
 def failure_message(exc: Exception) -> str:
@@ -378,6 +323,6 @@ def failure_message(exc: Exception) -> str:
 # by the exception's class before it looks at the layer, so `Exception` alone is not enough.
 HANDLERS: dict[int | type[Exception], Any] = {
     SignInRequiredError: on_sign_in_required,
-    **{kind: on_domain_error for kind in (*REFUSALS, ValidationException, HTTPException)},
+    **{kind: on_domain_error for kind in (GovernanceError, ValidationException, HTTPException)},
     Exception: on_domain_error,
 }

@@ -20,14 +20,13 @@ from governance.services.catalog import AuditFilter
 from governance.web.console.base import (
     PageQuery,
     PageSize,
-    call,
     failure_message,
-    governance_of,
     on_domain_error,
     page,
-    permission,
     risk_tiers,
 )
+from governance.web.dependencies import governance_of, in_thread
+from governance.web.guards import permission
 from reports import documents
 
 MiB = 1024 * 1024
@@ -55,7 +54,9 @@ async def models(
     size: PageSize = 25,
 ) -> Template:
     governance = governance_of(request)
-    listing = await call(governance.browse.models, _clean(name), tier or None, Page(page_, size))
+    listing = await in_thread(
+        governance.browse.models, _clean(name), tier or None, Page(page_, size)
+    )
     return page(
         request,
         "models.html.j2",
@@ -73,7 +74,9 @@ async def model(
     page_: PageQuery = 1,
     size: PageSize = 25,
 ) -> Template:
-    history = await call(governance_of(request).browse.model_history, model_name, Page(page_, size))
+    history = await in_thread(
+        governance_of(request).browse.model_history, model_name, Page(page_, size)
+    )
     return page(request, "model.html.j2", listing=history, m=history["model"])
 
 
@@ -91,14 +94,14 @@ async def audit(
 ) -> Template:
     filters = AuditFilter(_clean(action), _clean(actor), _clean(subject))
     engine = governance_of(request).engine
-    listing = await call(catalog.audit_listing, engine, filters, page_, seq)
+    listing = await in_thread(catalog.audit_listing, engine, filters, page_, seq)
     return page(request, "audit.html.j2", listing=listing, filters=filters)
 
 
 @get("/audit/verify", opt=permission("audit", "read"), name="console-audit-verify")
 async def audit_verify(request: Request) -> Template:
     """The chain check, loaded by the audit page after it shows (it reads every event)."""
-    status = await call(governance_of(request).chain_status.current)
+    status = await in_thread(governance_of(request).chain_status.current)
     return page(request, "audit_verify.html.j2", status=status, title="Audit chain check")
 
 
@@ -112,7 +115,7 @@ def _library(request: Request) -> list[PromotionPolicy]:
 @get("/policies", opt=permission("policies", "read"), name="console-policies")
 async def policies(request: Request) -> Template:
     engine = governance_of(request).engine
-    versions = await call(catalog.policy_versions, engine, _library(request))
+    versions = await in_thread(catalog.policy_versions, engine, _library(request))
     return page(request, "policies.html.j2", versions=versions)
 
 
@@ -124,7 +127,7 @@ async def policy_diff(
     new: Annotated[str | None, Parameter(query="to", max_length=80)] = None,
 ) -> Template:
     engine = governance_of(request).engine
-    diff = await call(
+    diff = await in_thread(
         catalog.policy_diff, engine, _library(request), _clean(name), _clean(old), _clean(new)
     )
     return page(request, "policy_diff.html.j2", diff=diff, name=_clean(name) or diff.new.name)
@@ -150,7 +153,7 @@ async def impact(request: Request) -> Template:
     pasted = pasted if isinstance(pasted, str) else ""
     try:
         source, text = await _draft(upload, pasted)
-        report = await call(catalog.draft_impact, governance_of(request).units, text, source)
+        report = await in_thread(catalog.draft_impact, governance_of(request).units, text, source)
     except (PolicyError, InputError) as exc:
         problems = exc.problems if isinstance(exc, PolicyError) else [failure_message(exc)]
         status = 413 if isinstance(exc, DraftTooLargeError) else 422
@@ -192,7 +195,7 @@ def _not_utf8(request: Request) -> Response[Any]:
 )
 async def policy_page(request: Request, policy_name: str, ref: str) -> Template:
     engine = governance_of(request).engine
-    detail = await call(catalog.policy_detail, engine, _library(request), policy_name, ref)
+    detail = await in_thread(catalog.policy_detail, engine, _library(request), policy_name, ref)
     return page(
         request,
         "policy.html.j2",

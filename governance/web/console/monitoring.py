@@ -16,15 +16,13 @@ from governance.web.console.base import (
     REFUSALS,
     CsrfOnly,
     Form,
-    call,
     can,
     failure_message,
-    governance_of,
-    me,
     page,
-    permission,
     redirect,
 )
+from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.guards import permission
 from governance.web.problems import log
 
 CONNECTORS = "/admin/connectors"
@@ -52,13 +50,13 @@ async def monitoring_section(request: Request, detail: RequestDetail) -> dict[st
         return None
     r = detail.request
     monitoring = governance_of(request).monitoring
-    runs = await call(monitoring.runs, r["id"], RUNS_SHOWN)
+    runs = await in_thread(monitoring.runs, r["id"], RUNS_SHOWN)
     promoted = r["state"] == State.PROMOTED.value
     if not promoted and not runs:
         return None
     settings = detail.policy.monitoring
     received = (
-        await call(monitoring.received, r["model"], r["version"])
+        await in_thread(monitoring.received, r["model"], r["version"])
         if can(request, "predictions", "read")
         else None
     )
@@ -88,7 +86,7 @@ async def run_monitor(
     back = f"/requests/{request_id}#monitoring"
     monitoring = governance_of(request).monitoring
     try:
-        run = await call(monitoring.run_now, me(request), request_id, monitor)
+        run = await in_thread(monitoring.run_now, principal_of(request), request_id, monitor)
     except REFUSALS as exc:
         return redirect(request, back, failure_message(exc), kind="error")
     return redirect(request, back, ran(run))
@@ -131,7 +129,7 @@ async def sync_connector(
 ) -> Redirect:
     registries = governance_of(request).registries
     try:
-        result = await call(registries.sync, name)
+        result = await in_thread(registries.sync, name)
     except REFUSALS as exc:
         return redirect(request, CONNECTORS, failure_message(exc), kind="error")
     except Exception as exc:  # noqa: BLE001 - an unreachable registry; its status says so too

@@ -16,30 +16,26 @@ from governance.domain.errors import InputError, TooManyAttemptsError, Unauthent
 from governance.domain.workflow import State
 from governance.services.browse import Page, RequestDetail, RequestFilter
 from governance.services.people import Principal
-from governance.web.api import client_address, pdf_response
 from governance.web.console.base import (
     LOGIN_COOKIE,
-    PUBLIC,
     SECURITY_HEADERS,
     SESSION_COOKIE,
-    SIGNED_IN,
     CsrfOnly,
     Form,
     PageQuery,
     PageSize,
     act,
-    call,
-    governance_of,
     login_token_cookie,
-    me,
     page,
-    permission,
     redirect,
     risk_tiers,
     session_cookie,
     signed_out,
 )
 from governance.web.console.monitoring import monitoring_section
+from governance.web.dependencies import client_address, governance_of, in_thread, principal_of
+from governance.web.downloads import pdf_response
+from governance.web.guards import PUBLIC, SIGNED_IN, permission
 from reports import documents
 
 
@@ -78,7 +74,7 @@ async def sign_in(request: Request, data: Annotated[SignInForm, Form]) -> Respon
         return await _login_again(request, data, "the sign-in form expired: sign in again", 403)
     governance = governance_of(request)
     try:
-        session = await call(
+        session = await in_thread(
             governance.people.sign_in,
             data.username.strip(),
             data.password,
@@ -115,7 +111,7 @@ async def _login_again(request: Request, data: SignInForm, message: str, status:
 async def sign_out(request: Request) -> Response[Any]:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        await call(governance_of(request).people.sign_out, secret)
+        await in_thread(governance_of(request).people.sign_out, secret)
     return signed_out(request, redirect(request, "/login", "You are signed out."))
 
 
@@ -139,7 +135,7 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
     """The current password, counted and locked like a sign-in; this browser's session
     stays, the others end."""
     args = (
-        me(request).name,
+        principal_of(request).name,
         data.current_password,
         data.new_password,
         request.cookies.get(SESSION_COOKIE),
@@ -156,8 +152,11 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
 @get("/", opt=permission("requests", "read"), name="console-queue")
 async def queue(request: Request, page_: PageQuery = 1) -> Template:
     governance = governance_of(request)
-    listing = await call(
-        governance.browse.queue, me(request), governance.workflow.policies.policies, Page(page_)
+    listing = await in_thread(
+        governance.browse.queue,
+        principal_of(request),
+        governance.workflow.policies.policies,
+        Page(page_),
     )
     return page(request, "queue.html.j2", listing=listing)
 
@@ -180,7 +179,7 @@ async def requests(
         submitted_from=_date("from", date_from),
         submitted_to=_date("to", date_to),
     )
-    listing = await call(governance_of(request).browse.requests, filters, Page(page_, size))
+    listing = await in_thread(governance_of(request).browse.requests, filters, Page(page_, size))
     return page(
         request,
         "requests.html.j2",
@@ -205,9 +204,11 @@ def _date(field: str, value: str | None) -> date | None:
 
 @get("/requests/{request_id:str}", opt=permission("requests", "read"), name="console-request")
 async def request_page(request: Request, request_id: str) -> Template:
-    detail: RequestDetail = await call(governance_of(request).browse.request_detail, request_id)
+    detail: RequestDetail = await in_thread(
+        governance_of(request).browse.request_detail, request_id
+    )
     checks = (
-        await call(
+        await in_thread(
             lambda: [documents.check_view(r, detail.policy) for r in detail.manifest.results]  # type: ignore[union-attr]
         )
         if detail.manifest
@@ -221,7 +222,7 @@ async def request_page(request: Request, request_id: str) -> Template:
         checks=checks,
         manifest=detail.manifest,
         events=detail.events,
-        actions=actions_for(request, me(request), detail),
+        actions=actions_for(request, principal_of(request), detail),
         monitoring=await monitoring_section(request, detail),
     )
 
@@ -309,7 +310,14 @@ class RevokeForm:
 )
 async def sign(request: Request, request_id: str, data: Annotated[SignatureForm, Form]) -> Redirect:
     workflow = governance_of(request).workflow
-    args = (me(request), request_id, data.meaning, data.comment, data.password, data.role or None)
+    args = (
+        principal_of(request),
+        request_id,
+        data.meaning,
+        data.comment,
+        data.password,
+        data.role or None,
+    )
     words = {"approve": "approved", "reject": "rejected", "waive": "granted the waiver for"}
     return await act(
         request,
@@ -329,7 +337,7 @@ async def request_waiver(
     request: Request, request_id: str, data: Annotated[WaiverForm, Form]
 ) -> Redirect:
     workflow = governance_of(request).workflow
-    args = (me(request), request_id, data.justification, data.days)
+    args = (principal_of(request), request_id, data.justification, data.days)
     return await act(
         request, f"/requests/{request_id}", workflow.request_waiver, args, "Waiver requested."
     )
@@ -343,7 +351,11 @@ async def request_waiver(
 async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
     workflow = governance_of(request).workflow
     return await act(
-        request, f"/requests/{request_id}", workflow.promote, (me(request), request_id), "Promoted."
+        request,
+        f"/requests/{request_id}",
+        workflow.promote,
+        (principal_of(request), request_id),
+        "Promoted.",
     )
 
 
@@ -354,7 +366,7 @@ async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, F
 )
 async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, Form]) -> Redirect:
     workflow = governance_of(request).workflow
-    args = (me(request), request_id, data.reason)
+    args = (principal_of(request), request_id, data.reason)
     return await act(
         request, f"/requests/{request_id}", workflow.revoke, args, "Revoked: it may not serve."
     )
@@ -366,7 +378,9 @@ async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, 
     name="console-report",
 )
 async def report(request: Request, request_id: str) -> Response[bytes]:
-    issued = await call(governance_of(request).reports.decision, me(request).name, request_id)
+    issued = await in_thread(
+        governance_of(request).reports.decision, principal_of(request).name, request_id
+    )
     return pdf_response(issued)
 
 

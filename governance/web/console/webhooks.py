@@ -13,22 +13,20 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from governance.services.webhooks import EVENTS, STATUSES
-from governance.web.api import MAX_ROW_ID
-from governance.web.console.admin import Checked, _checked
+from governance.web.api.bodies import MAX_ROW_ID
+from governance.web.console.admin import Checked, checked
 from governance.web.console.base import (
     REFUSALS,
     CsrfOnly,
     Form,
     act,
-    call,
     can,
     failure_message,
-    governance_of,
-    me,
     page,
-    permission,
     redirect,
 )
+from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.guards import permission
 
 WEBHOOKS = "/admin/webhooks"
 LOG_SIZE = 100
@@ -68,7 +66,9 @@ async def subscribe(request: Request, data: Annotated[NewWebhookForm, Form]) -> 
     """The secret is in this answer only (201, not cached)."""
     webhooks = governance_of(request).webhooks
     try:
-        created = await call(webhooks.subscribe, me(request), data.url, _checked(data.events))
+        created = await in_thread(
+            webhooks.subscribe, principal_of(request), data.url, checked(data.events)
+        )
     except REFUSALS as exc:
         return redirect(request, WEBHOOKS, failure_message(exc), kind="error")
     return await _webhooks(request, None, status_code=201, created=created)
@@ -84,7 +84,7 @@ async def unsubscribe(
 ) -> Redirect:
     webhooks = governance_of(request).webhooks
     done = f"Webhook {subscription_id} is unsubscribed: nothing more is sent to it."
-    args = (me(request), subscription_id)
+    args = (principal_of(request), subscription_id)
     return await act(request, WEBHOOKS, webhooks.unsubscribe, args, done)
 
 
@@ -96,7 +96,7 @@ async def unsubscribe(
 async def retry(request: Request, delivery_id: Id, data: Annotated[CsrfOnly, Form]) -> Redirect:
     webhooks = governance_of(request).webhooks
     done = f"Delivery {delivery_id} is sent again within seconds, with its attempts reset."
-    args = (me(request), delivery_id)
+    args = (principal_of(request), delivery_id)
     return await act(request, WEBHOOKS, webhooks.redeliver, args, done)
 
 
@@ -104,9 +104,9 @@ async def _webhooks(
     request: Request, status: str | None, status_code: int = 200, **context: Any
 ) -> Template:
     webhooks = governance_of(request).webhooks
-    subscriptions = await call(webhooks.list_subscriptions)
+    subscriptions = await in_thread(webhooks.list_subscriptions)
     answers = can(request, "webhooks", "manage")  # a receiver's answer: admins only
-    log = await call(webhooks.list_deliveries, status, None, LOG_SIZE, 0, answers)
+    log = await in_thread(webhooks.list_deliveries, status, None, LOG_SIZE, 0, answers)
     return page(
         request,
         "admin_webhooks.html.j2",

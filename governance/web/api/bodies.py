@@ -1,0 +1,37 @@
+"""What every request body and parameter of the API shares: camelCase bodies that refuse
+unknown fields and NUL characters, and the largest numbers the databases take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from governance.domain.errors import InputError
+
+Json = dict[str, Any]
+MiB = 1024 * 1024
+# The largest page offset: SQLite and PostgreSQL take a 64-bit OFFSET, and a larger one
+# must be refused (400), not fail in the database driver (500).
+MAX_OFFSET = 2**63 - 1
+# The largest row id: ids are PostgreSQL `integer`s, so a larger one is refused (400) rather
+# than failing in the driver (500).
+MAX_ROW_ID = 2**31 - 1
+
+
+def refuse_nul(fields: Iterable[tuple[str, object]]) -> None:
+    """Refuse text with a NUL character (422), the same on every backend: PostgreSQL can
+    neither store nor compare one, and its driver failed on it (500)."""
+    for name, value in fields:
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError(name, "contains a NUL character", "send the text without it")
+
+
+class Camel(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Request bodies: camelCase on the wire, unknown fields refused with their name, and
+    no NUL in text."""
+
+    def __post_init__(self) -> None:
+        values = (getattr(self, name) for name in self.__struct_fields__)
+        refuse_nul(zip(self.__struct_encode_fields__, values, strict=True))

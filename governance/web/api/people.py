@@ -1,0 +1,186 @@
+"""People and their credentials: signing in and out, who am I and my password, the
+accounts admins manage, and API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request
+
+from governance.web.api.bodies import Camel, Json
+from governance.web.api.operations import delete, get, post
+from governance.web.auth import bearer_secret
+from governance.web.dependencies import client_address, governance_of, in_thread, principal_of
+from governance.web.guards import PERSON, PUBLIC, SIGNED_IN, permission
+
+
+class SignIn(Camel):
+    username: str
+    password: str
+
+
+class PasswordChange(Camel):
+    current_password: str
+    new_password: str
+
+
+class NewUser(Camel):
+    username: str
+    full_name: str
+    password: str
+    roles: list[str]
+
+
+class PasswordReset(Camel):
+    new_password: str
+
+
+class NewToken(Camel):
+    name: str
+    roles: list[str]
+    days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    # The person accountable for what the token does (default: whoever creates it).
+    owner: str | None = None
+
+
+class SessionController(Controller):
+    """Bearer sessions: a person's password exchanged for a session token, and its end."""
+
+    path = "/sessions"
+    tags = ("people",)
+
+    @post("/", opt=PUBLIC, security=[], status_code=201, summary="Sign in")
+    async def sign_in(self, request: Request, data: SignIn) -> Json:
+        governance = governance_of(request)
+        return await in_thread(
+            governance.people.sign_in,
+            data.username,
+            data.password,
+            governance.settings.session_hours,
+            client_address(request),
+        )
+
+    @delete("/current", opt=SIGNED_IN, summary="Sign out")
+    async def sign_out(self, request: Request) -> None:
+        secret = bearer_secret(request)
+        if secret:
+            await in_thread(governance_of(request).people.sign_out, secret)
+
+
+class MeController(Controller):
+    """The caller: who they are, and a person's own password."""
+
+    path = "/me"
+    tags = ("people",)
+
+    @post(
+        "/password",
+        opt=PERSON,
+        status_code=200,
+        summary="Change my password; my other sessions end",
+    )
+    async def change_password(self, request: Request, data: PasswordChange) -> Json:
+        return await in_thread(
+            governance_of(request).people.change_password,
+            principal_of(request).name,
+            data.current_password,
+            data.new_password,
+            bearer_secret(request),
+        )
+
+    @get("/", opt=SIGNED_IN, summary="Who am I")
+    async def me(self, request: Request) -> Json:
+        principal = principal_of(request)
+        return {
+            "name": principal.name,
+            "fullName": principal.full_name,
+            "kind": principal.kind,
+            "roles": sorted(principal.roles),
+            "person": principal.person,
+        }
+
+
+class UserController(Controller):
+    """The people with an account, which admins add, disable, unlock and reset."""
+
+    path = "/users"
+    tags = ("people",)
+
+    @get("/", opt=permission("users", "read"))
+    async def list_users(self, request: Request) -> list[Json]:
+        return await in_thread(governance_of(request).people.list_users)
+
+    @post("/", opt=permission("users", "manage"), status_code=201)
+    async def add_user(self, request: Request, data: NewUser) -> Json:
+        return await in_thread(
+            governance_of(request).people.add_user,
+            principal_of(request),
+            data.username,
+            data.full_name,
+            data.password,
+            data.roles,
+        )
+
+    @post("/{username:str}/disable", opt=permission("users", "manage"), status_code=200)
+    async def disable_user(self, request: Request, username: str) -> Json:
+        await in_thread(
+            governance_of(request).people.set_disabled, principal_of(request), username, True
+        )
+        return {"username": username, "disabled": True}
+
+    @post(
+        "/{username:str}/unlock",
+        opt=permission("users", "manage"),
+        status_code=200,
+        summary="End a sign-in lockout now",
+    )
+    async def unlock_user(self, request: Request, username: str) -> Json:
+        return await in_thread(
+            governance_of(request).people.unlock, principal_of(request), username
+        )
+
+    @post(
+        "/{username:str}/password",
+        opt=permission("users", "manage"),
+        status_code=200,
+        summary="Reset a person's password; their sessions end and a lockout is lifted",
+    )
+    async def reset_password(self, request: Request, username: str, data: PasswordReset) -> Json:
+        return await in_thread(
+            governance_of(request).people.reset_password,
+            principal_of(request),
+            username,
+            data.new_password,
+        )
+
+
+class TokenController(Controller):
+    """API tokens: issued with roles and an accountable owner, listed, revoked."""
+
+    path = "/tokens"
+    tags = ("people",)
+
+    @get("/", opt=permission("tokens", "read"))
+    async def list_tokens(self, request: Request) -> list[Json]:
+        return await in_thread(governance_of(request).people.list_tokens)
+
+    @post(
+        "/",
+        opt=permission("tokens", "manage"),
+        status_code=201,
+        summary="Issue an API token; the secret is in this response only",
+    )
+    async def create_token(self, request: Request, data: NewToken) -> Json:
+        return await in_thread(
+            governance_of(request).people.create_token,
+            principal_of(request),
+            data.name,
+            data.roles,
+            data.days,
+            data.owner,
+        )
+
+    @delete("/{token_id:str}", opt=permission("tokens", "manage"))
+    async def revoke_token(self, request: Request, token_id: str) -> None:
+        await in_thread(governance_of(request).people.revoke_token, principal_of(request), token_id)
