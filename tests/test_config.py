@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from governance.config import MIB, PACKAGED_POLICIES, Settings
+from governance.config import MIB, Settings
 from governance.domain.errors import InputError
+from governance.resources import PACKAGED_POLICIES
 
 
 @pytest.fixture(autouse=True)
