@@ -47,9 +47,10 @@ def audit_verify(
         result = checkpoint_log(settings, make_engine(url), key).verify()
     except Exception as exc:  # noqa: BLE001
         fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
-    problems, count = result["problems"], result["events"]
+    problems, more, count = result["problems"], result["more"], result["events"]
     if problems:
-        refuse(problems, f"audit trail broken: {len(problems)} problem(s) in {count} events")
+        shown = [*problems, f"… and {more} more"] if more else problems
+        refuse(shown, f"audit trail broken: {len(problems) + more} problem(s) in {count} events")
     head = result["head"] or "(empty)"
     published = " (checkpoint published)" if result["checkpointPublished"] else ""
     out.print(f"[green]✓[/] audit trail intact: {count} events, head {head}{published}")

@@ -105,15 +105,3 @@ def write_report(report: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(report.pdf)
     err.print(f"wrote {report.kind} report {escape(str(path))} (sha256 {report.sha256})")
-
-
-def database_ready(url: str) -> None:
-    """Refuse a database that cannot be reached or holds no schema (so no decisions)."""
-    from governance.store.database import current_revision
-
-    try:
-        revision = current_revision(url)
-    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
-        fail(f"database {url}: cannot connect ({type(exc).__name__}: {exc})")
-    if revision is None:
-        fail(f"database {url}: has no schema, so no decisions. Fix: pass --database URL")

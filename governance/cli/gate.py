@@ -185,9 +185,11 @@ def gate(
         if request_value := getattr(request, option):
             names.checked(f"--{option.replace('_', '-')}", request_value)
     _warn_pickles(request.model, request.champion)
+    from governance.bootstrap import decision_recorder  # here: not one of `locals()` above
+
     chosen = configured(_text(settings.get("database")))
     database = chosen.database_url if chosen.database_configured else None
-    recorder = _recorder(database)
+    recorder = decision_recorder(database, f"cli:{getpass.getuser()}")
     with err.status("Starting the gate") as status:
         outcome = run_gate(request, files, recorder, progress=lambda step: status.update(step))
     manifest = outcome.manifest
@@ -205,7 +207,7 @@ def gate(
         err.print(f"recorded decision {outcome.decision_id}")
     if settings.get("attest") is not None:
         _write_attestation(
-            manifest, outcome.decision_id, Path(settings["attest"]), settings.get("key")
+            manifest, outcome.decision_id, Path(settings["attest"]), _path(settings.get("key"))
         )
     if settings.get("report") is not None:
         _write_local_report(
@@ -304,14 +306,12 @@ def _json_or_text(response: Any) -> Any:
 
 
 def _write_attestation(
-    manifest: EvidenceManifest, decision_id: str | None, path: Path, key_path: Any
+    manifest: EvidenceManifest, decision_id: str | None, path: Path, key: Path | None
 ) -> None:
-    from governance.domain.attestation import envelope, statement
-    from governance.signing import key_name, load_private
+    from governance.bootstrap import attest_decision
 
-    key = load_private(Path(key_path) if key_path else configured().signing_key)
     try:
-        document = envelope(statement(manifest, decision_id), key_name(key.public_key()), key.sign)
+        document = attest_decision(configured(), manifest, decision_id, key)
     except ValueError as exc:
         fail(f"--attest: {exc}")
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -322,32 +322,11 @@ def _write_local_report(
     outcome: Any, path: Path, card_path: Path | None, database: str | None
 ) -> None:
     """Sign the local run's report; where the decision was recorded, record the report too."""
-    from governance.bootstrap import report_signing
-    from governance.services.reports import local_decision_report, record_report
-    from governance.signing import load_private
-    from governance.store.database import make_engine
+    from governance.bootstrap import local_report
 
-    settings = configured()
     card = read_model_card(card_path) if card_path else None
-    signing = report_signing(settings, load_private(settings.signing_key))
-    report = local_decision_report(
-        outcome.manifest, outcome.policy, signing, card, outcome.decision_id
-    )
+    report = local_report(configured(), outcome, card, f"cli:{getpass.getuser()}", database)
     write_report(report, path)
-    if database is not None and outcome.decision_id is not None:
-        manifest = outcome.manifest
-        subject = f"model:{manifest.model_name}@{manifest.model_version}"
-        engine = make_engine(database)
-        try:
-            record_report(
-                engine,
-                f"cli:{getpass.getuser()}",
-                report,
-                subject,
-                {"decision_id": outcome.decision_id},
-            )
-        finally:
-            engine.dispose()
 
 
 def _path(value: Any) -> Path | None:
@@ -368,21 +347,6 @@ def _warn_pickles(*models: Path | None) -> None:
                 "runs any code it holds. Load only files you trust, or save the model with "
                 "skops (.skops), which the service requires."
             )
-
-
-def _recorder(url: str | None) -> Any:
-    if url is None:
-        return None
-    from governance.store.database import current_revision, make_engine
-    from governance.store.repository import SqlDecisionRecorder
-
-    try:
-        revision = current_revision(url)
-    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
-        fail(f"database {url}: cannot connect ({type(exc).__name__}: {exc})")
-    if revision is None:
-        fail(f"database {url}: has no schema yet. Fix: run `governance db upgrade --database URL`")
-    return SqlDecisionRecorder(make_engine(url), actor=f"cli:{getpass.getuser()}")
 
 
 def show_decision(manifest: EvidenceManifest) -> None:

@@ -15,14 +15,13 @@ import connectors.files as files
 from governance.cli.common import (
     CONSOLE_MARKS,
     DatabaseOption,
-    database_ready,
     err,
     fail,
     out,
     settings,
 )
 from governance.domain.errors import InputError
-from governance.domain.policy import PolicyError
+from governance.domain.policy import PolicyError, PromotionPolicy
 
 policy_app = typer.Typer(help="Policy-as-code: validate policy files.", no_args_is_help=True)
 
@@ -34,17 +33,9 @@ def policy_validate(
     """Validate policy files: exit 0 when all are valid, 2 listing every error by its path."""
     invalid = 0
     for path in paths:
-        try:
-            policy = files.load_policy(path)
-        except PolicyError as exc:
+        policy = _load_or_list(path)
+        if policy is None:
             invalid += 1
-            err.print(f"[red]✗[/] {escape(str(path))}")
-            for problem in exc.problems:
-                err.print(f"    {escape(problem)}")
-            continue
-        except InputError as exc:
-            invalid += 1
-            err.print(f"[red]✗[/] {escape(exc.message)}")
             continue
         meta = policy.metadata
         out.print(
@@ -68,26 +59,12 @@ def policy_impact(
     Judges their stored evidence again under the draft; no check is run, nothing is
     written. Exit 0 no verdict changes and nothing missing, 1 a verdict changes or a check
     or value is missing, 2 bad input."""
-    from governance.services.impact import policy_impact as judge_draft
-    from governance.store.database import make_engine
+    from governance.bootstrap import draft_impact
 
-    try:
-        draft = files.load_policy(path)
-    except PolicyError as exc:
-        err.print(f"[red]✗[/] {escape(str(path))}")
-        for problem in exc.problems:
-            err.print(f"    {escape(problem)}")
-        raise typer.Exit(2) from None
-    except InputError as exc:
-        err.print(f"[red]✗[/] {escape(exc.message)}")
-        raise typer.Exit(2) from None
-    url = settings(database).database_url
-    database_ready(url)
-    engine = make_engine(url)
-    try:
-        report = judge_draft(engine, draft)
-    finally:
-        engine.dispose()
+    draft = _load_or_list(path)
+    if draft is None:
+        raise typer.Exit(2)
+    report = draft_impact(settings(database), draft)
     if json_path is not None:
         try:
             document = json.dumps(report.as_dict(), indent=2, ensure_ascii=False)
@@ -96,6 +73,19 @@ def policy_impact(
             fail(f"--json {json_path}: cannot write ({exc.strerror or exc})")
     _show_impact(report)
     raise typer.Exit(report.exit_code)
+
+
+def _load_or_list(path: Path) -> PromotionPolicy | None:
+    """A policy file, or None after listing each of its problems under its path."""
+    try:
+        return files.load_policy(path)
+    except PolicyError as exc:
+        err.print(f"[red]✗[/] {escape(str(path))}")
+        for problem in exc.problems:
+            err.print(f"    {escape(problem)}")
+    except InputError as exc:
+        err.print(f"[red]✗[/] {escape(exc.message)}")
+    return None
 
 
 def _show_impact(report: Any) -> None:

@@ -11,8 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import connectors.files as files
-from governance.cli.common import DatabaseOption, database_ready, err, out, settings
+from governance.cli.common import DatabaseOption, err, out, settings
 
 
 def replay(
@@ -31,27 +30,14 @@ def replay(
 ) -> None:
     """Re-run a recorded decision from its evidence manifest (same bytes, policy and seeds)
     and compare metric by metric. Exit 0 reproduced, 1 not reproduced, 2 bad input."""
-    from governance.services.replay import replay as replay_decision
-    from governance.store.database import make_engine
+    from governance.bootstrap import replay_decision
 
     chosen = settings(database)
-    url = chosen.database_url
-    database_ready(url)
-    default_blobs = chosen.blobs
-    blob_root = blobs or (default_blobs if default_blobs.is_dir() else None)
-    engine = make_engine(url)
-    try:
-        with err.status("Starting the replay") as status:
-            outcome = replay_decision(
-                engine,
-                decision_id,
-                blob_root,
-                files,
-                actor=f"cli:{getpass.getuser()}",
-                progress=lambda step: status.update(step),
-            )
-    finally:
-        engine.dispose()
+    blob_root = blobs or (chosen.blobs if chosen.blobs.is_dir() else None)
+    with err.status("Starting the replay") as status:
+        outcome = replay_decision(
+            chosen, decision_id, blob_root, f"cli:{getpass.getuser()}", status.update
+        )
     shown = outcome.rows if show_all else outcome.differences
     if shown:
         table = Table(

@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from governance.domain.audit import ChainedEvent, verify_chain
+from governance.domain.audit import ChainedEvent
 from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
 from governance.services.audit import (
@@ -43,6 +43,7 @@ from governance.services.audit import (
     checkpoint,
     checkpoint_of,
 )
+from governance.services.catalog import audit_status
 from governance.services.outbound import Outbound
 from governance.store.repository import append_audit, audit_trail, in_transaction
 from governance.store.tables import AuditEventRow, utcnow
@@ -160,23 +161,30 @@ class CheckpointLog:
     # --- checking ------------------------------------------------------------------------
 
     def verify(self) -> dict[str, Any]:
-        """The whole trail checked: its hash chain, and against the newest checkpoint in the
-        checkpoint file and the witness directory. When intact (and this process holds the
-        key), a checkpoint of what was checked is published, so the next check starts here."""
-        events = audit_trail(self._engine)
-        problems = verify_chain(events) + self.problems(events)
-        published = None
-        if not problems and events and self._sign is not None:
-            if self._last_published()[0] != len(events):
-                self.publish(checkpoint(events))
-            published = len(events)
+        """The whole trail checked as every face checks it (`catalog.audit_status`: its
+        hash chain, and against the newest checkpoint in the checkpoint file and the witness
+        directory). When intact (and this process holds the key), a checkpoint of what was
+        checked is published, so the next check starts here. Problems as text, the first
+        `catalog.MAX_SHOWN_PROBLEMS`, and how many `more` there are."""
+        status = audit_status(self._engine, self.problems)
         return {
-            "intact": not problems,
-            "events": len(events),
-            "head": events[-1].hash if events else None,
-            "problems": problems,
-            "checkpointPublished": published,
+            **status,
+            "problems": [problem["text"] for problem in status["problems"]],
+            "checkpointPublished": self.publish_checked(status),
         }
+
+    def publish_checked(self, status: dict[str, Any]) -> int | None:
+        """Publish a checkpoint of the trail `audit_status` found intact, unless one of that
+        size is published already; the size published, or None when nothing may be."""
+        size = status["events"]
+        if not status["intact"] or not size or self._sign is None:
+            return None
+        if self._last_published()[0] != size:
+            events = audit_trail(self._engine)[:size]
+            if events[-1].hash != status["head"]:  # rewritten since it was checked
+                return None
+            self.publish(checkpoint(events))
+        return size
 
     def problems(self, events: list[ChainedEvent]) -> list[str]:
         newest, problems = self._newest(self._files)
