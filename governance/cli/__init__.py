@@ -16,15 +16,8 @@ from typing import NoReturn
 import typer
 from rich.markup import escape
 
-from governance.cli.audit import attest_app, audit_app
+from governance.cli import audit, gate, monitoring, people, policy, replay, reports, server
 from governance.cli.common import GovernanceGroup, err
-from governance.cli.gate import gate
-from governance.cli.monitoring import connectors_app, monitor_app, predictions_app
-from governance.cli.people import builder_app, token_app, user_app
-from governance.cli.policy import policy_app
-from governance.cli.replay import replay
-from governance.cli.reports import report_app
-from governance.cli.server import db_app, demo, init, serve
 
 app = typer.Typer(
     name="governance",
@@ -34,20 +27,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=GovernanceGroup,
 )
-for command in (gate, demo, init, serve, replay):
+for command in (gate.gate, server.demo, server.init, server.serve, replay.replay):
     app.command()(command)
 for name, group in {
-    "policy": policy_app,
-    "db": db_app,
-    "audit": audit_app,
-    "attest": attest_app,
-    "connectors": connectors_app,
-    "user": user_app,
-    "token": token_app,
-    "builder": builder_app,
-    "report": report_app,
-    "monitor": monitor_app,
-    "predictions": predictions_app,
+    "policy": policy.policy_app,
+    "db": server.db_app,
+    "audit": audit.audit_app,
+    "attest": audit.attest_app,
+    "connectors": monitoring.connectors_app,
+    "user": people.user_app,
+    "token": people.token_app,
+    "builder": people.builder_app,
+    "report": reports.report_app,
+    "monitor": monitoring.monitor_app,
+    "predictions": monitoring.predictions_app,
 }.items():
     app.add_typer(group, name=name)
 

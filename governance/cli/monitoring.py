@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from governance.cli.common import DatabaseOption, fail, open_service, out
 from governance.domain.errors import GovernanceError
-from governance.services.people import SYSTEM
 
 monitor_app = typer.Typer(help="Production monitoring of promoted versions.", no_args_is_help=True)
 predictions_app = typer.Typer(help="Production prediction logs.", no_args_is_help=True)
@@ -29,6 +28,7 @@ def monitor_run(
 ) -> None:
     """Run the production checks that are due (or, with --request, one now) and print them.
     Exit 1 when a check found a breach."""
+    from governance.services.people import SYSTEM
 
     governance = open_service(database)
     try:

@@ -86,6 +86,7 @@ def _serve(settings: config.Settings, host: str, port: int, workers: int) -> Non
     os.environ["GOVERNANCE_HOME"] = str(settings.home)
     os.environ["GOVERNANCE_DATABASE_URL"] = settings.database_url
     os.environ["GOVERNANCE_POLICIES"] = str(settings.policies)
+    config.settings.cache_clear()  # a single worker runs in this process: read them again
     out.print(f"serving http://{host}:{port}/  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
     uvicorn.run(
         "governance.web.app:app_from_env",
