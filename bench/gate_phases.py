@@ -119,7 +119,7 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
 
     rendered = time.perf_counter()
     args.json.write_text(ci.to_json(outcome.manifest), encoding="utf-8")
-    cli.show_decision(outcome.manifest)
+    cli.gate.show_decision(outcome.manifest)
     seconds["write JSON + print table"] = time.perf_counter() - rendered
     seconds["in-process total"] = time.perf_counter() - STARTED + seconds["interpreter start"]
     return {"seconds": seconds, "verdict": outcome.manifest.decision.verdict.value}
@@ -200,7 +200,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # End the way the `governance` command does (governance.cli._exit_now), so that the
+    # End the way the `governance` command does (governance.cli.main), so that the
     # measured teardown is the CLI's.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -28,8 +28,8 @@ from sklearn.model_selection import train_test_split
 
 from connectors import files
 from connectors.adult import TARGET, load_adult
-from governance.config import PACKAGED_POLICIES
 from governance.demo import MODELS, SEED, train
+from governance.resources import PACKAGED_POLICIES
 from governance.services.gate import GateRequest, judge
 from governance.services.isolation import IsolatedChecks
 

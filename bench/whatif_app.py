@@ -42,6 +42,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 import governance.services.people as people
 import governance.web.api.router as api
+from governance import config
 from governance.config import Settings
 from governance.web.app import create_app
 
@@ -135,4 +136,4 @@ class Probe:
 
 
 def app_from_env() -> Litestar:
-    return create_whatif_app(Settings.from_env())
+    return create_whatif_app(config.settings())

@@ -7,23 +7,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+import connectors.files as files
 from connectors.registries import open_registries
 from connectors.serving import WatchedDirectory, watched
 from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey, new_password
 from governance.config import Settings
+from governance.domain.attestation import envelope, statement
 from governance.domain.checkpoint import Checkpoint, CheckpointError, open_note, sign
 from governance.domain.errors import InputError
+from governance.domain.evidence import EvidenceManifest
+from governance.domain.model_card import ModelCard
+from governance.domain.policy import PromotionPolicy
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.builders import Builders
 from governance.services.catalog import ChainStatus
 from governance.services.checkpoints import CheckpointLog
+from governance.services.gate import GateOutcome
+from governance.services.impact import ImpactReport, policy_impact
 from governance.services.isolation import IsolatedChecks
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.outbound import Outbound
@@ -31,14 +39,29 @@ from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
 from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
-from governance.services.reports import Reports, Signing
+from governance.services.replay import ReplayOutcome, replay
+from governance.services.reports import (
+    IssuedReport,
+    Reports,
+    Signing,
+    local_decision_report,
+    record_report,
+)
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
-from governance.signing import PUBLIC, create_key, load_private, load_public, raw_public, verifier
+from governance.signing import (
+    PUBLIC,
+    create_key,
+    key_name,
+    load_private,
+    load_public,
+    raw_public,
+    verifier,
+)
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
-from governance.store.repository import audit_trail
+from governance.store.repository import SqlDecisionRecorder, audit_trail
 from governance.store.uow import SqlUnits
 from reports import pki
 from reports.pki import load_identity
@@ -230,3 +253,98 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
     finally:
         governance.close()
     return done
+
+
+# --- what the CLI does on this machine, without the service -------------------------------
+
+
+def decision_recorder(url: str | None, actor: str) -> SqlDecisionRecorder | None:
+    """Where a local gate records its decision; None (no database named) records nothing."""
+    if url is None:
+        return None
+    engine = _engine_with_schema(
+        url, "has no schema yet", "run `governance db upgrade --database URL`"
+    )
+    return SqlDecisionRecorder(engine, actor=actor)
+
+
+def attest_decision(
+    settings: Settings, manifest: EvidenceManifest, decision_id: str | None, key: Path | None
+) -> dict[str, Any]:
+    """A local decision as a signed in-toto attestation (DSSE): with `key`, else with the
+    configured signing key, the one the service and the reports sign with."""
+    private = load_private(key or settings.signing_key)
+    document = statement(manifest, decision_id)
+    return envelope(document, key_name(private.public_key()), private.sign)
+
+
+def local_report(
+    settings: Settings,
+    outcome: GateOutcome,
+    card: ModelCard | None,
+    actor: str,
+    database_url: str | None,
+) -> IssuedReport:
+    """The signed report of a local gate run, signed as the service signs (the report
+    certificate and the configured signing key); where the decision was recorded, the
+    report's sha256 goes on the audit trail too."""
+    signing = report_signing(settings, load_private(settings.signing_key))
+    manifest, decision_id = outcome.manifest, outcome.decision_id
+    report = local_decision_report(manifest, outcome.policy, signing, card, decision_id)
+    if database_url is not None and decision_id is not None:
+        subject = f"model:{manifest.model_name}@{manifest.model_version}"
+        engine = make_engine(database_url)
+        try:
+            record_report(engine, actor, report, subject, {"decision_id": decision_id})
+        finally:
+            engine.dispose()
+    return report
+
+
+def replay_decision(
+    settings: Settings,
+    decision_id: str,
+    blobs: Path | None,
+    actor: str,
+    progress: Callable[[str], None],
+) -> ReplayOutcome:
+    """Re-run a recorded decision from the artifacts in `blobs` (else from the paths its
+    manifest names) and compare it with the record."""
+    engine = _engine_with_schema(
+        settings.database_url, "has no schema, so no decisions", "pass --database URL"
+    )
+    try:
+        return replay(
+            SqlUnits(engine),
+            decision_id,
+            BlobStore(blobs) if blobs else None,
+            files,
+            actor=actor,
+            progress=progress,
+        )
+    finally:
+        engine.dispose()
+
+
+def draft_impact(settings: Settings, draft: PromotionPolicy) -> ImpactReport:
+    """The stored decisions judged again under a draft policy; nothing is written."""
+    engine = _engine_with_schema(
+        settings.database_url, "has no schema, so no decisions", "pass --database URL"
+    )
+    try:
+        return policy_impact(SqlUnits(engine), draft)
+    finally:
+        engine.dispose()
+
+
+def _engine_with_schema(url: str, problem: str, fix: str) -> Engine:
+    """An engine on a database that answers and holds the schema, else the reason why not."""
+    try:
+        revision = current_revision(url)
+    except Exception as exc:  # noqa: BLE001 - any connection failure reads the same to a user
+        raise InputError(
+            f"database {url}", f"cannot connect ({type(exc).__name__}: {exc})"
+        ) from None
+    if revision is None:
+        raise InputError(f"database {url}", problem, fix)
+    return make_engine(url)

@@ -3,6 +3,7 @@ policies live. Every setting has an embedded default, so a bare machine runs the
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,25 +12,10 @@ from typing import Any
 import yaml
 
 from governance.domain.errors import InputError
+from governance.resources import PACKAGED_POLICIES
 
 DEFAULT_HOME = Path("governance-data")
-PACKAGED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 MIB = 1024 * 1024
-
-
-def data_dir() -> Path:
-    """`GOVERNANCE_HOME`, else ./governance-data: the embedded default keeps everything here."""
-    return Path(os.environ.get("GOVERNANCE_HOME", DEFAULT_HOME))
-
-
-def database_url(explicit: str | None = None) -> str | None:
-    """An explicit URL, else `GOVERNANCE_DATABASE_URL`; None means: record nothing."""
-    return explicit or os.environ.get("GOVERNANCE_DATABASE_URL") or None
-
-
-def default_database_url() -> str:
-    """The embedded default: a SQLite file in the data directory."""
-    return f"sqlite:///{(data_dir() / 'governance.db').resolve()}"
 
 
 SETTINGS_FILE_KEYS = (
@@ -71,6 +57,9 @@ class Settings:
     checkpoint_witness: str | None = None
     check_memory_mb: int = 4096  # address-space cap of the process a check job runs in
     check_timeout_seconds: float = 600.0  # ... and how long it may take
+    # Whether a database was named (GOVERNANCE_DATABASE_URL, the settings file or --database)
+    # rather than defaulted: a local `governance gate` records its decision only then.
+    database_configured: bool = True
 
     @property
     def blobs(self) -> Path:
@@ -93,11 +82,11 @@ class Settings:
             return os.environ.get(f"GOVERNANCE_{name.upper()}") or file.get(name)
 
         home = home or Path(pick("home") or DEFAULT_HOME)
+        configured = database or pick("database_url")
         return cls(
             home=home,
-            database_url=database
-            or pick("database_url")
-            or f"sqlite:///{(home / 'governance.db').resolve()}",
+            database_url=configured or f"sqlite:///{(home / 'governance.db').resolve()}",
+            database_configured=bool(configured),
             policies=Path(pick("policies") or PACKAGED_POLICIES),
             signing_key=Path(pick("signing_key") or home / "signing-key.pem"),
             max_upload_bytes=int(pick("max_upload_mb") or 512) * MIB,
@@ -119,6 +108,16 @@ class Settings:
             check_memory_mb=int(pick("check_memory_mb") or 4096),
             check_timeout_seconds=float(pick("check_timeout_seconds") or 600),
         )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The settings of this process, read from the environment (and the file
+    `GOVERNANCE_CONFIG` names) once: every entry point asks here, so the database, the data
+    directory and above all the signing key are the same for every command and request.
+    The CLI clears it as each command starts (a command runs in the environment it is
+    given); a test that changes `GOVERNANCE_*` variables calls `settings.cache_clear()`."""
+    return Settings.from_env()
 
 
 def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:

@@ -20,7 +20,8 @@ import pytest
 
 from connectors.adult import TARGET
 from governance.bootstrap import Governance, initialise, open_governance
-from governance.config import PACKAGED_POLICIES, Settings
+from governance.config import Settings
+from governance.resources import PACKAGED_POLICIES
 from governance.services.people import SYSTEM, Principal
 from tests.processes import start_group, stop_group
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from governance.config import MIB, PACKAGED_POLICIES, Settings
+from governance.config import MIB, Settings
 from governance.domain.errors import InputError
+from governance.resources import PACKAGED_POLICIES
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,28 @@ def test_a_bad_settings_file_names_the_key(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("GOVERNANCE_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(InputError, match="cannot be read"):
         Settings.from_env()
+
+
+def test_one_cached_read_that_each_cli_command_renews(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`settings()` reads the environment once; the CLI reads it again for each command, so
+    the file GOVERNANCE_CONFIG names decides the CLI's data directory and key too."""
+    from typer.testing import CliRunner
+
+    from governance import config
+    from governance.cli import app
+
+    file = tmp_path / "governance.yaml"
+    file.write_text(f"home: {tmp_path / 'from-file'}\n")
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(file))
+    config.settings.cache_clear()
+    first = config.settings()
+    assert first.home == tmp_path / "from-file" and not first.database_configured
+    monkeypatch.setenv("GOVERNANCE_HOME", str(tmp_path / "from-env"))
+    assert config.settings() is first  # cached until cleared
+    result = CliRunner().invoke(app, ["audit", "keygen"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-env" / "signing-key.pem").exists()
+    assert config.settings().home == tmp_path / "from-env"
+    config.settings.cache_clear()

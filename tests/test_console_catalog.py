@@ -22,11 +22,12 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from governance.bootstrap import Governance, initialise, open_governance
-from governance.config import PACKAGED_POLICIES, Settings
+from governance.config import Settings
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.results import CheckResult, RuleOutcome, Severity, status_of
 from governance.domain.verdict import decide
+from governance.resources import PACKAGED_POLICIES
 from governance.services.people import SYSTEM
 from governance.store.repository import append_audit, in_transaction, record_decision
 from governance.store.tables import AuditEventRow, GateDecision, PromotionRequest

@@ -479,7 +479,7 @@ def test_the_policy_says_whether_its_tier_accepts_builders() -> None:
 
 def test_builder_cli_adds_lists_and_revokes(database_url: str, tmp_path: Path) -> None:
     """`governance builder add NAME --key pub.pem`, `list`, `revoke`, each audited; bad
-    input is a message and exit 2."""
+    input is a message and exit 2, a conflict (revoked already) a message and exit 1."""
     from typer.testing import CliRunner
 
     from governance.cli import app
@@ -504,7 +504,7 @@ def test_builder_cli_adds_lists_and_revokes(database_url: str, tmp_path: Path) -
     assert not_a_key.exit_code == 2, not_a_key.output
     assert runner.invoke(app, ["builder", "revoke", BUILDER], env=env).exit_code == 0
     again = runner.invoke(app, ["builder", "revoke", BUILDER], env=env)
-    assert again.exit_code == 2 and "revoked already" in again.output
+    assert again.exit_code == 1 and "revoked already" in again.output  # a conflict: refused
     governance = open_governance(settings)
     try:
         actions = [e.event.action for e in audit_trail(governance.engine)]

@@ -192,3 +192,41 @@ def test_console_script_exit_codes(demo_dir: Path, tmp_path: Path) -> None:
     assert blocked.returncode == 1, blocked.stderr
     assert "BLOCKED" in blocked.stdout
     assert json.loads((tmp_path / "out.json").read_text())["decision"]["verdict"] == "blocked"
+
+
+def test_attestation_and_report_sign_with_the_configured_key(
+    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GOVERNANCE_SIGNING_KEY names the organisation's key, not the data directory's: both
+    what `gate --attest` and what `gate --report` sign carry that key, never the other."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from governance.signing import PUBLIC, create_key, key_name, load_public
+    from reports import pdf, pki
+
+    home, organisation = tmp_path / "home", tmp_path / "organisation"
+    monkeypatch.setenv("GOVERNANCE_HOME", str(home))
+    monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GOVERNANCE_CONFIG", raising=False)
+    monkeypatch.setenv("GOVERNANCE_ADMIN_PASSWORD", "a long enough password 1")
+    create_key(organisation)
+    assert runner.invoke(app, ["init"]).exit_code == 0  # the report CA, the data dir's key
+    monkeypatch.setenv("GOVERNANCE_SIGNING_KEY", str(organisation / "signing-key.pem"))
+    configured, other = load_public(organisation / PUBLIC), load_public(home / PUBLIC)
+    assert key_name(configured) != key_name(other)
+
+    attestation, report = tmp_path / "decision.dsse.json", tmp_path / "decision.pdf"
+    code, output = gate(
+        demo_dir, "income-reweighed", "--attest", str(attestation), "--report", str(report)
+    )
+    assert code == 0, output
+    signatures = json.loads(attestation.read_text())["signatures"]
+    assert [s["keyid"] for s in signatures] == [key_name(configured)]
+    verified = pdf.verify(report.read_bytes(), pki.load_certificates(home / pki.CA_CERT))
+    assert verified.ok, verified.problems
+    embedded = serialization.load_pem_public_key(verified.embedded[pdf.ATTESTATION_KEY])
+    assert isinstance(embedded, Ed25519PublicKey)
+    assert key_name(embedded) == key_name(configured)
+    report_envelope = json.loads(verified.embedded[pdf.ATTESTATION])
+    assert [s["keyid"] for s in report_envelope["signatures"]] == [key_name(configured)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from connectors.adult import TARGET
-from governance.config import PACKAGED_POLICIES as PACKAGED
+from governance.resources import PACKAGED_POLICIES as PACKAGED
 from tests.service_fixtures import PASSWORD, Service, register, submit
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from governance.domain import merkle
-from governance.domain.audit import ChainedEvent, chain_hash
+from governance.domain.audit import ChainedEvent, chain_hash, verify_chain
 from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
 
@@ -23,7 +23,25 @@ ORIGIN = "governance audit log"
 CHECKPOINT_ACTION = "audit.checkpoint"
 
 SignNote = Callable[[Checkpoint], str]
+# The trail checked against the checkpoints published outside the database: its problems.
+Published = Callable[[Sequence[ChainedEvent]], list[str]]
 OpenNote = Callable[[str], Checkpoint]
+
+
+def chain_status(
+    events: Sequence[ChainedEvent], published: Published | None = None
+) -> dict[str, Any]:
+    """The audit trail checked, the one way every face checks it (`governance audit verify`,
+    the API's verify and the console's chain check): its hash chain, and with `published`
+    the trail against the checkpoints published outside the database. Every problem is
+    named, in seq order of the chain first."""
+    problems = verify_chain(list(events)) + (published(events) if published else [])
+    return {
+        "intact": not problems,
+        "events": len(events),
+        "head": events[-1].hash if events else None,
+        "problems": problems,
+    }
 
 
 def _leaves(events: Sequence[ChainedEvent]) -> list[bytes]:

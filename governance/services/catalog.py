@@ -9,7 +9,7 @@ import difflib
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,9 +20,9 @@ from sqlalchemy import Engine, and_, func, true
 from sqlmodel import Session, col, select
 
 from connectors.files import parse_policy_text
-from governance.domain.audit import ChainedEvent, verify_chain
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.services.audit import Published, chain_status
 from governance.services.browse import Page
 from governance.services.impact import ImpactReport, policy_impact
 from governance.services.ports import UnitOfWorkFactory
@@ -106,10 +106,6 @@ def _matching(filters: AuditFilter) -> Any:
     return and_(true(), *conditions)
 
 
-# The trail checked against the checkpoints published outside the database: its problems.
-Published = Callable[[list[ChainedEvent]], list[str]]
-
-
 class ChainStatus:
     """The chain check for the console, shared: reading and hashing 100,000 events takes
     about 20 s, so viewers who ask while a check runs wait for it and share its result
@@ -145,23 +141,17 @@ class ChainStatus:
 
 
 def audit_status(engine: Engine, published: Published | None = None) -> dict[str, Any]:
-    """The whole chain checked, as `governance audit verify` checks it (with `published`,
-    against the checkpoints published outside the database too): seconds on a large trail,
-    so the page asks for it separately. Each problem names its event."""
-    events = audit_trail(engine)
-    problems = verify_chain(events) + (published(events) if published else [])
+    """The whole chain checked by `services.audit.chain_status`, as `governance audit
+    verify` checks it, for the console: seconds on a large trail, so the page asks for it
+    separately. The first problems shown, each with the seq of the event it names."""
+    status = chain_status(audit_trail(engine), published)
+    problems = status["problems"]
     named = [
         {"text": text, "seq": int(match.group(1)) if match else None}
         for text in problems[:MAX_SHOWN_PROBLEMS]
         for match in [re.match(r"event (\d+)", text)]
     ]
-    return {
-        "intact": not problems,
-        "events": len(events),
-        "head": events[-1].hash if events else None,
-        "problems": named,
-        "more": max(0, len(problems) - MAX_SHOWN_PROBLEMS),
-    }
+    return {**status, "problems": named, "more": max(0, len(problems) - MAX_SHOWN_PROBLEMS)}
 
 
 # --- policies ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from governance.domain.audit import ChainedEvent, verify_chain
+from governance.domain.audit import ChainedEvent
 from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
 from governance.services.audit import (
@@ -38,6 +38,7 @@ from governance.services.audit import (
     OpenNote,
     SignNote,
     against_published,
+    chain_status,
     checkpoint,
     checkpoint_of,
 )
@@ -161,25 +162,19 @@ class CheckpointLog:
         checkpoint file and the witness directory. When intact (and this process holds the
         key), a checkpoint of what was checked is published, so the next check starts here."""
         events = self._events()
-        problems = verify_chain(events) + self.problems(events)
+        status = chain_status(events, self.problems)
         published = None
-        if not problems and events and self._sign is not None:
+        if status["intact"] and events and self._sign is not None:
             if self._last_published()[0] != len(events):
                 self.publish(checkpoint(events))
             published = len(events)
-        return {
-            "intact": not problems,
-            "events": len(events),
-            "head": events[-1].hash if events else None,
-            "problems": problems,
-            "checkpointPublished": published,
-        }
+        return {**status, "checkpointPublished": published}
 
     def _events(self) -> list[ChainedEvent]:
         with self._units(read_only=True) as uow:
             return uow.audit.events()
 
-    def problems(self, events: list[ChainedEvent]) -> list[str]:
+    def problems(self, events: Sequence[ChainedEvent]) -> list[str]:
         newest, problems = self._newest(self._files)
         for published in newest:
             problems += against_published(events, published.checkpoint, published.where)

@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from governance import config
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.services.jobs import JobRunner, Ticker
@@ -131,4 +132,4 @@ def app_from_env() -> Litestar:
     """The app for `uvicorn --factory`: settings from GOVERNANCE_* variables. A served
     process makes files only its own user may read (reports, registry downloads, …)."""
     os.umask(0o077)
-    return create_app(Settings.from_env())
+    return create_app(config.settings())

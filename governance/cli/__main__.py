@@ -1,0 +1,5 @@
+"""`python -m governance.cli`, as the served workers and the tests start it."""
+
+from governance.cli import main
+
+main()
