@@ -30,8 +30,9 @@ from connectors import files
 from connectors.adult import TARGET, load_adult
 from governance.demo import MODELS, SEED, train
 from governance.resources import PACKAGED_POLICIES
-from governance.services.gate import GateRequest, judge
+from governance.services.gate import judge
 from governance.services.isolation import IsolatedChecks
+from governance.services.ports import GateRequest
 
 
 def inputs(directory: Path, policy_file: Path) -> GateRequest:

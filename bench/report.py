@@ -46,7 +46,8 @@ def main() -> None:
     import connectors.files as files
     from connectors.adult import TARGET, load_adult
     from governance.demo import MODELS, SEED, model_card, train
-    from governance.services.gate import GateRequest, run_gate
+    from governance.services.gate import run_gate
+    from governance.services.ports import GateRequest
     from governance.services.reports import Signing
     from reports import charts, documents, pdf, pki
 

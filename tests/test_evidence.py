@@ -35,8 +35,9 @@ from governance.config import Settings
 from governance.domain import attestation
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PolicyError, parse_policy
-from governance.services.gate import GateRequest, run_gate
+from governance.services.gate import run_gate
 from governance.services.people import SYSTEM
+from governance.services.ports import GateRequest
 from governance.signing import key_name
 from governance.store.repository import audit_trail
 from governance.web.app import create_app

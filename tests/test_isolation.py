@@ -28,9 +28,9 @@ from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import InputError
-from governance.services.gate import GateRequest
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import SYSTEM
+from governance.services.ports import GateRequest
 from governance.services.workflow import Candidate
 from governance.store.tables import AuditEventRow, Job, PromotionRequest
 from governance.web.app import create_app

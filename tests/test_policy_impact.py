@@ -30,8 +30,9 @@ from governance.domain.impact import VersionImpact, impact_on
 from governance.domain.policy import PromotionPolicy, Severity, parse_policy
 from governance.domain.results import CheckResult, RuleOutcome, Status, status_of
 from governance.domain.verdict import Verdict, decide
-from governance.services.gate import GateRequest, judge
+from governance.services.gate import judge
 from governance.services.impact import policy_impact
+from governance.services.ports import GateRequest
 from governance.store.repository import audit_trail, in_transaction, record_decision
 from governance.store.tables import GateDecision, PromotionRequest
 from governance.store.uow import SqlUnits

@@ -22,7 +22,8 @@ from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.services.gate import GateRequest, judge
+from governance.services.gate import judge
+from governance.services.ports import GateRequest
 from governance.services.replay import replay
 from governance.store.blobs import BlobStore
 from governance.store.database import make_engine

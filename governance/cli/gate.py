@@ -23,7 +23,8 @@ from governance.cli.common import settings as configured
 from governance.domain import names
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
-from governance.services.gate import GateRequest, run_gate
+from governance.services.gate import run_gate
+from governance.services.ports import GateRequest
 from reports import ci
 
 GATE_FIELDS = {

@@ -20,7 +20,7 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import ExplainabilityCheck, FairnessCheck, PromotionPolicy
 from governance.domain.verdict import decide
-from governance.services.ports import ArtifactSource, DecisionRecorder
+from governance.services.ports import ArtifactSource, DecisionRecorder, GateRequest
 
 LIBRARIES = (
     "governance", "numpy", "pandas", "scipy", "scikit-learn", "fairlearn", "shap",
@@ -28,23 +28,6 @@ LIBRARIES = (
 )  # fmt: skip
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    """What the CI pipeline hands the gate. Either a model or a prediction column."""
-
-    policy: Path
-    data: Path
-    target: str
-    model: Path | None = None
-    reference: Path | None = None
-    champion: Path | None = None
-    prediction_col: str | None = None
-    score_col: str | None = None
-    positive_label: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
 
 
 @dataclass(frozen=True)

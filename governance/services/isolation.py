@@ -32,7 +32,7 @@ from governance.domain.evidence import EvidenceManifest
 
 if TYPE_CHECKING:
     from governance.domain.policy import PromotionPolicy
-    from governance.services.gate import GateRequest
+    from governance.services.ports import GateRequest
 
 MIB = 1024 * 1024
 # What the child keeps of the service's environment: locale, time zone, paths to find
@@ -191,7 +191,8 @@ def _child() -> int:
 def _judge(job: dict[str, Any]) -> dict[str, Any]:
     from connectors import files
     from governance.domain.policy import parse_policy
-    from governance.services.gate import GateRequest, judge
+    from governance.services.gate import judge
+    from governance.services.ports import GateRequest
 
     fields = {
         k: (Path(v) if k in PATH_FIELDS and v is not None else v) for k, v in job["request"].items()

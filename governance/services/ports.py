@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import pandas as pd
 
@@ -16,8 +16,22 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
 
-if TYPE_CHECKING:
-    from governance.services.gate import GateRequest
+
+@dataclass(frozen=True)
+class GateRequest:
+    """What the CI pipeline hands the gate. Either a model or a prediction column."""
+
+    policy: Path
+    data: Path
+    target: str
+    model: Path | None = None
+    reference: Path | None = None
+    champion: Path | None = None
+    prediction_col: str | None = None
+    score_col: str | None = None
+    positive_label: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
 
 
 class ArtifactSource(Protocol):

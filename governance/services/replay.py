@@ -25,8 +25,8 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import Verdict
-from governance.services.gate import GateRequest, judge, policy_seeds, running_versions
-from governance.services.ports import ArtifactSource, ContentStore, UnitOfWorkFactory
+from governance.services.gate import judge, policy_seeds, running_versions
+from governance.services.ports import ArtifactSource, ContentStore, GateRequest, UnitOfWorkFactory
 from governance.services.unit_of_work import run_in_unit_of_work
 
 Progress = Callable[[str], None]

@@ -46,11 +46,10 @@ from governance.domain.workflow import (
     Signature as SignatureRef,
 )
 from governance.services.builders import provenance_verdict
-from governance.services.gate import GateRequest
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
-from governance.services.ports import CheckRunner
+from governance.services.ports import CheckRunner, GateRequest
 from governance.signing import key_name, verifier
 from governance.store.repository import (
     append_audit,

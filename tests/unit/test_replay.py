@@ -18,7 +18,8 @@ from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
-from governance.services.gate import GateRequest, judge
+from governance.services.gate import judge
+from governance.services.ports import GateRequest
 from governance.services.replay import ACTION, replay
 from tests.unit import samples
 from tests.unit.fakes import FakeUnitOfWork
