@@ -129,7 +129,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         blobs,
         key,
         reports,
-        Browse(engine),
+        Browse(units, workflow.get_request),
         ChainStatus(engine, checkpoints.problems),
         webhooks=Webhooks(
             engine,

@@ -12,6 +12,15 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 import pandas as pd
 
 from governance.domain.audit import ChainedEvent
+from governance.domain.browsing import (
+    ListedModel,
+    ListedRequest,
+    Page,
+    PinnedEvidence,
+    QueueRules,
+    RequestFilter,
+    Slice,
+)
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
@@ -228,6 +237,9 @@ class UnitOfWork(Protocol):
     @property
     def builders(self) -> BuilderKeys: ...
 
+    @property
+    def console(self) -> ConsoleViews: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -259,4 +271,45 @@ class Requests(Protocol):
     def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
         """The requests in `states`, ordered by model name, version (oldest first),
         target and creation time."""
+        ...
+
+
+class ConsoleViews(Protocol):
+    """The lists the console and the API page through (`governance.services.browse`). Each
+    is a page of a list, in the list's order, with the list's total; the SQL twin answers
+    with a few short queries whatever the size of the database (bench/console.py)."""
+
+    def requests(self, filters: RequestFilter, page: Page) -> Slice[ListedRequest]:
+        """Promotion requests that pass the filter, newest first."""
+        ...
+
+    def pinned_policies(self) -> list[tuple[int, str]]:
+        """(id, sha256) of every policy a request pinned, for `QueueRules`."""
+        ...
+
+    def queue(self, rules: QueueRules, page: Page) -> Slice[ListedRequest]:
+        """The requests waiting for this person's signature, longest waiting first: awaiting
+        approval under `approvable` (not their own model or submission) or `approvable_own`
+        policies, or waiting for a waiver under `waivable` ones (not their own); none they
+        signed already."""
+        ...
+
+    def models(
+        self, name_contains: str | None, risk_tier: str | None, page: Page
+    ) -> Slice[ListedModel]:
+        """The model inventory by name, each with its number of versions and newest one."""
+        ...
+
+    def model_requests(
+        self, name: str, page: Page
+    ) -> tuple[ListedModel, Slice[ListedRequest]] | None:
+        """The model of this name and its promotion requests, newest first; None if none."""
+        ...
+
+    def pinned_evidence(self, request_id: str) -> PinnedEvidence | None:
+        """The request's pinned policy and recorded manifest; None for no such request."""
+        ...
+
+    def subject_events(self, subject: str) -> list[dict[str, Any]]:
+        """The audit events about one subject (a model version), oldest first."""
         ...

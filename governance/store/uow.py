@@ -21,6 +21,7 @@ from governance.domain.records import (
     StoredDecision,
     StoredPolicy,
 )
+from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
@@ -49,6 +50,7 @@ class SqlUnitOfWork:
         self.decisions = SqlDecisions(self._session)
         self.requests = SqlRequests(self._session)
         self.builders = SqlBuilderKeys(self._session)
+        self.console = SqlConsoleViews(self._session)
         return self
 
     def __exit__(
