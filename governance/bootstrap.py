@@ -38,6 +38,7 @@ from governance.signing import PUBLIC, create_key, load_private, load_public, ra
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
+from governance.store.registry_links import link_on_submit
 from governance.store.repository import audit_trail
 from governance.store.uow import SqlUnits
 from reports import pki
@@ -139,7 +140,8 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         ),
         monitoring=ProductionMonitoring(engine, workflow, blobs),
         registries=RegistrySync(
-            engine,
+            units,
+            link_on_submit,
             workflow,
             reports,
             blobs,

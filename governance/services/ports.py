@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,15 @@ from governance.domain.browsing import (
 )
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
+from governance.domain.records import (
+    AuditAction,
+    LinkedRequest,
+    LinkedVersion,
+    RegisteredBuilder,
+    RegistryLinkRecord,
+    RequestWithEvidence,
+    StoredDecision,
+)
 
 if TYPE_CHECKING:
     from governance.services.gate import GateRequest
@@ -188,6 +196,55 @@ class AuditTrail(Protocol):
         """The whole trail in seq order, as stored (check it with `verify_chain`)."""
         ...
 
+    def actions_after(self, seq: int, prefix: str, limit: int) -> list[AuditAction]:
+        """Up to `limit` events after `seq` whose action starts with `prefix`, in seq
+        order: what a consumer of the trail (the registry publisher) has not read yet."""
+        ...
+
+
+class ConsumerCursors(Protocol):
+    """How far each consumer of the audit trail has read (by name)."""
+
+    def position(self, name: str) -> int:
+        """The seq read up to (0 before the first read)."""
+        ...
+
+    def advance(self, name: str, seq: int) -> None:
+        """Move the cursor up to `seq`, never back; locked until the unit of work ends."""
+        ...
+
+
+class RegistryLinks(Protocol):
+    """Which governed versions came from which registry (`governance.services.registries`);
+    a link is added in the workflow's submit transaction (`SubmissionLink`)."""
+
+    def known(self, connector: str) -> set[tuple[str, str]]:
+        """(registry model, registry version) of every version this connector linked."""
+        ...
+
+    def of_request(self, request_id: str) -> LinkedRequest | None:
+        """The request with the link of its version; None when it is not from a registry."""
+        ...
+
+    def of_connector(self, connector: str) -> list[LinkedVersion]:
+        """Every request on this connector's versions, least recently updated first."""
+        ...
+
+
+class SubmissionLink(Protocol):
+    """What a registry connector adds to `Workflow.submit`'s transaction (its `also`): the
+    link from the new request's version to the registry's, so a version is opened once."""
+
+    def __call__(self, link: RegistryLinkRecord) -> Callable[[Any, Any], None]: ...
+
+
+class FileIntake(Protocol):
+    """Fetched files taken into the content store (`store.blobs.BlobStore.adopt`)."""
+
+    def adopt(self, source: Path) -> Path:
+        """Move the file in under its sha256, and return where it now is."""
+        ...
+
 
 class Decisions(Protocol):
     """Recorded gate decisions (inserted by the gate's `DecisionRecorder`, never updated)."""
@@ -239,6 +296,12 @@ class UnitOfWork(Protocol):
 
     @property
     def console(self) -> ConsoleViews: ...
+
+    @property
+    def cursors(self) -> ConsumerCursors: ...
+
+    @property
+    def registry_links(self) -> RegistryLinks: ...
 
     def __enter__(self) -> Self: ...
 
