@@ -21,7 +21,14 @@ from governance.domain.browsing import (
     Slice,
 )
 from governance.domain.errors import AuditSequenceTakenError
-from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
+from governance.domain.records import (
+    AuditAction,
+    LinkedRequest,
+    LinkedVersion,
+    RegisteredBuilder,
+    RequestWithEvidence,
+    StoredDecision,
+)
 
 
 class FakeAuditTrail:
@@ -52,6 +59,14 @@ class FakeAuditTrail:
 
     def events(self) -> list[ChainedEvent]:
         return [*self.committed, *self.pending]
+
+    def actions_after(self, seq: int, prefix: str, limit: int) -> list[AuditAction]:
+        found = [
+            AuditAction(c.event.seq, c.event.action, c.event.payload)
+            for c in self.events()
+            if c.event.seq > seq and c.event.action.startswith(prefix)
+        ]
+        return found[:limit]
 
 
 class FakeDecisions:
@@ -106,6 +121,60 @@ class FakeBuilderKeys:
 
     def rollback(self) -> None:
         self.stored = dict(self._before)
+
+
+class FakeConsumerCursors:
+    """Cursor positions by name; an uncommitted move is undone by the rollback."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, int] = {}
+        self._before: dict[str, int] = {}
+
+    def position(self, name: str) -> int:
+        return self.stored.get(name, 0)
+
+    def advance(self, name: str, seq: int) -> None:
+        self.stored[name] = max(seq, self.position(name))
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
+class FakeRegistryLinks:
+    """The linked requests, in the order the tests add them (their `updated_at` order);
+    `artifacts` is each request's approved sha256 for the alias guard."""
+
+    def __init__(self) -> None:
+        self.stored: list[LinkedRequest] = []
+        self.artifacts: dict[str, str] = {}
+
+    def known(self, connector: str) -> set[tuple[str, str]]:
+        return {
+            (r.link.registry_model, r.link.registry_version)
+            for r in self.stored
+            if r.link.connector == connector
+        }
+
+    def of_request(self, request_id: str) -> LinkedRequest | None:
+        return next((r for r in self.stored if r.request_id == request_id), None)
+
+    def of_connector(self, connector: str) -> list[LinkedVersion]:
+        return [
+            LinkedVersion(
+                r.link.registry_model,
+                r.link.registry_version,
+                r.state,
+                self.artifacts.get(r.request_id, ""),
+            )
+            for r in self.stored
+            if r.link.connector == connector
+        ]
 
 
 T = TypeVar("T")
@@ -205,6 +274,8 @@ class FakeUnitOfWork:
         self.requests = FakeRequests()
         self.builders = FakeBuilderKeys()
         self.console = FakeConsoleViews()
+        self.cursors = FakeConsumerCursors()
+        self.registry_links = FakeRegistryLinks()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -217,6 +288,7 @@ class FakeUnitOfWork:
 
     def __enter__(self) -> Self:
         self.builders.begin()
+        self.cursors.begin()
         return self
 
     def __exit__(
@@ -236,8 +308,10 @@ class FakeUnitOfWork:
         self.audit.committed += self.audit.pending
         self.audit.pending = []
         self.builders.commit()
+        self.cursors.commit()
         self.commits += 1
 
     def rollback(self) -> None:
         self.audit.pending = []
         self.builders.rollback()
+        self.cursors.rollback()
