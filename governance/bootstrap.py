@@ -61,6 +61,7 @@ from governance.signing import (
 from governance.store.blobs import BlobStore
 from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
+from governance.store.registry_links import link_on_submit
 from governance.store.repository import SqlDecisionRecorder, audit_trail
 from governance.store.uow import SqlUnits
 from reports import pki
@@ -152,7 +153,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         blobs,
         key,
         reports,
-        Browse(engine),
+        Browse(units, workflow.get_request),
         ChainStatus(engine, checkpoints.problems),
         webhooks=Webhooks(
             engine,
@@ -162,7 +163,8 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         ),
         monitoring=ProductionMonitoring(engine, workflow, blobs),
         registries=RegistrySync(
-            engine,
+            units,
+            link_on_submit,
             workflow,
             reports,
             blobs,

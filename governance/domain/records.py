@@ -57,3 +57,46 @@ class RegisteredBuilder:
     created_at: datetime
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditAction:
+    """An audit event as a consumer of the trail reads it: where, what, and about what."""
+
+    seq: int
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RegistryLinkRecord:
+    """Where a governed version came from: the connector and the registry's own names."""
+
+    connector: str
+    registry_model: str
+    registry_version: str
+    source_uri: str
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkedRequest:
+    """A promotion request of a version that came from a registry, as the registry is told
+    of it: its state, its gate decision and why it is where it is."""
+
+    link: RegistryLinkRecord
+    request_id: str
+    state: str
+    decision_id: str | None
+    state_reason: str | None
+
+
+@dataclass(frozen=True)
+class LinkedVersion:
+    """A registry's version under governance, for the alias guard: a request's state and
+    the sha256 of the artifact it approved."""
+
+    registry_model: str
+    registry_version: str
+    state: str
+    artifact_sha256: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +12,26 @@ from typing import Any, Protocol, Self, runtime_checkable
 import pandas as pd
 
 from governance.domain.audit import ChainedEvent
+from governance.domain.browsing import (
+    ListedModel,
+    ListedRequest,
+    Page,
+    PinnedEvidence,
+    QueueRules,
+    RequestFilter,
+    Slice,
+)
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
-from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
+from governance.domain.records import (
+    AuditAction,
+    LinkedRequest,
+    LinkedVersion,
+    RegisteredBuilder,
+    RegistryLinkRecord,
+    RequestWithEvidence,
+    StoredDecision,
+)
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,55 @@ class AuditTrail(Protocol):
         """The whole trail in seq order, as stored (check it with `verify_chain`)."""
         ...
 
+    def actions_after(self, seq: int, prefix: str, limit: int) -> list[AuditAction]:
+        """Up to `limit` events after `seq` whose action starts with `prefix`, in seq
+        order: what a consumer of the trail (the registry publisher) has not read yet."""
+        ...
+
+
+class ConsumerCursors(Protocol):
+    """How far each consumer of the audit trail has read (by name)."""
+
+    def position(self, name: str) -> int:
+        """The seq read up to (0 before the first read)."""
+        ...
+
+    def advance(self, name: str, seq: int) -> None:
+        """Move the cursor up to `seq`, never back; locked until the unit of work ends."""
+        ...
+
+
+class RegistryLinks(Protocol):
+    """Which governed versions came from which registry (`governance.services.registries`);
+    a link is added in the workflow's submit transaction (`SubmissionLink`)."""
+
+    def known(self, connector: str) -> set[tuple[str, str]]:
+        """(registry model, registry version) of every version this connector linked."""
+        ...
+
+    def of_request(self, request_id: str) -> LinkedRequest | None:
+        """The request with the link of its version; None when it is not from a registry."""
+        ...
+
+    def of_connector(self, connector: str) -> list[LinkedVersion]:
+        """Every request on this connector's versions, least recently updated first."""
+        ...
+
+
+class SubmissionLink(Protocol):
+    """What a registry connector adds to `Workflow.submit`'s transaction (its `also`): the
+    link from the new request's version to the registry's, so a version is opened once."""
+
+    def __call__(self, link: RegistryLinkRecord) -> Callable[[Any, Any], None]: ...
+
+
+class FileIntake(Protocol):
+    """Fetched files taken into the content store (`store.blobs.BlobStore.adopt`)."""
+
+    def adopt(self, source: Path) -> Path:
+        """Move the file in under its sha256, and return where it now is."""
+        ...
+
 
 class Decisions(Protocol):
     """Recorded gate decisions (inserted by the gate's `DecisionRecorder`, never updated)."""
@@ -242,6 +308,15 @@ class UnitOfWork(Protocol):
     @property
     def builders(self) -> BuilderKeys: ...
 
+    @property
+    def console(self) -> ConsoleViews: ...
+
+    @property
+    def cursors(self) -> ConsumerCursors: ...
+
+    @property
+    def registry_links(self) -> RegistryLinks: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -273,4 +348,45 @@ class Requests(Protocol):
     def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
         """The requests in `states`, ordered by model name, version (oldest first),
         target and creation time."""
+        ...
+
+
+class ConsoleViews(Protocol):
+    """The lists the console and the API page through (`governance.services.browse`). Each
+    is a page of a list, in the list's order, with the list's total; the SQL twin answers
+    with a few short queries whatever the size of the database (bench/console.py)."""
+
+    def requests(self, filters: RequestFilter, page: Page) -> Slice[ListedRequest]:
+        """Promotion requests that pass the filter, newest first."""
+        ...
+
+    def pinned_policies(self) -> list[tuple[int, str]]:
+        """(id, sha256) of every policy a request pinned, for `QueueRules`."""
+        ...
+
+    def queue(self, rules: QueueRules, page: Page) -> Slice[ListedRequest]:
+        """The requests waiting for this person's signature, longest waiting first: awaiting
+        approval under `approvable` (not their own model or submission) or `approvable_own`
+        policies, or waiting for a waiver under `waivable` ones (not their own); none they
+        signed already."""
+        ...
+
+    def models(
+        self, name_contains: str | None, risk_tier: str | None, page: Page
+    ) -> Slice[ListedModel]:
+        """The model inventory by name, each with its number of versions and newest one."""
+        ...
+
+    def model_requests(
+        self, name: str, page: Page
+    ) -> tuple[ListedModel, Slice[ListedRequest]] | None:
+        """The model of this name and its promotion requests, newest first; None if none."""
+        ...
+
+    def pinned_evidence(self, request_id: str) -> PinnedEvidence | None:
+        """The request's pinned policy and recorded manifest; None for no such request."""
+        ...
+
+    def subject_events(self, subject: str) -> list[dict[str, Any]]:
+        """The audit events about one subject (a model version), oldest first."""
         ...

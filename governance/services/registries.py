@@ -15,12 +15,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
 
 from governance.domain import names
 from governance.domain.errors import (
@@ -29,21 +26,22 @@ from governance.domain.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
+from governance.domain.records import RegistryLinkRecord
 from governance.domain.workflow import State
 from governance.services.people import Principal
-from governance.services.ports import EventSource, PublishedDecision, Registry, RegistryVersion
-from governance.services.reports import Reports
-from governance.services.workflow import Candidate, Workflow
-from governance.store.blobs import BlobStore
-from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import (
-    AuditEventRow,
-    ConsumerCursor,
-    ModelVersion,
-    PromotionRequest,
-    RegistryLink,
-    utcnow,
+from governance.services.ports import (
+    EventSource,
+    FileIntake,
+    PublishedDecision,
+    Registry,
+    RegistryVersion,
+    SubmissionLink,
+    UnitOfWork,
+    UnitOfWorkFactory,
 )
+from governance.services.reports import Reports
+from governance.services.unit_of_work import run_in_unit_of_work
+from governance.services.workflow import Candidate, Workflow
 
 log = logging.getLogger("governance.registries")
 
@@ -88,17 +86,25 @@ def connector_principal(name: str) -> Principal:
 
 
 class RegistrySync:
+    """`link` adds a registry link to the workflow's submit transaction (its own store
+    hook, since that transaction is the workflow's); the rest of what this reads and writes
+    goes through `units`."""
+
     def __init__(
         self,
-        engine: Engine,
+        units: UnitOfWorkFactory,
+        link: SubmissionLink,
         workflow: Workflow,
         reports: Reports,
-        blobs: BlobStore,
+        blobs: FileIntake,
         registries: list[tuple[Registry, float]],
         work_dir: Path,
         notify_jobs: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
+        self._units = units
+        self._link = link
+        self._clock = clock
         self._workflow = workflow
         self._reports = reports
         self._blobs = blobs
@@ -143,7 +149,7 @@ class RegistrySync:
                 status.last_error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
-                status.last_sync = utcnow()
+                status.last_sync = self._clock()
         return {**status.as_dict(), "aliasesRestored": restored}
 
     def accept_event(self, name: str, headers: Mapping[str, str], body: bytes) -> None:
@@ -173,11 +179,8 @@ class RegistrySync:
     # --- discover ----------------------------------------------------------------------
 
     def _discover(self, registry: Registry, status: ConnectorStatus) -> list[str]:
-        with Session(self._engine) as session:
-            known = {
-                (link.registry_model, link.registry_version)
-                for link in session.exec(select(RegistryLink).filter_by(connector=registry.name))
-            }
+        with self._units(read_only=True) as uow:
+            known = uow.registry_links.known(registry.name)
         opened = []
         for offered in registry.discover():
             key = (offered.model, offered.version)
@@ -221,18 +224,13 @@ class RegistrySync:
             shutil.rmtree(fetched_into, ignore_errors=True)
         self._ensure_model(actor, offered)
 
-        def link(session: Session, request: PromotionRequest) -> None:
-            session.add(
-                RegistryLink(
-                    connector=registry.name,
-                    registry_model=offered.model,
-                    registry_version=offered.version,
-                    model_version_id=request.model_version_id,
-                    run_id=offered.run_id,
-                    source_uri=offered.source_uri,
-                )
-            )
-
+        link = RegistryLinkRecord(
+            connector=registry.name,
+            registry_model=offered.model,
+            registry_version=offered.version,
+            source_uri=offered.source_uri,
+            run_id=offered.run_id,
+        )
         candidate = Candidate(
             model=offered.model,
             version=offered.version,
@@ -244,7 +242,7 @@ class RegistrySync:
             positive_label=offered.positive_label,
             pickle_allowed=True,  # `fetch` refused a pickle unless the connector allows them
         )
-        created = self._workflow.submit(actor, candidate, also=link)
+        created = self._workflow.submit(actor, candidate, also=self._link(link))
         return str(created["id"])
 
     def _ensure_model(self, actor: Principal, offered: RegistryVersion) -> None:
@@ -268,46 +266,39 @@ class RegistrySync:
         cursor; the cursor moves past what was written. Returns how many were written."""
         written = 0
         while True:
-            with Session(self._engine) as session:
-                cursor = session.get(ConsumerCursor, CURSOR)
-                after = cursor.seq if cursor else 0
-                events = session.exec(
-                    select(AuditEventRow.seq, AuditEventRow.action, AuditEventRow.payload)
-                    .where(col(AuditEventRow.seq) > after)
-                    .where(col(AuditEventRow.action).like("request.%"))
-                    .order_by(col(AuditEventRow.seq))
-                    .limit(BATCH)
-                ).all()
+            with self._units(read_only=True) as uow:
+                after = uow.cursors.position(CURSOR)
+                events = uow.audit.actions_after(after, "request.", BATCH)
             if not events:
                 return written
-            for seq, action, payload in events:
-                request_id = payload.get("request_id")
-                if request_id and self._publish(request_id, promoted=action == "request.promote"):
+            for event in events:
+                request_id = event.payload.get("request_id")
+                promoted = event.action == "request.promote"
+                if request_id and self._publish(request_id, promoted=promoted):
                     written += 1
-                self._move_cursor(seq)
+                self._move_cursor(event.seq)
 
     def _publish(self, request_id: str, promoted: bool) -> bool:
-        with Session(self._engine) as session:
-            row = session.exec(
-                select(PromotionRequest, RegistryLink)
-                .join(
-                    RegistryLink,
-                    col(RegistryLink.model_version_id) == col(PromotionRequest.model_version_id),
-                )
-                .where(PromotionRequest.id == request_id)
-            ).first()
-        if row is None:
+        with self._units(read_only=True) as uow:
+            request = uow.registry_links.of_request(request_id)
+        if request is None:
             return False  # not from a registry
-        request, link = row
+        link = request.link
         registry = self._registries.get(link.connector)
         if registry is None:
-            log.warning("request %s came from connector %s, no longer configured", *row)
+            log.warning(
+                "request %s came from connector %s, no longer configured",
+                request.request_id,
+                link.connector,
+            )
             return False
         state = State(request.state)
         report = report_sha256 = None
         with tempfile.TemporaryDirectory(dir=self._work_dir) as scratch:
             if promoted and state is State.PROMOTED:
-                issued = self._reports.decision(f"connector:{registry.name}", request_id=request.id)
+                issued = self._reports.decision(
+                    f"connector:{registry.name}", request_id=request.request_id
+                )
                 report = Path(scratch) / issued.filename
                 report.write_bytes(issued.pdf)
                 report_sha256 = issued.sha256
@@ -316,7 +307,7 @@ class RegistrySync:
                 PublishedDecision(
                     status=state.value,
                     serving=state is State.PROMOTED,
-                    request_id=request.id,
+                    request_id=request.request_id,
                     decision_id=request.decision_id,
                     report=report,
                     report_sha256=report_sha256,
@@ -326,15 +317,10 @@ class RegistrySync:
         return True
 
     def _move_cursor(self, seq: int) -> None:
-        def work(session: Session) -> None:
-            cursor = session.get(ConsumerCursor, CURSOR, with_for_update=True)
-            if cursor is None:
-                session.add(ConsumerCursor(name=CURSOR, seq=seq))
-            elif cursor.seq < seq:
-                cursor.seq = seq
-                session.add(cursor)
+        def work(uow: UnitOfWork) -> None:
+            uow.cursors.advance(CURSOR, seq)
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
 
     # --- the alias guard ---------------------------------------------------------------
 
@@ -374,40 +360,33 @@ class RegistrySync:
     def _serving_versions(self, connector: str) -> dict[str, tuple[str, str] | None]:
         """Each governed model of this connector → its last promoted version and the
         approved artifact's sha256 (None: nothing may hold the alias)."""
-        with Session(self._engine) as session:
-            rows = session.exec(
-                select(RegistryLink, PromotionRequest, ModelVersion)
-                .join(ModelVersion, col(ModelVersion.id) == col(RegistryLink.model_version_id))
-                .join(
-                    PromotionRequest,
-                    col(PromotionRequest.model_version_id) == col(ModelVersion.id),
-                )
-                .where(RegistryLink.connector == connector)
-                .order_by(col(PromotionRequest.updated_at))
-            ).all()
+        with self._units(read_only=True) as uow:
+            linked = uow.registry_links.of_connector(connector)
         serving: dict[str, tuple[str, str] | None] = {}
-        for link, request, version in rows:
-            serving.setdefault(link.registry_model, None)
-            if request.state == State.PROMOTED.value:
-                serving[link.registry_model] = (link.registry_version, version.artifact_sha256)
+        for version in linked:
+            serving.setdefault(version.registry_model, None)
+            if version.state == State.PROMOTED.value:
+                serving[version.registry_model] = (
+                    version.registry_version,
+                    version.artifact_sha256,
+                )
         return serving
 
     def _record_restore(
         self, connector: str, model: str, holder: str | None, event: dict[str, Any]
     ) -> None:
-        def work(session: Session) -> None:
-            append_audit(
-                session,
+        def work(uow: UnitOfWork) -> None:
+            uow.audit.append(
                 actor=f"connector:{connector}",
                 action="registry.alias_restored",
                 subject=f"model:{model}@{holder}" if holder else f"model:{model}",
                 payload={"connector": connector, "model": model, **event},
             )
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
 
 
-def _as_offered(link: RegistryLink) -> RegistryVersion:
+def _as_offered(link: RegistryLinkRecord) -> RegistryVersion:
     return RegistryVersion(
         connector=link.connector,
         model=link.registry_model,

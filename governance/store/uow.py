@@ -16,12 +16,15 @@ from sqlmodel import Session, col
 from governance.domain.audit import ChainedEvent
 from governance.domain.errors import AuditSequenceTakenError
 from governance.domain.records import (
+    AuditAction,
     RegisteredBuilder,
     RequestWithEvidence,
     StoredDecision,
     StoredPolicy,
 )
+from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
+from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
     AuditEventRow,
@@ -49,6 +52,9 @@ class SqlUnitOfWork:
         self.decisions = SqlDecisions(self._session)
         self.requests = SqlRequests(self._session)
         self.builders = SqlBuilderKeys(self._session)
+        self.console = SqlConsoleViews(self._session)
+        self.cursors = SqlConsumerCursors(self._session)
+        self.registry_links = SqlRegistryLinks(self._session)
         return self
 
     def __exit__(
@@ -88,6 +94,16 @@ class SqlAuditTrail:
 
     def events(self) -> list[ChainedEvent]:
         return chained_events(self._session)
+
+    def actions_after(self, seq: int, prefix: str, limit: int) -> list[AuditAction]:
+        query = (
+            select(col(AuditEventRow.seq), col(AuditEventRow.action), col(AuditEventRow.payload))
+            .where(col(AuditEventRow.seq) > seq)
+            .where(col(AuditEventRow.action).like(f"{prefix}%"))
+            .order_by(col(AuditEventRow.seq))
+            .limit(limit)
+        )
+        return [AuditAction(*row) for row in self._session.execute(query).tuples()]
 
 
 class SqlDecisions:

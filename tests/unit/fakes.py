@@ -6,13 +6,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from governance.domain.audit import ChainedEvent, next_event
+from governance.domain.browsing import (
+    ListedModel,
+    ListedRequest,
+    Page,
+    PinnedEvidence,
+    QueueRules,
+    RequestFilter,
+    Slice,
+)
 from governance.domain.errors import AuditSequenceTakenError
-from governance.domain.records import RegisteredBuilder, RequestWithEvidence, StoredDecision
+from governance.domain.records import (
+    AuditAction,
+    LinkedRequest,
+    LinkedVersion,
+    RegisteredBuilder,
+    RequestWithEvidence,
+    StoredDecision,
+)
 
 
 class FakeAuditTrail:
@@ -43,6 +59,14 @@ class FakeAuditTrail:
 
     def events(self) -> list[ChainedEvent]:
         return [*self.committed, *self.pending]
+
+    def actions_after(self, seq: int, prefix: str, limit: int) -> list[AuditAction]:
+        found = [
+            AuditAction(c.event.seq, c.event.action, c.event.payload)
+            for c in self.events()
+            if c.event.seq > seq and c.event.action.startswith(prefix)
+        ]
+        return found[:limit]
 
 
 class FakeDecisions:
@@ -99,6 +123,145 @@ class FakeBuilderKeys:
         self.stored = dict(self._before)
 
 
+class FakeConsumerCursors:
+    """Cursor positions by name; an uncommitted move is undone by the rollback."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, int] = {}
+        self._before: dict[str, int] = {}
+
+    def position(self, name: str) -> int:
+        return self.stored.get(name, 0)
+
+    def advance(self, name: str, seq: int) -> None:
+        self.stored[name] = max(seq, self.position(name))
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
+class FakeRegistryLinks:
+    """The linked requests, in the order the tests add them (their `updated_at` order);
+    `artifacts` is each request's approved sha256 for the alias guard."""
+
+    def __init__(self) -> None:
+        self.stored: list[LinkedRequest] = []
+        self.artifacts: dict[str, str] = {}
+
+    def known(self, connector: str) -> set[tuple[str, str]]:
+        return {
+            (r.link.registry_model, r.link.registry_version)
+            for r in self.stored
+            if r.link.connector == connector
+        }
+
+    def of_request(self, request_id: str) -> LinkedRequest | None:
+        return next((r for r in self.stored if r.request_id == request_id), None)
+
+    def of_connector(self, connector: str) -> list[LinkedVersion]:
+        return [
+            LinkedVersion(
+                r.link.registry_model,
+                r.link.registry_version,
+                r.state,
+                self.artifacts.get(r.request_id, ""),
+            )
+            for r in self.stored
+            if r.link.connector == connector
+        ]
+
+
+T = TypeVar("T")
+
+
+def _page(rows: list[T], page: Page) -> Slice[T]:
+    return Slice(rows[page.offset : page.offset + page.size], len(rows))
+
+
+class FakeConsoleViews:
+    """The console's lists over plain lists, filtered and ordered as the SQL does it.
+    `policy_of` is each request's pinned policy id, `signed` the (person, request id) pairs
+    signed already, `events` the audit events by subject."""
+
+    def __init__(self) -> None:
+        self.requests_stored: list[ListedRequest] = []
+        self.models_stored: list[ListedModel] = []
+        self.policies: list[tuple[int, str]] = []
+        self.policy_of: dict[str, int] = {}
+        self.signed: set[tuple[str, str]] = set()
+        self.evidence: dict[str, PinnedEvidence] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
+
+    def requests(self, filters: RequestFilter, page: Page) -> Slice[ListedRequest]:
+        def passes(r: ListedRequest) -> bool:
+            submitted = r.created_at.astimezone(UTC)
+            return (
+                (not filters.state or r.state == filters.state)
+                and (not filters.model or r.model == filters.model)
+                and (not filters.risk_tier or r.risk_tier == filters.risk_tier)
+                and (
+                    not filters.submitted_from
+                    or submitted >= datetime.combine(filters.submitted_from, time(), UTC)
+                )
+                and (not filters.submitted_to or submitted.date() <= filters.submitted_to)
+            )
+
+        return _page(self._newest_first([r for r in self.requests_stored if passes(r)]), page)
+
+    def pinned_policies(self) -> list[tuple[int, str]]:
+        return list(self.policies)
+
+    def queue(self, rules: QueueRules, page: Page) -> Slice[ListedRequest]:
+        def signable(r: ListedRequest) -> bool:
+            policy = self.policy_of[r.id]
+            others = r.submitter != rules.person and r.owner != rules.person
+            if (rules.person, r.id) in self.signed:
+                return False
+            if r.state == "awaiting_approval":
+                return (policy in rules.approvable and others) or policy in rules.approvable_own
+            return r.state == "waiver_requested" and policy in rules.waivable and others
+
+        waiting = [r for r in self.requests_stored if signable(r)]
+        return _page(sorted(waiting, key=lambda r: (r.updated_at, r.id)), page)
+
+    def models(
+        self, name_contains: str | None, risk_tier: str | None, page: Page
+    ) -> Slice[ListedModel]:
+        found = [
+            m
+            for m in self.models_stored
+            if (not name_contains or name_contains in m.name)
+            and (not risk_tier or m.risk_tier == risk_tier)
+        ]
+        return _page(sorted(found, key=lambda m: m.name), page)
+
+    def model_requests(
+        self, name: str, page: Page
+    ) -> tuple[ListedModel, Slice[ListedRequest]] | None:
+        model = next((m for m in self.models_stored if m.name == name), None)
+        if model is None:
+            return None
+        of_model = [r for r in self.requests_stored if r.model == name]
+        return model, _page(self._newest_first(of_model), page)
+
+    def pinned_evidence(self, request_id: str) -> PinnedEvidence | None:
+        return self.evidence.get(request_id)
+
+    def subject_events(self, subject: str) -> list[dict[str, Any]]:
+        return list(self.events.get(subject, []))
+
+    @staticmethod
+    def _newest_first(rows: list[ListedRequest]) -> list[ListedRequest]:
+        by_id = sorted(rows, key=lambda r: r.id)
+        return sorted(by_id, key=lambda r: r.created_at, reverse=True)
+
+
 class FakeUnitOfWork:
     """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
     often as the use case opens a unit of work. `taken` makes the next commits fail as if
@@ -110,6 +273,9 @@ class FakeUnitOfWork:
         self.decisions = FakeDecisions()
         self.requests = FakeRequests()
         self.builders = FakeBuilderKeys()
+        self.console = FakeConsoleViews()
+        self.cursors = FakeConsumerCursors()
+        self.registry_links = FakeRegistryLinks()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -122,6 +288,7 @@ class FakeUnitOfWork:
 
     def __enter__(self) -> Self:
         self.builders.begin()
+        self.cursors.begin()
         return self
 
     def __exit__(
@@ -141,8 +308,10 @@ class FakeUnitOfWork:
         self.audit.committed += self.audit.pending
         self.audit.pending = []
         self.builders.commit()
+        self.cursors.commit()
         self.commits += 1
 
     def rollback(self) -> None:
         self.audit.pending = []
         self.builders.rollback()
+        self.cursors.rollback()

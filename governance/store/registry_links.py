@@ -1,0 +1,99 @@
+"""Registry links and audit-trail cursors over SQL (`governance.services.ports`
+`RegistryLinks`, `ConsumerCursors`, `SubmissionLink`), for the registry connectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session, col, select
+
+from governance.domain.records import LinkedRequest, LinkedVersion, RegistryLinkRecord
+from governance.store.tables import ConsumerCursor, ModelVersion, PromotionRequest, RegistryLink
+
+
+class SqlRegistryLinks:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def known(self, connector: str) -> set[tuple[str, str]]:
+        links = self._session.exec(select(RegistryLink).filter_by(connector=connector))
+        return {(link.registry_model, link.registry_version) for link in links}
+
+    def of_request(self, request_id: str) -> LinkedRequest | None:
+        row = self._session.exec(
+            select(PromotionRequest, RegistryLink)
+            .join(
+                RegistryLink,
+                col(RegistryLink.model_version_id) == col(PromotionRequest.model_version_id),
+            )
+            .where(PromotionRequest.id == request_id)
+        ).first()
+        if row is None:
+            return None
+        request, link = row
+        return LinkedRequest(
+            link=RegistryLinkRecord(
+                connector=link.connector,
+                registry_model=link.registry_model,
+                registry_version=link.registry_version,
+                source_uri=link.source_uri,
+                run_id=link.run_id,
+            ),
+            request_id=request.id,
+            state=request.state,
+            decision_id=request.decision_id,
+            state_reason=request.state_reason,
+        )
+
+    def of_connector(self, connector: str) -> list[LinkedVersion]:
+        rows = self._session.exec(
+            select(RegistryLink, PromotionRequest, ModelVersion)
+            .join(ModelVersion, col(ModelVersion.id) == col(RegistryLink.model_version_id))
+            .join(
+                PromotionRequest,
+                col(PromotionRequest.model_version_id) == col(ModelVersion.id),
+            )
+            .where(RegistryLink.connector == connector)
+            .order_by(col(PromotionRequest.updated_at))
+        ).all()
+        return [
+            LinkedVersion(
+                link.registry_model, link.registry_version, request.state, version.artifact_sha256
+            )
+            for link, request, version in rows
+        ]
+
+
+class SqlConsumerCursors:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def position(self, name: str) -> int:
+        cursor = self._session.get(ConsumerCursor, name)
+        return cursor.seq if cursor else 0
+
+    def advance(self, name: str, seq: int) -> None:
+        cursor = self._session.get(ConsumerCursor, name, with_for_update=True)
+        if cursor is None:
+            self._session.add(ConsumerCursor(name=name, seq=seq))
+        elif cursor.seq < seq:
+            cursor.seq = seq
+            self._session.add(cursor)
+
+
+def link_on_submit(link: RegistryLinkRecord) -> Callable[[Session, PromotionRequest], None]:
+    """`ports.SubmissionLink`: the link, added in the workflow's submit transaction."""
+
+    def add(session: Session, request: PromotionRequest) -> None:
+        session.add(
+            RegistryLink(
+                connector=link.connector,
+                registry_model=link.registry_model,
+                registry_version=link.registry_version,
+                model_version_id=request.model_version_id,
+                run_id=link.run_id,
+                source_uri=link.source_uri,
+            )
+        )
+
+    return add
