@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Stands for a pytest process: starts a "server" that has a child of its own, says the
 # group's id, and waits to be killed.

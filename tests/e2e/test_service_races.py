@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.test_service_workflow import register, sign, submit
 from tests.service_fixtures import PASSWORD, Service, start_service, stop_service
-from tests.test_service_workflow import register, sign, submit
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from governance.cli import app
 from governance.domain.audit import verify_chain
 from governance.store.repository import SqlDecisionRecorder, audit_trail
-from tests.test_store import make_manifest, make_policy
+from tests.integration.test_store import make_manifest, make_policy
 
 pytest_plugins = ["tests.db_fixtures"]
 runner = CliRunner()

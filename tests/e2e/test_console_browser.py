@@ -42,7 +42,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "console"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "console"
 
 
 @dataclass

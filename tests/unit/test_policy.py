@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from governance.cli import app
 from governance.domain.policy import PolicyError, parse_policy
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from governance.cli import app
 from governance.store.repository import SqlDecisionRecorder
-from tests.test_store import make_manifest, make_policy
+from tests.integration.test_store import make_manifest, make_policy
 
 pytest_plugins = ["tests.db_fixtures"]
 runner = CliRunner()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from governance.cli import app
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()
 
 

@@ -30,8 +30,8 @@ from governance.services.people import SYSTEM
 from governance.signing import raw_public, verifier
 from governance.store.repository import append_audit, audit_trail, in_transaction
 from governance.web.app import create_app
+from tests.integration.test_webhooks import Clock, Receiver, start_receiver
 from tests.service_fixtures import PASSWORD, fast_policies
-from tests.test_webhooks import Clock, Receiver, start_receiver
 
 pytest_plugins = ["tests.db_fixtures"]
 runner = CliRunner()

@@ -32,7 +32,7 @@ from governance.store.repository import SqlDecisionRecorder, audit_trail
 from reports import pdf, pki
 from tests.service_fixtures import fast_policies
 
-OUTPUT = Path(__file__).resolve().parents[1] / "test-output" / "reports"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "reports"
 A4_WIDTH = 595.28  # points
 RIGHT_MARGIN = 20 / 25.4 * 72  # 20 mm, from report.css
 DECISION_SECTIONS = [

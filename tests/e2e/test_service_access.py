@@ -158,7 +158,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "revoke_builder": Endpoint("DELETE", "/api/v1/builders/{name}"),
 }
 # Answer without credentials; tested on their own, not in the matrix. A registry's events
-# carry the registry's signature instead (tests/test_mlflow_connector.py).
+# carry the registry's signature instead (tests/integration/test_mlflow_connector.py).
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from connectors.adult import TARGET
+from tests.e2e.test_service_workflow import register
 from tests.service_fixtures import Service, start_service, stop_service
-from tests.test_service_workflow import register
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
 

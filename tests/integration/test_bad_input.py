@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from governance.cli import app
 from governance.store.database import make_engine, upgrade
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()
 
 

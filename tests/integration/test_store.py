@@ -39,7 +39,7 @@ from governance.store.tables import CheckRun
 
 pytest_plugins = ["tests.db_fixtures"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 POLICY_YAML = """
 apiVersion: governance/v1

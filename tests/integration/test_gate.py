@@ -15,7 +15,7 @@ from governance.store.database import make_engine, upgrade
 
 pytest_plugins = ["tests.db_fixtures"]
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()
 
 
