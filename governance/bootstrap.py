@@ -154,7 +154,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         key,
         reports,
         Browse(units, workflow.get_request),
-        ChainStatus(engine, checkpoints.problems),
+        ChainStatus(units, checkpoints.problems),
         webhooks=Webhooks(
             engine,
             DigestKey.load_or_create(settings.token_secret),

@@ -17,6 +17,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class AuditFilter:
+    """Which audit events: exact matches, as the API's `GET /audit` takes them."""
+
+    action: str | None = None
+    actor: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     """Which slice of a list: 1-based page number and its size."""
 

@@ -20,6 +20,16 @@ class StoredPolicy:
 
 
 @dataclass(frozen=True)
+class PinnedPolicy:
+    """A stored policy, when it was first pinned and by how many requests (0 or more): the
+    console lists every version a decision may rest on."""
+
+    policy: StoredPolicy
+    pinned_at: datetime
+    requests: int
+
+
+@dataclass(frozen=True)
 class StoredDecision:
     """A recorded gate decision: the manifest exactly as stored, the hash recorded with it,
     and the policy row it points at (None when that row is gone)."""

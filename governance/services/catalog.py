@@ -1,7 +1,7 @@
 """Read-only pages of the console beyond the requests: the audit trail by page and its chain
 check, every policy version the service knows (in force or pinned by a request), the line
 diff of two of them, and a pasted or uploaded draft judged for impact. Pure reads: each
-function opens its sessions itself, writes nothing and commits nothing."""
+function opens read-only units of work (`ports.CatalogViews`) and commits nothing."""
 
 from __future__ import annotations
 
@@ -12,22 +12,19 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, and_, func, true
-from sqlmodel import Session, col, select
 
 from connectors.files import parse_policy_text
+from governance.domain.browsing import AuditFilter
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import Published, chain_status
 from governance.services.browse import Page
 from governance.services.impact import ImpactReport, policy_impact
 from governance.services.ports import UnitOfWorkFactory
-from governance.store.repository import audit_page, audit_trail
-from governance.store.tables import AuditEventRow, Policy, PromotionRequest, utcnow
 
 AUDIT_PAGE_SIZE = 100
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -36,51 +33,34 @@ MAX_SHOWN_PROBLEMS = 50
 # --- the audit trail -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """Exact matches, as the API's `GET /audit` takes them."""
-
-    action: str | None = None
-    actor: str | None = None
-    subject: str | None = None
-
-
 def audit_listing(
-    engine: Engine, filters: AuditFilter, page_number: int = 1, seq: int | None = None
+    units: UnitOfWorkFactory, filters: AuditFilter, page_number: int = 1, seq: int | None = None
 ) -> dict[str, Any]:
     """One page of 100 events, newest first; with `seq`, the page that holds that event
     (under the same filters), so a link to one event lands on its neighbours."""
-    with Session(engine) as session:
+    with units(read_only=True) as uow:
         if seq is not None:
-            if session.get(AuditEventRow, seq) is None:
+            before = uow.catalog.audit_position(seq, filters)
+            if before is None:
                 raise NotFoundError(f"audit event {seq}", "follow a link from a request's events")
-            newer = select(func.count()).select_from(AuditEventRow).where(_matching(filters))
-            before = session.exec(newer.where(col(AuditEventRow.seq) > seq)).one()
             page_number = before // AUDIT_PAGE_SIZE + 1
-        action = col(AuditEventRow.action)
-        actions: list[str] = list(session.exec(select(action).distinct().order_by(action)))
-    page = Page(page_number, AUDIT_PAGE_SIZE)
-    found = audit_page(
-        engine,
-        filters.action,
-        filters.subject,
-        filters.actor,
-        limit=page.size,
-        offset=page.offset,
-    )
+        actions = uow.catalog.audit_actions()
+        page = Page(page_number, AUDIT_PAGE_SIZE)
+        found = uow.catalog.audit_page(filters, page)
     items = [
         {
-            **chained["event"],
-            "time": datetime.fromisoformat(chained["event"]["time"]),
-            "hash": chained["hash"],
-            "prevHash": chained["prev_hash"],
+            **event,
+            "time": datetime.fromisoformat(event["time"]),
+            "hash": chained.hash,
+            "prevHash": chained.prev_hash,
             "payloadText": json.dumps(
-                chained["event"]["payload"], indent=2, sort_keys=True, ensure_ascii=False
+                event["payload"], indent=2, sort_keys=True, ensure_ascii=False
             ),
         }
-        for chained in found["items"]
+        for chained in found.items
+        for event in [chained.event.model_dump(mode="json")]
     ]
-    total = found["total"]
+    total = found.total
     return {
         "items": items,
         "total": total,
@@ -92,28 +72,14 @@ def audit_listing(
     }
 
 
-def _matching(filters: AuditFilter) -> Any:
-    """The filters as one SQL condition (`audit_page`'s, for counting)."""
-    conditions = [
-        col(column) == value
-        for column, value in (
-            (AuditEventRow.action, filters.action),
-            (AuditEventRow.actor, filters.actor),
-            (AuditEventRow.subject, filters.subject),
-        )
-        if value
-    ]
-    return and_(true(), *conditions)
-
-
 class ChainStatus:
     """The chain check for the console, shared: reading and hashing 100,000 events takes
     about 20 s, so viewers who ask while a check runs wait for it and share its result
     instead of starting one each. A viewer who asks after it finished gets a fresh check:
     a rewrite must show at once."""
 
-    def __init__(self, engine: Engine, published: Published | None = None) -> None:
-        self._engine = engine
+    def __init__(self, units: UnitOfWorkFactory, published: Published | None = None) -> None:
+        self._units = units
         self._published = published
         self._lock = threading.Lock()
         self._running: Future[dict[str, Any]] | None = None
@@ -129,8 +95,8 @@ class ChainStatus:
         if not mine:
             return running.result()
         try:
-            result = audit_status(self._engine, self._published)
-            running.set_result({**result, "checkedAt": utcnow()})
+            result = audit_status(self._units, self._published)
+            running.set_result({**result, "checkedAt": datetime.now(UTC)})
         except BaseException as exc:
             running.set_exception(exc)
             raise
@@ -140,11 +106,13 @@ class ChainStatus:
         return running.result()
 
 
-def audit_status(engine: Engine, published: Published | None = None) -> dict[str, Any]:
+def audit_status(units: UnitOfWorkFactory, published: Published | None = None) -> dict[str, Any]:
     """The whole chain checked by `services.audit.chain_status`, as `governance audit
     verify` checks it, for the console: seconds on a large trail, so the page asks for it
     separately. The first problems shown, each with the seq of the event it names."""
-    status = chain_status(audit_trail(engine), published)
+    with units(read_only=True) as uow:
+        events = uow.audit.events()
+    status = chain_status(events, published)
     problems = status["problems"]
     named = [
         {"text": text, "seq": int(match.group(1)) if match else None}
@@ -211,23 +179,17 @@ class PolicyDiff:
         return sum(line.kind == "del" for line in self.lines)
 
 
-def policy_versions(engine: Engine, library: Sequence[PromotionPolicy]) -> list[PolicyVersion]:
+def policy_versions(
+    units: UnitOfWorkFactory, library: Sequence[PromotionPolicy]
+) -> list[PolicyVersion]:
     """Every version: the library's, and every one a request ever pinned, by name and then
     newest first, each with how many requests pinned it."""
-    pinned_by = (
-        select(col(PromotionRequest.policy_id), func.count())
-        .group_by(col(PromotionRequest.policy_id))
-        .subquery()
-    )
-    with Session(engine) as session:
-        rows = session.exec(
-            select(Policy, pinned_by.c[1]).outerjoin(
-                pinned_by, pinned_by.c.policy_id == col(Policy.id)
-            )
-        ).all()
+    with units(read_only=True) as uow:
+        pinned = uow.catalog.pinned_policies()
     in_force = {policy.content_hash: policy for policy in library}
     versions: dict[str, PolicyVersion] = {}
-    for row, count in rows:
+    for stored in pinned:
+        row = stored.policy
         versions[row.sha256] = PolicyVersion(
             name=row.name,
             version=row.version,
@@ -236,8 +198,8 @@ def policy_versions(engine: Engine, library: Sequence[PromotionPolicy]) -> list[
             targets=list(row.document.get("appliesTo", {}).get("targets", [])),
             document=row.document,
             in_force=row.sha256 in in_force,
-            pinned_at=row.created_at,
-            requests=count or 0,
+            pinned_at=stored.pinned_at,
+            requests=stored.requests,
         )
     for sha256, policy in in_force.items():
         if sha256 not in versions:
@@ -276,9 +238,9 @@ def _find(versions: Sequence[PolicyVersion], name: str | None, ref: str) -> Poli
 
 
 def policy_detail(
-    engine: Engine, library: Sequence[PromotionPolicy], name: str, ref: str
+    units: UnitOfWorkFactory, library: Sequence[PromotionPolicy], name: str, ref: str
 ) -> PolicyDetail:
-    versions = policy_versions(engine, library)
+    versions = policy_versions(units, library)
     version = _find(versions, name, ref)
     policy = parse_policy(version.document, f"policy {version.name} v{version.version}")
     siblings = [v for v in versions if v.name == version.name]
@@ -286,7 +248,7 @@ def policy_detail(
 
 
 def policy_diff(
-    engine: Engine,
+    units: UnitOfWorkFactory,
     library: Sequence[PromotionPolicy],
     name: str | None,
     old_ref: str | None,
@@ -294,7 +256,7 @@ def policy_diff(
 ) -> PolicyDiff:
     """The line diff of two versions' canonical YAML, changes with three lines of context.
     Without versions: the newest of `name` against the one before it."""
-    versions = policy_versions(engine, library)
+    versions = policy_versions(units, library)
     if not name and not (old_ref and new_ref and SHA256.match(old_ref) and SHA256.match(new_ref)):
         raise InputError("name", "is missing", "give the policy's name, or two sha256 values")
     if name and not any(v.name == name for v in versions):

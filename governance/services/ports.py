@@ -13,6 +13,7 @@ import pandas as pd
 
 from governance.domain.audit import ChainedEvent
 from governance.domain.browsing import (
+    AuditFilter,
     ListedModel,
     ListedRequest,
     Page,
@@ -27,6 +28,7 @@ from governance.domain.records import (
     AuditAction,
     LinkedRequest,
     LinkedVersion,
+    PinnedPolicy,
     RegisteredBuilder,
     RegistryLinkRecord,
     RequestWithEvidence,
@@ -312,6 +314,9 @@ class UnitOfWork(Protocol):
     def console(self) -> ConsoleViews: ...
 
     @property
+    def catalog(self) -> CatalogViews: ...
+
+    @property
     def cursors(self) -> ConsumerCursors: ...
 
     @property
@@ -389,4 +394,27 @@ class ConsoleViews(Protocol):
 
     def subject_events(self, subject: str) -> list[dict[str, Any]]:
         """The audit events about one subject (a model version), oldest first."""
+        ...
+
+
+class CatalogViews(Protocol):
+    """The console's audit and policy pages (`governance.services.catalog`): the trail by
+    page, as the SQL twin answers it with a few short queries (bench/console.py), and the
+    policies requests pinned."""
+
+    def audit_position(self, seq: int, filters: AuditFilter) -> int | None:
+        """How many events that pass the filters are newer than event `seq`; None when
+        there is no such event."""
+        ...
+
+    def audit_actions(self) -> list[str]:
+        """Every action the trail holds, once each, sorted."""
+        ...
+
+    def audit_page(self, filters: AuditFilter, page: Page) -> Slice[ChainedEvent]:
+        """The events that pass the filters, newest first."""
+        ...
+
+    def pinned_policies(self) -> list[PinnedPolicy]:
+        """Every stored policy, with how many requests pinned it."""
         ...

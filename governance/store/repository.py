@@ -317,9 +317,24 @@ def audit_page(
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """Audit events, newest first, filtered; with the total for pagination. The page's seqs
-    are read first (from an index: a deep page skips index entries, not events), then those
-    events alone; the count reads no event."""
+    """Audit events, newest first, filtered; with the total for pagination."""
+    with Session(engine) as session:
+        events, total = audit_events_page(session, action, subject, actor, limit, offset)
+    items = [chained.model_dump(mode="json") for chained in events]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def audit_events_page(
+    session: Session,
+    action: str | None,
+    subject: str | None,
+    actor: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[ChainedEvent], int]:
+    """`audit_page` in the caller's transaction. The page's seqs are read first (from an
+    index: a deep page skips index entries, not events), then those events alone; the
+    count reads no event."""
     seq = col(AuditEventRow.seq)
     conditions = [
         col(column) == value
@@ -330,22 +345,20 @@ def audit_page(
         )
         if value
     ]
-    with Session(engine) as session:
-        seqs = session.exec(
-            select(seq).where(*conditions).order_by(seq.desc()).offset(offset).limit(limit)
-        ).all()
-        if seqs and len(seqs) < limit:
-            total = offset + len(seqs)  # the last page: no count needed
-        elif not seqs and offset == 0:
-            total = 0
-        else:
-            total = session.exec(
-                select(func.count()).select_from(AuditEventRow).where(*conditions)
-            ).one()
-        rows = (
-            session.exec(select(AuditEventRow).where(seq.in_(seqs)).order_by(seq.desc())).all()
-            if seqs
-            else []
-        )
-        items = [chained_event(row).model_dump(mode="json") for row in rows]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    seqs = session.exec(
+        select(seq).where(*conditions).order_by(seq.desc()).offset(offset).limit(limit)
+    ).all()
+    if seqs and len(seqs) < limit:
+        total = offset + len(seqs)  # the last page: no count needed
+    elif not seqs and offset == 0:
+        total = 0
+    else:
+        total = session.exec(
+            select(func.count()).select_from(AuditEventRow).where(*conditions)
+        ).one()
+    rows = (
+        session.exec(select(AuditEventRow).where(seq.in_(seqs)).order_by(seq.desc())).all()
+        if seqs
+        else []
+    )
+    return [chained_event(row) for row in rows], total

@@ -22,6 +22,7 @@ from governance.domain.records import (
     StoredDecision,
     StoredPolicy,
 )
+from governance.store.catalog import SqlCatalogViews
 from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
@@ -53,6 +54,7 @@ class SqlUnitOfWork:
         self.requests = SqlRequests(self._session)
         self.builders = SqlBuilderKeys(self._session)
         self.console = SqlConsoleViews(self._session)
+        self.catalog = SqlCatalogViews(self._session)
         self.cursors = SqlConsumerCursors(self._session)
         self.registry_links = SqlRegistryLinks(self._session)
         return self

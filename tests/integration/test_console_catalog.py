@@ -450,13 +450,13 @@ def test_viewers_who_ask_during_a_chain_check_share_it(monkeypatch: pytest.Monke
 
     calls: list[int] = []
 
-    def slow_check(engine: object, published: object) -> dict[str, object]:
+    def slow_check(units: object, published: object) -> dict[str, object]:
         calls.append(1)
         time.sleep(0.5)
         return {"intact": True, "events": len(calls)}
 
     monkeypatch.setattr(catalog_service, "audit_status", slow_check)
-    status = catalog_service.ChainStatus(engine=None)  # type: ignore[arg-type]
+    status = catalog_service.ChainStatus(units=None)  # type: ignore[arg-type]
     answers: list[dict[str, object]] = []
     viewers = [threading.Thread(target=lambda: answers.append(status.current())) for _ in range(3)]
     for viewer in viewers:

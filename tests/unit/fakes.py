@@ -12,6 +12,7 @@ from typing import Any, Self, TypeVar
 
 from governance.domain.audit import ChainedEvent, next_event
 from governance.domain.browsing import (
+    AuditFilter,
     ListedModel,
     ListedRequest,
     Page,
@@ -25,6 +26,7 @@ from governance.domain.records import (
     AuditAction,
     LinkedRequest,
     LinkedVersion,
+    PinnedPolicy,
     RegisteredBuilder,
     RequestWithEvidence,
     StoredDecision,
@@ -262,6 +264,44 @@ class FakeConsoleViews:
         return sorted(by_id, key=lambda r: r.created_at, reverse=True)
 
 
+class FakeCatalogViews:
+    """The audit pages over the fake trail (committed events and this unit's), and the
+    pinned policies as a plain list (`pinned`)."""
+
+    def __init__(self, audit: FakeAuditTrail) -> None:
+        self._audit = audit
+        self.pinned: list[PinnedPolicy] = []
+
+    def audit_position(self, seq: int, filters: AuditFilter) -> int | None:
+        if not any(c.event.seq == seq for c in self._audit.events()):
+            return None
+        return sum(c.event.seq > seq for c in self._matching(filters))
+
+    def audit_actions(self) -> list[str]:
+        return sorted({c.event.action for c in self._audit.events()})
+
+    def audit_page(self, filters: AuditFilter, page: Page) -> Slice[ChainedEvent]:
+        return _page(self._matching(filters)[::-1], page)
+
+    def pinned_policies(self) -> list[PinnedPolicy]:
+        return list(self.pinned)
+
+    def _matching(self, filters: AuditFilter) -> list[ChainedEvent]:
+        """Oldest first, as the trail is."""
+        return [
+            c
+            for c in self._audit.events()
+            if all(
+                not wanted or getattr(c.event, field) == wanted
+                for field, wanted in (
+                    ("action", filters.action),
+                    ("actor", filters.actor),
+                    ("subject", filters.subject),
+                )
+            )
+        ]
+
+
 class FakeUnitOfWork:
     """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
     often as the use case opens a unit of work. `taken` makes the next commits fail as if
@@ -274,6 +314,7 @@ class FakeUnitOfWork:
         self.requests = FakeRequests()
         self.builders = FakeBuilderKeys()
         self.console = FakeConsoleViews()
+        self.catalog = FakeCatalogViews(self.audit)
         self.cursors = FakeConsumerCursors()
         self.registry_links = FakeRegistryLinks()
         self.commits = 0

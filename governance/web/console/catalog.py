@@ -93,8 +93,8 @@ async def audit(
     page_: PageQuery = 1,
 ) -> Template:
     filters = AuditFilter(_clean(action), _clean(actor), _clean(subject))
-    engine = governance_of(request).engine
-    listing = await in_thread(catalog.audit_listing, engine, filters, page_, seq)
+    units = governance_of(request).units
+    listing = await in_thread(catalog.audit_listing, units, filters, page_, seq)
     return page(request, "audit.html.j2", listing=listing, filters=filters)
 
 
@@ -114,8 +114,8 @@ def _library(request: Request) -> list[PromotionPolicy]:
 
 @get("/policies", opt=permission("policies", "read"), name="console-policies")
 async def policies(request: Request) -> Template:
-    engine = governance_of(request).engine
-    versions = await in_thread(catalog.policy_versions, engine, _library(request))
+    units = governance_of(request).units
+    versions = await in_thread(catalog.policy_versions, units, _library(request))
     return page(request, "policies.html.j2", versions=versions)
 
 
@@ -126,9 +126,9 @@ async def policy_diff(
     old: Annotated[str | None, Parameter(query="from", max_length=80)] = None,
     new: Annotated[str | None, Parameter(query="to", max_length=80)] = None,
 ) -> Template:
-    engine = governance_of(request).engine
+    units = governance_of(request).units
     diff = await in_thread(
-        catalog.policy_diff, engine, _library(request), _clean(name), _clean(old), _clean(new)
+        catalog.policy_diff, units, _library(request), _clean(name), _clean(old), _clean(new)
     )
     return page(request, "policy_diff.html.j2", diff=diff, name=_clean(name) or diff.new.name)
 
@@ -194,8 +194,8 @@ def _not_utf8(request: Request) -> Response[Any]:
     name="console-policy",
 )
 async def policy_page(request: Request, policy_name: str, ref: str) -> Template:
-    engine = governance_of(request).engine
-    detail = await in_thread(catalog.policy_detail, engine, _library(request), policy_name, ref)
+    units = governance_of(request).units
+    detail = await in_thread(catalog.policy_detail, units, _library(request), policy_name, ref)
     return page(
         request,
         "policy.html.j2",
