@@ -220,6 +220,7 @@ class SkopsOnly:
         return load_model(path, role)
 
     load_metrics = staticmethod(load_metrics)
+    sha256_file = staticmethod(sha256_file)
 
 
 SKOPS_ONLY = SkopsOnly()

@@ -319,8 +319,8 @@ def replay_decision(
         return replay(
             SqlUnits(engine),
             decision_id,
-            BlobStore(blobs) if blobs else None,
             files,
+            BlobStore(blobs) if blobs else None,
             actor=actor,
             progress=progress,
         )

@@ -62,6 +62,10 @@ class ArtifactSource(Protocol):
 
     def load_metrics(self, path: Path) -> tuple[dict[str, float], Artifact]: ...
 
+    def sha256_file(self, path: Path) -> str:
+        """The file's sha256 (hex): what a replay matches recorded artifacts by."""
+        ...
+
 
 class ContentStore(Protocol):
     """Uploaded files, named by their sha256 (implemented by `store.blobs.BlobStore`)."""
