@@ -221,6 +221,7 @@ class SkopsOnly:
 
     load_metrics = staticmethod(load_metrics)
     sha256_file = staticmethod(sha256_file)
+    refuse_pickle = staticmethod(refuse_pickle)
 
 
 SKOPS_ONLY = SkopsOnly()

@@ -133,6 +133,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         people,
         PolicyLibrary(settings.policies, files),
         key,
+        files,
         job_lease_seconds=job_lease_seconds,
         checks=checks,
     )

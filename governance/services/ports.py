@@ -66,6 +66,11 @@ class ArtifactSource(Protocol):
         """The file's sha256 (hex): what a replay matches recorded artifacts by."""
         ...
 
+    def refuse_pickle(self, path: Path, field: str) -> None:
+        """Raise `InputError` (naming `field`) unless the file is one loaded without
+        unpickling: the service never unpickles what a client sent."""
+        ...
+
 
 class ContentStore(Protocol):
     """Uploaded files, named by their sha256 (implemented by `store.blobs.BlobStore`)."""
