@@ -212,6 +212,7 @@ class SkopsOnly:
     check process reads a client's upload with."""
 
     load_policy = staticmethod(load_policy)
+    parse_policy_text = staticmethod(parse_policy_text)
     read_table = staticmethod(read_table)
 
     @staticmethod
