@@ -212,6 +212,7 @@ class SkopsOnly:
     check process reads a client's upload with."""
 
     load_policy = staticmethod(load_policy)
+    parse_policy_text = staticmethod(parse_policy_text)
     read_table = staticmethod(read_table)
 
     @staticmethod
@@ -220,6 +221,8 @@ class SkopsOnly:
         return load_model(path, role)
 
     load_metrics = staticmethod(load_metrics)
+    sha256_file = staticmethod(sha256_file)
+    refuse_pickle = staticmethod(refuse_pickle)
 
 
 SKOPS_ONLY = SkopsOnly()

@@ -131,8 +131,9 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     workflow = Workflow(
         engine,
         people,
-        PolicyLibrary(settings.policies),
+        PolicyLibrary(settings.policies, files),
         key,
+        files,
         job_lease_seconds=job_lease_seconds,
         checks=checks,
     )
@@ -244,7 +245,7 @@ def initialise(settings: Settings, admin_password: str | None) -> list[str]:
             f"report CA and signing certificate created: give {settings.home / pki.CA_CERT} "
             "to whoever verifies reports"
         )
-    PolicyLibrary(settings.policies)  # a broken policy stops init, not a later request
+    PolicyLibrary(settings.policies, files)  # a broken policy stops init, not a later request
     governance = open_governance(settings)
     try:
         governance.access.seed_defaults()
@@ -319,8 +320,8 @@ def replay_decision(
         return replay(
             SqlUnits(engine),
             decision_id,
-            BlobStore(blobs) if blobs else None,
             files,
+            BlobStore(blobs) if blobs else None,
             actor=actor,
             progress=progress,
         )

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.files import load_policy
 from governance.domain.errors import InputError
 from governance.domain.policy import PromotionPolicy
+from governance.services.ports import ArtifactSource
 
 
 class PolicyLibrary:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, source: ArtifactSource) -> None:
+        """`source` parses each file, so the library reads policies the way the gate does."""
         self.directory = directory
-        self.policies = [load_policy(path) for path in sorted(directory.glob("*.yaml"))]
+        self.policies = [source.load_policy(path) for path in sorted(directory.glob("*.yaml"))]
         if not self.policies:
             raise InputError(
                 str(directory), "holds no policy (*.yaml)", "set GOVERNANCE_POLICIES to a folder"

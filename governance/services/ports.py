@@ -58,11 +58,25 @@ class ArtifactSource(Protocol):
 
     def load_policy(self, path: Path) -> PromotionPolicy: ...
 
+    def parse_policy_text(self, text: str, source: str) -> PromotionPolicy:
+        """A policy from its YAML text (a draft pasted in the console, not a file);
+        `source` names it in errors."""
+        ...
+
     def read_table(self, path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]: ...
 
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...
 
     def load_metrics(self, path: Path) -> tuple[dict[str, float], Artifact]: ...
+
+    def sha256_file(self, path: Path) -> str:
+        """The file's sha256 (hex): what a replay matches recorded artifacts by."""
+        ...
+
+    def refuse_pickle(self, path: Path, field: str) -> None:
+        """Raise `InputError` (naming `field`) unless the file is one loaded without
+        unpickling: the service never unpickles what a client sent."""
+        ...
 
 
 class ContentStore(Protocol):

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import connectors.files
-from connectors.files import sha256_file
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
@@ -87,8 +85,8 @@ class ReplayOutcome:
 def replay(
     units: UnitOfWorkFactory,
     decision_id: str,
+    source: ArtifactSource,
     blobs: ContentStore | None = None,
-    source: ArtifactSource | None = None,
     actor: str = "governance replay",
     progress: Progress = lambda step: None,
 ) -> ReplayOutcome:
@@ -98,8 +96,6 @@ def replay(
     Raises `InputError`, recording nothing, when the decision is unknown, its manifest or
     policy no longer hash to what was recorded, an artifact is missing or has other bytes,
     or the seeds would differ."""
-    if source is None:
-        source = connectors.files
     progress("Loading the decision")
     document, recorded, policy = _load(units, decision_id)
     seeds = policy_seeds(policy)
@@ -112,7 +108,7 @@ def replay(
     sources: dict[str, Path] = {}
     for artifact in recorded.artifacts:
         progress(f"Fetching the {artifact.role} by its sha256")
-        sources[artifact.role] = fetch(artifact, blobs)
+        sources[artifact.role] = fetch(artifact, blobs, source)
 
     request = GateRequest(
         policy=Path(),  # judged under the pinned document, not a file
@@ -213,9 +209,10 @@ def _load(
     return document, manifest, policy
 
 
-def fetch(artifact: Artifact, blobs: ContentStore | None) -> Path:
-    """The file holding exactly the recorded bytes: from the blob store (named by sha256),
-    else at the recorded location. Missing or different bytes are refused."""
+def fetch(artifact: Artifact, blobs: ContentStore | None, source: ArtifactSource) -> Path:
+    """The file holding exactly the recorded bytes (as `source` hashes them): from the blob
+    store (named by sha256), else at the recorded location. Missing or different bytes are
+    refused."""
     candidates = _blob_candidates(artifact, blobs)
     recorded_path = _path_of_uri(artifact.uri)
     if recorded_path is not None:
@@ -223,7 +220,7 @@ def fetch(artifact: Artifact, blobs: ContentStore | None) -> Path:
     mismatch = None
     for path in candidates:
         if path.is_file():
-            found = sha256_file(path)
+            found = source.sha256_file(path)
             if found == artifact.sha256:
                 return path
             mismatch = mismatch or (path, found)
@@ -245,12 +242,13 @@ def fetch(artifact: Artifact, blobs: ContentStore | None) -> Path:
     )
 
 
-def fetch_stored(artifact: Artifact, blobs: ContentStore | None) -> Path:
-    """The artifact from the content store, by its sha256, and from nowhere else: the
-    service never opens a location a client's manifest names (a `file://` URI there is
-    only what the maker saw). The refusal names neither a hash nor a path of the server."""
+def fetch_stored(artifact: Artifact, blobs: ContentStore | None, source: ArtifactSource) -> Path:
+    """The artifact from the content store, by its sha256 (as `source` hashes it), and from
+    nowhere else: the service never opens a location a client's manifest names (a `file://`
+    URI there is only what the maker saw). The refusal names neither a hash nor a path of
+    the server."""
     for path in _blob_candidates(artifact, blobs):
-        if path.is_file() and sha256_file(path) == artifact.sha256:
+        if path.is_file() and source.sha256_file(path) == artifact.sha256:
             return path
     raise InputError(
         f"{artifact.role} artifact",

@@ -180,8 +180,8 @@ class Reports:
         manifest, _ = self._manifest(decision_id)
         model_artifact, data_artifact = _role(manifest, "model"), _role(manifest, "data")
         # In the server process, which holds the report key: never a pickle.
-        model, _ = files.SKOPS_ONLY.load_model(fetch_stored(model_artifact, self._blobs))
-        data, _ = files.read_table(fetch_stored(data_artifact, self._blobs), "data")
+        model, _ = files.SKOPS_ONLY.load_model(fetch_stored(model_artifact, self._blobs, files))
+        data, _ = files.read_table(fetch_stored(data_artifact, self._blobs, files), "data")
         features = [str(c) for c in getattr(model, "feature_names_in_", [])] or [
             c for c in data.columns if c != manifest.target
         ]

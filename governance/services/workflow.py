@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from connectors import files
 from governance.domain import attestation, names
 from governance.domain.errors import (
     ConflictError,
@@ -49,7 +48,7 @@ from governance.services.builders import provenance_verdict
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
-from governance.services.ports import CheckRunner, GateRequest
+from governance.services.ports import ArtifactSource, CheckRunner, GateRequest
 from governance.signing import key_name, verifier
 from governance.store.repository import (
     append_audit,
@@ -136,6 +135,7 @@ class Workflow:
         people: People,
         policies: PolicyLibrary,
         signing_key: Ed25519PrivateKey,
+        source: ArtifactSource,
         clock: Callable[[], datetime] = utcnow,
         job_lease_seconds: float = 300.0,
         checks: CheckRunner | None = None,
@@ -146,6 +146,7 @@ class Workflow:
         self._people = people
         self._policies = policies
         self._key = signing_key
+        self._source = source  # hashes uploads and refuses pickles
         self._clock = clock
         self._admissions = AdmissionCache(engine)
         self._verify = verifier(signing_key.public_key())
@@ -259,7 +260,7 @@ class Workflow:
                 f"{candidate.model} {candidate.version}",
                 "upload the manifest of this model version",
             )
-        model_sha256 = files.sha256_file(candidate.artifact)
+        model_sha256 = self._source.sha256_file(candidate.artifact)
         judged = manifest.artifact("model")
         if judged is None or judged.sha256 != model_sha256:
             raise InputError(
@@ -282,7 +283,8 @@ class Workflow:
                 SqlBuilderKeys(session), provenance, manifest, model_sha256, policy.trusted_builders
             )
             claim = {"claimedSha256": manifest.sha256, "provenance": why}
-            _same_files(candidate, manifest, why)  # the files are in the content store
+            # the files are in the content store
+            _same_files(candidate, manifest, why, self._source)
             if builder is None:
                 inputs = {**_inputs(candidate), "evidence": {**claim, "mode": RERUN}}
                 inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
@@ -337,11 +339,11 @@ class Workflow:
         inputs: dict[str, Any],
     ) -> tuple[PromotionRequest, PromotionPolicy]:
         if not candidate.pickle_allowed:
-            _refuse_pickles(candidate)
+            _refuse_pickles(candidate, self._source)
         artifact = Artifact(
             role="model",
             uri=candidate.artifact.resolve().as_uri(),
-            sha256=files.sha256_file(candidate.artifact),
+            sha256=self._source.sha256_file(candidate.artifact),
             format=candidate.artifact.suffix.lstrip("."),
         )
         policy = self._model_policy(session, candidate)
@@ -1227,7 +1229,9 @@ def _inputs(candidate: Candidate) -> dict[str, Any]:
     }
 
 
-def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: str) -> None:
+def _same_files(
+    candidate: Candidate, manifest: EvidenceManifest, provenance: str, source: ArtifactSource
+) -> None:
     """The files a re-run needs are the ones the evidence was made from: the data, and the
     reference and champion when the evidence names them. No hash is echoed: the answer says
     which upload differs, not what any file holds."""
@@ -1248,7 +1252,7 @@ def _same_files(candidate: Candidate, manifest: EvidenceManifest, provenance: st
             raise InputError(
                 role, "is named in the evidence but was not uploaded", f"upload the {role} file"
             )
-        if named and uploaded and files.sha256_file(uploaded) != named.sha256:
+        if named and uploaded and source.sha256_file(uploaded) != named.sha256:
             raise InputError(
                 role,
                 "is not the file the evidence was made from (its sha256 differs)",
@@ -1308,11 +1312,11 @@ def evidence_view(inputs: dict[str, Any], recorded: dict[str, Any] | None) -> di
     return {**view, "source": "re-computed by the service"}
 
 
-def _refuse_pickles(candidate: Candidate) -> None:
+def _refuse_pickles(candidate: Candidate, source: ArtifactSource) -> None:
     """The service never unpickles what a client sent: model and champion are skops."""
-    files.refuse_pickle(candidate.artifact, "artifact")
+    source.refuse_pickle(candidate.artifact, "artifact")
     if candidate.champion is not None and candidate.champion.suffix.lower() != ".json":
-        files.refuse_pickle(candidate.champion, "champion")
+        source.refuse_pickle(candidate.champion, "champion")
 
 
 def _optional_path(value: str | None) -> Path | None:

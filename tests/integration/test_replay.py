@@ -76,7 +76,7 @@ def test_demo_decisions_replay_bit_for_bit(demo: tuple[str, list[DemoRun]]) -> N
     for run in runs:
         decision_id = run.decision_id
         assert decision_id is not None
-        outcome = replay(SqlUnits(engine), decision_id)
+        outcome = replay(SqlUnits(engine), decision_id, files)
         assert outcome.reproduced, [row for row in outcome.rows if not row.equal]
         assert outcome.differences == []
         assert outcome.replayed_verdict is outcome.recorded_verdict
@@ -207,7 +207,7 @@ def test_a_real_difference_is_found_row_by_row(small: Small) -> None:
     )
     decision_id = small.record(altered)
 
-    outcome = replay(SqlUnits(small.engine), decision_id)
+    outcome = replay(SqlUnits(small.engine), decision_id, files)
     assert not outcome.reproduced
     assert outcome.replayed_verdict is outcome.recorded_verdict
     [difference] = outcome.differences
@@ -243,7 +243,7 @@ def test_artifacts_are_fetched_from_the_blob_store_by_hash(small: Small, tmp_pat
         stored.parent.mkdir(parents=True, exist_ok=True)
         Path(artifact.uri).rename(stored)  # gone from where it was recorded
 
-    outcome = replay(SqlUnits(small.engine), decision_id, blobs=blobs)
+    outcome = replay(SqlUnits(small.engine), decision_id, files, blobs=blobs)
     assert outcome.reproduced, outcome.differences
     assert outcome.sources["data"].parent.parent.parent == blobs.root
     code, output = cli(decision_id, "--database", small.url, "--blobs", str(blobs.root), "--all")
@@ -254,7 +254,7 @@ def test_artifacts_are_fetched_from_the_blob_store_by_hash(small: Small, tmp_pat
 def test_seeds_other_than_the_policy_s_are_refused(small: Small) -> None:
     decision_id = small.record(small.manifest.model_copy(update={"seeds": {"fairness": 3}}))
     with pytest.raises(InputError, match="seeds: the manifest recorded"):
-        replay(SqlUnits(small.engine), decision_id)
+        replay(SqlUnits(small.engine), decision_id, files)
     assert replay_events(small.engine) == []
 
 

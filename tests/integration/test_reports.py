@@ -449,6 +449,7 @@ def _public_pem(signing: Signing) -> bytes:
 def test_a_decision_report_cites_the_decision_s_replay(
     demo: tuple[Path, list[DemoRun]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import connectors.files
     from governance.services.replay import replay
     from governance.store.uow import SqlUnits
 
@@ -456,7 +457,7 @@ def test_a_decision_report_cites_the_decision_s_replay(
     decision_id = runs[1].decision_id
     assert decision_id is not None
     engine = make_engine(f"sqlite:///{(directory / 'governance.db').resolve()}")
-    assert replay(SqlUnits(engine), decision_id).reproduced
+    assert replay(SqlUnits(engine), decision_id, connectors.files).reproduced
     monkeypatch.setenv("GOVERNANCE_HOME", str(directory))
     monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
     report = tmp_path / "replayed.pdf"

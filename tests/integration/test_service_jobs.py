@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+import connectors.files as files
 from connectors.adult import TARGET
 from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
@@ -50,6 +51,7 @@ def workflow_with(governance: Governance, clock: Clock) -> Workflow:
         governance.people,
         governance.workflow.policies,
         governance.signing_key,
+        files,
         clock=clock,
         job_lease_seconds=60,
     )
@@ -93,7 +95,6 @@ def test_a_crashed_job_is_taken_again_and_decided_once(
 
     # Had the dead process come back and finished too, its verdict would be dropped.
     policy, request = workflow._gate_inputs(request_id)
-    from connectors import files
     from governance.services.gate import judge
 
     workflow._finish_job(job_id, request_id, judge(policy, request, files), policy, None)
