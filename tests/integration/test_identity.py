@@ -134,15 +134,15 @@ def within(holds: object) -> None:
 
 
 def test_migration_0006_namespaces_old_rules_and_gives_tokens_a_person(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """A database at 0005 with rules in the old form (a user named `ci` holding auditor),
     tokens created by a person, by the CLI and by a token, and a model a token registered
     and submitted: after the upgrade each decision is by role, not by name, each token
     answers to a person, and the downgrade gives the old form back."""
-    config = alembic_config(database_url)
+    config = alembic_config(empty_database_url)
     command.upgrade(config, "0005")
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         tables = sa.MetaData()
         tables.reflect(engine)

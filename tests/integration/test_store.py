@@ -178,33 +178,33 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
-def test_upgrade_from_empty_creates_every_table_and_is_idempotent(database_url: str) -> None:
-    assert current_revision(database_url) is None
+def test_upgrade_from_empty_creates_every_table_and_is_idempotent(empty_database_url: str) -> None:
+    assert current_revision(empty_database_url) is None
     expected = {*SQLModel.metadata.tables, "alembic_version"}
 
     for _ in range(2):
-        upgrade(database_url)
-        assert current_revision(database_url) == head_revision(database_url) == "0009"
-        engine = make_engine(database_url)
+        upgrade(empty_database_url)
+        assert current_revision(empty_database_url) == head_revision(empty_database_url) == "0009"
+        engine = make_engine(empty_database_url)
         assert set(inspect(engine).get_table_names()) == expected
         engine.dispose()
 
 
-def test_failed_upgrade_changes_nothing(database_url: str, tmp_path: Path) -> None:
+def test_failed_upgrade_changes_nothing(empty_database_url: str, tmp_path: Path) -> None:
     """A migration that breaks halfway leaves the database as it was, on SQLite too."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     (scripts / "versions" / "9999_broken.py").write_text(
-        BROKEN_MIGRATION.replace("HEAD", head_revision(database_url) or "")
+        BROKEN_MIGRATION.replace("HEAD", head_revision(empty_database_url) or "")
     )
-    config = alembic_config(database_url)
+    config = alembic_config(empty_database_url)
     config.set_main_option("script_location", str(scripts))
 
     with pytest.raises(RuntimeError, match="halfway"):
         command.upgrade(config, "head")
 
-    assert current_revision(database_url) is None
-    engine = make_engine(database_url)
+    assert current_revision(empty_database_url) is None
+    engine = make_engine(empty_database_url)
     assert inspect(engine).get_table_names() == []
     engine.dispose()
 
@@ -215,15 +215,15 @@ def test_migration_matches_the_tables(engine: Engine) -> None:
     assert differences == []
 
 
-def test_alembic_command_runs_from_the_repo_root(database_url: str) -> None:
+def test_alembic_command_runs_from_the_repo_root(empty_database_url: str) -> None:
     alembic = Path(sys.executable).parent / "alembic"
     subprocess.run(
-        [alembic, "-x", f"url={database_url}", "upgrade", "head"],
+        [alembic, "-x", f"url={empty_database_url}", "upgrade", "head"],
         cwd=REPO,
         check=True,
         capture_output=True,
     )
-    assert current_revision(database_url) == head_revision(database_url)
+    assert current_revision(empty_database_url) == head_revision(empty_database_url)
 
 
 def test_recorded_decision_reads_back_unchanged(engine: Engine) -> None:
