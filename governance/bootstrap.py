@@ -129,7 +129,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     key = load_private(settings.signing_key)
     checks = IsolatedChecks(settings.check_memory_mb, settings.check_timeout_seconds)
     workflow = Workflow(
-        engine,
+        units,
         people,
         PolicyLibrary(settings.policies, files),
         key,

@@ -110,3 +110,111 @@ class LinkedVersion:
     registry_version: str
     state: str
     artifact_sha256: str
+
+
+# --- workflow ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A governed model: its risk tier picks the policy, its owner (a person) may not
+    approve it."""
+
+    name: str
+    risk_tier: str
+    owner: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A model version: one artifact for good, named by its sha256."""
+
+    version: str
+    artifact_sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """A promotion request with what the workflow decides on beside it: its model (name,
+    tier, owner), the version's artifact and the pinned policy. Only `state`,
+    `state_reason`, `decision_id`, `expires_at` and `updated_at` ever change."""
+
+    id: str
+    model: str
+    version: str
+    risk_tier: str
+    model_owner: str | None
+    artifact_sha256: str
+    target: str
+    policy: StoredPolicy
+    submitter: str
+    submitter_person: str | None
+    state: str
+    state_reason: str | None
+    decision_id: str | None
+    inputs: dict[str, Any]
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureRecord:
+    """An electronic signature on a request: who, in which role, meaning what, over which
+    evidence; inserted once, never changed."""
+
+    username: str
+    full_name: str
+    role: str
+    meaning: str
+    comment: str
+    evidence_sha256: str
+    reauthenticated: bool
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class WaiverRecord:
+    """A request to let a blocked model serve anyway, for `days`."""
+
+    requested_by: str
+    justification: str
+    days: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FinalDecisionRecord:
+    """A final decision (approved, waived, promoted, revoked) and its signed envelope."""
+
+    id: str
+    decision: str
+    envelope: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedVerdict:
+    """A recorded gate decision as a request shows it: verdict, summary and evidence."""
+
+    id: str
+    verdict: str
+    summary: str
+    manifest: dict[str, Any]
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """A request's background checks: claimed by one process at a time (`claimed_at`
+    lapses when that process died), run again after a crash, judged once."""
+
+    id: int
+    request_id: str
+    status: str  # queued | running | done | failed
+    attempts: int
+    claimed_at: datetime | None
+    error: str | None = None
+    finished_at: datetime | None = None

@@ -56,6 +56,7 @@ from governance.domain.workflow import State
 from governance.services.people import Principal
 from governance.services.workflow import Workflow
 from governance.store.blobs import BLOB_MODE, BlobStore
+from governance.store.joined import SessionUnit
 from governance.store.private import DIRECTORY
 from governance.store.repository import append_audit, in_transaction
 from governance.store.tables import (
@@ -403,7 +404,10 @@ class ProductionMonitoring:
             run.finished_at = self._clock()
             run.action = action
             if revoke and not self._workflow.revoke_within(
-                session, target.request_id, actor, f"production {kind} breach: {summary}"
+                SessionUnit(session),
+                target.request_id,
+                actor,
+                f"production {kind} breach: {summary}",
             ):
                 run.action = "alerted"  # revoked or expired meanwhile: the alert stands
             session.add(run)

@@ -26,13 +26,22 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
     AuditAction,
+    CheckJob,
+    FinalDecisionRecord,
     LinkedRequest,
     LinkedVersion,
+    ModelRecord,
     PinnedPolicy,
+    PromotionRecord,
+    RecordedVerdict,
     RegisteredBuilder,
     RegistryLinkRecord,
     RequestWithEvidence,
+    SignatureRecord,
     StoredDecision,
+    StoredPolicy,
+    VersionRecord,
+    WaiverRecord,
 )
 
 
@@ -260,12 +269,18 @@ class RegistryLinks(Protocol):
         """Every request on this connector's versions, least recently updated first."""
         ...
 
+    def add(self, link: RegistryLinkRecord, model: str, version: str) -> None:
+        """Link the governed version (stored already) to the registry's."""
+        ...
+
 
 class SubmissionLink(Protocol):
     """What a registry connector adds to `Workflow.submit`'s transaction (its `also`): the
     link from the new request's version to the registry's, so a version is opened once."""
 
-    def __call__(self, link: RegistryLinkRecord) -> Callable[[Any, Any], None]: ...
+    def __call__(
+        self, link: RegistryLinkRecord
+    ) -> Callable[[WorkflowUnit, PromotionRecord], None]: ...
 
 
 class FileIntake(Protocol):
@@ -335,6 +350,12 @@ class UnitOfWork(Protocol):
 
     @property
     def registry_links(self) -> RegistryLinks: ...
+
+    @property
+    def models(self) -> Models: ...
+
+    @property
+    def promotions(self) -> Promotions: ...
 
     def __enter__(self) -> Self: ...
 
@@ -432,3 +453,142 @@ class CatalogViews(Protocol):
     def pinned_policies(self) -> list[PinnedPolicy]:
         """Every stored policy, with how many requests pinned it."""
         ...
+
+
+# --- workflow ---------------------------------------------------------------------------
+
+
+class Models(Protocol):
+    """The model inventory and the people who may own a model (`services.workflow`)."""
+
+    def register(self, name: str, risk_tier: str, owner: str | None) -> ModelRecord:
+        """The model of this name, inserted first if missing (with this tier and owner);
+        concurrent registrations of one name never trip over each other."""
+        ...
+
+    def get(self, name: str) -> ModelRecord | None: ...
+
+    def all(self) -> list[ModelRecord]:
+        """Every model, by name."""
+        ...
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        """The model's versions, oldest first."""
+        ...
+
+    def person_known(self, username: str) -> bool:
+        """Whether a person (a user account, not a token) has this user name."""
+        ...
+
+
+class Promotions(Protocol):
+    """Promotion requests and what hangs off them: signatures, waivers, final decisions,
+    the checks' jobs and their recorded gate decisions (`services.workflow`)."""
+
+    def record_version(self, model: str, version: str, artifact: Artifact) -> VersionRecord:
+        """The stored version of the (stored) model, inserted if new; `InputError` when it
+        names other bytes."""
+        ...
+
+    def pin_policy(self, policy: PromotionPolicy) -> StoredPolicy:
+        """The stored policy with this content hash, inserted if new; `InputError` when its
+        name and version are taken by other rules."""
+        ...
+
+    def open_request(
+        self, model: str, version: str, target: str, states: Sequence[str]
+    ) -> PromotionRecord | None:
+        """A request of this version for this target in one of `states`, if any."""
+        ...
+
+    def add(self, request: PromotionRecord) -> None:
+        """Insert a new request of a stored version under a pinned policy."""
+        ...
+
+    def get(self, request_id: str, *, lock: bool = False) -> PromotionRecord | None:
+        """The request; with `lock`, its row is locked until the unit of work ends
+        (SELECT … FOR UPDATE on PostgreSQL; SQLite's writer holds the database already)."""
+        ...
+
+    def update(self, request: PromotionRecord) -> None:
+        """Write the request's changing fields (state, reason, decision, expiry, updated)."""
+        ...
+
+    def page(
+        self, state: str | None, model: str | None, limit: int, offset: int
+    ) -> tuple[int, list[PromotionRecord]]:
+        """The total of requests that pass the filters, and one page of them, newest first."""
+        ...
+
+    def latest(self, model: str, version: str, target: str) -> PromotionRecord | None:
+        """The version's newest request for this target."""
+        ...
+
+    def due(self, states: Sequence[str], now: datetime) -> list[str]:
+        """The ids of requests in `states` whose expiry is at or before `now`."""
+        ...
+
+    def signatures(self, request_id: str) -> list[SignatureRecord]:
+        """The request's signatures, in the order they were given."""
+        ...
+
+    def add_signature(self, request_id: str, signature: SignatureRecord) -> None: ...
+
+    def waiver(self, request_id: str) -> WaiverRecord | None:
+        """The request's newest waiver request."""
+        ...
+
+    def add_waiver(self, request_id: str, waiver: WaiverRecord) -> None: ...
+
+    def finals(self, request_id: str) -> list[FinalDecisionRecord]:
+        """The request's final decisions, oldest first."""
+        ...
+
+    def final(self, decision_id: str) -> FinalDecisionRecord | None: ...
+
+    def add_final(self, request_id: str, final: FinalDecisionRecord) -> None: ...
+
+    def verdict(self, decision_id: str) -> RecordedVerdict | None:
+        """A recorded gate decision."""
+        ...
+
+    def record_decision(
+        self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+    ) -> str:
+        """Record a gate decision with its check runs and its audit event (as the gate's
+        `DecisionRecorder` does), in this unit of work; returns its id."""
+        ...
+
+    def enqueue(self, request_id: str, kind: str) -> None:
+        """Queue the request's background job of this kind (one per request and kind)."""
+        ...
+
+    def claimable_jobs(self, lapsed: datetime) -> list[int]:
+        """Ids of jobs queued, or running but claimed before `lapsed`, oldest first."""
+        ...
+
+    def job(self, job_id: int) -> CheckJob:
+        """The job, locked until the unit of work ends."""
+        ...
+
+    def save_job(self, job: CheckJob) -> None:
+        """Write the job's status, attempts, claim, error and finish time."""
+        ...
+
+
+class WorkflowUnit(Protocol):
+    """What the workflow's state changes write through: any unit of work, or (while a
+    caller is still on the ORM) its session seen as these repositories, so a change such as
+    a monitoring breach's revocation joins the caller's transaction."""
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def models(self) -> Models: ...
+
+    @property
+    def promotions(self) -> Promotions: ...
+
+    @property
+    def registry_links(self) -> RegistryLinks: ...

@@ -31,6 +31,7 @@ from governance.services.ports import ContentStore
 from governance.services.replay import fetch_stored
 from governance.services.workflow import request_view
 from governance.signing import key_name
+from governance.store.joined import SessionUnit
 from governance.store.repository import append_audit, audit_trail, in_transaction, subject_events
 from governance.store.tables import (
     GateDecision,
@@ -283,7 +284,7 @@ class Reports:
                         f"has no evidence yet: it is {row.state}",
                         "wait for its checks to finish",
                     )
-                request = request_view(session, row)
+                request = request_view(SessionUnit(session), row.id)
                 decision_id = row.decision_id
                 card: dict[str, Any] | None = row.inputs.get("model_card")
             else:

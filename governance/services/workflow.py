@@ -11,14 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
 
 from governance.domain import attestation, names
 from governance.domain.errors import (
@@ -30,6 +28,13 @@ from governance.domain.errors import (
 from governance.domain.evidence import Artifact, EvidenceManifest, mismatches
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.records import (
+    FinalDecisionRecord,
+    ModelRecord,
+    PromotionRecord,
+    SignatureRecord,
+    WaiverRecord,
+)
 from governance.domain.verdict import decide
 from governance.domain.workflow import (
     Action,
@@ -48,31 +53,16 @@ from governance.services.builders import provenance_verdict
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
-from governance.services.ports import ArtifactSource, CheckRunner, GateRequest
+from governance.services.ports import (
+    ArtifactSource,
+    CheckRunner,
+    GateRequest,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    WorkflowUnit,
+)
+from governance.services.unit_of_work import run_in_unit_of_work
 from governance.signing import key_name, verifier
-from governance.store.repository import (
-    append_audit,
-    get_or_insert,
-    in_transaction,
-    model_version,
-    pin_policy,
-    record_decision,
-)
-from governance.store.tables import (
-    AuditEventRow,
-    FinalDecision,
-    GateDecision,
-    Job,
-    Model,
-    ModelVersion,
-    Policy,
-    PromotionRequest,
-    Signature,
-    UserAccount,
-    WaiverRequest,
-    utcnow,
-)
-from governance.store.uow import SqlBuilderKeys
 
 log = logging.getLogger(__name__)
 CHECKS_JOB = "checks"
@@ -131,24 +121,24 @@ class Admission:
 class Workflow:
     def __init__(
         self,
-        engine: Engine,
+        units: UnitOfWorkFactory,
         people: People,
         policies: PolicyLibrary,
         signing_key: Ed25519PrivateKey,
         source: ArtifactSource,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         job_lease_seconds: float = 300.0,
         checks: CheckRunner | None = None,
     ) -> None:
         self.job_lease_seconds = job_lease_seconds
         self._checks = checks or IsolatedChecks()
-        self._engine = engine
+        self._units = units
         self._people = people
         self._policies = policies
         self._key = signing_key
         self._source = source  # hashes uploads and refuses pickles
         self._clock = clock
-        self._admissions = AdmissionCache(engine)
+        self._admissions = AdmissionCache(units)
         self._verify = verifier(signing_key.public_key())
         # The same signed bytes verify the same way: an admission miss (after any state
         # change anywhere) re-reads the rows but checks each signature once per process.
@@ -172,17 +162,16 @@ class Workflow:
             raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
         owner = owner if owner is not None else actor.person
 
-        def work(session: Session) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> dict[str, Any]:
             if owner is not None:
-                _check_person(session, owner)
-            model = get_or_insert(session, Model, {"name": name}, risk_tier=risk_tier, owner=owner)
+                _check_person(uow, owner)
+            model = uow.models.register(name, risk_tier, owner)
             if model.risk_tier != risk_tier:
                 raise ConflictError(
                     f"model {name} is registered with risk tier {model.risk_tier}; a tier "
                     "changes only by registering a new model name"
                 )
-            append_audit(
-                session,
+            uow.audit.append(
                 actor=actor.name,
                 action="model.registered",
                 subject=f"model:{name}",
@@ -190,22 +179,18 @@ class Workflow:
             )
             return _model_dict(model)
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def list_models(self) -> list[dict[str, Any]]:
-        with Session(self._engine) as session:
-            return [
-                _model_dict(m) for m in session.exec(select(Model).order_by(col(Model.name))).all()
-            ]
+        with self._units(read_only=True) as uow:
+            return [_model_dict(m) for m in uow.models.all()]
 
     def get_model(self, name: str) -> dict[str, Any]:
-        with Session(self._engine) as session:
-            model = session.exec(select(Model).filter_by(name=name)).first()
+        with self._units(read_only=True) as uow:
+            model = uow.models.get(name)
             if model is None:
                 raise NotFoundError(f"model {name}", "register it with POST /api/v1/models")
-            versions = session.exec(
-                select(ModelVersion).filter_by(model_id=model.id).order_by(col(ModelVersion.id))
-            ).all()
+            versions = uow.models.versions(name)
             return {
                 **_model_dict(model),
                 "versions": [
@@ -224,20 +209,20 @@ class Workflow:
         self,
         actor: Principal,
         candidate: Candidate,
-        also: Callable[[Session, PromotionRequest], None] | None = None,
+        also: Callable[[WorkflowUnit, PromotionRecord], None] | None = None,
     ) -> dict[str, Any]:
         """Open a request: pin the policy for the model's tier, record the version's bytes,
         and enqueue the checks in the same transaction; `also` adds to that transaction
         (a registry connector records where the version came from)."""
 
-        def work(session: Session) -> dict[str, Any]:
-            request, policy = self._open(session, actor, candidate, _inputs(candidate))
-            session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            request, policy = self._open(uow, actor, candidate, _inputs(candidate))
+            uow.promotions.enqueue(request.id, CHECKS_JOB)
             if also is not None:
-                also(session, request)
+                also(uow, request)
             return {"id": request.id, "state": request.state, "policySha256": policy.content_hash}
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def submit_evidence(
         self,
@@ -269,8 +254,8 @@ class Workflow:
                 "upload the model file the gate judged",
             )
 
-        def work(session: Session) -> dict[str, Any]:
-            policy = self._model_policy(session, candidate)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            policy = self._model_policy(uow, candidate)
             if manifest.policy.sha256 != policy.content_hash:
                 raise InputError(
                     "evidence",
@@ -280,7 +265,7 @@ class Workflow:
                     "run the gate with the service's current policy file",
                 )
             builder, why = provenance_verdict(
-                SqlBuilderKeys(session), provenance, manifest, model_sha256, policy.trusted_builders
+                uow.builders, provenance, manifest, model_sha256, policy.trusted_builders
             )
             claim = {"claimedSha256": manifest.sha256, "provenance": why}
             # the files are in the content store
@@ -288,24 +273,24 @@ class Workflow:
             if builder is None:
                 inputs = {**_inputs(candidate), "evidence": {**claim, "mode": RERUN}}
                 inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
-                request, _ = self._open(session, actor, candidate, inputs)
-                session.add(Job(request_id=request.id, kind=CHECKS_JOB, status="queued"))
-                return self._request_dict(session, request)
+                request, _ = self._open(uow, actor, candidate, inputs)
+                uow.promotions.enqueue(request.id, CHECKS_JOB)
+                return self._request_dict(uow, request)
             inputs = {
                 **_inputs(candidate),
                 "evidence": {**claim, "mode": BUILDER, "builder": builder},
             }
-            request, _ = self._open(session, actor, candidate, inputs)
-            self._move(session, request, Action.START_CHECKS, actor.name, None, {})
+            request, _ = self._open(uow, actor, candidate, inputs)
+            request = self._move(uow, request, Action.START_CHECKS, actor.name, None, {})
             verdict = decide(manifest.results)
             recorded = manifest.model_copy(update={"decision": verdict})
-            decision_id = record_decision(session, recorded, policy, actor.name)
-            request.decision_id = decision_id
+            decision_id = uow.promotions.record_decision(recorded, policy, actor.name)
+            request = replace(request, decision_id=decision_id)
             action = (
                 Action.CHECKS_PASSED if verdict.verdict.value == "pass" else Action.CHECKS_BLOCKED
             )
-            self._move(
-                session,
+            request = self._move(
+                uow,
                 request,
                 action,
                 actor.name,
@@ -317,13 +302,13 @@ class Workflow:
                     "evidence": f"accepted from builder {builder}, provenance verified",
                 },
             )
-            return self._request_dict(session, request)
+            return self._request_dict(uow, request)
 
         return self._changing(work)
 
-    def _model_policy(self, session: Session, candidate: Candidate) -> PromotionPolicy:
+    def _model_policy(self, uow: WorkflowUnit, candidate: Candidate) -> PromotionPolicy:
         """The policy a candidate of this model and target is judged under."""
-        model = session.exec(select(Model).filter_by(name=candidate.model)).first()
+        model = uow.models.get(candidate.model)
         if model is None:
             raise NotFoundError(
                 f"model {candidate.model}",
@@ -333,11 +318,11 @@ class Workflow:
 
     def _open(
         self,
-        session: Session,
+        uow: UnitOfWork,
         actor: Principal,
         candidate: Candidate,
         inputs: dict[str, Any],
-    ) -> tuple[PromotionRequest, PromotionPolicy]:
+    ) -> tuple[PromotionRecord, PromotionPolicy]:
         if not candidate.pickle_allowed:
             _refuse_pickles(candidate, self._source)
         artifact = Artifact(
@@ -346,15 +331,14 @@ class Workflow:
             sha256=self._source.sha256_file(candidate.artifact),
             format=candidate.artifact.suffix.lstrip("."),
         )
-        policy = self._model_policy(session, candidate)
-        model = session.exec(select(Model).filter_by(name=candidate.model)).one()
-        version = model_version(session, model, candidate.version, artifact)
-        stored_policy = pin_policy(session, policy)
-        open_request = session.exec(
-            select(PromotionRequest)
-            .filter_by(model_version_id=version.id, target=candidate.target)
-            .where(col(PromotionRequest.state).in_([s.value for s in OPEN]))
-        ).first()
+        policy = self._model_policy(uow, candidate)
+        model = uow.models.get(candidate.model)
+        assert model is not None  # the policy was resolved from it
+        version = uow.promotions.record_version(candidate.model, candidate.version, artifact)
+        stored_policy = uow.promotions.pin_policy(policy)
+        open_request = uow.promotions.open_request(
+            candidate.model, candidate.version, candidate.target, [s.value for s in OPEN]
+        )
         if open_request is not None:
             raise ConflictError(
                 f"{candidate.model} {candidate.version} has an open request for "
@@ -362,22 +346,27 @@ class Workflow:
                 open_request.state,
             )
         now = self._clock()
-        request = PromotionRequest(
+        request = PromotionRecord(
             id=str(uuid4()),
-            model_version_id=version.id,
+            model=model.name,
+            version=version.version,
+            risk_tier=model.risk_tier,
+            model_owner=model.owner,
+            artifact_sha256=version.artifact_sha256,
             target=candidate.target,
-            policy_id=stored_policy.id,
+            policy=stored_policy,
             submitter=actor.name,
             submitter_person=actor.person,
             state=State.SUBMITTED.value,
+            state_reason=None,
+            decision_id=None,
             inputs=inputs,
+            expires_at=None,
             created_at=now,
             updated_at=now,
         )
-        session.add(request)
-        session.flush()
-        append_audit(
-            session,
+        uow.promotions.add(request)
+        uow.audit.append(
             actor=actor.name,
             action="request.submitted",
             subject=_subject(candidate.model, candidate.version),
@@ -397,17 +386,8 @@ class Workflow:
         """Jobs to run: queued ones, and running ones whose claim lapsed (their process died
         mid-run: a restart picks them up again)."""
         lapsed = self._clock() - timedelta(seconds=self.job_lease_seconds)
-        with Session(self._engine) as session:
-            return list(
-                session.exec(
-                    select(Job.id)
-                    .where(
-                        (col(Job.status) == "queued")
-                        | ((col(Job.status) == "running") & (col(Job.claimed_at) < lapsed))
-                    )
-                    .order_by(col(Job.id))
-                ).all()
-            )
+        with self._units(read_only=True) as uow:
+            return uow.promotions.claimable_jobs(lapsed)
 
     def run_job(self, job_id: int) -> bool:
         """Run the checks of one request, if this process can claim the job: in a child
@@ -431,20 +411,19 @@ class Workflow:
         now = self._clock()
         lapsed = now - timedelta(seconds=self.job_lease_seconds)
 
-        def work(session: Session) -> str | None:
-            job = session.exec(select(Job).where(Job.id == job_id).with_for_update()).one()
+        def work(uow: UnitOfWork) -> str | None:
+            job = uow.promotions.job(job_id)
             claimable = job.status == "queued" or (
                 job.status == "running" and job.claimed_at is not None and job.claimed_at < lapsed
             )
             if not claimable:
                 return None
-            job.status = "running"
-            job.attempts += 1
-            job.claimed_at = now
-            session.add(job)
-            request = _locked(session, job.request_id)
+            uow.promotions.save_job(
+                replace(job, status="running", attempts=job.attempts + 1, claimed_at=now)
+            )
+            request = _locked(uow, job.request_id)
             if request.state == State.SUBMITTED.value:
-                self._move(session, request, Action.START_CHECKS, "governance", None, {})
+                self._move(uow, request, Action.START_CHECKS, "governance", None, {})
             return job.request_id
 
         return self._changing(work)
@@ -452,14 +431,13 @@ class Workflow:
     def _pickle_allowed(self, request_id: str) -> bool:
         """Whether the request's model may be a pickle (offered by a connector that allows
         them); the check process refuses one otherwise, whatever the file is named."""
-        with Session(self._engine) as session:
-            return bool(_get(session, request_id).inputs.get("allow_pickle"))
+        with self._units(read_only=True) as uow:
+            return bool(_get(uow, request_id).inputs.get("allow_pickle"))
 
     def _gate_inputs(self, request_id: str) -> tuple[PromotionPolicy, GateRequest]:
-        with Session(self._engine) as session:
-            request = _get(session, request_id)
-            policy = _policy(session, request)
-            version, model = _version_and_model(session, request)
+        with self._units(read_only=True) as uow:
+            request = _get(uow, request_id)
+        policy = _policy(request)
         inputs = request.inputs
         gate_request = GateRequest(
             policy=Path(),  # judged under the pinned document, not a file
@@ -469,8 +447,8 @@ class Workflow:
             reference=_optional_path(inputs.get("reference")),
             champion=_optional_path(inputs.get("champion")),
             positive_label=inputs.get("positive_label"),
-            model_name=model.name,
-            model_version=version.version,
+            model_name=request.model,
+            model_version=request.version,
         )
         return policy, gate_request
 
@@ -482,19 +460,17 @@ class Workflow:
         policy: PromotionPolicy | None,
         error: str | None,
     ) -> None:
-        def work(session: Session) -> None:
-            job = session.exec(select(Job).where(Job.id == job_id).with_for_update()).one()
-            request = _locked(session, request_id)
-            job.finished_at = self._clock()
+        def work(uow: UnitOfWork) -> None:
+            job = replace(uow.promotions.job(job_id), finished_at=self._clock())
+            request = _locked(uow, request_id)
             if request.state != State.CHECKING.value:  # decided already: keep that verdict
-                job.status = "done"
-                session.add(job)
+                uow.promotions.save_job(replace(job, status="done"))
                 return
             if manifest is None or policy is None:
                 said = _without_paths(error or "", request.inputs)
-                job.status, job.error = "failed", said
+                job = replace(job, status="failed", error=said)
                 self._move(
-                    session,
+                    uow,
                     request,
                     Action.CHECKS_BLOCKED,
                     "governance",
@@ -502,9 +478,9 @@ class Workflow:
                     {"error": said},
                 )
             else:
-                job.status = "done"
-                decision_id = record_decision(session, manifest, policy, "governance")
-                request.decision_id = decision_id
+                job = replace(job, status="done")
+                decision_id = uow.promotions.record_decision(manifest, policy, "governance")
+                request = replace(request, decision_id=decision_id)
                 verdict = manifest.decision.verdict.value
                 action = Action.CHECKS_PASSED if verdict == "pass" else Action.CHECKS_BLOCKED
                 reason, payload = manifest.decision.summary, {}
@@ -513,14 +489,14 @@ class Workflow:
                     action, reason = Action.CHECKS_BLOCKED, _mismatch_reason(differing)
                     payload = {"evidence_mismatch": differing}
                 self._move(
-                    session,
+                    uow,
                     request,
                     action,
                     "governance",
                     reason,
                     {"decision_id": decision_id, "verdict": verdict, **payload},
                 )
-            session.add(job)
+            uow.promotions.save_job(job)
 
         self._changing(work)
 
@@ -546,8 +522,8 @@ class Workflow:
             raise InputError("comment", "is empty", "say what you checked and why you decide so")
         user = self._people.verify_password(actor.name, password)
 
-        def work(session: Session) -> dict[str, Any]:
-            request = _locked(session, request_id)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            request = _locked(uow, request_id)
             state = State(request.state)
             action = {
                 ("approve", State.AWAITING_APPROVAL): Action.APPROVE,
@@ -560,10 +536,10 @@ class Workflow:
                     f"cannot sign with meaning {meaning!r} a request that is {state.value}",
                     state.value,
                 )
-            policy = _policy(session, request)
-            owner = _owner(session, request)
+            policy = _policy(request)
+            owner = _owner(request)
             signer = Signer(actor.name, actor.roles)  # a person: tokens were refused above
-            previous = _signatures(session, request_id)
+            previous = uow.promotions.signatures(request_id)
             chosen = role or _pick_role(policy, action, actor, previous)
             if action in (Action.APPROVE, Action.REJECT):
                 try:
@@ -583,11 +559,11 @@ class Workflow:
                     raise ForbiddenError(str(exc)) from None
             else:
                 _check_waiver_signer(policy, signer, chosen, request.submitter_person, owner)
-            evidence = _evidence_sha256(session, request)
+            evidence = _evidence_sha256(uow, request)
             now = self._clock()
-            session.add(
-                Signature(
-                    request_id=request_id,
+            uow.promotions.add_signature(
+                request_id,
+                SignatureRecord(
                     username=actor.name,
                     full_name=user.full_name,
                     role=chosen,
@@ -596,13 +572,12 @@ class Workflow:
                     evidence_sha256=evidence,
                     reauthenticated=True,
                     signed_at=now,
-                )
+                ),
             )
-            append_audit(
-                session,
+            uow.audit.append(
                 actor=actor.name,
                 action=f"signature.{meaning}",
-                subject=_request_subject(session, request),
+                subject=_subject(request.model, request.version),
                 payload={
                     "request_id": request_id,
                     "full_name": user.full_name,
@@ -612,23 +587,23 @@ class Workflow:
                     "evidence_sha256": evidence,
                 },
             )
-            session.flush()
             approvals = [
                 SignatureRef(s.username, s.role)
-                for s in _signatures(session, request_id)
+                for s in uow.promotions.signatures(request_id)
                 if s.meaning == "approve"
             ]
             if action is Action.APPROVE and not quorum_reached(policy.approvals, approvals):
-                return self._request_dict(session, request)
+                return self._request_dict(uow, request)
             if action is Action.APPROVE:
-                request.expires_at = now + timedelta(days=policy.approvals.expires_after_days)
+                days = policy.approvals.expires_after_days
+                request = replace(request, expires_at=now + timedelta(days=days))
             if action is Action.GRANT_WAIVER:
-                waiver = _waiver(session, request_id)
+                waiver = uow.promotions.waiver(request_id)
                 days = min(waiver.days, policy.waivers.max_days) if waiver else 1
-                request.expires_at = now + timedelta(days=days)
+                request = replace(request, expires_at=now + timedelta(days=days))
             reason = f"{meaning} by {user.full_name} ({chosen}): {comment.strip()}"
-            self._move(session, request, action, actor.name, reason, {"role": chosen})
-            return self._request_dict(session, request)
+            request = self._move(uow, request, action, actor.name, reason, {"role": chosen})
+            return self._request_dict(uow, request)
 
         return self._changing(work)
 
@@ -644,9 +619,9 @@ class Workflow:
         if days < 1:
             raise InputError("days", f"is {days}", "ask for 1 day or more")
 
-        def work(session: Session) -> dict[str, Any]:
-            request = _locked(session, request_id)
-            policy = _policy(session, request)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            request = _locked(uow, request_id)
+            policy = _policy(request)
             if not policy.waivers.allowed:
                 raise ConflictError(
                     f"policy {policy.metadata.name} v{policy.metadata.version} allows no "
@@ -658,38 +633,38 @@ class Workflow:
                     "days", f"is {days}", f"ask for at most {policy.waivers.max_days} days"
                 )
             self._check_move(request, Action.REQUEST_WAIVER)
-            session.add(
-                WaiverRequest(
-                    request_id=request_id,
+            uow.promotions.add_waiver(
+                request_id,
+                WaiverRecord(
                     requested_by=actor.name,
                     justification=justification.strip(),
                     days=days,
                     created_at=self._clock(),
-                )
+                ),
             )
-            self._move(
-                session,
+            request = self._move(
+                uow,
                 request,
                 Action.REQUEST_WAIVER,
                 actor.name,
                 justification.strip(),
                 {"days": days},
             )
-            return self._request_dict(session, request)
+            return self._request_dict(uow, request)
 
         return self._changing(work)
 
     def promote(self, actor: Principal, request_id: str) -> dict[str, Any]:
-        def work(session: Session) -> dict[str, Any]:
-            request = _locked(session, request_id)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            request = _locked(uow, request_id)
             self._check_move(request, Action.PROMOTE)
             if request.expires_at is not None and request.expires_at <= self._clock():
                 raise ConflictError(
                     f"the approval expired at {request.expires_at.isoformat()}: submit again",
                     request.state,
                 )
-            self._move(session, request, Action.PROMOTE, actor.name, None, {})
-            return self._request_dict(session, request)
+            request = self._move(uow, request, Action.PROMOTE, actor.name, None, {})
+            return self._request_dict(uow, request)
 
         return self._changing(work)
 
@@ -697,42 +672,38 @@ class Workflow:
         if not reason.strip():
             raise InputError("reason", "is empty", "say why the model must stop serving")
 
-        def work(session: Session) -> dict[str, Any]:
-            request = _locked(session, request_id)
-            self._move(session, request, Action.REVOKE, actor.name, reason.strip(), {})
-            return self._request_dict(session, request)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            request = _locked(uow, request_id)
+            request = self._move(uow, request, Action.REVOKE, actor.name, reason.strip(), {})
+            return self._request_dict(uow, request)
 
         return self._changing(work)
 
-    def revoke_within(self, session: Session, request_id: str, actor: str, reason: str) -> bool:
+    def revoke_within(self, uow: WorkflowUnit, request_id: str, actor: str, reason: str) -> bool:
         """Revoke a promoted request inside the caller's transaction, so that a monitoring
         breach and the revocation it causes are one record. False when the request is no
         longer promoted. The caller clears the admission cache once it has committed."""
-        request = _locked(session, request_id)
+        request = _locked(uow, request_id)
         if request.state != State.PROMOTED.value:
             return False
-        self._move(session, request, Action.REVOKE, actor, reason, {})
+        self._move(uow, request, Action.REVOKE, actor, reason, {})
         return True
 
     def expire_due(self) -> list[str]:
         """Expire every approval, waiver or promotion past its date; returns their ids."""
         now = self._clock()
-        with Session(self._engine) as session:
-            due = session.exec(
-                select(PromotionRequest.id)
-                .where(col(PromotionRequest.state).in_([s.value for s in ADMITTED]))
-                .where(col(PromotionRequest.expires_at) <= now)
-            ).all()
+        with self._units(read_only=True) as uow:
+            due = uow.promotions.due([s.value for s in ADMITTED], now)
         expired = []
         for request_id in due:
 
-            def work(session: Session, request_id: str = request_id) -> bool:
-                request = _locked(session, request_id)
+            def work(uow: UnitOfWork, request_id: str = request_id) -> bool:
+                request = _locked(uow, request_id)
                 if request.state not in ADMITTED or (
                     request.expires_at is None or request.expires_at > now
                 ):
                     return False
-                self._move(session, request, Action.EXPIRE, "governance", "approval expired", {})
+                self._move(uow, request, Action.EXPIRE, "governance", "approval expired", {})
                 return True
 
             if self._changing(work):
@@ -742,8 +713,8 @@ class Workflow:
     # --- reading -----------------------------------------------------------------------
 
     def get_request(self, request_id: str) -> dict[str, Any]:
-        with Session(self._engine) as session:
-            return self._request_dict(session, _get(session, request_id))
+        with self._units(read_only=True) as uow:
+            return self._request_dict(uow, _get(uow, request_id))
 
     def list_requests(
         self,
@@ -752,40 +723,28 @@ class Workflow:
         limit: int = 50,
         offset: int = 0,
     ) -> dict[str, Any]:
-        query = (
-            select(PromotionRequest)
-            .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
-            .join(Model, col(ModelVersion.model_id) == col(Model.id))
-        )
-        if state:
-            if state not in {s.value for s in State}:
-                raise InputError("state", f"is {state!r}", f"use one of {', '.join(State)}")
-            query = query.where(PromotionRequest.state == state)
-        if model:
-            query = query.where(Model.name == model)
-        with Session(self._engine) as session:
-            total = session.exec(select(func.count()).select_from(query.subquery())).one()
-            rows = session.exec(
-                query.order_by(col(PromotionRequest.created_at).desc()).offset(offset).limit(limit)
-            ).all()
-            items = [self._request_summary(session, r) for r in rows]
+        if state and state not in {s.value for s in State}:
+            raise InputError("state", f"is {state!r}", f"use one of {', '.join(State)}")
+        with self._units(read_only=True) as uow:
+            total, rows = uow.promotions.page(state, model, limit, offset)
+        items = [_request_summary(r) for r in rows]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     def manifest(self, request_id: str) -> dict[str, Any]:
-        with Session(self._engine) as session:
-            request = _get(session, request_id)
+        with self._units(read_only=True) as uow:
+            request = _get(uow, request_id)
             if request.decision_id is None:
                 raise ConflictError(
                     f"request {request_id} has no evidence yet: it is {request.state}",
                     request.state,
                 )
-            decision = session.get(GateDecision, request.decision_id)
+            decision = uow.promotions.verdict(request.decision_id)
             assert decision is not None
             return decision.manifest
 
     def attestation(self, decision_id: str) -> dict[str, Any]:
-        with Session(self._engine) as session:
-            row = session.get(FinalDecision, decision_id)
+        with self._units(read_only=True) as uow:
+            row = uow.promotions.final(decision_id)
             if row is None:
                 raise NotFoundError(
                     f"decision {decision_id}", "take the decision id from the request or admission"
@@ -809,19 +768,10 @@ class Workflow:
     def _admission(self, model: str, version: str, target: str) -> Admission:
         """The answer from the signed decisions: a request row whose state admits is
         believed only when an attestation signed with the service's key backs it."""
-        with Session(self._engine) as session:
-            row = session.exec(
-                select(PromotionRequest, ModelVersion)
-                .join(ModelVersion, col(PromotionRequest.model_version_id) == col(ModelVersion.id))
-                .join(Model, col(ModelVersion.model_id) == col(Model.id))
-                .where(Model.name == model, ModelVersion.version == version)
-                .where(PromotionRequest.target == target)
-                .order_by(col(PromotionRequest.created_at).desc())
-                .limit(1)
-            ).first()
-            if row is None:
+        with self._units(read_only=True) as uow:
+            request = uow.promotions.latest(model, version, target)
+            if request is None:
                 return Admission(False, f"{model} {version} has no promotion request for {target}")
-            request, stored = row
             state = State(request.state)
             if state not in ADMITTED:
                 why = f": {request.state_reason}" if request.state_reason else ""
@@ -830,17 +780,13 @@ class Workflow:
                     f"the request is {state.value}{why}",
                     state=state.value,
                     request_id=request.id,
-                    artifact_sha256=stored.artifact_sha256,
+                    artifact_sha256=request.artifact_sha256,
                 )
-            finals = session.exec(
-                select(FinalDecision)
-                .filter_by(request_id=request.id)
-                .order_by(col(FinalDecision.created_at))
-            ).all()
+            finals = uow.promotions.finals(request.id)
         found = _signed_admission(finals, self._statement, request.id, f"{model}@{version}", target)
-        if isinstance(found, _Signed) and found.sha256 != stored.artifact_sha256:
+        if isinstance(found, _Signed) and found.sha256 != request.artifact_sha256:
             found = (
-                f"the recorded sha256 {stored.artifact_sha256} is not the attested {found.sha256}"
+                f"the recorded sha256 {request.artifact_sha256} is not the attested {found.sha256}"
             )
         if isinstance(found, str):
             self._integrity_alert(model, version, target, request.id, state.value, found)
@@ -898,9 +844,8 @@ class Workflow:
                 return
             self._alerted[key] = now
 
-        def work(session: Session) -> None:
-            append_audit(
-                session,
+        def work(uow: UnitOfWork) -> None:
+            uow.audit.append(
                 actor="governance",
                 action=INTEGRITY_ALERT,
                 subject=_subject(model, version),
@@ -909,7 +854,7 @@ class Workflow:
             )  # fmt: skip
 
         try:
-            in_transaction(self._engine, work)
+            run_in_unit_of_work(self._units, work)
         except Exception:  # the answer is deny either way; try again on the next miss
             with self._alert_lock:
                 self._alerted.pop(key, None)
@@ -920,7 +865,7 @@ class Workflow:
 
     # --- the one way state moves -------------------------------------------------------
 
-    def _check_move(self, request: PromotionRequest, action: Action) -> State:
+    def _check_move(self, request: PromotionRecord, action: Action) -> State:
         try:
             return transition(State(request.state), action)
         except IllegalTransitionError as exc:
@@ -928,21 +873,19 @@ class Workflow:
 
     def _move(
         self,
-        session: Session,
-        request: PromotionRequest,
+        uow: WorkflowUnit,
+        request: PromotionRecord,
         action: Action,
         actor: str,
         reason: str | None,
         payload: dict[str, Any],
-    ) -> None:
+    ) -> PromotionRecord:
+        """Move the (locked) request by `action`, with its audit event and, for a final
+        decision, its signed attestation; returns the request as it now is."""
         previous = request.state
         new = self._check_move(request, action)
-        now = self._clock()
-        request.state = new.value
-        request.state_reason = reason
-        request.updated_at = now
-        session.add(request)
-        session.flush()
+        request = replace(request, state=new.value, state_reason=reason, updated_at=self._clock())
+        uow.promotions.update(request)
         event_payload: dict[str, Any] = {
             "request_id": request.id,
             "from": previous,
@@ -951,20 +894,20 @@ class Workflow:
             **payload,
         }
         if new in (State.APPROVED, State.WAIVED, State.PROMOTED, State.REVOKED):
-            event_payload["final_decision_id"] = self._issue(session, request, new, reason)
-        append_audit(
-            session,
+            event_payload["final_decision_id"] = self._issue(uow, request, new, reason)
+        uow.audit.append(
             actor=actor,
             action=f"request.{action.value}",
-            subject=_request_subject(session, request),
+            subject=_subject(request.model, request.version),
             payload=event_payload,
         )
+        return request
 
     def _issue(
-        self, session: Session, request: PromotionRequest, state: State, reason: str | None
+        self, uow: WorkflowUnit, request: PromotionRecord, state: State, reason: str | None
     ) -> str:
         """Sign the final decision as an in-toto Statement in a DSSE envelope."""
-        decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
+        decision = uow.promotions.verdict(request.decision_id) if request.decision_id else None
         if decision is None:
             raise ConflictError("a final decision needs the checks' evidence", request.state)
         manifest = EvidenceManifest.model_validate(decision.manifest)
@@ -978,7 +921,7 @@ class Workflow:
                 "signedAt": s.signed_at.isoformat(),
                 "evidenceSha256": s.evidence_sha256,
             }
-            for s in _signatures(session, request.id)
+            for s in uow.promotions.signatures(request.id)
         ]
         document = attestation.statement(
             manifest,
@@ -993,60 +936,27 @@ class Workflow:
             request.expires_at.isoformat() if request.expires_at else None
         )
         envelope = attestation.envelope(document, key_name(self._key.public_key()), self._key.sign)
-        session.add(
-            FinalDecision(
-                id=decision_id,
-                request_id=request.id,
-                decision=state.value,
-                envelope=envelope,
-                created_at=self._clock(),
-            )
+        uow.promotions.add_final(
+            request.id, FinalDecisionRecord(decision_id, state.value, envelope, self._clock())
         )
         return decision_id
 
-    def _changing(self, work: Callable[[Session], Any]) -> Any:
+    def _changing(self, work: Callable[[UnitOfWork], Any]) -> Any:
         """A state change, then the admission cache forgets the request's answers."""
         try:
-            return in_transaction(self._engine, work)
+            return run_in_unit_of_work(self._units, work)
         finally:
             self._admissions.clear()
 
     @staticmethod
-    def _request_summary(session: Session, request: PromotionRequest) -> dict[str, Any]:
-        version, model = _version_and_model(session, request)
-        policy = session.get(Policy, request.policy_id)
-        assert policy is not None
+    def _request_dict(uow: WorkflowUnit, request: PromotionRecord) -> dict[str, Any]:
+        decision = uow.promotions.verdict(request.decision_id) if request.decision_id else None
+        policy = _policy(request)
+        finals = uow.promotions.finals(request.id)
+        waiver = uow.promotions.waiver(request.id)
         return {
-            "id": request.id,
-            "model": model.name,
-            "version": version.version,
-            "riskTier": model.risk_tier,
-            "target": request.target,
-            "state": request.state,
-            "stateReason": request.state_reason,
-            "submitter": request.submitter,
-            "submitterPerson": request.submitter_person,
-            "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
-            "artifactSha256": version.artifact_sha256,
-            "expiresAt": request.expires_at,
-            "createdAt": request.created_at,
-            "updatedAt": request.updated_at,
-        }
-
-    @staticmethod
-    def _request_dict(session: Session, request: PromotionRequest) -> dict[str, Any]:
-        summary = Workflow._request_summary(session, request)
-        decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
-        policy = _policy(session, request)
-        finals = session.exec(
-            select(FinalDecision)
-            .filter_by(request_id=request.id)
-            .order_by(col(FinalDecision.created_at))
-        ).all()
-        waiver = _waiver(session, request.id)
-        return {
-            **summary,
-            "owner": _owner(session, request),
+            **_request_summary(request),
+            "owner": _owner(request),
             "verdict": decision.verdict if decision else None,
             "decisionSummary": decision.summary if decision else None,
             "gateDecisionId": request.decision_id,
@@ -1065,7 +975,7 @@ class Workflow:
                     "reauthenticated": s.reauthenticated,
                     "signedAt": s.signed_at,
                 }
-                for s in _signatures(session, request.id)
+                for s in uow.promotions.signatures(request.id)
             ],
             "waiver": None
             if waiver is None
@@ -1081,9 +991,29 @@ class Workflow:
         }
 
 
-def request_view(session: Session, request: PromotionRequest) -> dict[str, Any]:
+def request_view(uow: WorkflowUnit, request_id: str) -> dict[str, Any]:
     """A request as the API and the reports show it: state, evidence, signatures, waiver."""
-    return Workflow._request_dict(session, request)
+    return Workflow._request_dict(uow, _get(uow, request_id))
+
+
+def _request_summary(request: PromotionRecord) -> dict[str, Any]:
+    policy = request.policy
+    return {
+        "id": request.id,
+        "model": request.model,
+        "version": request.version,
+        "riskTier": request.risk_tier,
+        "target": request.target,
+        "state": request.state,
+        "stateReason": request.state_reason,
+        "submitter": request.submitter,
+        "submitterPerson": request.submitter_person,
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+        "artifactSha256": request.artifact_sha256,
+        "expiresAt": request.expires_at,
+        "createdAt": request.created_at,
+        "updatedAt": request.updated_at,
+    }
 
 
 class AdmissionCache:
@@ -1093,8 +1023,8 @@ class AdmissionCache:
 
     POLL_SECONDS = 0.1
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, units: UnitOfWorkFactory) -> None:
+        self._units = units
         self._answers: dict[tuple[str, str, str], Admission] = {}
         self._head: int | None = None
         self._checked = 0.0
@@ -1121,9 +1051,9 @@ class AdmissionCache:
             self._answers.clear()
             self._checked = 0.0
 
-    def _audit_head(self) -> int | None:
-        with self._engine.connect() as connection:
-            return connection.execute(select(func.max(AuditEventRow.seq))).scalar()
+    def _audit_head(self) -> int:
+        with self._units(read_only=True) as uow:
+            return uow.audit.head_seq()
 
 
 def _as_of(answer: Admission, now: datetime, digest: str | None) -> Admission:
@@ -1154,7 +1084,7 @@ class _Signed:
 
 
 def _signed_admission(
-    finals: list[FinalDecision] | Any,
+    finals: list[FinalDecisionRecord],
     statement: Callable[[dict[str, Any]], dict[str, Any]],
     request_id: str,
     subject: str,
@@ -1205,7 +1135,7 @@ def _hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def _model_dict(model: Model) -> dict[str, Any]:
+def _model_dict(model: ModelRecord) -> dict[str, Any]:
     return {
         "name": model.name,
         "riskTier": model.risk_tier,
@@ -1327,51 +1257,34 @@ def _subject(model: str, version: str) -> str:
     return f"model:{model}@{version}"
 
 
-def _version_and_model(session: Session, request: PromotionRequest) -> tuple[ModelVersion, Model]:
-    version = session.get(ModelVersion, request.model_version_id)
-    model = session.get(Model, version.model_id) if version else None
-    assert version is not None and model is not None  # foreign keys guarantee both
-    return version, model
-
-
-def _request_subject(session: Session, request: PromotionRequest) -> str:
-    version, model = _version_and_model(session, request)
-    return _subject(model.name, version.version)
-
-
-def _get(session: Session, request_id: str) -> PromotionRequest:
-    request = session.get(PromotionRequest, request_id)
+def _get(uow: WorkflowUnit, request_id: str) -> PromotionRecord:
+    request = uow.promotions.get(request_id)
     if request is None:
         raise NotFoundError(f"request {request_id}", "list the requests to find its id")
     return request
 
 
-def _locked(session: Session, request_id: str) -> PromotionRequest:
-    """The request row, locked until the transaction ends (PostgreSQL; SQLite's writer
+def _locked(uow: WorkflowUnit, request_id: str) -> PromotionRecord:
+    """The request, its row locked until the unit of work ends (PostgreSQL; SQLite's writer
     holds the whole database already)."""
-    request = session.exec(
-        select(PromotionRequest).where(PromotionRequest.id == request_id).with_for_update()
-    ).first()
+    request = uow.promotions.get(request_id, lock=True)
     if request is None:
         raise NotFoundError(f"request {request_id}", "list the requests to find its id")
     return request
 
 
-def _policy(session: Session, request: PromotionRequest) -> PromotionPolicy:
-    row = session.get(Policy, request.policy_id)
-    assert row is not None
-    return parse_policy(row.document)
+def _policy(request: PromotionRecord) -> PromotionPolicy:
+    return parse_policy(request.policy.document)
 
 
-def _owner(session: Session, request: PromotionRequest) -> str | None:
+def _owner(request: PromotionRecord) -> str | None:
     """The person who owns the request's model: the model's owner, else the person who
     submitted (None for a connector's submission of a model without an owner)."""
-    _, model = _version_and_model(session, request)
-    return model.owner or request.submitter_person
+    return request.model_owner or request.submitter_person
 
 
-def _check_person(session: Session, username: str) -> None:
-    if session.exec(select(UserAccount.id).filter_by(username=username)).first() is None:
+def _check_person(uow: UnitOfWork, username: str) -> None:
+    if not uow.models.person_known(username):
         raise InputError(
             "owner",
             f"{username!r} is not a person known here",
@@ -1379,32 +1292,15 @@ def _check_person(session: Session, username: str) -> None:
         )
 
 
-def _signatures(session: Session, request_id: str) -> list[Signature]:
-    return list(
-        session.exec(
-            select(Signature).filter_by(request_id=request_id).order_by(col(Signature.id))
-        ).all()
-    )
-
-
-def _waiver(session: Session, request_id: str) -> WaiverRequest | None:
-    return session.exec(
-        select(WaiverRequest)
-        .filter_by(request_id=request_id)
-        .order_by(col(WaiverRequest.id).desc())
-        .limit(1)
-    ).first()
-
-
-def _evidence_sha256(session: Session, request: PromotionRequest) -> str:
-    decision = session.get(GateDecision, request.decision_id) if request.decision_id else None
+def _evidence_sha256(uow: WorkflowUnit, request: PromotionRecord) -> str:
+    decision = uow.promotions.verdict(request.decision_id) if request.decision_id else None
     if decision is None:
         raise ConflictError("there is no evidence to sign yet", request.state)
     return decision.manifest_sha256
 
 
 def _pick_role(
-    policy: PromotionPolicy, action: Action, actor: Principal, previous: list[Signature]
+    policy: PromotionPolicy, action: Action, actor: Principal, previous: list[SignatureRecord]
 ) -> str:
     """The role to sign in when the signer did not name one: the only fitting role held."""
     if action in (Action.GRANT_WAIVER, Action.DENY_WAIVER):

@@ -4,11 +4,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlmodel import Session, col, select
 
-from governance.domain.records import LinkedRequest, LinkedVersion, RegistryLinkRecord
-from governance.store.tables import ConsumerCursor, ModelVersion, PromotionRequest, RegistryLink
+from governance.domain.records import (
+    LinkedRequest,
+    LinkedVersion,
+    PromotionRecord,
+    RegistryLinkRecord,
+)
+from governance.store.tables import (
+    ConsumerCursor,
+    Model,
+    ModelVersion,
+    PromotionRequest,
+    RegistryLink,
+)
 
 
 class SqlRegistryLinks:
@@ -63,6 +75,23 @@ class SqlRegistryLinks:
             for link, request, version in rows
         ]
 
+    def add(self, link: RegistryLinkRecord, model: str, version: str) -> None:
+        stored = self._session.exec(
+            select(ModelVersion)
+            .join(Model, col(ModelVersion.model_id) == col(Model.id))
+            .where(Model.name == model, ModelVersion.version == version)
+        ).one()
+        self._session.add(
+            RegistryLink(
+                connector=link.connector,
+                registry_model=link.registry_model,
+                registry_version=link.registry_version,
+                model_version_id=stored.id,
+                run_id=link.run_id,
+                source_uri=link.source_uri,
+            )
+        )
+
 
 class SqlConsumerCursors:
     def __init__(self, session: Session) -> None:
@@ -81,19 +110,11 @@ class SqlConsumerCursors:
             self._session.add(cursor)
 
 
-def link_on_submit(link: RegistryLinkRecord) -> Callable[[Session, PromotionRequest], None]:
-    """`ports.SubmissionLink`: the link, added in the workflow's submit transaction."""
+def link_on_submit(link: RegistryLinkRecord) -> Callable[[Any, PromotionRecord], None]:
+    """`ports.SubmissionLink`: the link, added in the workflow's submit transaction through
+    its unit of work (a `ports.WorkflowUnit`, which the store does not import)."""
 
-    def add(session: Session, request: PromotionRequest) -> None:
-        session.add(
-            RegistryLink(
-                connector=link.connector,
-                registry_model=link.registry_model,
-                registry_version=link.registry_version,
-                model_version_id=request.model_version_id,
-                run_id=link.run_id,
-                source_uri=link.source_uri,
-            )
-        )
+    def add(uow: Any, request: PromotionRecord) -> None:
+        uow.registry_links.add(link, request.model, request.version)
 
     return add

@@ -36,6 +36,7 @@ from governance.store.tables import (
     Policy,
     PromotionRequest,
 )
+from governance.store.workflow import SqlModels, SqlPromotions
 
 
 class SqlUnitOfWork:
@@ -57,6 +58,8 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalogViews(self._session)
         self.cursors = SqlConsumerCursors(self._session)
         self.registry_links = SqlRegistryLinks(self._session)
+        self.models = SqlModels(self._session)
+        self.promotions = SqlPromotions(self._session)
         return self
 
     def __exit__(

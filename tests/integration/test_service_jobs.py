@@ -47,7 +47,7 @@ def governance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def workflow_with(governance: Governance, clock: Clock) -> Workflow:
     return Workflow(
-        governance.engine,
+        governance.units,
         governance.people,
         governance.workflow.policies,
         governance.signing_key,

@@ -4,6 +4,8 @@ so a chain a use case leaves behind can be verified for real."""
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time
@@ -21,15 +23,27 @@ from governance.domain.browsing import (
     RequestFilter,
     Slice,
 )
-from governance.domain.errors import AuditSequenceTakenError
+from governance.domain.errors import AuditSequenceTakenError, InputError
+from governance.domain.evidence import Artifact, EvidenceManifest
+from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
     AuditAction,
+    CheckJob,
+    FinalDecisionRecord,
     LinkedRequest,
     LinkedVersion,
+    ModelRecord,
     PinnedPolicy,
+    PromotionRecord,
+    RecordedVerdict,
     RegisteredBuilder,
+    RegistryLinkRecord,
     RequestWithEvidence,
+    SignatureRecord,
     StoredDecision,
+    StoredPolicy,
+    VersionRecord,
+    WaiverRecord,
 )
 
 
@@ -155,6 +169,7 @@ class FakeRegistryLinks:
     def __init__(self) -> None:
         self.stored: list[LinkedRequest] = []
         self.artifacts: dict[str, str] = {}
+        self.added: list[tuple[RegistryLinkRecord, str, str]] = []  # linked on submit
 
     def known(self, connector: str) -> set[tuple[str, str]]:
         return {
@@ -177,6 +192,9 @@ class FakeRegistryLinks:
             for r in self.stored
             if r.link.connector == connector
         ]
+
+    def add(self, link: RegistryLinkRecord, model: str, version: str) -> None:
+        self.added.append((link, model, version))
 
 
 T = TypeVar("T")
@@ -317,6 +335,8 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalogViews(self.audit)
         self.cursors = FakeConsumerCursors()
         self.registry_links = FakeRegistryLinks()
+        self.models = FakeModels()
+        self.promotions = FakePromotions(self.audit)
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -330,6 +350,8 @@ class FakeUnitOfWork:
     def __enter__(self) -> Self:
         self.builders.begin()
         self.cursors.begin()
+        self.models.begin()
+        self.promotions.begin()
         return self
 
     def __exit__(
@@ -350,9 +372,219 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.commit()
         self.cursors.commit()
+        self.models.begin()
+        self.promotions.begin()
         self.commits += 1
 
     def rollback(self) -> None:
         self.audit.pending = []
         self.builders.rollback()
         self.cursors.rollback()
+        self.models.rollback()
+        self.promotions.rollback()
+
+
+# --- workflow ---
+
+
+class FakeModels:
+    """Models by name, their versions, and the people known; undone by the rollback."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, ModelRecord] = {}
+        self.people: set[str] = set()
+        self.version_rows: dict[str, list[VersionRecord]] = {}
+        self._before: tuple[dict[str, ModelRecord], dict[str, list[VersionRecord]]] = ({}, {})
+
+    def register(self, name: str, risk_tier: str, owner: str | None) -> ModelRecord:
+        return self.stored.setdefault(name, ModelRecord(name, risk_tier, owner, _NOW))
+
+    def get(self, name: str) -> ModelRecord | None:
+        return self.stored.get(name)
+
+    def all(self) -> list[ModelRecord]:
+        return [self.stored[name] for name in sorted(self.stored)]
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        return list(self.version_rows.get(name, []))
+
+    def person_known(self, username: str) -> bool:
+        return username in self.people
+
+    def begin(self) -> None:
+        self._before = copy.deepcopy((self.stored, self.version_rows))
+
+    def rollback(self) -> None:
+        self.stored, self.version_rows = copy.deepcopy(self._before)
+
+
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakePromotions:
+    """Promotion requests and what hangs off them, in memory; the audit trail is the unit
+    of work's, for the decisions recorded here. `locked` lists the requests got with
+    `lock`, as the SQL twin's SELECT … FOR UPDATE would lock them."""
+
+    def __init__(self, audit: FakeAuditTrail) -> None:
+        self._audit = audit
+        self.requests: dict[str, PromotionRecord] = {}
+        self.versions: dict[tuple[str, str], VersionRecord] = {}
+        self.policies: dict[str, StoredPolicy] = {}
+        self.signature_rows: dict[str, list[SignatureRecord]] = {}
+        self.waivers: dict[str, list[WaiverRecord]] = {}
+        self.final_rows: dict[str, list[FinalDecisionRecord]] = {}
+        self.verdicts: dict[str, RecordedVerdict] = {}
+        self.jobs: dict[int, CheckJob] = {}
+        self.locked: list[str] = []
+        self._before: dict[str, Any] = {}
+
+    def record_version(self, model: str, version: str, artifact: Artifact) -> VersionRecord:
+        stored = self.versions.setdefault(
+            (model, version), VersionRecord(version, artifact.sha256, _NOW)
+        )
+        if stored.artifact_sha256 != artifact.sha256:
+            raise InputError(
+                f"model {model} version {version}",
+                f"is already recorded with artifact sha256 {stored.artifact_sha256}",
+                "bump the model version",
+            )
+        return stored
+
+    def pin_policy(self, policy: PromotionPolicy) -> StoredPolicy:
+        return self.policies.setdefault(
+            policy.content_hash,
+            StoredPolicy(
+                policy.metadata.name,
+                policy.metadata.version,
+                policy.applies_to.risk_tier,
+                policy.content_hash,
+                json.loads(policy.canonical_json()),
+            ),
+        )
+
+    def open_request(
+        self, model: str, version: str, target: str, states: Sequence[str]
+    ) -> PromotionRecord | None:
+        found = (
+            r
+            for r in self.requests.values()
+            if (r.model, r.version, r.target) == (model, version, target) and r.state in states
+        )
+        return next(found, None)
+
+    def add(self, request: PromotionRecord) -> None:
+        self.requests[request.id] = request
+
+    def get(self, request_id: str, *, lock: bool = False) -> PromotionRecord | None:
+        if lock:
+            self.locked.append(request_id)
+        return self.requests.get(request_id)
+
+    def update(self, request: PromotionRecord) -> None:
+        self.requests[request.id] = request
+
+    def page(
+        self, state: str | None, model: str | None, limit: int, offset: int
+    ) -> tuple[int, list[PromotionRecord]]:
+        rows = [
+            r
+            for r in sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)
+            if (not state or r.state == state) and (not model or r.model == model)
+        ]
+        return len(rows), rows[offset : offset + limit]
+
+    def latest(self, model: str, version: str, target: str) -> PromotionRecord | None:
+        rows = [
+            r
+            for r in self.requests.values()
+            if (r.model, r.version, r.target) == (model, version, target)
+        ]
+        return max(rows, key=lambda r: r.created_at, default=None)
+
+    def due(self, states: Sequence[str], now: datetime) -> list[str]:
+        return [
+            r.id
+            for r in self.requests.values()
+            if r.state in states and r.expires_at is not None and r.expires_at <= now
+        ]
+
+    def signatures(self, request_id: str) -> list[SignatureRecord]:
+        return list(self.signature_rows.get(request_id, []))
+
+    def add_signature(self, request_id: str, signature: SignatureRecord) -> None:
+        self.signature_rows.setdefault(request_id, []).append(signature)
+
+    def waiver(self, request_id: str) -> WaiverRecord | None:
+        return (self.waivers.get(request_id) or [None])[-1]
+
+    def add_waiver(self, request_id: str, waiver: WaiverRecord) -> None:
+        self.waivers.setdefault(request_id, []).append(waiver)
+
+    def finals(self, request_id: str) -> list[FinalDecisionRecord]:
+        return list(self.final_rows.get(request_id, []))
+
+    def final(self, decision_id: str) -> FinalDecisionRecord | None:
+        rows = (f for finals in self.final_rows.values() for f in finals)
+        return next((f for f in rows if f.id == decision_id), None)
+
+    def add_final(self, request_id: str, final: FinalDecisionRecord) -> None:
+        self.final_rows.setdefault(request_id, []).append(final)
+
+    def verdict(self, decision_id: str) -> RecordedVerdict | None:
+        return self.verdicts.get(decision_id)
+
+    def record_decision(
+        self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+    ) -> str:
+        decision_id = f"decision-{len(self.verdicts) + 1}"
+        self.verdicts[decision_id] = RecordedVerdict(
+            decision_id,
+            manifest.decision.verdict.value,
+            manifest.decision.summary,
+            manifest.model_dump(mode="json"),
+            manifest.sha256,
+        )
+        self._audit.append(
+            actor=actor,
+            action="gate.decision_recorded",
+            subject=f"model:{manifest.model_name}@{manifest.model_version}",
+            payload={"decision_id": decision_id, "verdict": manifest.decision.verdict.value},
+        )
+        return decision_id
+
+    def enqueue(self, request_id: str, kind: str) -> None:
+        job_id = len(self.jobs) + 1
+        self.jobs[job_id] = CheckJob(job_id, request_id, "queued", 0, None)
+
+    def claimable_jobs(self, lapsed: datetime) -> list[int]:
+        return [
+            j.id
+            for j in self.jobs.values()
+            if j.status == "queued"
+            or (j.status == "running" and j.claimed_at is not None and j.claimed_at < lapsed)
+        ]
+
+    def job(self, job_id: int) -> CheckJob:
+        return self.jobs[job_id]
+
+    def save_job(self, job: CheckJob) -> None:
+        self.jobs[job.id] = job
+
+    _TABLES = (
+        "requests",
+        "versions",
+        "policies",
+        "signature_rows",
+        "waivers",
+        "final_rows",
+        "verdicts",
+        "jobs",
+    )
+
+    def begin(self) -> None:
+        self._before = copy.deepcopy({name: getattr(self, name) for name in self._TABLES})
+
+    def rollback(self) -> None:
+        for name, table in copy.deepcopy(self._before).items():
+            setattr(self, name, table)
