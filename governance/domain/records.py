@@ -110,3 +110,46 @@ class LinkedVersion:
     registry_version: str
     state: str
     artifact_sha256: str
+
+
+# --- people and webhooks ---
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person's account: who they are, their password's hash, and the failed sign-ins in a
+    row with the lock they led to. Roles are not here: they are casbin lines (`Grants`)."""
+
+    id: int  # in the order people were added: the first active admin is the earliest
+    username: str
+    full_name: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+    failed_sign_ins: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignedInSession:
+    """A person's session; only the keyed digest of its secret is kept."""
+
+    digest: str
+    username: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A machine's API token with the person accountable for it (`owner`); only the keyed
+    digest of its secret is kept. Revoked, never deleted."""
+
+    id: str
+    name: str
+    owner: str
+    roles: tuple[str, ...]
+    digest: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime

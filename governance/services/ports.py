@@ -25,13 +25,16 @@ from governance.domain.browsing import (
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
+    Account,
     AuditAction,
+    IssuedToken,
     LinkedRequest,
     LinkedVersion,
     PinnedPolicy,
     RegisteredBuilder,
     RegistryLinkRecord,
     RequestWithEvidence,
+    SignedInSession,
     StoredDecision,
 )
 
@@ -336,6 +339,18 @@ class UnitOfWork(Protocol):
     @property
     def registry_links(self) -> RegistryLinks: ...
 
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def grants(self) -> Grants: ...
+
+    @property
+    def sessions(self) -> SignedInSessions: ...
+
+    @property
+    def tokens(self) -> ApiTokens: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -431,4 +446,95 @@ class CatalogViews(Protocol):
 
     def pinned_policies(self) -> list[PinnedPolicy]:
         """Every stored policy, with how many requests pinned it."""
+        ...
+
+
+# --- people and webhooks ---
+
+
+class Accounts(Protocol):
+    """People's accounts (`governance.services.people`)."""
+
+    def get(self, username: str) -> Account | None: ...
+
+    def locked(self, username: str) -> Account | None:
+        """The account, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def lock_all(self) -> dict[str, Account]:
+        """Every account by user name, each locked (in name order, so two units never
+        deadlock): changes to who is an active admin then run one after another."""
+        ...
+
+    def all(self) -> list[Account]:
+        """Every account, by user name."""
+        ...
+
+    def add(self, *, username: str, full_name: str, password_hash: str) -> Account: ...
+
+    def save(self, account: Account) -> None:
+        """Store what may change of an existing account: disabled, password hash, failed
+        sign-ins and lock."""
+        ...
+
+
+class Grants(Protocol):
+    """Who holds which role: casbin's `g, SUBJECT, ROLE` lines (`user:NAME`, `token:ID`,
+    `role:R`), read by the enforcer (`governance.auth.access`) after a change."""
+
+    def roles_of(self, subject: str) -> list[str]:
+        """The role subjects granted to `subject`."""
+        ...
+
+    def holders(self, role: str) -> list[str]:
+        """The subjects granted the role subject `role`."""
+        ...
+
+    def grant(self, subject: str, role: str) -> None: ...
+
+    def revoke_all(self, subject: str) -> None:
+        """Take every role from `subject`."""
+        ...
+
+
+class SignedInSessions(Protocol):
+    """People's sessions, by the digest of their secret."""
+
+    def get(self, digest: str) -> SignedInSession | None: ...
+
+    def add(self, session: SignedInSession) -> None: ...
+
+    def remove(self, digest: str) -> None: ...
+
+    def end_all(self, username: str, keep: str | None = None) -> int:
+        """End the person's sessions but the one with digest `keep`; how many ended."""
+        ...
+
+
+class ApiTokens(Protocol):
+    """Machines' API tokens."""
+
+    def add(
+        self,
+        *,
+        token_id: str,
+        name: str,
+        owner: str,
+        roles: Sequence[str],
+        digest: str,
+        expires_at: datetime | None,
+    ) -> None: ...
+
+    def locked(self, token_id: str) -> IssuedToken | None:
+        """The token, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def with_digest(self, digest: str) -> IssuedToken | None: ...
+
+    def revoke(self, token_id: str, at: datetime) -> None:
+        """Mark the (existing, locked) token revoked."""
+        ...
+
+    def all(self) -> list[IssuedToken]:
+        """Every token, revoked ones too, oldest first."""
         ...

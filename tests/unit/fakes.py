@@ -23,12 +23,15 @@ from governance.domain.browsing import (
 )
 from governance.domain.errors import AuditSequenceTakenError
 from governance.domain.records import (
+    Account,
     AuditAction,
+    IssuedToken,
     LinkedRequest,
     LinkedVersion,
     PinnedPolicy,
     RegisteredBuilder,
     RequestWithEvidence,
+    SignedInSession,
     StoredDecision,
 )
 
@@ -317,6 +320,10 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalogViews(self.audit)
         self.cursors = FakeConsumerCursors()
         self.registry_links = FakeRegistryLinks()
+        self.accounts = FakeAccounts()
+        self.grants = FakeGrants()
+        self.sessions = FakeSignedInSessions()
+        self.tokens = FakeApiTokens()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -330,6 +337,8 @@ class FakeUnitOfWork:
     def __enter__(self) -> Self:
         self.builders.begin()
         self.cursors.begin()
+        for stored in self._people_stores():
+            stored.begin()
         return self
 
     def __exit__(
@@ -350,9 +359,133 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.commit()
         self.cursors.commit()
+        for stored in self._people_stores():
+            stored.commit()
         self.commits += 1
 
     def rollback(self) -> None:
         self.audit.pending = []
         self.builders.rollback()
         self.cursors.rollback()
+        for stored in self._people_stores():
+            stored.rollback()
+
+    def _people_stores(self) -> tuple[Undoable, ...]:
+        return (self.accounts, self.grants, self.sessions, self.tokens)
+
+
+# --- people and webhooks ---
+
+
+class Undoable:
+    """A store kept in `stored` (a dict); what a unit of work changed is undone by its
+    rollback. `stored` maps a key to an immutable record or a list copied on write."""
+
+    def __init__(self) -> None:
+        self.stored: dict[Any, Any] = {}
+        self._before: dict[Any, Any] = {}
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
+class FakeAccounts(Undoable):
+    """Accounts by user name; `locked` records who a unit of work locked, for the tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks: list[str] = []
+
+    def get(self, username: str) -> Account | None:
+        return self.stored.get(username)
+
+    def locked(self, username: str) -> Account | None:
+        self.locks.append(username)
+        return self.get(username)
+
+    def lock_all(self) -> dict[str, Account]:
+        self.locks.extend(sorted(self.stored))
+        return {a.username: a for a in self.all()}
+
+    def all(self) -> list[Account]:
+        return [self.stored[name] for name in sorted(self.stored)]
+
+    def add(self, *, username: str, full_name: str, password_hash: str) -> Account:
+        next_id = 1 + max((a.id for a in self.stored.values()), default=0)
+        added = Account(next_id, username, full_name, password_hash, False, datetime.now(UTC))
+        self.stored[username] = added
+        return added
+
+    def save(self, account: Account) -> None:
+        assert account.username in self.stored
+        self.stored[account.username] = account
+
+
+class FakeGrants(Undoable):
+    """Casbin's `g` lines as subject → role subjects (a tuple, replaced on each change)."""
+
+    def roles_of(self, subject: str) -> list[str]:
+        return list(self.stored.get(subject, ()))
+
+    def holders(self, role: str) -> list[str]:
+        return [subject for subject, roles in self.stored.items() if role in roles]
+
+    def grant(self, subject: str, role: str) -> None:
+        self.stored[subject] = (*self.stored.get(subject, ()), role)
+
+    def revoke_all(self, subject: str) -> None:
+        self.stored.pop(subject, None)
+
+
+class FakeSignedInSessions(Undoable):
+    def get(self, digest: str) -> SignedInSession | None:
+        return self.stored.get(digest)
+
+    def add(self, session: SignedInSession) -> None:
+        self.stored[session.digest] = session
+
+    def remove(self, digest: str) -> None:
+        self.stored.pop(digest, None)
+
+    def end_all(self, username: str, keep: str | None = None) -> int:
+        ending = [d for d, s in self.stored.items() if s.username == username and d != keep]
+        for digest in ending:
+            del self.stored[digest]
+        return len(ending)
+
+
+class FakeApiTokens(Undoable):
+    """Tokens by id, in the order they were issued."""
+
+    def add(
+        self,
+        *,
+        token_id: str,
+        name: str,
+        owner: str,
+        roles: Sequence[str],
+        digest: str,
+        expires_at: datetime | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        self.stored[token_id] = IssuedToken(
+            token_id, name, owner, tuple(roles), digest, expires_at, None, now
+        )
+
+    def locked(self, token_id: str) -> IssuedToken | None:
+        return self.stored.get(token_id)
+
+    def with_digest(self, digest: str) -> IssuedToken | None:
+        return next((t for t in self.stored.values() if t.digest == digest), None)
+
+    def revoke(self, token_id: str, at: datetime) -> None:
+        self.stored[token_id] = replace(self.stored[token_id], revoked_at=at)
+
+    def all(self) -> list[IssuedToken]:
+        return list(self.stored.values())
