@@ -157,7 +157,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         Browse(units, workflow.get_request),
         ChainStatus(units, checkpoints.problems),
         webhooks=Webhooks(
-            engine,
+            units,
             DigestKey.load_or_create(settings.token_secret),
             outbound=outbound,
             sign_note=note,

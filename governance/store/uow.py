@@ -37,6 +37,11 @@ from governance.store.tables import (
     Policy,
     PromotionRequest,
 )
+from governance.store.webhooks import (
+    SqlWebhookDeliveries,
+    SqlWebhookSubscriptions,
+    SqlWebhookTrail,
+)
 
 
 class SqlUnitOfWork:
@@ -62,6 +67,9 @@ class SqlUnitOfWork:
         self.grants = SqlGrants(self._session)
         self.sessions = SqlSignedInSessions(self._session)
         self.tokens = SqlApiTokens(self._session)
+        self.webhook_subscriptions = SqlWebhookSubscriptions(self._session)
+        self.webhook_deliveries = SqlWebhookDeliveries(self._session)
+        self.webhook_trail = SqlWebhookTrail(self._session)
         return self
 
     def __exit__(

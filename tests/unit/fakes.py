@@ -25,6 +25,7 @@ from governance.domain.errors import AuditSequenceTakenError
 from governance.domain.records import (
     Account,
     AuditAction,
+    FinishedChecks,
     IssuedToken,
     LinkedRequest,
     LinkedVersion,
@@ -33,6 +34,8 @@ from governance.domain.records import (
     RequestWithEvidence,
     SignedInSession,
     StoredDecision,
+    Subscription,
+    WebhookDeliveryRecord,
 )
 
 
@@ -324,6 +327,9 @@ class FakeUnitOfWork:
         self.grants = FakeGrants()
         self.sessions = FakeSignedInSessions()
         self.tokens = FakeApiTokens()
+        self.webhook_subscriptions = FakeWebhookSubscriptions()
+        self.webhook_deliveries = FakeWebhookDeliveries(self.webhook_subscriptions)
+        self.webhook_trail = FakeWebhookTrail(self.audit, self.cursors)
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -337,7 +343,7 @@ class FakeUnitOfWork:
     def __enter__(self) -> Self:
         self.builders.begin()
         self.cursors.begin()
-        for stored in self._people_stores():
+        for stored in self._undoable():
             stored.begin()
         return self
 
@@ -359,7 +365,7 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.commit()
         self.cursors.commit()
-        for stored in self._people_stores():
+        for stored in self._undoable():
             stored.commit()
         self.commits += 1
 
@@ -367,11 +373,18 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.rollback()
         self.cursors.rollback()
-        for stored in self._people_stores():
+        for stored in self._undoable():
             stored.rollback()
 
-    def _people_stores(self) -> tuple[Undoable, ...]:
-        return (self.accounts, self.grants, self.sessions, self.tokens)
+    def _undoable(self) -> tuple[Undoable, ...]:
+        return (
+            self.accounts,
+            self.grants,
+            self.sessions,
+            self.tokens,
+            self.webhook_subscriptions,
+            self.webhook_deliveries,
+        )
 
 
 # --- people and webhooks ---
@@ -489,3 +502,135 @@ class FakeApiTokens(Undoable):
 
     def all(self) -> list[IssuedToken]:
         return list(self.stored.values())
+
+
+class FakeWebhookSubscriptions(Undoable):
+    """Subscriptions by id, numbered from 1 in the order they are added."""
+
+    def add(
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        salt: str,
+        created_by: str,
+        created_at: datetime,
+    ) -> Subscription:
+        added = Subscription(
+            len(self.stored) + 1, url, tuple(events), salt, created_by, True, created_at
+        )
+        self.stored[added.id] = added
+        return added
+
+    def get(self, subscription_id: int) -> Subscription | None:
+        return self.stored.get(subscription_id)
+
+    def locked(self, subscription_id: int) -> Subscription | None:
+        return self.get(subscription_id)
+
+    def deactivate(self, subscription_id: int) -> Subscription:
+        inactive = replace(self.stored[subscription_id], active=False)
+        self.stored[subscription_id] = inactive
+        return inactive
+
+    def all(self) -> list[Subscription]:
+        return [self.stored[key] for key in sorted(self.stored)]
+
+    def active(self) -> list[Subscription]:
+        return [s for s in self.all() if s.active]
+
+
+class FakeWebhookDeliveries(Undoable):
+    """Deliveries by id, numbered from 1; one per subscription and event, as the unique
+    key of the SQL table holds; the log joins the subscriptions' URLs."""
+
+    def __init__(self, subscriptions: FakeWebhookSubscriptions) -> None:
+        super().__init__()
+        self._subscriptions = subscriptions
+
+    def add(
+        self,
+        *,
+        subscription_id: int,
+        event_seq: int,
+        event: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        assert not any(
+            (d.subscription_id, d.event_seq) == (subscription_id, event_seq)
+            for d in self.stored.values()
+        ), "the unique key"
+        delivery_id = len(self.stored) + 1
+        self.stored[delivery_id] = WebhookDeliveryRecord(
+            delivery_id, subscription_id, event_seq, event, payload, "pending", 0, now, now
+        )
+
+    def due(self, now: datetime, limit: int) -> list[int]:
+        due = [
+            d for d in self.stored.values() if d.status == "pending" and d.next_attempt_at <= now
+        ]
+        return [d.id for d in sorted(due, key=lambda d: d.next_attempt_at)][:limit]
+
+    def locked(self, delivery_id: int) -> WebhookDeliveryRecord | None:
+        return self.stored.get(delivery_id)
+
+    def save(self, delivery: WebhookDeliveryRecord) -> None:
+        assert delivery.id in self.stored
+        self.stored[delivery.id] = delivery
+
+    def page(
+        self, status: str | None, subscription_id: int | None, limit: int, offset: int
+    ) -> Slice[tuple[WebhookDeliveryRecord, str]]:
+        urls = {s.id: s.url for s in self._subscriptions.stored.values()}
+        found = [
+            (d, urls[d.subscription_id])
+            for d in sorted(self.stored.values(), key=lambda d: d.id, reverse=True)
+            if (status is None or d.status == status)
+            and (not subscription_id or d.subscription_id == subscription_id)
+        ]
+        return Slice(found[offset : offset + limit], len(found))
+
+
+class FakeWebhookTrail:
+    """The fan-out's reads over the fake trail and cursors; what the events name (requests'
+    finished checks by (model, version, decision id), pinned policies by request id) is
+    filled in by the tests."""
+
+    def __init__(self, audit: FakeAuditTrail, cursors: FakeConsumerCursors) -> None:
+        self._audit = audit
+        self._cursors = cursors
+        self.checks: dict[tuple[str, str, str], FinishedChecks] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+
+    def cursor(self, name: str) -> int | None:
+        return self._cursors.stored.get(name)
+
+    def locked_cursor(self, name: str) -> int | None:
+        return self.cursor(name)
+
+    def start_cursor(self, name: str, seq: int) -> None:
+        self._cursors.stored.setdefault(name, seq)
+
+    def events_after(self, seq: int, limit: int) -> list[ChainedEvent]:
+        return [c for c in self._audit.events() if c.event.seq > seq][:limit]
+
+    def hashes_through(self, seq: int) -> list[str]:
+        return [c.hash for c in self._audit.events() if c.event.seq <= seq]
+
+    def first_seq(self, subject: str, action: str) -> int | None:
+        found = self.actions_through(subject, action, self._audit.head_seq())
+        return found[0].event.seq if found else None
+
+    def actions_through(self, subject: str, action: str, seq: int) -> list[ChainedEvent]:
+        return [
+            c
+            for c in self._audit.events()
+            if (c.event.subject, c.event.action) == (subject, action) and c.event.seq <= seq
+        ]
+
+    def finished_checks(self, model: str, version: str, decision_id: str) -> FinishedChecks | None:
+        return self.checks.get((model, version, decision_id))
+
+    def policy_document(self, request_id: str) -> dict[str, Any]:
+        return self.policies[request_id]
