@@ -11,16 +11,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from governance.auth.access import (
-    HUMAN_ROLES,
-    ROLES,
-    USER,
-    AccessControl,
-    role_name,
-    role_subject,
-    token_subject,
-    user_subject,
-)
 from governance.auth.secrets import (
     MIN_PASSWORD_LENGTH,
     DigestKey,
@@ -41,7 +31,16 @@ from governance.domain.errors import (
     UnauthenticatedError,
 )
 from governance.domain.records import Account, IssuedToken, SignedInSession
-from governance.services.ports import UnitOfWork, UnitOfWorkFactory
+from governance.domain.roles import (
+    HUMAN_ROLES,
+    ROLES,
+    USER,
+    role_name,
+    role_subject,
+    token_subject,
+    user_subject,
+)
+from governance.services.ports import AccessRules, UnitOfWork, UnitOfWorkFactory
 from governance.services.unit_of_work import run_in_unit_of_work
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,63}$"
@@ -85,7 +84,7 @@ SYSTEM = Principal("governance", "governance service", "user", frozenset({"admin
 
 class People:
     def __init__(
-        self, units: UnitOfWorkFactory, access: AccessControl, digest_key: DigestKey
+        self, units: UnitOfWorkFactory, access: AccessRules, digest_key: DigestKey
     ) -> None:
         self._units = units
         self._access = access

@@ -552,6 +552,18 @@ class ApiTokens(Protocol):
         ...
 
 
+class AccessRules(Protocol):
+    """The casbin enforcer as the people use case sees it (`governance.auth.access`)."""
+
+    def refresh(self) -> None:
+        """Load the rules again now: a grant this process just wrote holds at once."""
+        ...
+
+    def roles_of(self, username: str) -> list[str]:
+        """A person's roles, by their names (`admin`, not `role:admin`)."""
+        ...
+
+
 class KeyedSecrets(Protocol):
     """Secrets derived from the service's digest key (`governance.auth.secrets.DigestKey`),
     so they need not be stored."""

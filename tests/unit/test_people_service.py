@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from governance.auth.access import role_name, role_subject, user_subject
 from governance.auth.secrets import DigestKey
 from governance.auth.throttle import LOCK_AFTER
 from governance.domain.audit import verify_chain
@@ -18,6 +17,7 @@ from governance.domain.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
+from governance.domain.roles import role_name, role_subject, user_subject
 from governance.services.people import SYSTEM, People, Principal
 from tests.unit.fakes import FakeUnitOfWork
 
