@@ -125,7 +125,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     engine = make_engine(settings.database_url)
     units = SqlUnits(engine)
     access = AccessControl(engine)
-    people = People(engine, access, DigestKey.load_or_create(settings.token_secret))
+    people = People(units, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
     checks = IsolatedChecks(settings.check_memory_mb, settings.check_timeout_seconds)
     workflow = Workflow(
@@ -157,7 +157,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         Browse(units, workflow.get_request),
         ChainStatus(units, checkpoints.problems),
         webhooks=Webhooks(
-            engine,
+            units,
             DigestKey.load_or_create(settings.token_secret),
             outbound=outbound,
             sign_note=note,

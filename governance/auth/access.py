@@ -22,6 +22,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy_adapter import Adapter
 from sqlmodel import Session, select
 
+from governance.domain.roles import ROLE, role_name, role_subject, user_subject
 from governance.resources import ACCESS_MODEL
 from governance.store.tables import CasbinRule
 
@@ -30,38 +31,6 @@ MODEL = ACCESS_MODEL
 # console page, which asks what to show, would write lines per request.
 for _name in ("casbin", "casbin.enforcer", "casbin.role", "casbin.policy"):
     logging.getLogger(_name).setLevel(logging.ERROR)
-
-ROLES = (
-    "data_scientist",
-    "model_risk_officer",
-    "business_owner",
-    "chief_risk_officer",
-    "auditor",
-    "admin",
-    "ci",
-    "serving",
-)
-HUMAN_ROLES = ROLES[:6]
-
-USER, TOKEN, ROLE = "user:", "token:", "role:"
-
-
-def user_subject(username: str) -> str:
-    return USER + username
-
-
-def token_subject(token_id: str) -> str:
-    return TOKEN + token_id
-
-
-def role_subject(role: str) -> str:
-    return ROLE + role
-
-
-def role_name(subject: str) -> str:
-    """`role:admin` -> `admin`; anything else is no role and stays as it is."""
-    return subject.removeprefix(ROLE)
-
 
 READ = [
     ("models", "read"),

@@ -112,6 +112,93 @@ class LinkedVersion:
     artifact_sha256: str
 
 
+# --- people and webhooks ---
+
+
+@dataclass(frozen=True)
+class Account:
+    """A person's account: who they are, their password's hash, and the failed sign-ins in a
+    row with the lock they led to. Roles are not here: they are casbin lines (`Grants`)."""
+
+    id: int  # in the order people were added: the first active admin is the earliest
+    username: str
+    full_name: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+    failed_sign_ins: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignedInSession:
+    """A person's session; only the keyed digest of its secret is kept."""
+
+    digest: str
+    username: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A machine's API token with the person accountable for it (`owner`); only the keyed
+    digest of its secret is kept. Revoked, never deleted."""
+
+    id: str
+    name: str
+    owner: str
+    roles: tuple[str, ...]
+    digest: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A URL that wants some webhook events. Its HMAC secret is derived from the service's
+    digest key and `salt` when a delivery is signed, so no secret is stored."""
+
+    id: int
+    url: str
+    events: tuple[str, ...]
+    salt: str
+    created_by: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryRecord:
+    """One event for one subscription, and the outcome of its last attempt."""
+
+    id: int
+    subscription_id: int
+    event_seq: int
+    event: str
+    payload: dict[str, Any]  # what is POSTed, with the delivery's id
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_answer: str | None = None  # the start of the receiver's answer, for admins only
+    last_attempt_at: datetime | None = None
+    last_duration_ms: int | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FinishedChecks:
+    """A promotion request's recorded gate decision, as `checks.finished` tells of it."""
+
+    request_id: str
+    verdict: str
+    summary: str
+
+
 # --- workflow ---------------------------------------------------------------------------
 
 

@@ -6,23 +6,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine
-from sqlmodel import Session, col, select
-
-from governance.auth.access import (
-    HUMAN_ROLES,
-    ROLES,
-    USER,
-    AccessControl,
-    role_name,
-    role_subject,
-    token_subject,
-    user_subject,
-)
 from governance.auth.secrets import (
     MIN_PASSWORD_LENGTH,
     DigestKey,
@@ -42,8 +30,18 @@ from governance.domain.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
-from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import ApiToken, CasbinRule, UserAccount, UserSession, utcnow
+from governance.domain.records import Account, IssuedToken, SignedInSession
+from governance.domain.roles import (
+    HUMAN_ROLES,
+    ROLES,
+    USER,
+    role_name,
+    role_subject,
+    token_subject,
+    user_subject,
+)
+from governance.services.ports import AccessRules, UnitOfWork, UnitOfWorkFactory
+from governance.services.unit_of_work import run_in_unit_of_work
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,63}$"
 SESSION_CACHE_SECONDS = 2.0
@@ -85,8 +83,10 @@ SYSTEM = Principal("governance", "governance service", "user", frozenset({"admin
 
 
 class People:
-    def __init__(self, engine: Engine, access: AccessControl, digest_key: DigestKey) -> None:
-        self._engine = engine
+    def __init__(
+        self, units: UnitOfWorkFactory, access: AccessRules, digest_key: DigestKey
+    ) -> None:
+        self._units = units
         self._access = access
         self._digest = digest_key
         # Bearer secret digest → (principal, valid until). Checking a token is on the hot
@@ -107,24 +107,21 @@ class People:
         check_password(password)
         _check_roles(roles, HUMAN_ROLES, "a person")
 
-        def work(session: Session) -> dict[str, Any]:
-            if session.exec(select(UserAccount).filter_by(username=username)).first():
+        password_hash = hash_password(password)
+
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            if uow.accounts.get(username):
                 raise ConflictError(
                     f"username: {username} exists already. Fix: choose another user name, "
                     "or enable the person who has it"
                 )
-            session.add(
-                UserAccount(
-                    username=username,
-                    full_name=full_name.strip(),
-                    password_hash=hash_password(password),
-                )
+            uow.accounts.add(
+                username=username, full_name=full_name.strip(), password_hash=password_hash
             )
             # the roles are casbin lines in the same transaction: no person without roles
             for role in sorted(set(roles)):
-                session.add(CasbinRule(ptype="g", v0=user_subject(username), v1=role_subject(role)))
-            append_audit(
-                session,
+                uow.grants.grant(user_subject(username), role_subject(role))
+            uow.audit.append(
                 actor=actor.name,
                 action="user.added",
                 subject=f"user:{username}",
@@ -132,14 +129,14 @@ class People:
             )
             return {"username": username, "full_name": full_name.strip(), "roles": sorted(roles)}
 
-        created = in_transaction(self._engine, work)
+        created = run_in_unit_of_work(self._units, work)
         self._access.refresh()
         return created
 
     def ensure_user(self, username: str, full_name: str, password: str, roles: list[str]) -> bool:
         """Add the user unless it exists (for `governance init`); True when added."""
-        with Session(self._engine) as session:
-            if session.exec(select(UserAccount).filter_by(username=username)).first():
+        with self._units(read_only=True) as uow:
+            if uow.accounts.get(username):
                 return False
         self.add_user(SYSTEM, username, full_name, password, roles)
         return True
@@ -152,26 +149,24 @@ class People:
                 "ask another admin to do it",
             )
 
-        def work(session: Session) -> None:
-            user = _lock_people(session).get(username)
+        def work(uow: UnitOfWork) -> None:
+            people = uow.accounts.lock_all()
+            user = people.get(username)
             if user is None:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
-            if disabled and _active_admins(session) == {username}:
+            if disabled and _active_admins(uow, people.values()) == {username}:
                 raise _last_admin(f"user {username}", username, "disable")
-            user.disabled = disabled
-            session.add(user)
+            uow.accounts.save(replace(user, disabled=disabled))
             if disabled:  # a disabled person is signed out everywhere
-                for row in session.exec(select(UserSession).filter_by(username=username)):
-                    session.delete(row)
-            append_audit(
-                session,
+                uow.sessions.end_all(username)
+            uow.audit.append(
                 actor=actor.name,
                 action="user.disabled" if disabled else "user.enabled",
                 subject=f"user:{username}",
                 payload={},
             )
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
         self._forget_all()
 
     def set_roles(self, actor: Principal, username: str, roles: list[str]) -> dict[str, Any]:
@@ -181,13 +176,12 @@ class People:
         _check_roles(roles, HUMAN_ROLES, "a person")
         wanted = sorted(set(roles))
 
-        def work(session: Session) -> list[str]:
-            user = _lock_people(session).get(username)
-            if user is None:
+        def work(uow: UnitOfWork) -> list[str]:
+            people = uow.accounts.lock_all()
+            if username not in people:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
             subject = user_subject(username)
-            lines = session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all()
-            old = sorted({role_name(line.v1) for line in lines if line.v1})
+            old = sorted({role_name(role) for role in uow.grants.roles_of(subject)})
             if old == wanted:
                 return old
             added = set(wanted) - set(old)
@@ -203,14 +197,12 @@ class People:
                         "you may not take away your own admin role",
                         "keep admin ticked, or ask another admin to change your roles",
                     )
-                if _active_admins(session) == {username}:
+                if _active_admins(uow, people.values()) == {username}:
                     raise _last_admin("roles", username, "take admin from")
-            for line in lines:
-                session.delete(line)
+            uow.grants.revoke_all(subject)
             for role in wanted:
-                session.add(CasbinRule(ptype="g", v0=subject, v1=role_subject(role)))
-            append_audit(
-                session,
+                uow.grants.grant(subject, role_subject(role))
+            uow.audit.append(
                 actor=actor.name,
                 action="user.roles_changed",
                 subject=f"user:{username}",
@@ -218,15 +210,15 @@ class People:
             )
             return old
 
-        old = in_transaction(self._engine, work)
+        old = run_in_unit_of_work(self._units, work)
         if old != wanted:
             self._access.refresh()
             self._forget_all()  # cached principals carry the old roles
         return {"username": username, "roles": wanted, "old_roles": old, "changed": old != wanted}
 
     def list_users(self) -> list[dict[str, Any]]:
-        with Session(self._engine) as session:
-            users = session.exec(select(UserAccount).order_by(col(UserAccount.username))).all()
+        with self._units(read_only=True) as uow:
+            users = uow.accounts.all()
         return [
             {
                 "username": u.username,
@@ -245,7 +237,7 @@ class People:
         password: str,
         client: str | None = None,
         purpose: Purpose = "signature",
-    ) -> UserAccount:
+    ) -> Account:
         """The active user with this password, else UnauthenticatedError; while the account
         or the client address must wait, TooManyAttemptsError, without looking at the
         password. Used to sign in, to re-authenticate at the moment of signing and to change
@@ -255,8 +247,8 @@ class People:
         if wait:
             raise TooManyAttemptsError(SLOW_DOWN, wait)
         name = username[:64]  # what is recorded and counted of a name that cannot exist
-        with Session(self._engine) as session:
-            user = session.exec(select(UserAccount).filter_by(username=username)).first()
+        with self._units(read_only=True) as uow:
+            user = uow.accounts.get(username)
         locked = self.throttle.unknown_name_wait(name) if user is None else _locked_for(user)
         if locked:
             self._failed(name, client, purpose, "locked", known=user is not None)
@@ -282,62 +274,51 @@ class People:
         actor = "anonymous" if purpose == "sign-in" else name
         subject = f"user:{name}"
 
-        def work(session: Session) -> bool:
-            now = utcnow()
+        def work(uow: UnitOfWork) -> bool:
+            now = _now()
             count, until = unknown_count, now + timedelta(seconds=LOCK_SECONDS)
             locking = counting and count == LOCK_AFTER
-            user = session.exec(
-                select(UserAccount).filter_by(username=name).with_for_update()
-            ).first()
+            user = uow.accounts.locked(name)
             if counting and user is not None:
+                failed = user.failed_sign_ins
                 if user.locked_until is not None and user.locked_until <= now:
-                    user.failed_sign_ins = 0  # the lock expired: count afresh
-                user.failed_sign_ins += 1
-                count = user.failed_sign_ins
+                    failed = 0  # the lock expired: count afresh
+                count = failed + 1
                 locking = count >= LOCK_AFTER and _locked_for(user) == 0
-                if locking:
-                    user.locked_until = until
-                session.add(user)
+                locked_until = until if locking else user.locked_until
+                uow.accounts.save(replace(user, failed_sign_ins=count, locked_until=locked_until))
             payload = {"username": name, "client": client, "purpose": purpose, "reason": reason}
-            append_audit(
-                session, actor=actor, action="auth.sign_in_failed", subject=subject, payload=payload
+            uow.audit.append(
+                actor=actor, action="auth.sign_in_failed", subject=subject, payload=payload
             )
             if locking:
                 locked = {"failures": count, "until": until.isoformat()}
-                append_audit(
-                    session, actor=actor, action="auth.locked", subject=subject, payload=locked
-                )
+                uow.audit.append(actor=actor, action="auth.locked", subject=subject, payload=locked)
             return locking
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def _clear_failures(self, username: str) -> None:
-        def work(session: Session) -> None:
-            user = session.exec(
-                select(UserAccount).filter_by(username=username).with_for_update()
-            ).one()
-            user.failed_sign_ins, user.locked_until = 0, None
-            session.add(user)
+        def work(uow: UnitOfWork) -> None:
+            user = uow.accounts.locked(username)
+            assert user is not None, "an account that just signed in"
+            uow.accounts.save(replace(user, failed_sign_ins=0, locked_until=None))
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
 
     def unlock(self, actor: Principal, username: str) -> dict[str, Any]:
         """End a lockout and its count of failures now, on the audit trail."""
 
-        def work(session: Session) -> bool:
-            user = session.exec(
-                select(UserAccount).filter_by(username=username).with_for_update()
-            ).first()
+        def work(uow: UnitOfWork) -> bool:
+            user = uow.accounts.locked(username)
             if user is None:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
             was_locked = _locked_for(user) > 0
             if not was_locked and not user.failed_sign_ins:
                 return False
             payload = {"failures": user.failed_sign_ins, "was_locked": was_locked}
-            user.failed_sign_ins, user.locked_until = 0, None
-            session.add(user)
-            append_audit(
-                session,
+            uow.accounts.save(replace(user, failed_sign_ins=0, locked_until=None))
+            uow.audit.append(
                 actor=actor.name,
                 action="auth.unlocked",
                 subject=f"user:{username}",
@@ -345,7 +326,7 @@ class People:
             )
             return was_locked
 
-        return {"username": username, "unlocked": in_transaction(self._engine, work)}
+        return {"username": username, "unlocked": run_in_unit_of_work(self._units, work)}
 
     def change_password(
         self, username: str, current: str, new: str, keep_secret: str | None
@@ -379,29 +360,23 @@ class People:
         the event says neither password."""
         hashed = hash_password(new)
 
-        def work(session: Session) -> tuple[int, bool]:
-            user = session.exec(
-                select(UserAccount).filter_by(username=username).with_for_update()
-            ).first()
+        def work(uow: UnitOfWork) -> tuple[int, bool]:
+            user = uow.accounts.locked(username)
             if user is None:
                 raise NotFoundError(f"user {username}", "list the users to find the name")
             unlocked = _locked_for(user) > 0
-            user.password_hash, user.failed_sign_ins, user.locked_until = hashed, 0, None
-            session.add(user)
-            ended = 0
-            for row in session.exec(select(UserSession).filter_by(username=username)):
-                if row.digest != keep:
-                    session.delete(row)
-                    ended += 1
+            changed = replace(user, password_hash=hashed, failed_sign_ins=0, locked_until=None)
+            uow.accounts.save(changed)
+            ended = uow.sessions.end_all(username, keep)
             payload: dict[str, Any] = {"sessions_ended": ended}
             if action == "user.password_reset":
                 payload["unlocked"] = unlocked
-            append_audit(
-                session, actor=actor, action=action, subject=f"user:{username}", payload=payload
+            uow.audit.append(
+                actor=actor, action=action, subject=f"user:{username}", payload=payload
             )
             return ended, unlocked
 
-        done = in_transaction(self._engine, work)
+        done = run_in_unit_of_work(self._units, work)
         self._forget_all()  # cached principals of the ended sessions
         return done
 
@@ -414,44 +389,36 @@ class People:
         attempt came from, for the audit trail and the per-address wait."""
         user = self.verify_password(username, password, client, "sign-in")
         secret, csrf = new_secret(), new_secret()
-        expires = utcnow() + timedelta(hours=hours)
+        expires = _now() + timedelta(hours=hours)
+        started = SignedInSession(self._digest.digest(secret), user.username, csrf, expires)
 
-        def work(session: Session) -> None:
-            session.add(
-                UserSession(
-                    digest=self._digest.digest(secret),
-                    username=user.username,
-                    csrf_token=csrf,
-                    expires_at=expires,
-                )
-            )
-            append_audit(
-                session,
+        def work(uow: UnitOfWork) -> None:
+            uow.sessions.add(started)
+            uow.audit.append(
                 actor=user.username,
                 action="session.started",
                 subject=f"user:{user.username}",
                 payload={"expires_at": expires.isoformat()},
             )
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
         return {"token": secret, "csrf_token": csrf, "expires_at": expires}
 
     def sign_out(self, secret: str) -> None:
         digest = self._digest.digest(secret)
 
-        def work(session: Session) -> None:
-            row = session.get(UserSession, digest)
-            if row is not None:
-                session.delete(row)
-                append_audit(
-                    session,
-                    actor=row.username,
+        def work(uow: UnitOfWork) -> None:
+            found = uow.sessions.get(digest)
+            if found is not None:
+                uow.sessions.remove(digest)
+                uow.audit.append(
+                    actor=found.username,
                     action="session.ended",
-                    subject=f"user:{row.username}",
+                    subject=f"user:{found.username}",
                     payload={},
                 )
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
         self._forget(digest)
 
     # --- tokens ------------------------------------------------------------------------
@@ -479,26 +446,22 @@ class People:
         if days is not None and days < 1:
             raise InputError("days", f"is {days}", "give 1 or more, or leave it out")
         token_id, secret = new_token()
-        expires = utcnow() + timedelta(days=days) if days else None
+        expires = _now() + timedelta(days=days) if days else None
+        digest = self._digest.digest(secret)
 
-        def work(session: Session) -> str:
-            person = _accountable_person(session, owner or actor.person)
-            session.add(
-                ApiToken(
-                    id=token_id,
-                    name=name.strip(),
-                    owner=person,
-                    roles=sorted(roles),
-                    digest=self._digest.digest(secret),
-                    expires_at=expires,
-                )
+        def work(uow: UnitOfWork) -> str:
+            person = _accountable_person(uow, owner or actor.person)
+            uow.tokens.add(
+                token_id=token_id,
+                name=name.strip(),
+                owner=person,
+                roles=sorted(roles),
+                digest=digest,
+                expires_at=expires,
             )
             for role in sorted(set(roles)):
-                session.add(
-                    CasbinRule(ptype="g", v0=token_subject(token_id), v1=role_subject(role))
-                )
-            append_audit(
-                session,
+                uow.grants.grant(token_subject(token_id), role_subject(role))
+            uow.audit.append(
                 actor=actor.name,
                 action="token.created",
                 subject=f"token:{token_id}",
@@ -511,7 +474,7 @@ class People:
             )
             return person
 
-        person = in_transaction(self._engine, work)
+        person = run_in_unit_of_work(self._units, work)
         self._access.refresh()
         return {
             "id": token_id,
@@ -523,33 +486,29 @@ class People:
         }
 
     def revoke_token(self, actor: Principal, token_id: str) -> None:
-        def work(session: Session) -> None:
-            token = session.exec(select(ApiToken).filter_by(id=token_id).with_for_update()).first()
+        def work(uow: UnitOfWork) -> None:
+            token = uow.tokens.locked(token_id)
             if token is None:
                 raise NotFoundError(f"token {token_id}", "list the tokens to find its id")
             if token.revoked_at is not None:
                 raise ConflictError(f"token {token_id} was revoked already")
-            token.revoked_at = utcnow()
-            session.add(token)
-            subject = token_subject(token_id)  # its grants go with it
-            for line in session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all():
-                session.delete(line)
-            append_audit(
-                session,
+            uow.tokens.revoke(token_id, _now())
+            uow.grants.revoke_all(token_subject(token_id))  # its grants go with it
+            uow.audit.append(
                 actor=actor.name,
                 action="token.revoked",
                 subject=f"token:{token_id}",
                 payload={"name": token.name},
             )
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
         self._access.refresh()
         self._forget_all()
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        with Session(self._engine) as session:
-            tokens = session.exec(select(ApiToken).order_by(col(ApiToken.created_at))).all()
-        return [t.model_dump(exclude={"digest"}) for t in tokens]
+        with self._units(read_only=True) as uow:
+            tokens = uow.tokens.all()
+        return [_token_dict(t) for t in tokens]
 
     # --- authentication ----------------------------------------------------------------
 
@@ -574,14 +533,14 @@ class People:
         return principal
 
     def csrf_token(self, secret: str) -> str | None:
-        with Session(self._engine) as session:
-            row = session.get(UserSession, self._digest.digest(secret))
+        with self._units(read_only=True) as uow:
+            row = uow.sessions.get(self._digest.digest(secret))
         return row.csrf_token if row else None
 
     def _token_principal(self, digest: str) -> Principal:
-        with Session(self._engine) as session:
-            token = session.exec(select(ApiToken).filter_by(digest=digest)).first()
-        now = utcnow()
+        with self._units(read_only=True) as uow:
+            token = uow.tokens.with_digest(digest)
+        now = _now()
         if token is None or token.revoked_at is not None:
             raise UnauthenticatedError("unknown or revoked API token")
         if token.expires_at is not None and token.expires_at <= now:
@@ -591,16 +550,12 @@ class People:
         )
 
     def _session_principal(self, digest: str) -> Principal:
-        with Session(self._engine) as session:
-            row = session.get(UserSession, digest)
-            user = (
-                session.exec(select(UserAccount).filter_by(username=row.username)).first()
-                if row
-                else None
-            )
+        with self._units(read_only=True) as uow:
+            row = uow.sessions.get(digest)
+            user = uow.accounts.get(row.username) if row else None
         if row is None or user is None or user.disabled:
             raise UnauthenticatedError("unknown session or disabled user: sign in again")
-        if row.expires_at <= utcnow():
+        if row.expires_at <= _now():
             raise UnauthenticatedError("the session expired: sign in again")
         roles = frozenset(self._access.roles_of(user.username))
         return Principal(user.username, user.full_name, "user", roles, user.username)
@@ -614,39 +569,31 @@ class People:
             self._cache.clear()
 
 
-def _lock_people(session: Session) -> dict[str, UserAccount]:
-    """Every person's row, locked (in name order, so two changes never deadlock): changes to
-    who is an active admin then run one after another, and the last-admin check holds."""
-    rows = session.exec(
-        select(UserAccount).order_by(col(UserAccount.username)).with_for_update()
-    ).all()
-    return {row.username: row for row in rows}
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def _active_admins(session: Session) -> set[str]:
-    """The user names of the enabled people holding admin (`g, user:NAME, role:admin`)."""
-    holders = session.exec(
-        select(CasbinRule.v0).where(CasbinRule.ptype == "g", CasbinRule.v1 == role_subject("admin"))
-    ).all()
-    names = {h.removeprefix(USER) for h in holders if h and h.startswith(USER)}
-    enabled = select(UserAccount.username).where(col(UserAccount.disabled).is_(False))
-    return names & set(session.exec(enabled).all())
+def _active_admins(uow: UnitOfWork, people: Iterable[Account]) -> set[str]:
+    """The user names of the enabled `people` holding admin (`g, user:NAME, role:admin`).
+    The changes that ask pass every account, locked (`Accounts.lock_all`): changes to who
+    is an active admin then run one after another, and the last-admin check holds."""
+    holders = uow.grants.holders(role_subject("admin"))
+    names = {h.removeprefix(USER) for h in holders if h.startswith(USER)}
+    return names & {person.username for person in people if not person.disabled}
 
 
-def _accountable_person(session: Session, wanted: str | None) -> str:
+def _accountable_person(uow: UnitOfWork, wanted: str | None) -> str:
     """The person a new token answers to: `wanted` if it is an enabled person, else (no
     person asked for: the service itself issues it) the first active admin (the earliest
     added; migration 0006 gives older tokens the same)."""
     if wanted is None:
-        first = session.exec(
-            select(UserAccount.username)
-            .where(col(UserAccount.username).in_(_active_admins(session)))
-            .order_by(col(UserAccount.id))
-        ).first()
+        people = uow.accounts.all()
+        admins = _active_admins(uow, people)
+        first = min((p for p in people if p.username in admins), key=lambda p: p.id, default=None)
         if first is None:
             raise InputError("owner", "is not given", "name the person accountable for it")
-        return first
-    user = session.exec(select(UserAccount).filter_by(username=wanted)).first()
+        return first.username
+    user = uow.accounts.get(wanted)
     if user is None or user.disabled:
         raise InputError(
             "owner",
@@ -675,15 +622,28 @@ def check_password(password: str) -> None:
         )
 
 
-def _locked_for(user: UserAccount) -> float:
+def _locked_for(user: Account) -> float:
     """Seconds the account stays locked; 0 when it is not."""
     if user.locked_until is None:
         return 0.0
-    return max(0.0, (user.locked_until - utcnow()).total_seconds())
+    return max(0.0, (user.locked_until - _now()).total_seconds())
 
 
-def _locked_until(user: UserAccount) -> Any:
+def _locked_until(user: Account) -> Any:
     return user.locked_until if _locked_for(user) else None
+
+
+def _token_dict(token: IssuedToken) -> dict[str, Any]:
+    """A token as it is listed: everything but the digest of its secret."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "owner": token.owner,
+        "roles": list(token.roles),
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "created_at": token.created_at,
+    }
 
 
 def _check_username(username: str) -> None:

@@ -25,9 +25,12 @@ from governance.domain.browsing import (
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
+    Account,
     AuditAction,
     CheckJob,
     FinalDecisionRecord,
+    FinishedChecks,
+    IssuedToken,
     LinkedRequest,
     LinkedVersion,
     ModelRecord,
@@ -38,10 +41,13 @@ from governance.domain.records import (
     RegistryLinkRecord,
     RequestWithEvidence,
     SignatureRecord,
+    SignedInSession,
     StoredDecision,
     StoredPolicy,
+    Subscription,
     VersionRecord,
     WaiverRecord,
+    WebhookDeliveryRecord,
 )
 
 
@@ -357,6 +363,27 @@ class UnitOfWork(Protocol):
     @property
     def promotions(self) -> Promotions: ...
 
+    @property
+    def accounts(self) -> Accounts: ...
+
+    @property
+    def grants(self) -> Grants: ...
+
+    @property
+    def sessions(self) -> SignedInSessions: ...
+
+    @property
+    def tokens(self) -> ApiTokens: ...
+
+    @property
+    def webhook_subscriptions(self) -> WebhookSubscriptions: ...
+
+    @property
+    def webhook_deliveries(self) -> WebhookDeliveries: ...
+
+    @property
+    def webhook_trail(self) -> WebhookTrail: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -452,6 +479,226 @@ class CatalogViews(Protocol):
 
     def pinned_policies(self) -> list[PinnedPolicy]:
         """Every stored policy, with how many requests pinned it."""
+        ...
+
+
+# --- people and webhooks ---
+
+
+class Accounts(Protocol):
+    """People's accounts (`governance.services.people`)."""
+
+    def get(self, username: str) -> Account | None: ...
+
+    def locked(self, username: str) -> Account | None:
+        """The account, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def lock_all(self) -> dict[str, Account]:
+        """Every account by user name, each locked (in name order, so two units never
+        deadlock): changes to who is an active admin then run one after another."""
+        ...
+
+    def all(self) -> list[Account]:
+        """Every account, by user name."""
+        ...
+
+    def add(self, *, username: str, full_name: str, password_hash: str) -> Account: ...
+
+    def save(self, account: Account) -> None:
+        """Store what may change of an existing account: disabled, password hash, failed
+        sign-ins and lock."""
+        ...
+
+
+class Grants(Protocol):
+    """Who holds which role: casbin's `g, SUBJECT, ROLE` lines (`user:NAME`, `token:ID`,
+    `role:R`), read by the enforcer (`governance.auth.access`) after a change."""
+
+    def roles_of(self, subject: str) -> list[str]:
+        """The role subjects granted to `subject`."""
+        ...
+
+    def holders(self, role: str) -> list[str]:
+        """The subjects granted the role subject `role`."""
+        ...
+
+    def grant(self, subject: str, role: str) -> None: ...
+
+    def revoke_all(self, subject: str) -> None:
+        """Take every role from `subject`."""
+        ...
+
+
+class SignedInSessions(Protocol):
+    """People's sessions, by the digest of their secret."""
+
+    def get(self, digest: str) -> SignedInSession | None: ...
+
+    def add(self, session: SignedInSession) -> None: ...
+
+    def remove(self, digest: str) -> None: ...
+
+    def end_all(self, username: str, keep: str | None = None) -> int:
+        """End the person's sessions but the one with digest `keep`; how many ended."""
+        ...
+
+
+class ApiTokens(Protocol):
+    """Machines' API tokens."""
+
+    def add(
+        self,
+        *,
+        token_id: str,
+        name: str,
+        owner: str,
+        roles: Sequence[str],
+        digest: str,
+        expires_at: datetime | None,
+    ) -> None: ...
+
+    def locked(self, token_id: str) -> IssuedToken | None:
+        """The token, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def with_digest(self, digest: str) -> IssuedToken | None: ...
+
+    def revoke(self, token_id: str, at: datetime) -> None:
+        """Mark the (existing, locked) token revoked."""
+        ...
+
+    def all(self) -> list[IssuedToken]:
+        """Every token, revoked ones too, oldest first."""
+        ...
+
+
+class AccessRules(Protocol):
+    """The casbin enforcer as the people use case sees it (`governance.auth.access`)."""
+
+    def refresh(self) -> None:
+        """Load the rules again now: a grant this process just wrote holds at once."""
+        ...
+
+    def roles_of(self, username: str) -> list[str]:
+        """A person's roles, by their names (`admin`, not `role:admin`)."""
+        ...
+
+
+class KeyedSecrets(Protocol):
+    """Secrets derived from the service's digest key (`governance.auth.secrets.DigestKey`),
+    so they need not be stored."""
+
+    def derive(self, purpose: str, salt: str) -> str: ...
+
+
+class WebhookSubscriptions(Protocol):
+    """The URLs that subscribed to webhook events (`governance.services.webhooks`)."""
+
+    def add(
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        salt: str,
+        created_by: str,
+        created_at: datetime,
+    ) -> Subscription: ...
+
+    def get(self, subscription_id: int) -> Subscription | None: ...
+
+    def locked(self, subscription_id: int) -> Subscription | None:
+        """The subscription, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def deactivate(self, subscription_id: int) -> Subscription:
+        """Mark the (existing, locked) subscription unsubscribed."""
+        ...
+
+    def all(self) -> list[Subscription]:
+        """Every subscription, unsubscribed ones too, by id."""
+        ...
+
+    def active(self) -> list[Subscription]: ...
+
+
+class WebhookDeliveries(Protocol):
+    """One delivery per audit event and subscription (a unique key), with its attempts."""
+
+    def add(
+        self,
+        *,
+        subscription_id: int,
+        event_seq: int,
+        event: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """A pending delivery, due `now`."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[int]:
+        """The ids of up to `limit` pending deliveries due by `now`, the longest due first."""
+        ...
+
+    def locked(self, delivery_id: int) -> WebhookDeliveryRecord | None:
+        """The delivery, locked until the unit of work ends (SELECT … FOR UPDATE)."""
+        ...
+
+    def save(self, delivery: WebhookDeliveryRecord) -> None:
+        """Store what may change of an existing delivery: its status, attempts, when it is
+        due, and its last attempt's outcome."""
+        ...
+
+    def page(
+        self, status: str | None, subscription_id: int | None, limit: int, offset: int
+    ) -> Slice[tuple[WebhookDeliveryRecord, str]]:
+        """The deliveries (with their subscription's URL) that have this status and
+        subscription (None: any), newest first."""
+        ...
+
+
+class WebhookTrail(Protocol):
+    """What the webhook fan-out reads of the audit trail and of what its events name, and
+    its cursor (moved with `ConsumerCursors.advance`)."""
+
+    def cursor(self, name: str) -> int | None:
+        """How far the consumer read; None when it never started."""
+        ...
+
+    def locked_cursor(self, name: str) -> int | None:
+        """The same, the cursor locked until the unit of work ends (SELECT … FOR UPDATE):
+        two processes never fan out the same batch."""
+        ...
+
+    def start_cursor(self, name: str, seq: int) -> None:
+        """Start the consumer at `seq` unless it started already (INSERT … ON CONFLICT DO
+        NOTHING: concurrent starts do not trip over each other)."""
+        ...
+
+    def events_after(self, seq: int, limit: int) -> list[ChainedEvent]:
+        """Up to `limit` events after `seq`, in seq order."""
+        ...
+
+    def hashes_through(self, seq: int) -> list[str]:
+        """The hashes of the events up to and including `seq`, in seq order."""
+        ...
+
+    def first_seq(self, subject: str, action: str) -> int | None:
+        """The seq of the first event with this subject and action, if any."""
+        ...
+
+    def actions_through(self, subject: str, action: str, seq: int) -> list[ChainedEvent]:
+        """The events with this subject and action up to and including `seq`."""
+        ...
+
+    def finished_checks(self, model: str, version: str, decision_id: str) -> FinishedChecks | None:
+        """The request of this model version whose checks recorded the decision, with the
+        decision's verdict and summary; None for a decision no request holds."""
+        ...
+
+    def policy_document(self, request_id: str) -> dict[str, Any]:
+        """The document of the policy the (existing) request pinned."""
         ...
 
 

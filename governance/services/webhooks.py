@@ -23,33 +23,22 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
 
-from governance.auth.secrets import DigestKey
+from governance.domain.audit import AuditEvent
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.records import Subscription, WebhookDeliveryRecord
 from governance.domain.workflow import Signature, quorum_reached
 from governance.services.audit import CHECKPOINT_ACTION, SignNote, checkpoint_of
 from governance.services.outbound import Outbound
 from governance.services.people import Principal
-from governance.store.repository import append_audit, get_or_insert, in_transaction
-from governance.store.tables import (
-    AuditEventRow,
-    ConsumerCursor,
-    GateDecision,
-    Model,
-    ModelVersion,
-    Policy,
-    PromotionRequest,
-    WebhookDelivery,
-    WebhookSubscription,
-    utcnow,
-)
+from governance.services.ports import KeyedSecrets, UnitOfWork, UnitOfWorkFactory, WebhookTrail
+from governance.services.unit_of_work import run_in_unit_of_work
 
 REQUEST_SUBMITTED = "request.submitted"
 CHECKS_FINISHED = "checks.finished"
@@ -112,17 +101,22 @@ def sign_body(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
+def _utcnow() -> datetime:
+    """The default clock: aware UTC, as the stored times are (tests pass their own)."""
+    return datetime.now(UTC)
+
+
 class Webhooks:
     def __init__(
         self,
-        engine: Engine,
-        digest_key: DigestKey,
-        clock: Callable[[], datetime] = utcnow,
+        units: UnitOfWorkFactory,
+        digest_key: KeyedSecrets,
+        clock: Callable[[], datetime] = _utcnow,
         timeout_seconds: float = TIMEOUT_SECONDS,
         outbound: Outbound | None = None,
         sign_note: SignNote | None = None,
     ) -> None:
-        self._engine = engine
+        self._units = units
         self._key = digest_key
         self._clock = clock
         self._timeout = timeout_seconds
@@ -140,38 +134,37 @@ class Webhooks:
         wanted = _checked_events(events)
         salt = secrets.token_hex(16)
 
-        def work(session: Session) -> dict[str, Any]:
-            row = WebhookSubscription(
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            row = uow.webhook_subscriptions.add(
                 url=url, events=wanted, salt=salt, created_by=actor.name, created_at=self._clock()
             )
-            session.add(row)
-            session.flush()
-            append_audit(
-                session,
+            uow.audit.append(
                 actor=actor.name,
                 action="webhook.subscribed",
                 subject=_subject(row.id),
                 payload={"url": url, "events": wanted},
             )
             # Fan-out starts from here if it never ran, so this subscription misses nothing.
-            get_or_insert(session, ConsumerCursor, {"name": CURSOR}, seq=_head(session))
+            uow.webhook_trail.start_cursor(CURSOR, uow.audit.head_seq())
             return {**_subscription_dict(row), "secret": self._secret(row)}
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def unsubscribe(self, actor: Principal, subscription_id: int) -> dict[str, Any]:
         """Stop sending to the URL; what was sent stays in the delivery log."""
 
-        def work(session: Session) -> dict[str, Any]:
-            row = _locked_subscription(session, subscription_id)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            row = uow.webhook_subscriptions.locked(subscription_id)
+            if row is None:
+                raise NotFoundError(
+                    f"webhook {subscription_id}", "list the webhooks to find its id"
+                )
             if not row.active:
                 raise ConflictError(
                     f"webhook {subscription_id} is unsubscribed already", "inactive"
                 )
-            row.active = False
-            session.add(row)
-            append_audit(
-                session,
+            row = uow.webhook_subscriptions.deactivate(subscription_id)
+            uow.audit.append(
                 actor=actor.name,
                 action="webhook.unsubscribed",
                 subject=_subject(subscription_id),
@@ -179,12 +172,11 @@ class Webhooks:
             )
             return _subscription_dict(row)
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def list_subscriptions(self) -> list[dict[str, Any]]:
-        with Session(self._engine) as session:
-            rows = session.exec(select(WebhookSubscription).order_by(col(WebhookSubscription.id)))
-            return [_subscription_dict(row) for row in rows]
+        with self._units(read_only=True) as uow:
+            return [_subscription_dict(row) for row in uow.webhook_subscriptions.all()]
 
     # --- deliveries ----------------------------------------------------------------------
 
@@ -202,7 +194,7 @@ class Webhooks:
             return 0
         made = 0
         while True:
-            created, more = in_transaction(self._engine, self._fan_out_batch)
+            created, more = run_in_unit_of_work(self._units, self._fan_out_batch)
             made += created
             if not more:
                 return made
@@ -210,50 +202,45 @@ class Webhooks:
     def _behind(self) -> bool:
         """Whether the trail grew past the cursor: read without the write lock, which the
         fan-out then takes only when there is something to read."""
-        with Session(self._engine) as session:
-            cursor = session.get(ConsumerCursor, CURSOR)
-            return cursor is None or _head(session) > cursor.seq
+        with self._units(read_only=True) as uow:
+            cursor = uow.webhook_trail.cursor(CURSOR)
+            return cursor is None or uow.audit.head_seq() > cursor
 
-    def _fan_out_batch(self, session: Session) -> tuple[int, bool]:
-        cursor = session.exec(
-            select(ConsumerCursor).where(ConsumerCursor.name == CURSOR).with_for_update()
-        ).first()
+    def _fan_out_batch(self, uow: UnitOfWork) -> tuple[int, bool]:
+        trail = uow.webhook_trail
+        cursor = trail.locked_cursor(CURSOR)
         if cursor is None:  # nobody ever subscribed: nothing before now is anyone's
-            get_or_insert(session, ConsumerCursor, {"name": CURSOR}, seq=_head(session))
+            trail.start_cursor(CURSOR, uow.audit.head_seq())
             return 0, False
-        rows = session.exec(
-            select(AuditEventRow)
-            .where(col(AuditEventRow.seq) > cursor.seq)
-            .order_by(col(AuditEventRow.seq))
-            .limit(BATCH)
-        ).all()
-        if not rows:
+        chained = trail.events_after(cursor, BATCH)
+        if not chained:
             return 0, False
-        subscriptions = self._active(session)
+        rows = [c.event for c in chained]
+        subscriptions = self._active(uow)
         created = 0
         now = self._clock()
         for row in rows:
-            for event, data, text in self._events_of(session, row):
+            for event, data, text in self._events_of(trail, row):
                 for subscription in subscriptions:
                     if event in subscription.events and row.seq > self._starts[subscription.id]:
-                        session.add(_delivery(subscription.id, row, event, data, text, now))
+                        uow.webhook_deliveries.add(
+                            subscription_id=subscription.id,
+                            event_seq=row.seq,
+                            event=event,
+                            payload=_body(row, event, data, text),
+                            now=now,
+                        )
                         created += 1
-        cursor.seq = rows[-1].seq
-        session.add(cursor)
+        uow.cursors.advance(CURSOR, rows[-1].seq)
         return created, len(rows) == BATCH
 
     def _events_of(
-        self, session: Session, row: AuditEventRow
+        self, trail: WebhookTrail, row: AuditEvent
     ) -> list[tuple[str, dict[str, Any], str]]:
         if row.action != CHECKPOINT_ACTION:
-            return events_of(session, row)
+            return events_of(trail, row)
         # The checkpoint covers the trail up to and including the event that records it.
-        hashes = session.exec(
-            select(AuditEventRow.hash)
-            .where(col(AuditEventRow.seq) <= row.seq)
-            .order_by(col(AuditEventRow.seq))
-        ).all()
-        checkpoint = checkpoint_of(hashes)
+        checkpoint = checkpoint_of(trail.hashes_through(row.seq))
         root = base64.b64encode(checkpoint.root).decode()
         data: dict[str, Any] = {"size": checkpoint.size, "root": root}
         if self._sign_note is not None:
@@ -261,15 +248,12 @@ class Webhooks:
         text = f"Audit trail checkpoint: {checkpoint.size} events, root {root}"
         return [(AUDIT_CHECKPOINT, data, text)]
 
-    def _active(self, session: Session) -> list[WebhookSubscription]:
-        subscriptions = list(session.exec(select(WebhookSubscription).filter_by(active=True)))
+    def _active(self, uow: UnitOfWork) -> list[Subscription]:
+        subscriptions = uow.webhook_subscriptions.active()
         for subscription in subscriptions:
             if subscription.id not in self._starts:
-                start = session.exec(
-                    select(func.min(AuditEventRow.seq))
-                    .where(col(AuditEventRow.subject) == _subject(subscription.id))
-                    .where(col(AuditEventRow.action) == "webhook.subscribed")
-                ).one()
+                subject = _subject(subscription.id)
+                start = uow.webhook_trail.first_seq(subject, "webhook.subscribed")
                 self._starts[subscription.id] = start or 0
         return subscriptions
 
@@ -277,14 +261,8 @@ class Webhooks:
         """Send every pending delivery that is due, each claimed first so that no two
         processes send it at once; returns how many were attempted."""
         now = self._clock()
-        with Session(self._engine) as session:
-            due = session.exec(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == "pending")
-                .where(col(WebhookDelivery.next_attempt_at) <= now)
-                .order_by(col(WebhookDelivery.next_attempt_at))
-                .limit(DUE_BATCH)
-            ).all()
+        with self._units(read_only=True) as uow:
+            due = uow.webhook_deliveries.due(now, DUE_BATCH)
         if not due:
             return 0
         attempted = 0
@@ -296,28 +274,26 @@ class Webhooks:
                     attempted += self._send(client, *claimed)
         return attempted
 
-    def _claim(self, delivery_id: int) -> tuple[WebhookDelivery, WebhookSubscription] | None:
+    def _claim(self, delivery_id: int) -> tuple[WebhookDeliveryRecord, Subscription] | None:
         """The delivery and its subscription if this process took it: under the row lock it is
         still pending and due, and its next attempt moves past the claim, so another process
         that looked at the same moment finds it not due."""
 
-        def work(session: Session) -> tuple[WebhookDelivery, WebhookSubscription] | None:
+        def work(uow: UnitOfWork) -> tuple[WebhookDeliveryRecord, Subscription] | None:
             now = self._clock()  # not the batch's start: the sends before this one took time
-            delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+            delivery = uow.webhook_deliveries.locked(delivery_id)
             if delivery is None or delivery.status != "pending" or delivery.next_attempt_at > now:
                 return None
-            delivery.next_attempt_at = now + timedelta(seconds=CLAIM_SECONDS)
-            session.add(delivery)
-            session.flush()
-            subscription = session.get(WebhookSubscription, delivery.subscription_id)
+            delivery = replace(delivery, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+            uow.webhook_deliveries.save(delivery)
+            subscription = uow.webhook_subscriptions.get(delivery.subscription_id)
             assert subscription is not None  # a foreign key
-            session.expunge_all()
             return delivery, subscription
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
     def _send(
-        self, client: httpx.Client, delivery: WebhookDelivery, subscription: WebhookSubscription
+        self, client: httpx.Client, delivery: WebhookDeliveryRecord, subscription: Subscription
     ) -> bool:
         """Attempt the delivery and record the outcome; False when it is not attempted
         because the URL was unsubscribed meanwhile."""
@@ -362,26 +338,30 @@ class Webhooks:
         """One attempt's outcome: delivered, or the error and when to try again, or failed
         when the attempts are spent (or `final`: there is nothing to try again)."""
 
-        def work(session: Session) -> None:
-            delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        def work(uow: UnitOfWork) -> None:
+            delivery = uow.webhook_deliveries.locked(delivery_id)
             assert delivery is not None
             now = self._clock()
-            delivery.attempts += 0 if final else 1
-            delivery.last_status_code = status_code
-            delivery.last_error = error[:MAX_ERROR_LENGTH] if error else None
-            delivery.last_answer = answer
+            attempts = delivery.attempts + (0 if final else 1)
+            delivery = replace(
+                delivery,
+                attempts=attempts,
+                last_status_code=status_code,
+                last_error=error[:MAX_ERROR_LENGTH] if error else None,
+                last_answer=answer,
+            )
             if started is not None:
-                delivery.last_attempt_at = now
-                delivery.last_duration_ms = round((time.monotonic() - started) * 1000)
+                duration = round((time.monotonic() - started) * 1000)
+                delivery = replace(delivery, last_attempt_at=now, last_duration_ms=duration)
             if error is None:
-                delivery.status, delivery.delivered_at = "delivered", now
-            elif final or delivery.attempts >= MAX_ATTEMPTS:
-                delivery.status = "failed"
+                delivery = replace(delivery, status="delivered", delivered_at=now)
+            elif final or attempts >= MAX_ATTEMPTS:
+                delivery = replace(delivery, status="failed")
             else:
-                delivery.next_attempt_at = now + backoff(delivery.attempts)
-            session.add(delivery)
+                delivery = replace(delivery, next_attempt_at=now + backoff(attempts))
+            uow.webhook_deliveries.save(delivery)
 
-        in_transaction(self._engine, work)
+        run_in_unit_of_work(self._units, work)
 
     def list_deliveries(
         self,
@@ -396,34 +376,16 @@ class Webhooks:
         must not read what an internal service said)."""
         if status is not None and status not in STATUSES:
             raise InputError("status", f"is {status!r}", f"use one of {', '.join(STATUSES)}")
-        conditions = [
-            condition
-            for condition, wanted in (
-                (col(WebhookDelivery.status) == status, status is not None),
-                (col(WebhookDelivery.subscription_id) == subscription_id, subscription_id),
-            )
-            if wanted
-        ]
-        with Session(self._engine) as session:
-            total = session.exec(
-                select(func.count()).select_from(WebhookDelivery).where(*conditions)
-            ).one()
-            rows = session.exec(
-                select(WebhookDelivery, WebhookSubscription.url)
-                .join(WebhookSubscription)
-                .where(*conditions)
-                .order_by(col(WebhookDelivery.id).desc())
-                .offset(offset)
-                .limit(limit)
-            ).all()
-            items = [_delivery_dict(delivery, url, answers) for delivery, url in rows]
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
+        with self._units(read_only=True) as uow:
+            found = uow.webhook_deliveries.page(status, subscription_id, limit, offset)
+        items = [_delivery_dict(delivery, url, answers) for delivery, url in found.items]
+        return {"items": items, "total": found.total, "limit": limit, "offset": offset}
 
     def redeliver(self, actor: Principal, delivery_id: int) -> dict[str, Any]:
         """A failed delivery gets its attempts again, from now (after the receiver is fixed)."""
 
-        def work(session: Session) -> dict[str, Any]:
-            delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            delivery = uow.webhook_deliveries.locked(delivery_id)
             if delivery is None:
                 raise NotFoundError(f"delivery {delivery_id}", "list the deliveries to find its id")
             if delivery.status != "failed":
@@ -431,18 +393,18 @@ class Webhooks:
                     f"delivery {delivery_id} is {delivery.status}: only a failed one is retried",
                     delivery.status,
                 )
-            subscription = session.get(WebhookSubscription, delivery.subscription_id)
+            subscription = uow.webhook_subscriptions.get(delivery.subscription_id)
             assert subscription is not None
             if not subscription.active:
                 raise ConflictError(
                     f"webhook {subscription.id} is unsubscribed: subscribe the URL again",
                     "inactive",
                 )
-            delivery.status, delivery.attempts = "pending", 0
-            delivery.next_attempt_at = self._clock()
-            session.add(delivery)
-            append_audit(
-                session,
+            delivery = replace(
+                delivery, status="pending", attempts=0, next_attempt_at=self._clock()
+            )
+            uow.webhook_deliveries.save(delivery)
+            uow.audit.append(
                 actor=actor.name,
                 action="webhook.redelivery_requested",
                 subject=_subject(subscription.id),
@@ -450,16 +412,16 @@ class Webhooks:
             )
             return _delivery_dict(delivery, subscription.url)
 
-        return in_transaction(self._engine, work)
+        return run_in_unit_of_work(self._units, work)
 
-    def _secret(self, subscription: WebhookSubscription) -> str:
+    def _secret(self, subscription: Subscription) -> str:
         return self._key.derive(SECRET_PURPOSE, subscription.salt)
 
 
 # --- events from the audit trail -----------------------------------------------------------
 
 
-def events_of(session: Session, row: AuditEventRow) -> list[tuple[str, dict[str, Any], str]]:
+def events_of(trail: WebhookTrail, row: AuditEvent) -> list[tuple[str, dict[str, Any], str]]:
     """The webhook events one audit event stands for: (event, data, one line of text).
 
     A delivery is one audit event for one subscription (the table's unique key), so the
@@ -470,22 +432,22 @@ def events_of(session: Session, row: AuditEventRow) -> list[tuple[str, dict[str,
     reason = f": {payload['reason']}" if payload.get("reason") else ""
     found: list[tuple[str, dict[str, Any], str]] = []
     if row.action == "gate.decision_recorded":
-        found.extend(_checks_finished(session, row))
+        found.extend(_checks_finished(trail, row))
     elif row.action == "request.checks_blocked" and "decision_id" not in payload:
         found.append((CHECKS_FINISHED, payload, f"The checks of {name} could not run{reason}"))
     elif row.action == "request.checks_passed":
-        found.extend(_still_needed(session, row, signed=[]))
+        found.extend(_still_needed(trail, row, signed=[]))
     elif row.action == "signature.approve":
-        found.extend(_still_needed(session, row, signed=_approvals_so_far(session, row)))
+        found.extend(_still_needed(trail, row, signed=_approvals_so_far(trail, row)))
     elif row.action == "request.request_waiver":
-        found.extend(_waiver_needed(session, row))
+        found.extend(_waiver_needed(trail, row))
     elif row.action in ONE_TO_ONE:
         event = ONE_TO_ONE[row.action]
         found.append((event, payload, _text(event, row, name, reason)))
     return found
 
 
-def _text(event: str, row: AuditEventRow, name: str, reason: str) -> str:
+def _text(event: str, row: AuditEvent, name: str, reason: str) -> str:
     target = f" for {row.payload['target']}" if row.payload.get("target") else ""
     return {
         REQUEST_SUBMITTED: f"{row.actor} submitted {name}{target}",
@@ -498,32 +460,25 @@ def _text(event: str, row: AuditEventRow, name: str, reason: str) -> str:
     }[event]
 
 
-def _checks_finished(session: Session, row: AuditEventRow) -> list[tuple[str, dict[str, Any], str]]:
+def _checks_finished(trail: WebhookTrail, row: AuditEvent) -> list[tuple[str, dict[str, Any], str]]:
     """checks.finished, when the recorded decision is a request's (not a CI gate's alone)."""
     decision_id = row.payload["decision_id"]
     model, _, version = row.subject.removeprefix("model:").partition("@")
-    request = session.exec(
-        select(PromotionRequest)
-        .join(ModelVersion)
-        .join(Model)
-        .where(col(Model.name) == model, col(ModelVersion.version) == version)
-        .where(col(PromotionRequest.decision_id) == decision_id)
-    ).first()
-    decision = session.get(GateDecision, decision_id)
-    if request is None or decision is None:
+    finished = trail.finished_checks(model, version, decision_id)
+    if finished is None:
         return []
-    data = {**row.payload, "request_id": request.id, "summary": decision.summary}
-    outcome = "passed" if decision.verdict == "pass" else "blocked"
-    text = f"Checks {outcome} for {_name(row.subject)}: {decision.summary}"
+    data = {**row.payload, "request_id": finished.request_id, "summary": finished.summary}
+    outcome = "passed" if finished.verdict == "pass" else "blocked"
+    text = f"Checks {outcome} for {_name(row.subject)}: {finished.summary}"
     return [(CHECKS_FINISHED, data, text)]
 
 
 def _still_needed(
-    session: Session, row: AuditEventRow, signed: list[Signature]
+    trail: WebhookTrail, row: AuditEvent, signed: list[Signature]
 ) -> list[tuple[str, dict[str, Any], str]]:
     """signature.needed, naming the roles that may still sign, unless the quorum is met."""
     request_id = row.payload["request_id"]
-    rules = _policy_of(session, request_id).approvals
+    rules = _policy_of(trail, request_id).approvals
     if quorum_reached(rules, signed):
         return []
     signed_roles = {s.role for s in signed}
@@ -539,22 +494,17 @@ def _still_needed(
     return [(SIGNATURE_NEEDED, data, text)]
 
 
-def _waiver_needed(session: Session, row: AuditEventRow) -> list[tuple[str, dict[str, Any], str]]:
+def _waiver_needed(trail: WebhookTrail, row: AuditEvent) -> list[tuple[str, dict[str, Any], str]]:
     request_id = row.payload["request_id"]
-    role = _policy_of(session, request_id).waivers.approver_role
+    role = _policy_of(trail, request_id).waivers.approver_role
     data = {"request_id": request_id, "roles": [role], "remaining": 1, "waiver": True}
     text = f"{_name(row.subject)} needs a waiver decision from: {str(role).replace('_', ' ')}"
     return [(SIGNATURE_NEEDED, data, text)]
 
 
-def _approvals_so_far(session: Session, row: AuditEventRow) -> list[Signature]:
+def _approvals_so_far(trail: WebhookTrail, row: AuditEvent) -> list[Signature]:
     """The approvals of this event's request up to and including it, from the trail."""
-    events = session.exec(
-        select(AuditEventRow)
-        .where(col(AuditEventRow.subject) == row.subject)
-        .where(col(AuditEventRow.action) == "signature.approve")
-        .where(col(AuditEventRow.seq) <= row.seq)
-    ).all()
+    events = [c.event for c in trail.actions_through(row.subject, "signature.approve", row.seq)]
     request_id = row.payload["request_id"]
     return [
         Signature(e.actor, e.payload["role"])
@@ -563,23 +513,13 @@ def _approvals_so_far(session: Session, row: AuditEventRow) -> list[Signature]:
     ]
 
 
-def _policy_of(session: Session, request_id: str) -> PromotionPolicy:
-    request = session.get(PromotionRequest, request_id)
-    assert request is not None  # the trail names only requests that exist
-    policy = session.get(Policy, request.policy_id)
-    assert policy is not None
-    return parse_policy(policy.document)
+def _policy_of(trail: WebhookTrail, request_id: str) -> PromotionPolicy:
+    return parse_policy(trail.policy_document(request_id))
 
 
-def _delivery(
-    subscription_id: int,
-    row: AuditEventRow,
-    event: str,
-    data: dict[str, Any],
-    text: str,
-    now: datetime,
-) -> WebhookDelivery:
-    body = {
+def _body(row: AuditEvent, event: str, data: dict[str, Any], text: str) -> dict[str, Any]:
+    """What a delivery POSTs (with its id): the event, where it is on the trail, and why."""
+    return {
         "event": event,
         "seq": row.seq,
         "occurredAt": row.time.isoformat(),
@@ -588,15 +528,6 @@ def _delivery(
         "data": data,
         "text": text,
     }
-    return WebhookDelivery(
-        subscription_id=subscription_id,
-        event_seq=row.seq,
-        event=event,
-        payload=body,
-        status="pending",
-        next_attempt_at=now,
-        created_at=now,
-    )
 
 
 # --- checks and shapes ---------------------------------------------------------------------
@@ -613,21 +544,6 @@ def _checked_events(events: list[str]) -> list[str]:
     return [e for e in EVENTS if e in events]
 
 
-def _locked_subscription(session: Session, subscription_id: int) -> WebhookSubscription:
-    row = session.exec(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.id == subscription_id)
-        .with_for_update()
-    ).first()
-    if row is None:
-        raise NotFoundError(f"webhook {subscription_id}", "list the webhooks to find its id")
-    return row
-
-
-def _head(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.max(AuditEventRow.seq), 0))).one())
-
-
 def _subject(subscription_id: int | None) -> str:
     return f"webhook:{subscription_id}"
 
@@ -637,11 +553,11 @@ def _name(subject: str) -> str:
     return subject.removeprefix("model:").replace("@", " ")
 
 
-def _subscription_dict(row: WebhookSubscription) -> dict[str, Any]:
+def _subscription_dict(row: Subscription) -> dict[str, Any]:
     return {
         "id": row.id,
         "url": row.url,
-        "events": row.events,
+        "events": list(row.events),
         "active": row.active,
         "createdBy": row.created_by,
         "createdAt": row.created_at,
@@ -655,7 +571,7 @@ def _excerpt(text: str) -> str | None:
     return kept or None
 
 
-def _delivery_dict(row: WebhookDelivery, url: str, answers: bool = False) -> dict[str, Any]:
+def _delivery_dict(row: WebhookDeliveryRecord, url: str, answers: bool = False) -> dict[str, Any]:
     shown = {"lastAnswer": row.last_answer} if answers else {}
     return {
         "id": row.id,

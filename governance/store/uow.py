@@ -25,6 +25,7 @@ from governance.domain.records import (
 from governance.store.catalog import SqlCatalogViews
 from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
+from governance.store.people import SqlAccounts, SqlApiTokens, SqlGrants, SqlSignedInSessions
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
@@ -35,6 +36,11 @@ from governance.store.tables import (
     ModelVersion,
     Policy,
     PromotionRequest,
+)
+from governance.store.webhooks import (
+    SqlWebhookDeliveries,
+    SqlWebhookSubscriptions,
+    SqlWebhookTrail,
 )
 from governance.store.workflow import SqlModels, SqlPromotions
 
@@ -57,6 +63,13 @@ class SqlUnitOfWork:
         self.console = SqlConsoleViews(self._session)
         self.catalog = SqlCatalogViews(self._session)
         self.cursors = SqlConsumerCursors(self._session)
+        self.accounts = SqlAccounts(self._session)
+        self.grants = SqlGrants(self._session)
+        self.sessions = SqlSignedInSessions(self._session)
+        self.tokens = SqlApiTokens(self._session)
+        self.webhook_subscriptions = SqlWebhookSubscriptions(self._session)
+        self.webhook_deliveries = SqlWebhookDeliveries(self._session)
+        self.webhook_trail = SqlWebhookTrail(self._session)
         self.registry_links = SqlRegistryLinks(self._session)
         self.models = SqlModels(self._session)
         self.promotions = SqlPromotions(self._session)

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from governance.auth.access import HUMAN_ROLES
 from governance.bootstrap import Governance, open_governance
 from governance.cli import app
 from governance.demo import Demo, DemoRun, run_demo
+from governance.domain.roles import HUMAN_ROLES
 from governance.domain.verdict import Verdict
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail, list_decisions

@@ -30,7 +30,9 @@ from governance.domain import attestation
 from governance.services.people import Principal
 from governance.services.webhooks import ADMISSION_INTEGRITY_ALERT, events_of
 from governance.services.workflow import INTEGRITY_ALERT, Candidate
+from governance.store.repository import chained_event
 from governance.store.tables import AuditEventRow, FinalDecision
+from governance.store.uow import SqlUnits
 from tests.service_fixtures import PASSWORD, open_with_people
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -164,8 +166,8 @@ def test_a_state_set_to_promoted_by_sql_is_denied_and_alerted_once(world: World)
     assert alerts[0].subject == f"model:{MODEL}@1"
     assert alerts[0].payload["request_id"] == request_id
     assert alerts[0].payload["state"] == "promoted"
-    with Session(world.governance.engine) as session:
-        sent = events_of(session, alerts[0])
+    with SqlUnits(world.governance.engine)(read_only=True) as uow:
+        sent = events_of(uow.webhook_trail, chained_event(alerts[0]).event)
     assert [event for event, _, _ in sent] == [ADMISSION_INTEGRITY_ALERT]
     assert f"{MODEL} 1" in sent[0][2]
 

@@ -25,11 +25,12 @@ from litestar.testing import TestClient
 from typer.testing import CliRunner
 
 from connectors.adult import TARGET
-from governance.auth.access import DEFAULT_GRANTS, ROLES, RULES_CHECK_SECONDS, AccessControl
+from governance.auth.access import DEFAULT_GRANTS, RULES_CHECK_SECONDS, AccessControl
 from governance.bootstrap import Governance, initialise
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
+from governance.domain.roles import ROLES
 from governance.services.jobs import JobRunner
 from governance.services.people import SYSTEM, Principal
 from governance.services.workflow import Candidate

@@ -39,6 +39,7 @@ from governance.services.webhooks import MAX_ATTEMPTS, Webhooks, backoff
 from governance.services.workflow import Candidate
 from governance.store.repository import append_audit, audit_trail, in_transaction
 from governance.store.tables import WebhookDelivery, utcnow
+from governance.store.uow import SqlUnits
 from governance.web.app import create_app
 from tests.service_fixtures import PASSWORD, fast_policies, free_port
 
@@ -132,7 +133,8 @@ def webhooks_with(
     key = DigestKey.load_or_create(governance.settings.token_secret)
     settings = governance.settings
     allowed = outbound or Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
-    return Webhooks(governance.engine, key, clock=clock, outbound=allowed, timeout_seconds=timeout)
+    units = SqlUnits(governance.engine)
+    return Webhooks(units, key, clock=clock, outbound=allowed, timeout_seconds=timeout)
 
 
 def person(people: People, name: str) -> Principal:

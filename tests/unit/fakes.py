@@ -27,9 +27,12 @@ from governance.domain.errors import AuditSequenceTakenError, InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
+    Account,
     AuditAction,
     CheckJob,
     FinalDecisionRecord,
+    FinishedChecks,
+    IssuedToken,
     LinkedRequest,
     LinkedVersion,
     ModelRecord,
@@ -40,10 +43,13 @@ from governance.domain.records import (
     RegistryLinkRecord,
     RequestWithEvidence,
     SignatureRecord,
+    SignedInSession,
     StoredDecision,
     StoredPolicy,
+    Subscription,
     VersionRecord,
     WaiverRecord,
+    WebhookDeliveryRecord,
 )
 
 
@@ -337,6 +343,13 @@ class FakeUnitOfWork:
         self.registry_links = FakeRegistryLinks()
         self.models = FakeModels()
         self.promotions = FakePromotions(self.audit)
+        self.accounts = FakeAccounts()
+        self.grants = FakeGrants()
+        self.sessions = FakeSignedInSessions()
+        self.tokens = FakeApiTokens()
+        self.webhook_subscriptions = FakeWebhookSubscriptions()
+        self.webhook_deliveries = FakeWebhookDeliveries(self.webhook_subscriptions)
+        self.webhook_trail = FakeWebhookTrail(self.audit, self.cursors)
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -352,6 +365,8 @@ class FakeUnitOfWork:
         self.cursors.begin()
         self.models.begin()
         self.promotions.begin()
+        for stored in self._undoable():
+            stored.begin()
         return self
 
     def __exit__(
@@ -374,6 +389,8 @@ class FakeUnitOfWork:
         self.cursors.commit()
         self.models.begin()
         self.promotions.begin()
+        for stored in self._undoable():
+            stored.commit()
         self.commits += 1
 
     def rollback(self) -> None:
@@ -382,6 +399,18 @@ class FakeUnitOfWork:
         self.cursors.rollback()
         self.models.rollback()
         self.promotions.rollback()
+        for stored in self._undoable():
+            stored.rollback()
+
+    def _undoable(self) -> tuple[Undoable, ...]:
+        return (
+            self.accounts,
+            self.grants,
+            self.sessions,
+            self.tokens,
+            self.webhook_subscriptions,
+            self.webhook_deliveries,
+        )
 
 
 # --- workflow ---
@@ -588,3 +617,252 @@ class FakePromotions:
     def rollback(self) -> None:
         for name, table in copy.deepcopy(self._before).items():
             setattr(self, name, table)
+
+
+# --- people and webhooks ---
+
+
+class Undoable:
+    """A store kept in `stored` (a dict); what a unit of work changed is undone by its
+    rollback. `stored` maps a key to an immutable record or a list copied on write."""
+
+    def __init__(self) -> None:
+        self.stored: dict[Any, Any] = {}
+        self._before: dict[Any, Any] = {}
+
+    def begin(self) -> None:
+        self._before = dict(self.stored)
+
+    def commit(self) -> None:
+        self._before = dict(self.stored)
+
+    def rollback(self) -> None:
+        self.stored = dict(self._before)
+
+
+class FakeAccounts(Undoable):
+    """Accounts by user name; `locked` records who a unit of work locked, for the tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks: list[str] = []
+
+    def get(self, username: str) -> Account | None:
+        return self.stored.get(username)
+
+    def locked(self, username: str) -> Account | None:
+        self.locks.append(username)
+        return self.get(username)
+
+    def lock_all(self) -> dict[str, Account]:
+        self.locks.extend(sorted(self.stored))
+        return {a.username: a for a in self.all()}
+
+    def all(self) -> list[Account]:
+        return [self.stored[name] for name in sorted(self.stored)]
+
+    def add(self, *, username: str, full_name: str, password_hash: str) -> Account:
+        next_id = 1 + max((a.id for a in self.stored.values()), default=0)
+        added = Account(next_id, username, full_name, password_hash, False, datetime.now(UTC))
+        self.stored[username] = added
+        return added
+
+    def save(self, account: Account) -> None:
+        assert account.username in self.stored
+        self.stored[account.username] = account
+
+
+class FakeGrants(Undoable):
+    """Casbin's `g` lines as subject → role subjects (a tuple, replaced on each change)."""
+
+    def roles_of(self, subject: str) -> list[str]:
+        return list(self.stored.get(subject, ()))
+
+    def holders(self, role: str) -> list[str]:
+        return [subject for subject, roles in self.stored.items() if role in roles]
+
+    def grant(self, subject: str, role: str) -> None:
+        self.stored[subject] = (*self.stored.get(subject, ()), role)
+
+    def revoke_all(self, subject: str) -> None:
+        self.stored.pop(subject, None)
+
+
+class FakeSignedInSessions(Undoable):
+    def get(self, digest: str) -> SignedInSession | None:
+        return self.stored.get(digest)
+
+    def add(self, session: SignedInSession) -> None:
+        self.stored[session.digest] = session
+
+    def remove(self, digest: str) -> None:
+        self.stored.pop(digest, None)
+
+    def end_all(self, username: str, keep: str | None = None) -> int:
+        ending = [d for d, s in self.stored.items() if s.username == username and d != keep]
+        for digest in ending:
+            del self.stored[digest]
+        return len(ending)
+
+
+class FakeApiTokens(Undoable):
+    """Tokens by id, in the order they were issued."""
+
+    def add(
+        self,
+        *,
+        token_id: str,
+        name: str,
+        owner: str,
+        roles: Sequence[str],
+        digest: str,
+        expires_at: datetime | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        self.stored[token_id] = IssuedToken(
+            token_id, name, owner, tuple(roles), digest, expires_at, None, now
+        )
+
+    def locked(self, token_id: str) -> IssuedToken | None:
+        return self.stored.get(token_id)
+
+    def with_digest(self, digest: str) -> IssuedToken | None:
+        return next((t for t in self.stored.values() if t.digest == digest), None)
+
+    def revoke(self, token_id: str, at: datetime) -> None:
+        self.stored[token_id] = replace(self.stored[token_id], revoked_at=at)
+
+    def all(self) -> list[IssuedToken]:
+        return list(self.stored.values())
+
+
+class FakeWebhookSubscriptions(Undoable):
+    """Subscriptions by id, numbered from 1 in the order they are added."""
+
+    def add(
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        salt: str,
+        created_by: str,
+        created_at: datetime,
+    ) -> Subscription:
+        added = Subscription(
+            len(self.stored) + 1, url, tuple(events), salt, created_by, True, created_at
+        )
+        self.stored[added.id] = added
+        return added
+
+    def get(self, subscription_id: int) -> Subscription | None:
+        return self.stored.get(subscription_id)
+
+    def locked(self, subscription_id: int) -> Subscription | None:
+        return self.get(subscription_id)
+
+    def deactivate(self, subscription_id: int) -> Subscription:
+        inactive = replace(self.stored[subscription_id], active=False)
+        self.stored[subscription_id] = inactive
+        return inactive
+
+    def all(self) -> list[Subscription]:
+        return [self.stored[key] for key in sorted(self.stored)]
+
+    def active(self) -> list[Subscription]:
+        return [s for s in self.all() if s.active]
+
+
+class FakeWebhookDeliveries(Undoable):
+    """Deliveries by id, numbered from 1; one per subscription and event, as the unique
+    key of the SQL table holds; the log joins the subscriptions' URLs."""
+
+    def __init__(self, subscriptions: FakeWebhookSubscriptions) -> None:
+        super().__init__()
+        self._subscriptions = subscriptions
+
+    def add(
+        self,
+        *,
+        subscription_id: int,
+        event_seq: int,
+        event: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        assert not any(
+            (d.subscription_id, d.event_seq) == (subscription_id, event_seq)
+            for d in self.stored.values()
+        ), "the unique key"
+        delivery_id = len(self.stored) + 1
+        self.stored[delivery_id] = WebhookDeliveryRecord(
+            delivery_id, subscription_id, event_seq, event, payload, "pending", 0, now, now
+        )
+
+    def due(self, now: datetime, limit: int) -> list[int]:
+        due = [
+            d for d in self.stored.values() if d.status == "pending" and d.next_attempt_at <= now
+        ]
+        return [d.id for d in sorted(due, key=lambda d: d.next_attempt_at)][:limit]
+
+    def locked(self, delivery_id: int) -> WebhookDeliveryRecord | None:
+        return self.stored.get(delivery_id)
+
+    def save(self, delivery: WebhookDeliveryRecord) -> None:
+        assert delivery.id in self.stored
+        self.stored[delivery.id] = delivery
+
+    def page(
+        self, status: str | None, subscription_id: int | None, limit: int, offset: int
+    ) -> Slice[tuple[WebhookDeliveryRecord, str]]:
+        urls = {s.id: s.url for s in self._subscriptions.stored.values()}
+        found = [
+            (d, urls[d.subscription_id])
+            for d in sorted(self.stored.values(), key=lambda d: d.id, reverse=True)
+            if (status is None or d.status == status)
+            and (not subscription_id or d.subscription_id == subscription_id)
+        ]
+        return Slice(found[offset : offset + limit], len(found))
+
+
+class FakeWebhookTrail:
+    """The fan-out's reads over the fake trail and cursors; what the events name (requests'
+    finished checks by (model, version, decision id), pinned policies by request id) is
+    filled in by the tests."""
+
+    def __init__(self, audit: FakeAuditTrail, cursors: FakeConsumerCursors) -> None:
+        self._audit = audit
+        self._cursors = cursors
+        self.checks: dict[tuple[str, str, str], FinishedChecks] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+
+    def cursor(self, name: str) -> int | None:
+        return self._cursors.stored.get(name)
+
+    def locked_cursor(self, name: str) -> int | None:
+        return self.cursor(name)
+
+    def start_cursor(self, name: str, seq: int) -> None:
+        self._cursors.stored.setdefault(name, seq)
+
+    def events_after(self, seq: int, limit: int) -> list[ChainedEvent]:
+        return [c for c in self._audit.events() if c.event.seq > seq][:limit]
+
+    def hashes_through(self, seq: int) -> list[str]:
+        return [c.hash for c in self._audit.events() if c.event.seq <= seq]
+
+    def first_seq(self, subject: str, action: str) -> int | None:
+        found = self.actions_through(subject, action, self._audit.head_seq())
+        return found[0].event.seq if found else None
+
+    def actions_through(self, subject: str, action: str, seq: int) -> list[ChainedEvent]:
+        return [
+            c
+            for c in self._audit.events()
+            if (c.event.subject, c.event.action) == (subject, action) and c.event.seq <= seq
+        ]
+
+    def finished_checks(self, model: str, version: str, decision_id: str) -> FinishedChecks | None:
+        return self.checks.get((model, version, decision_id))
+
+    def policy_document(self, request_id: str) -> dict[str, Any]:
+        return self.policies[request_id]

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from governance.auth.access import HUMAN_ROLES, ROLES
 from governance.auth.secrets import MIN_PASSWORD_LENGTH
 from governance.domain.errors import InputError
+from governance.domain.roles import HUMAN_ROLES, ROLES
 from governance.web.console.base import (
     REFUSALS,
     CsrfOnly,
