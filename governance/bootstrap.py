@@ -144,7 +144,14 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
     checkpoints = checkpoint_log(settings, units, key)
     blobs = BlobStore(settings.blobs)
-    reports = Reports(engine, lambda: report_signing(settings, key), note, blobs)
+    reports = Reports(
+        units,
+        lambda: report_signing(settings, key),
+        note,
+        workflow.get_request,
+        files.SKOPS_ONLY,
+        blobs,
+    )
     return Governance(
         settings,
         engine,
@@ -298,7 +305,7 @@ def local_report(
         subject = f"model:{manifest.model_name}@{manifest.model_version}"
         engine = make_engine(database_url)
         try:
-            record_report(engine, actor, report, subject, {"decision_id": decision_id})
+            record_report(SqlUnits(engine), actor, report, subject, {"decision_id": decision_id})
         finally:
             engine.dispose()
     return report

@@ -26,11 +26,13 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
     AuditAction,
+    InventoryModel,
     LinkedRequest,
     LinkedVersion,
     PinnedPolicy,
     RegisteredBuilder,
     RegistryLinkRecord,
+    ReportedRequest,
     RequestWithEvidence,
     StoredDecision,
 )
@@ -336,6 +338,9 @@ class UnitOfWork(Protocol):
     @property
     def registry_links(self) -> RegistryLinks: ...
 
+    @property
+    def reports(self) -> ReportSources: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -431,4 +436,23 @@ class CatalogViews(Protocol):
 
     def pinned_policies(self) -> list[PinnedPolicy]:
         """Every stored policy, with how many requests pinned it."""
+        ...
+
+
+# --- reports and monitoring --------------------------------------------------------------
+
+
+class ReportSources(Protocol):
+    """What the reports (`governance.services.reports`) read besides the trail and the
+    decisions: the request a decision report is of, the model's owner, the inventory."""
+
+    def request(self, request_id: str) -> ReportedRequest | None: ...
+
+    def owner(self, model: str, version: str) -> str | None:
+        """The owner of the model this version belongs to (None: no owner, no version)."""
+        ...
+
+    def inventory(self) -> list[InventoryModel]:
+        """Every model by name, with its requests and newest verdict; the SQL twin answers
+        with four queries whatever the number of models."""
         ...

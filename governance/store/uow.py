@@ -26,6 +26,7 @@ from governance.store.catalog import SqlCatalogViews
 from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
+from governance.store.reports import SqlReportSources
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
     AuditEventRow,
@@ -57,6 +58,7 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalogViews(self._session)
         self.cursors = SqlConsumerCursors(self._session)
         self.registry_links = SqlRegistryLinks(self._session)
+        self.reports = SqlReportSources(self._session)
         return self
 
     def __exit__(

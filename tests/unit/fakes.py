@@ -24,10 +24,12 @@ from governance.domain.browsing import (
 from governance.domain.errors import AuditSequenceTakenError
 from governance.domain.records import (
     AuditAction,
+    InventoryModel,
     LinkedRequest,
     LinkedVersion,
     PinnedPolicy,
     RegisteredBuilder,
+    ReportedRequest,
     RequestWithEvidence,
     StoredDecision,
 )
@@ -317,6 +319,7 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalogViews(self.audit)
         self.cursors = FakeConsumerCursors()
         self.registry_links = FakeRegistryLinks()
+        self.reports = FakeReportSources()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -356,3 +359,22 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.rollback()
         self.cursors.rollback()
+
+
+class FakeReportSources:
+    """The reports' reads as plain data: requests by id, owners by (model, version), and
+    the inventory in the order the tests add it (the SQL's name order)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, ReportedRequest] = {}
+        self.owners: dict[tuple[str, str], str] = {}
+        self.models: list[InventoryModel] = []
+
+    def request(self, request_id: str) -> ReportedRequest | None:
+        return self.requests.get(request_id)
+
+    def owner(self, model: str, version: str) -> str | None:
+        return self.owners.get((model, version))
+
+    def inventory(self) -> list[InventoryModel]:
+        return list(self.models)
