@@ -25,6 +25,7 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
+from governance.domain.reporting import IssuedReport
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.builders import Builders
@@ -40,13 +41,7 @@ from governance.services.policies import PolicyLibrary
 from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.replay import ReplayOutcome, replay
-from governance.services.reports import (
-    IssuedReport,
-    Reports,
-    Signing,
-    local_decision_report,
-    record_report,
-)
+from governance.services.reports import Reports, local_decision_report, record_report
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import (
@@ -65,6 +60,7 @@ from governance.store.registry_links import link_on_submit
 from governance.store.repository import SqlDecisionRecorder, audit_trail
 from governance.store.uow import SqlUnits
 from reports import pki
+from reports.issuing import Signing
 from reports.pki import load_identity
 
 

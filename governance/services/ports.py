@@ -36,6 +36,7 @@ from governance.domain.records import (
     RequestWithEvidence,
     StoredDecision,
 )
+from governance.domain.reporting import DecisionFacts, IssuedReport
 
 
 @dataclass(frozen=True)
@@ -456,3 +457,35 @@ class ReportSources(Protocol):
         """Every model by name, with its requests and newest verdict; the SQL twin answers
         with four queries whatever the number of models."""
         ...
+
+
+class ReportRenderer(Protocol):
+    """Lays a report out, embeds its evidence (as canonical JSON), an attestation of it
+    and the attestation key, and signs it (`reports.issuing.Signing`). Each `statement` is
+    the in-toto Statement to attest; the evidence's sha256 is added to its predicate."""
+
+    def decision(
+        self, facts: DecisionFacts, statement: dict[str, Any], clock: Callable[[], datetime]
+    ) -> IssuedReport:
+        """The promotion decision report; its evidence is the manifest."""
+        ...
+
+    def bias_audit(
+        self,
+        audit: dict[str, Any],
+        title: str,
+        model: dict[str, Any],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport:
+        """The LL144 bias audit of `model` (its name, version and hashes)."""
+        ...
+
+    def inventory(
+        self,
+        models: list[dict[str, Any]],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport: ...

@@ -1,20 +1,14 @@
-"""Render, sign and record reports: a promotion decision, an LL144 bias audit, the model
-inventory. Each report embeds its evidence and an attestation of it, is signed with the
-report certificate, and its sha256 is appended to the audit trail in one transaction."""
+"""Issue and record reports: a promotion decision, an LL144 bias audit, the model
+inventory. The facts are gathered here; the `ReportRenderer` (`reports.issuing`) embeds
+them as evidence with an attestation of it and signs the PDF with the report certificate;
+the report's sha256 is appended to the audit trail in its own unit of work."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.checks.bias_audit import bias_audit
 from governance.domain import attestation
@@ -23,14 +17,18 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.records import InventoryModel
+from governance.domain.reporting import DecisionFacts, IssuedReport, canonical_sha256
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
-from governance.services.ports import ArtifactSource, ContentStore, UnitOfWork, UnitOfWorkFactory
+from governance.services.ports import (
+    ArtifactSource,
+    ContentStore,
+    ReportRenderer,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from governance.services.replay import fetch_stored
 from governance.services.unit_of_work import run_in_unit_of_work
-from governance.signing import key_name
-from reports import documents, pdf
-from reports.pki import SigningIdentity
 
 Clock = Callable[[], datetime]
 SignNote = Callable[[Any], str]
@@ -38,83 +36,15 @@ RequestView = Callable[[str], dict[str, Any]]
 APPROVED = ("approved", "waived", "promoted")
 
 
-@dataclass(frozen=True)
-class IssuedReport:
-    kind: str
-    filename: str
-    pdf: bytes
-    sha256: str
-    manifest_sha256: str
-
-
-@dataclass(frozen=True)
-class Signing:
-    """What signs a report: the certificate for the PDF, the Ed25519 key for the attestation."""
-
-    identity: SigningIdentity
-    attestation_key: Ed25519PrivateKey
-    organisation: str
-
-    def issue(
-        self,
-        kind: str,
-        filename: str,
-        html: Callable[[documents.Cover], str],
-        evidence: dict[str, Any],
-        statement: dict[str, Any],
-        clock: Clock,
-    ) -> IssuedReport:
-        """Embed the evidence, its attestation and the attestation key; render; sign."""
-        manifest_bytes = pdf.canonical_json(evidence)
-        manifest_sha256 = pdf.canonical_sha256(evidence)
-        statement["predicate"]["evidenceManifestSha256"] = manifest_sha256
-        public = self.attestation_key.public_key()
-        envelope = attestation.envelope(statement, key_name(public), self.attestation_key.sign)
-        attachments = [
-            pdf.EmbeddedFile(
-                pdf.MANIFEST,
-                manifest_bytes,
-                "application/json",
-                "The evidence manifest this report renders (canonical JSON).",
-            ),
-            pdf.EmbeddedFile(
-                pdf.ATTESTATION,
-                json.dumps(envelope, indent=2).encode(),
-                "application/json",
-                "An in-toto Statement in a DSSE envelope naming the manifest's sha256.",
-            ),
-            pdf.EmbeddedFile(
-                pdf.ATTESTATION_KEY,
-                public.public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                ),
-                "application/x-pem-file",
-                "The Ed25519 public key that signed the attestation.",
-            ),
-        ]
-        now = clock()
-        cover = documents.Cover(
-            organisation=self.organisation,
-            signer=self.identity.subject,
-            report_id=str(uuid4()),
-            generated_at=now,
-            manifest_sha256=manifest_sha256,
-            attachments=[{"name": a.name, "description": a.description} for a in attachments],
-        )
-        rendered = pdf.render(html(cover), documents.TEMPLATES, attachments)
-        signed = pdf.sign(rendered, self.identity, f"{kind} report")
-        return IssuedReport(kind, filename, signed, _sha256(signed), manifest_sha256)
-
-
 def local_decision_report(
     manifest: EvidenceManifest,
     policy: PromotionPolicy,
-    signing: Signing,
+    signing: ReportRenderer,
     model_card: ModelCard | None = None,
     decision_id: str | None = None,
 ) -> IssuedReport:
     """The decision report of a gate run outside the service (`gate --report`)."""
-    facts = documents.DecisionFacts(manifest, policy, decision_id, model_card=model_card)
+    facts = DecisionFacts(manifest, policy, decision_id, model_card=model_card)
     return _decision(facts, signing, _utcnow)
 
 
@@ -126,7 +56,7 @@ class Reports:
     def __init__(
         self,
         units: UnitOfWorkFactory,
-        signing: Callable[[], Signing],
+        signing: Callable[[], ReportRenderer],
         sign_note: SignNote,
         request_view: RequestView,
         models: ArtifactSource,
@@ -224,15 +154,8 @@ class Reports:
             "sha256": model_artifact.sha256,
             "data_sha256": data_artifact.sha256,
         }
-        report = self._signing().issue(
-            "bias-audit",
-            f"bias-audit-{manifest.model_name}-v{manifest.model_version}.pdf",
-            lambda cover: documents.bias_audit_html(
-                audit, subject_name.replace("@", " v"), model_view, cover
-            ),
-            evidence,
-            statement,
-            self._clock,
+        report = self._signing().bias_audit(
+            audit, subject_name.replace("@", " v"), model_view, evidence, statement, self._clock
         )
         self._record(actor, report, f"model:{subject_name}", {"decision_id": decision_id})
         return report
@@ -242,18 +165,11 @@ class Reports:
         evidence = {"kind": "model-inventory", "models": models}
         statement = _statement(
             "model-inventory",
-            pdf.canonical_sha256(evidence),
+            canonical_sha256(evidence),
             "urn:governance:inventory:v1",
             {"models": len(models)},
         )
-        report = self._signing().issue(
-            "inventory",
-            "model-inventory.pdf",
-            lambda cover: documents.inventory_html(models, cover),
-            evidence,
-            statement,
-            self._clock,
-        )
+        report = self._signing().inventory(models, evidence, statement, self._clock)
         self._record(actor, report, "inventory", {"models": len(models)})
         return report
 
@@ -261,7 +177,7 @@ class Reports:
 
     def _decision_facts(
         self, request_id: str | None, decision_id: str | None, model_card: ModelCard | None
-    ) -> documents.DecisionFacts:
+    ) -> DecisionFacts:
         if (request_id is None) == (decision_id is None):
             raise InputError(
                 "report",
@@ -294,7 +210,7 @@ class Reports:
             for e in events
             if e["action"] == "decision.replayed" and e["payload"].get("decision_id") == decision_id
         ]
-        return documents.DecisionFacts(
+        return DecisionFacts(
             manifest=manifest,
             policy=policy,
             decision_id=decision_id,
@@ -379,20 +295,12 @@ def record_report(
     )
 
 
-def _decision(facts: documents.DecisionFacts, signing: Signing, clock: Clock) -> IssuedReport:
+def _decision(facts: DecisionFacts, signing: ReportRenderer, clock: Clock) -> IssuedReport:
     manifest = facts.manifest
-    evidence = manifest.model_dump(mode="json")
     request = facts.request or {}
     statement = attestation.statement(manifest, facts.decision_id, decision=request.get("state"))
     statement["predicate"]["requestId"] = request.get("id")
-    report = signing.issue(
-        "decision",
-        f"decision-{manifest.model_name}-v{manifest.model_version}.pdf",
-        lambda cover: documents.decision_html(facts, cover),
-        evidence,
-        statement,
-        clock,
-    )
+    report = signing.decision(facts, statement, clock)
     assert report.manifest_sha256 == manifest.sha256  # the embedded bytes are the manifest's
     return report
 
@@ -415,10 +323,6 @@ def _role(manifest: EvidenceManifest, role: str) -> Artifact:
             "a bias audit needs the model and the data it was judged on",
         )
     return artifact
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _stamp(moment: datetime | None) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -18,8 +18,9 @@ from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.evidence import Artifact
 from governance.domain.records import InventoryModel, InventoryRequest, ReportedRequest
-from governance.services.reports import IssuedReport, Reports, Signing, record_report
-from reports import documents, pdf
+from governance.domain.reporting import DecisionFacts, IssuedReport, canonical_sha256
+from governance.services.reports import Reports, record_report
+from reports import documents
 from tests.unit import samples
 from tests.unit.fakes import FakeUnitOfWork
 
@@ -27,35 +28,61 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 @dataclass
-class StubSigning:
-    """Renders the report's HTML (so the gathered facts are shown) but signs nothing."""
+class StubRenderer:
+    """Lays the reports out as HTML (so the gathered facts are shown) but signs nothing."""
 
     issued: list[dict[str, Any]] = field(default_factory=list)
 
-    def issue(
+    def decision(
+        self, facts: DecisionFacts, statement: dict[str, Any], clock: Callable[[], datetime]
+    ) -> IssuedReport:
+        evidence = facts.manifest.model_dump(mode="json")
+        return self._issue("decision", lambda c: documents.decision_html(facts, c), evidence, clock)
+
+    def bias_audit(
         self,
-        kind: str,
-        filename: str,
-        html: Callable[[documents.Cover], str],
+        audit: dict[str, Any],
+        title: str,
+        model: dict[str, Any],
         evidence: dict[str, Any],
         statement: dict[str, Any],
         clock: Callable[[], datetime],
     ) -> IssuedReport:
-        sha = pdf.canonical_sha256(evidence)
+        raise AssertionError("not rendered in these tests")
+
+    def inventory(
+        self,
+        models: list[dict[str, Any]],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport:
+        return self._issue(
+            "inventory", lambda c: documents.inventory_html(models, c), evidence, clock
+        )
+
+    def _issue(
+        self,
+        kind: str,
+        html: Callable[[documents.Cover], str],
+        evidence: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport:
+        sha = canonical_sha256(evidence)
         cover = documents.Cover("Org", "CN=test", "id", clock(), sha, [])
         self.issued.append({"kind": kind, "html": html(cover), "evidence": evidence})
-        return IssuedReport(kind, filename, b"%PDF", "f" * 64, sha)
+        return IssuedReport(kind, f"{kind}.pdf", b"%PDF", "f" * 64, sha)
 
 
 def reports(
-    uow: FakeUnitOfWork, signing: StubSigning, views: dict[str, dict[str, Any]] | None = None
+    uow: FakeUnitOfWork, signing: StubRenderer, views: dict[str, dict[str, Any]] | None = None
 ) -> Reports:
     def view(request_id: str) -> dict[str, Any]:
         return (views or {})[request_id]
 
     return Reports(
         uow,
-        lambda: cast(Signing, signing),
+        lambda: signing,
         lambda note: "signed note",
         view,
         files.SKOPS_ONLY,
@@ -80,7 +107,7 @@ def decided() -> FakeUnitOfWork:
 
 
 def test_a_decision_report_is_recorded_on_the_trail(decided: FakeUnitOfWork) -> None:
-    signing = StubSigning()
+    signing = StubRenderer()
     report = reports(decided, signing).decision("bob", decision_id="d1")
     [issued] = signing.issued
     assert issued["kind"] == "decision" and "alice" in issued["html"]
@@ -103,7 +130,7 @@ def test_a_request_s_report_shows_the_request_and_its_card(decided: FakeUnitOfWo
         "r1", "approved", "d1", {"purpose": "Scores credit applications"}
     )
     view = {"id": "r1", "state": "approved", "signatures": [], "decisions": []}
-    signing = StubSigning()
+    signing = StubRenderer()
     reports(decided, signing, {"r1": view}).decision("bob", request_id="r1")
     assert "Scores credit applications" in signing.issued[0]["html"]
     assert decided.audit.committed[-1].event.payload["request_id"] == "r1"
@@ -117,12 +144,12 @@ def test_a_report_names_a_request_or_a_decision(
     decided: FakeUnitOfWork, request_id: str | None, decision_id: str | None
 ) -> None:
     with pytest.raises(InputError, match="neither or both"):
-        reports(decided, StubSigning()).decision("bob", request_id, decision_id)
+        reports(decided, StubRenderer()).decision("bob", request_id, decision_id)
     assert decided.opened == []
 
 
 def test_unknown_requests_and_decisions_are_not_found(decided: FakeUnitOfWork) -> None:
-    signing = StubSigning()
+    signing = StubRenderer()
     with pytest.raises(NotFoundError, match="request r9"):
         reports(decided, signing).decision("bob", request_id="r9")
     with pytest.raises(NotFoundError, match="decision d9"):
@@ -135,14 +162,14 @@ def test_unknown_requests_and_decisions_are_not_found(decided: FakeUnitOfWork) -
 def test_a_request_without_evidence_has_no_report(decided: FakeUnitOfWork) -> None:
     decided.reports.requests["r2"] = ReportedRequest("r2", "checking", None, None)
     with pytest.raises(InputError, match="has no evidence yet: it is checking"):
-        reports(decided, StubSigning()).decision("bob", request_id="r2")
+        reports(decided, StubRenderer()).decision("bob", request_id="r2")
     assert decided.commits == 0
 
 
 def test_a_bias_audit_reads_only_the_content_store(decided: FakeUnitOfWork) -> None:
     """No content store: the recorded artifacts are never read from where the manifest says."""
     with pytest.raises(InputError, match="not in the service's content store"):
-        reports(decided, StubSigning()).bias_audit("bob", "d1")
+        reports(decided, StubRenderer()).bias_audit("bob", "d1")
     assert decided.commits == 0
 
 
@@ -164,7 +191,7 @@ def test_the_inventory_weighs_requests_waivers_and_verdicts() -> None:
         InventoryModel("fraud", "medium", None, (), "fail"),
         InventoryModel("new", "low", None, (), None),
     ]
-    signing = StubSigning()
+    signing = StubRenderer()
     reports(uow, signing).inventory("bob")
     [issued] = signing.issued
     assert issued["evidence"]["models"] == [
@@ -242,7 +269,7 @@ def test_no_pickle_is_loaded_in_the_report_process(tmp_path: Path) -> None:
     uow.decisions.stored["d1"] = samples.decision(evidence, pinned, "d1")
     use_case = Reports(
         uow,
-        lambda: cast(Signing, StubSigning()),
+        StubRenderer,
         str,
         lambda _: {},
         files.SKOPS_ONLY,
