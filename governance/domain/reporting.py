@@ -16,6 +16,10 @@ from governance.domain.policy import PromotionPolicy
 
 @dataclass(frozen=True)
 class DecisionFacts:
+    """Everything a decision report shows: the evidence and its policy, and, for a decision
+    the service recorded, its request, owner, audit events, replays and the trail's
+    signed checkpoint."""
+
     manifest: EvidenceManifest
     policy: PromotionPolicy
     decision_id: str | None
