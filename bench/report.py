@@ -46,10 +46,11 @@ def main() -> None:
     import connectors.files as files
     from connectors.adult import TARGET, load_adult
     from governance.demo import MODELS, SEED, model_card, train
+    from governance.domain.reporting import DecisionFacts
     from governance.services.gate import run_gate
     from governance.services.ports import GateRequest
-    from governance.services.reports import Signing
     from reports import charts, documents, pdf, pki
+    from reports.issuing import Signing
 
     work = Path(tempfile.mkdtemp(prefix="bench-report-"))
     print(f"set-up in {work}", file=sys.stderr)
@@ -79,9 +80,7 @@ def main() -> None:
     )
     pki.create_authority(work, "Bench")
     signing = Signing(pki.load_identity(work), Ed25519PrivateKey.generate(), "Bench")
-    facts = documents.DecisionFacts(
-        outcome.manifest, outcome.policy, "bench", model_card=model_card(spec)
-    )
+    facts = DecisionFacts(outcome.manifest, outcome.policy, "bench", model_card=model_card(spec))
 
     # charts: count them and time them where the report calls them
     chart_seconds: list[float] = []

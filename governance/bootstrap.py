@@ -25,6 +25,7 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
+from governance.domain.reporting import IssuedReport
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.builders import Builders
@@ -40,13 +41,7 @@ from governance.services.policies import PolicyLibrary
 from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.replay import ReplayOutcome, replay
-from governance.services.reports import (
-    IssuedReport,
-    Reports,
-    Signing,
-    local_decision_report,
-    record_report,
-)
+from governance.services.reports import Reports, local_decision_report, record_report
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import (
@@ -65,6 +60,7 @@ from governance.store.registry_links import link_on_submit
 from governance.store.repository import SqlDecisionRecorder, audit_trail
 from governance.store.uow import SqlUnits
 from reports import pki
+from reports.issuing import Signing
 from reports.pki import load_identity
 
 
@@ -144,7 +140,14 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     outbound = Outbound.of(settings.webhook_allow_hosts, settings.webhook_allow_http)
     checkpoints = checkpoint_log(settings, units, key)
     blobs = BlobStore(settings.blobs)
-    reports = Reports(engine, lambda: report_signing(settings, key), note, blobs)
+    reports = Reports(
+        units,
+        lambda: report_signing(settings, key),
+        note,
+        workflow.get_request,
+        files.SKOPS_ONLY,
+        blobs,
+    )
     return Governance(
         settings,
         engine,
@@ -162,7 +165,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             outbound=outbound,
             sign_note=note,
         ),
-        monitoring=ProductionMonitoring(engine, workflow, blobs),
+        monitoring=ProductionMonitoring(engine, workflow, blobs, files),
         registries=RegistrySync(
             units,
             link_on_submit,
@@ -298,7 +301,7 @@ def local_report(
         subject = f"model:{manifest.model_name}@{manifest.model_version}"
         engine = make_engine(database_url)
         try:
-            record_report(engine, actor, report, subject, {"decision_id": decision_id})
+            record_report(SqlUnits(engine), actor, report, subject, {"decision_id": decision_id})
         finally:
             engine.dispose()
     return report

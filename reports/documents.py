@@ -7,7 +7,7 @@ Input is plain facts gathered by the service (no database here); output is HTML 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib.metadata import version
@@ -17,9 +17,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
+from governance.domain.reporting import DecisionFacts
 from governance.domain.results import CheckResult
 from reports import charts
 from reports.ci import observed_text, outcome_word
@@ -41,20 +41,6 @@ class Cover:
     generated_at: datetime
     manifest_sha256: str
     attachments: list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class DecisionFacts:
-    manifest: EvidenceManifest
-    policy: PromotionPolicy
-    decision_id: str | None
-    model_card: ModelCard | None = None
-    owner: str | None = None
-    request: dict[str, Any] | None = None  # the workflow's view of the request, if any
-    audit_events: list[dict[str, Any]] = field(default_factory=list)
-    checkpoint: str | None = None
-    tree_size: int | None = None
-    replays: list[dict[str, Any]] = field(default_factory=list)
 
 
 def decision_html(facts: DecisionFacts, cover: Cover) -> str:

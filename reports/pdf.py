@@ -32,7 +32,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from governance.domain import attestation
+from governance.domain import attestation, reporting
 from governance.signing import verifier
 from reports.pki import SigningIdentity
 
@@ -218,11 +218,11 @@ def subject_sha256(manifest: dict[str, Any]) -> str:
 
 def canonical_json(document: dict[str, Any]) -> bytes:
     """The bytes a manifest is embedded as, so its sha256 is the one recorded elsewhere."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return reporting.canonical_json(document)
 
 
 def canonical_sha256(document: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(document)).hexdigest()
+    return reporting.canonical_sha256(document)
 
 
 def _embedded_files(reader: PdfFileReader) -> dict[str, bytes]:

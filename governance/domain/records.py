@@ -112,6 +112,41 @@ class LinkedVersion:
     artifact_sha256: str
 
 
+@dataclass(frozen=True)
+class ReportedRequest:
+    """A promotion request as its decision report starts from it: its state, its gate
+    decision (None until its checks finish) and the model card submitted with it."""
+
+    id: str
+    state: str
+    decision_id: str | None
+    model_card: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class InventoryRequest:
+    """One promotion request of a model, as the inventory weighs it: whether a waiver was
+    asked for it, and until when an approval holds (None: no expiry)."""
+
+    id: str
+    state: str
+    version: str
+    expires_at: datetime | None
+    waiver_asked: bool
+
+
+@dataclass(frozen=True)
+class InventoryModel:
+    """A governed model with its promotion requests (newest first) and the verdict of its
+    newest gate decision (None when it has none)."""
+
+    name: str
+    risk_tier: str
+    owner: str | None
+    requests: tuple[InventoryRequest, ...]
+    latest_verdict: str | None
+
+
 # --- people and webhooks ---
 
 

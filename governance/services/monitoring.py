@@ -36,7 +36,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from connectors import files
 from governance.checks import CheckInputs, Task, run_check
 from governance.domain import names
 from governance.domain.errors import ConflictError, InputError, NotFoundError
@@ -54,6 +53,7 @@ from governance.domain.policy import (
 from governance.domain.results import CheckResult, Status
 from governance.domain.workflow import State
 from governance.services.people import Principal
+from governance.services.ports import ArtifactSource
 from governance.services.workflow import Workflow
 from governance.store.blobs import BLOB_MODE, BlobStore
 from governance.store.joined import SessionUnit
@@ -112,11 +112,13 @@ class ProductionMonitoring:
         engine: Engine,
         workflow: Workflow,
         blobs: BlobStore,
+        source: ArtifactSource,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine
         self._workflow = workflow
         self._blobs = blobs
+        self._source = source
         self._clock = clock
         self._numeric_kinds: dict[str, dict[str, bool] | None] = {}
 
@@ -534,7 +536,7 @@ class ProductionMonitoring:
             notes.append("no reference was given at submission: compared with the evaluation data")
         path = self._stored(reference_set)
         assert path is not None
-        reference = _reference(path, reference_set.format, _text(schema))
+        reference = _reference(self._source, path, reference_set.format, _text(schema))
         return run_check(spec, _inputs(schema, rows, reference))
 
     def _window(
@@ -577,9 +579,10 @@ def _text(schema: Schema) -> list[str]:
     return [name for name in schema.features if numeric.get(name) is False]
 
 
-def _reference(path: Path, kind: str, text: list[str]) -> pd.DataFrame:
+def _reference(source: ArtifactSource, path: Path, kind: str, text: list[str]) -> pd.DataFrame:
+    """The reference set; Parquet read with the text columns as dictionaries (`_text`)."""
     if kind != "parquet":
-        return files.read_table(path, "reference")[0]
+        return source.read_table(path, "reference")[0]
     try:
         return pq.read_table(path, read_dictionary=text).to_pandas()
     except (OSError, pa.ArrowException) as exc:

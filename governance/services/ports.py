@@ -30,6 +30,7 @@ from governance.domain.records import (
     CheckJob,
     FinalDecisionRecord,
     FinishedChecks,
+    InventoryModel,
     IssuedToken,
     LinkedRequest,
     LinkedVersion,
@@ -39,6 +40,7 @@ from governance.domain.records import (
     RecordedVerdict,
     RegisteredBuilder,
     RegistryLinkRecord,
+    ReportedRequest,
     RequestWithEvidence,
     SignatureRecord,
     SignedInSession,
@@ -49,6 +51,7 @@ from governance.domain.records import (
     WaiverRecord,
     WebhookDeliveryRecord,
 )
+from governance.domain.reporting import DecisionFacts, IssuedReport
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,9 @@ class UnitOfWork(Protocol):
     @property
     def webhook_trail(self) -> WebhookTrail: ...
 
+    @property
+    def reports(self) -> ReportSources: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -480,6 +486,57 @@ class CatalogViews(Protocol):
     def pinned_policies(self) -> list[PinnedPolicy]:
         """Every stored policy, with how many requests pinned it."""
         ...
+
+
+# --- reports and monitoring --------------------------------------------------------------
+
+
+class ReportSources(Protocol):
+    """What the reports (`governance.services.reports`) read besides the trail and the
+    decisions: the request a decision report is of, the model's owner, the inventory."""
+
+    def request(self, request_id: str) -> ReportedRequest | None: ...
+
+    def owner(self, model: str, version: str) -> str | None:
+        """The owner of the model this version belongs to (None: no owner, no version)."""
+        ...
+
+    def inventory(self) -> list[InventoryModel]:
+        """Every model by name, with its requests and newest verdict; the SQL twin answers
+        with four queries whatever the number of models."""
+        ...
+
+
+class ReportRenderer(Protocol):
+    """Lays a report out, embeds its evidence (as canonical JSON), an attestation of it
+    and the attestation key, and signs it (`reports.issuing.Signing`). Each `statement` is
+    the in-toto Statement to attest; the evidence's sha256 is added to its predicate."""
+
+    def decision(
+        self, facts: DecisionFacts, statement: dict[str, Any], clock: Callable[[], datetime]
+    ) -> IssuedReport:
+        """The promotion decision report; its evidence is the manifest."""
+        ...
+
+    def bias_audit(
+        self,
+        audit: dict[str, Any],
+        title: str,
+        model: dict[str, Any],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport:
+        """The LL144 bias audit of `model` (its name, version and hashes)."""
+        ...
+
+    def inventory(
+        self,
+        models: list[dict[str, Any]],
+        evidence: dict[str, Any],
+        statement: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> IssuedReport: ...
 
 
 # --- people and webhooks ---

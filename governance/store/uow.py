@@ -27,6 +27,7 @@ from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
 from governance.store.people import SqlAccounts, SqlApiTokens, SqlGrants, SqlSignedInSessions
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
+from governance.store.reports import SqlReportSources
 from governance.store.repository import append_audit, chained_events
 from governance.store.tables import (
     AuditEventRow,
@@ -58,6 +59,7 @@ class SqlUnitOfWork:
         self._session.begin()
         self.audit = SqlAuditTrail(self._session)
         self.decisions = SqlDecisions(self._session)
+        self.reports = SqlReportSources(self._session)
         self.requests = SqlRequests(self._session)
         self.builders = SqlBuilderKeys(self._session)
         self.console = SqlConsoleViews(self._session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Response
 
-from governance.services.reports import IssuedReport
+from governance.domain.reporting import IssuedReport
 
 
 def pdf_response(issued: IssuedReport) -> Response[bytes]:

@@ -26,10 +26,11 @@ from governance.cli import app
 from governance.config import Settings
 from governance.demo import Demo, DemoRun
 from governance.domain.errors import InputError
-from governance.services.reports import Signing, local_decision_report
+from governance.services.reports import local_decision_report
 from governance.store.database import make_engine, upgrade
 from governance.store.repository import SqlDecisionRecorder, audit_trail
 from reports import pdf, pki
+from reports.issuing import Signing
 from tests.service_fixtures import fast_policies
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "reports"

@@ -32,6 +32,7 @@ from governance.domain.records import (
     CheckJob,
     FinalDecisionRecord,
     FinishedChecks,
+    InventoryModel,
     IssuedToken,
     LinkedRequest,
     LinkedVersion,
@@ -41,6 +42,7 @@ from governance.domain.records import (
     RecordedVerdict,
     RegisteredBuilder,
     RegistryLinkRecord,
+    ReportedRequest,
     RequestWithEvidence,
     SignatureRecord,
     SignedInSession,
@@ -350,6 +352,7 @@ class FakeUnitOfWork:
         self.webhook_subscriptions = FakeWebhookSubscriptions()
         self.webhook_deliveries = FakeWebhookDeliveries(self.webhook_subscriptions)
         self.webhook_trail = FakeWebhookTrail(self.audit, self.cursors)
+        self.reports = FakeReportSources()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -866,3 +869,25 @@ class FakeWebhookTrail:
 
     def policy_document(self, request_id: str) -> dict[str, Any]:
         return self.policies[request_id]
+
+
+# --- reports and monitoring ---
+
+
+class FakeReportSources:
+    """The reports' reads as plain data: requests by id, owners by (model, version), and
+    the inventory in the order the tests add it (the SQL's name order)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, ReportedRequest] = {}
+        self.owners: dict[tuple[str, str], str] = {}
+        self.models: list[InventoryModel] = []
+
+    def request(self, request_id: str) -> ReportedRequest | None:
+        return self.requests.get(request_id)
+
+    def owner(self, model: str, version: str) -> str | None:
+        return self.owners.get((model, version))
+
+    def inventory(self) -> list[InventoryModel]:
+        return list(self.models)
