@@ -904,9 +904,8 @@ class Promotions(Protocol):
 
 
 class WorkflowUnit(Protocol):
-    """What the workflow's state changes write through: any unit of work, or (while a
-    caller is still on the ORM) its session seen as these repositories, so a change such as
-    a monitoring breach's revocation joins the caller's transaction."""
+    """What the workflow's state changes write through: the repositories of any unit of
+    work, so a change such as a monitoring breach's revocation joins the caller's unit."""
 
     @property
     def audit(self) -> AuditTrail: ...
