@@ -165,7 +165,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             outbound=outbound,
             sign_note=note,
         ),
-        monitoring=ProductionMonitoring(engine, workflow, blobs, files),
+        monitoring=ProductionMonitoring(units, workflow, blobs, files),
         registries=RegistrySync(
             units,
             link_on_submit,

@@ -3,7 +3,7 @@ is stored, so the use cases never see a database row."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -339,4 +339,90 @@ class CheckJob:
     attempts: int
     claimed_at: datetime | None
     error: str | None = None
+    finished_at: datetime | None = None
+
+
+# --- monitoring ---
+
+
+@dataclass(frozen=True)
+class CheckedData:
+    """The data a version's latest gate decision checked, as production rows must match it:
+    its columns, where its bytes are, and how the gate read the model's outputs."""
+
+    columns: list[str]
+    sha256: str
+    uri: str
+    format: str
+    target: str
+    task: str
+    positive_label: str | None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A data set a decision rests on: its bytes by sha256, or at its recorded location."""
+
+    sha256: str
+    uri: str
+    format: str
+
+
+@dataclass(frozen=True)
+class PredictionBatchRecord:
+    """One batch of a version's production predictions, stored once per batch id."""
+
+    model_version_id: int
+    batch_id: str
+    source: str
+    actor: str
+    rows: int
+    outcomes: int
+    first_at: datetime
+    last_at: datetime
+    columns: list[str]
+    sha256: str
+    size_bytes: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class ReceivedTotals:
+    """What a version's serving sent so far."""
+
+    batches: int
+    rows: int
+    outcomes: int
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MonitoredRequest:
+    """A promoted request with the policy document it was judged under and when it was
+    promoted, which its monitors' slots are counted from."""
+
+    request_id: str
+    model_version_id: int
+    model: str
+    version: str
+    policy_document: dict[str, Any]
+    promoted_at: datetime
+
+
+@dataclass(frozen=True)
+class MonitoringRunRecord:
+    """One slot of one monitor of a request: claimed `running`, then finished once."""
+
+    id: int
+    request_id: str
+    monitor: str
+    due_at: datetime
+    status: str
+    started_at: datetime
+    rows: int = 0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    summary: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    action: str | None = None
     finished_at: datetime | None = None

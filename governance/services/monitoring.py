@@ -18,12 +18,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pandas.api import types
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
 
 from governance.checks import CheckInputs, Task, run_check
 from governance.domain import names
@@ -50,27 +45,18 @@ from governance.domain.policy import (
     PromotionPolicy,
     parse_policy,
 )
+from governance.domain.records import (
+    CheckedData,
+    MonitoringRunRecord,
+    PredictionBatchRecord,
+    StoredFile,
+)
 from governance.domain.results import CheckResult, Status
 from governance.domain.workflow import State
 from governance.services.people import Principal
-from governance.services.ports import ArtifactSource
+from governance.services.ports import ArtifactSource, BlobFiles, UnitOfWork, UnitOfWorkFactory
+from governance.services.unit_of_work import run_in_unit_of_work
 from governance.services.workflow import Workflow
-from governance.store.blobs import BLOB_MODE, BlobStore
-from governance.store.joined import SessionUnit
-from governance.store.private import DIRECTORY
-from governance.store.repository import append_audit, in_transaction
-from governance.store.tables import (
-    Dataset,
-    FinalDecision,
-    GateDecision,
-    Model,
-    ModelVersion,
-    MonitoringRun,
-    Policy,
-    PredictionBatch,
-    PromotionRequest,
-    utcnow,
-)
 
 log = logging.getLogger("governance.monitoring")
 BATCH_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -101,21 +87,26 @@ class Target:
 
     request_id: str
     model_version_id: int
-    subject: str
+    model: str
+    version: str
     policy: PromotionPolicy
     promoted_at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"model:{self.model}@{self.version}"
 
 
 class ProductionMonitoring:
     def __init__(
         self,
-        engine: Engine,
+        units: UnitOfWorkFactory,
         workflow: Workflow,
-        blobs: BlobStore,
+        blobs: BlobFiles,
         source: ArtifactSource,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
+        self._units = units
         self._workflow = workflow
         self._blobs = blobs
         self._source = source
@@ -149,37 +140,37 @@ class ProductionMonitoring:
         rows = _validated(frame, schema)
         payload = _parquet(rows)
         sha256 = hashlib.sha256(payload).hexdigest()
-        existing = self._batch(version_id, batch_id)
+        with self._units(read_only=True) as uow:
+            existing = uow.monitoring.batch(version_id, batch_id)
         if existing is not None:
             return _replayed(existing, sha256, model, version)
-        _write_blob(self._blobs, sha256, payload)  # before the row: an orphan is harmless
+        self._blobs.write(sha256, ".parquet", payload)  # before the row: an orphan is harmless
         stamps = rows[TIMESTAMP]
         outcomes = int(rows[OUTCOME].notna().sum()) if OUTCOME in rows else 0
+        batch = PredictionBatchRecord(
+            model_version_id=version_id,
+            batch_id=batch_id,
+            source=source,
+            actor=actor,
+            rows=len(rows),
+            outcomes=outcomes,
+            first_at=stamps.min().to_pydatetime(),
+            last_at=stamps.max().to_pydatetime(),
+            columns=[str(c) for c in rows.columns],
+            sha256=sha256,
+            size_bytes=len(payload),
+            received_at=self._clock(),
+        )
 
-        def work(session: Session) -> dict[str, Any]:
-            found = session.exec(
-                select(PredictionBatch).filter_by(model_version_id=version_id, batch_id=batch_id)
-            ).first()
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            found = uow.monitoring.batch(version_id, batch_id)
             if found is not None:
                 return _replayed(found, sha256, model, version)
-            batch = PredictionBatch(
-                model_version_id=version_id,
-                batch_id=batch_id,
-                source=source,
-                actor=actor,
-                rows=len(rows),
-                outcomes=outcomes,
-                first_at=stamps.min().to_pydatetime(),
-                last_at=stamps.max().to_pydatetime(),
-                columns=[str(c) for c in rows.columns],
-                sha256=sha256,
-                size_bytes=len(payload),
-                received_at=self._clock(),
-            )
-            session.add(batch)
-            session.flush()
-            append_audit(
-                session,
+            if not uow.monitoring.add_batch(batch):  # another writer took the batch id now
+                taken = uow.monitoring.batch(version_id, batch_id)
+                assert taken is not None
+                return _replayed(taken, sha256, model, version)
+            uow.audit.append(
                 actor=actor,
                 action="predictions.ingested",
                 subject=f"model:{model}@{version}",
@@ -196,89 +187,54 @@ class ProductionMonitoring:
             )
             return {**_batch_dict(batch, model, version), "replayed": False}
 
-        try:
-            return in_transaction(self._engine, work)
-        except IntegrityError as exc:  # another writer took the batch id just now
-            if "prediction_batch" not in str(exc.orig):
-                raise
-            taken = self._batch(version_id, batch_id)
-            assert taken is not None
-            return _replayed(taken, sha256, model, version)
+        return run_in_unit_of_work(self._units, work)
 
     def batches(self, model: str, version: str, limit: int = 100) -> list[dict[str, Any]]:
         """A version's batches, newest first."""
-        with Session(self._engine) as session:
-            row = _version(session, model, version)
-            batches = session.exec(
-                select(PredictionBatch)
-                .filter_by(model_version_id=row.id)
-                .order_by(col(PredictionBatch.id).desc())
-                .limit(limit)
-            ).all()
-            return [_batch_dict(b, model, version) for b in batches]
+        with self._units(read_only=True) as uow:
+            version_id = _version(uow, model, version)
+            batches = uow.monitoring.batches(version_id, limit)
+        return [_batch_dict(b, model, version) for b in batches]
 
     def received(self, model: str, version: str) -> dict[str, Any]:
         """What a version's serving sent so far, in one query: batches, rows, rows with an
         outcome, and the latest prediction's time."""
-        with Session(self._engine) as session:
-            row = _version(session, model, version)
-            batches, rows, outcomes, last_at = session.exec(
-                select(
-                    func.count(col(PredictionBatch.id)),
-                    func.coalesce(func.sum(PredictionBatch.rows), 0),
-                    func.coalesce(func.sum(PredictionBatch.outcomes), 0),
-                    func.max(PredictionBatch.last_at),
-                ).where(PredictionBatch.model_version_id == row.id)
-            ).one()
+        with self._units(read_only=True) as uow:
+            totals = uow.monitoring.received(_version(uow, model, version))
         return {
-            "batches": int(batches),
-            "rows": int(rows),
-            "outcomes": int(outcomes),
-            "lastAt": last_at,
+            "batches": totals.batches,
+            "rows": totals.rows,
+            "outcomes": totals.outcomes,
+            "lastAt": totals.last_at,
         }
-
-    def _batch(self, version_id: int, batch_id: str) -> PredictionBatch | None:
-        with Session(self._engine) as session:
-            return session.exec(
-                select(PredictionBatch).filter_by(model_version_id=version_id, batch_id=batch_id)
-            ).first()
 
     def _schema(self, model: str, version: str) -> tuple[int, Schema]:
         """The columns a version's rows must have, from the data its checks ran on."""
-        with Session(self._engine) as session:
-            row = _version(session, model, version)
-            decision = session.exec(
-                select(GateDecision)
-                .filter_by(model_version_id=row.id)
-                .order_by(col(GateDecision.created_at).desc())
-                .limit(1)
-            ).first()
-            if decision is None:
-                raise ConflictError(
-                    f"{model} {version} has not been checked yet, so the columns its "
-                    "predictions must carry are unknown: submit it for promotion first"
-                )
-            data = session.get(Dataset, decision.data_dataset_id)
-            assert data is not None and row.id is not None
-        manifest = decision.manifest
-        target = manifest["target"]
-        features = [c for c in data.columns or [] if c != target]
-        return row.id, Schema(
+        with self._units(read_only=True) as uow:
+            version_id = _version(uow, model, version)
+            data = uow.monitoring.checked_data(version_id)
+        if data is None:
+            raise ConflictError(
+                f"{model} {version} has not been checked yet, so the columns its "
+                "predictions must carry are unknown: submit it for promotion first"
+            )
+        features = [c for c in data.columns if c != data.target]
+        return version_id, Schema(
             features=features,
             numeric=self._numeric(data),
-            task=manifest["task"],
-            positive_label=manifest.get("positive_label"),
+            task=data.task,  # type: ignore[arg-type]
+            positive_label=data.positive_label,
         )
 
-    def _numeric(self, data: Dataset) -> dict[str, bool] | None:
+    def _numeric(self, data: CheckedData) -> dict[str, bool] | None:
         """Which of the checked data's columns hold numbers, read once per data set."""
         if data.sha256 not in self._numeric_kinds:
-            path = self._stored(data)
+            path = self._stored(StoredFile(data.sha256, data.uri, data.format))
             kinds = _numeric_columns(path, data.format) if path else None
             self._numeric_kinds[data.sha256] = kinds
         return self._numeric_kinds[data.sha256]
 
-    def _stored(self, data: Dataset) -> Path | None:
+    def _stored(self, data: StoredFile) -> Path | None:
         """The data set's bytes in the content store, by sha256, first. Uploaded evidence is
         accepted only with its files uploaded, so the recorded location is reached only for
         files the service itself was handed (a registry's or an in-process submission)."""
@@ -310,19 +266,19 @@ class ProductionMonitoring:
         """One monitor of one promoted request, now, on the window that ends now."""
         target = next(iter(self._targets(request_id)), None)
         if target is None:
-            with Session(self._engine) as session:
-                request = session.get(PromotionRequest, request_id)
-            if request is None:
+            with self._units(read_only=True) as uow:
+                state = uow.monitoring.request_state(request_id)
+            if state is None:
                 raise NotFoundError(f"request {request_id}", "list the requests to find its id")
-            if request.state == State.PROMOTED.value:
+            if state == State.PROMOTED.value:
                 raise InputError(
                     "monitor",
                     "the request's policy sets no production monitoring",
                     "add a `monitoring` section to the policy; it applies to later requests",
                 )
             raise ConflictError(
-                f"request {request_id} is {request.state}: only a promoted version is monitored",
-                request.state,
+                f"request {request_id} is {state}: only a promoted version is monitored",
+                state,
             )
         monitors = target.policy.monitoring.monitors
         if monitor not in monitors:
@@ -339,42 +295,30 @@ class ProductionMonitoring:
 
     def runs(self, request_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """A request's monitoring runs, newest slot first."""
-        with Session(self._engine) as session:
-            if session.get(PromotionRequest, request_id) is None:
+        with self._units(read_only=True) as uow:
+            if uow.monitoring.request_state(request_id) is None:
                 raise NotFoundError(f"request {request_id}", "list the requests to find its id")
-            runs = session.exec(
-                select(MonitoringRun)
-                .filter_by(request_id=request_id)
-                .order_by(col(MonitoringRun.due_at).desc(), col(MonitoringRun.id).desc())
-                .limit(limit)
-            ).all()
-            return [_run_dict(r) for r in runs]
+            runs = uow.monitoring.runs(request_id, limit)
+        return [_run_dict(r) for r in runs]
 
     def _targets(self, request_id: str | None = None) -> list[Target]:
-        query = (
-            select(PromotionRequest, Policy.document, FinalDecision.created_at, ModelVersion)
-            .join(Policy, col(Policy.id) == col(PromotionRequest.policy_id))
-            .join(FinalDecision, col(FinalDecision.request_id) == col(PromotionRequest.id))
-            .join(ModelVersion, col(ModelVersion.id) == col(PromotionRequest.model_version_id))
-            .where(col(PromotionRequest.state) == State.PROMOTED.value)
-            .where(col(FinalDecision.decision) == State.PROMOTED.value)
-        )
-        if request_id is not None:
-            query = query.where(col(PromotionRequest.id) == request_id)
+        with self._units(read_only=True) as uow:
+            promoted = uow.monitoring.promoted(request_id)
         targets = []
-        with Session(self._engine) as session:
-            for request, document, promoted_at, version in session.exec(
-                query.order_by(col(PromotionRequest.id))
-            ).all():
-                policy = parse_policy(document)
-                if not policy.monitoring.monitors:
-                    continue
-                model = session.get(Model, version.model_id)
-                assert model is not None
-                subject = f"model:{model.name}@{version.version}"
-                targets.append(
-                    Target(request.id, request.model_version_id, subject, policy, promoted_at)
+        for request in promoted:
+            policy = parse_policy(request.policy_document)
+            if not policy.monitoring.monitors:
+                continue
+            targets.append(
+                Target(
+                    request.request_id,
+                    request.model_version_id,
+                    request.model,
+                    request.version,
+                    policy,
+                    request.promoted_at,
                 )
+            )
         return targets
 
     def _run(
@@ -397,24 +341,24 @@ class ProductionMonitoring:
         revoke = status == "breach" and monitor.on_breach == "revoke"
         action = None if status != "breach" else ("revoked" if revoke else "alerted")
 
-        def work(session: Session) -> dict[str, Any]:
-            run = session.exec(
-                select(MonitoringRun).where(MonitoringRun.id == run_id).with_for_update()
-            ).one()
-            run.status, run.rows, run.summary, run.results = status, rows, summary, results
-            run.window_start, run.window_end = start, end
-            run.finished_at = self._clock()
-            run.action = action
+        def work(uow: UnitOfWork) -> dict[str, Any]:
+            run = replace(
+                uow.monitoring.run(run_id),
+                status=status,
+                rows=rows,
+                summary=summary,
+                results=results,
+                window_start=start,
+                window_end=end,
+                finished_at=self._clock(),
+                action=action,
+            )
             if revoke and not self._workflow.revoke_within(
-                SessionUnit(session),
-                target.request_id,
-                actor,
-                f"production {kind} breach: {summary}",
+                uow, target.request_id, actor, f"production {kind} breach: {summary}"
             ):
-                run.action = "alerted"  # revoked or expired meanwhile: the alert stands
-            session.add(run)
-            append_audit(
-                session,
+                run = replace(run, action="alerted")  # revoked or expired meanwhile
+            uow.monitoring.save_run(run)
+            uow.audit.append(
                 actor=actor,
                 action="monitoring.breach" if status == "breach" else "monitoring.checked",
                 subject=target.subject,
@@ -431,7 +375,7 @@ class ProductionMonitoring:
             return _run_dict(run)
 
         try:
-            return in_transaction(self._engine, work)
+            return run_in_unit_of_work(self._units, work)
         finally:
             if revoke:
                 self._workflow.admission_cache_clear()
@@ -439,42 +383,25 @@ class ProductionMonitoring:
     def _settled(self, request_id: str, kind: str, due_at: datetime, now: datetime) -> bool:
         """The slot has a run already (finished, or running within its lease): read first,
         so the minutely tick does not attempt an insert the unique key refuses."""
-        with Session(self._engine) as session:
-            run = session.exec(
-                select(MonitoringRun.status, MonitoringRun.started_at).filter_by(
-                    request_id=request_id, monitor=kind, due_at=due_at
-                )
-            ).first()
-        return run is not None and (run[0] != "running" or run[1] > now - RUN_LEASE)
+        with self._units(read_only=True) as uow:
+            run = uow.monitoring.slot(request_id, kind, due_at)
+        return run is not None and (run.status != "running" or run.started_at > now - RUN_LEASE)
 
     def _claim(self, request_id: str, kind: str, due_at: datetime) -> int | None:
         """Insert the slot's run as `running`, committed, so no other process takes it; or
         take over one a dead process left running past its lease."""
         now = self._clock()
-        try:
-            with Session(self._engine) as session, session.begin():
-                run = MonitoringRun(
-                    request_id=request_id,
-                    monitor=kind,
-                    due_at=due_at,
-                    status="running",
-                    started_at=now,
-                )
-                session.add(run)
-                session.flush()
-                return run.id
-        except IntegrityError:
-            pass
-        with Session(self._engine) as session, session.begin():
-            taken = session.exec(
-                select(MonitoringRun)
-                .filter_by(request_id=request_id, monitor=kind, due_at=due_at)
-                .with_for_update()
-            ).first()
+        with self._units() as uow:
+            run_id = uow.monitoring.add_run(request_id, kind, due_at, now)
+            if run_id is not None:
+                uow.commit()
+                return run_id
+        with self._units() as uow:
+            taken = uow.monitoring.slot(request_id, kind, due_at, lock=True)
             if taken is None or taken.status != "running" or taken.started_at > now - RUN_LEASE:
                 return None
-            taken.started_at = now
-            session.add(taken)
+            uow.monitoring.save_run(replace(taken, started_at=now))
+            uow.commit()
             return taken.id
 
     def _check(
@@ -482,11 +409,7 @@ class ProductionMonitoring:
     ) -> tuple[str, int, str, list[dict[str, Any]]]:
         """The policy's check of this kind on the window's rows: (status, rows, summary,
         results)."""
-        with Session(self._engine) as session:
-            version = session.get(ModelVersion, target.model_version_id)
-            model = session.get(Model, version.model_id) if version else None
-        assert version is not None and model is not None
-        _, schema = self._schema(model.name, version.version)
+        _, schema = self._schema(target.model, target.version)
         rows = self._window(target.model_version_id, start, end, _text(schema))
         minimum = target.policy.monitoring.minimum_rows
         spec = next(c for c in target.policy.checks if c.type == kind)
@@ -525,14 +448,9 @@ class ProductionMonitoring:
         rows: pd.DataFrame,
         notes: list[str],
     ) -> CheckResult:
-        with Session(self._engine) as session:
-            request = session.get(PromotionRequest, target.request_id)
-            decision = session.get(GateDecision, request.decision_id) if request else None
-            assert decision is not None
-            dataset_id = decision.reference_dataset_id or decision.data_dataset_id
-            reference_set = session.get(Dataset, dataset_id)
-        assert reference_set is not None
-        if decision.reference_dataset_id is None:
+        with self._units(read_only=True) as uow:
+            reference_set, given = uow.monitoring.reference(target.request_id)
+        if not given:
             notes.append("no reference was given at submission: compared with the evaluation data")
         path = self._stored(reference_set)
         assert path is not None
@@ -543,21 +461,16 @@ class ProductionMonitoring:
         self, version_id: int, start: datetime, end: datetime, text: list[str]
     ) -> pd.DataFrame:
         """The version's rows logged in (start, end]; text columns as categories."""
-        with Session(self._engine) as session:
-            batches = session.exec(
-                select(PredictionBatch)
-                .filter_by(model_version_id=version_id)
-                .where(col(PredictionBatch.last_at) > start, col(PredictionBatch.first_at) <= end)
-                .order_by(col(PredictionBatch.id))
-            ).all()
+        with self._units(read_only=True) as uow:
+            files = uow.monitoring.batch_files(version_id, start, end)
         bounds = [("timestamp", ">", pd.Timestamp(start)), ("timestamp", "<=", pd.Timestamp(end))]
         tables = [
             pq.read_table(
-                self._blobs.path_of(batch.sha256, ".parquet"),
+                self._blobs.path_of(sha256, ".parquet"),
                 filters=bounds,
                 read_dictionary=text,
             )
-            for batch in batches
+            for sha256 in files
         ]
         if not tables:
             return pd.DataFrame({TIMESTAMP: pd.Series([], dtype="datetime64[us, UTC]")})
@@ -807,23 +720,6 @@ def _parquet(rows: pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def _write_blob(blobs: BlobStore, sha256: str, payload: bytes) -> Path:
-    target = blobs.path_of(sha256, ".parquet")
-    if target.exists():
-        return target
-    target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, target)
-        target.chmod(BLOB_MODE)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return target
-
-
 def _numeric_columns(path: Path, kind: str) -> dict[str, bool] | None:
     """Whether each column of the checked data holds numbers (a Parquet schema, or the
     first rows of a CSV); None when the file is gone."""
@@ -845,20 +741,18 @@ def _numeric_columns(path: Path, kind: str) -> dict[str, bool] | None:
 # --- views -----------------------------------------------------------------------------
 
 
-def _version(session: Session, model: str, version: str) -> ModelVersion:
-    row = session.exec(
-        select(ModelVersion)
-        .join(Model, col(Model.id) == col(ModelVersion.model_id))
-        .where(col(Model.name) == model, col(ModelVersion.version) == version)
-    ).first()
-    if row is None:
+def _version(uow: UnitOfWork, model: str, version: str) -> int:
+    found = uow.monitoring.version_id(model, version)
+    if found is None:
         raise NotFoundError(
             f"model version {model} {version}", "submit the version for promotion first"
         )
-    return row
+    return found
 
 
-def _replayed(batch: PredictionBatch, sha256: str, model: str, version: str) -> dict[str, Any]:
+def _replayed(
+    batch: PredictionBatchRecord, sha256: str, model: str, version: str
+) -> dict[str, Any]:
     if batch.sha256 != sha256:
         raise ConflictError(
             f"batch {batch.batch_id} of {model} {version} was stored on "
@@ -868,7 +762,7 @@ def _replayed(batch: PredictionBatch, sha256: str, model: str, version: str) -> 
     return {**_batch_dict(batch, model, version), "replayed": True}
 
 
-def _batch_dict(batch: PredictionBatch, model: str, version: str) -> dict[str, Any]:
+def _batch_dict(batch: PredictionBatchRecord, model: str, version: str) -> dict[str, Any]:
     return {
         "model": model,
         "version": version,
@@ -886,7 +780,7 @@ def _batch_dict(batch: PredictionBatch, model: str, version: str) -> dict[str, A
     }
 
 
-def _run_dict(run: MonitoringRun) -> dict[str, Any]:
+def _run_dict(run: MonitoringRunRecord) -> dict[str, Any]:
     return {
         "id": run.id,
         "requestId": run.request_id,

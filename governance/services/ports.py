@@ -27,6 +27,7 @@ from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
     Account,
     AuditAction,
+    CheckedData,
     CheckJob,
     FinalDecisionRecord,
     FinishedChecks,
@@ -35,8 +36,12 @@ from governance.domain.records import (
     LinkedRequest,
     LinkedVersion,
     ModelRecord,
+    MonitoredRequest,
+    MonitoringRunRecord,
     PinnedPolicy,
+    PredictionBatchRecord,
     PromotionRecord,
+    ReceivedTotals,
     RecordedVerdict,
     RegisteredBuilder,
     RegistryLinkRecord,
@@ -45,6 +50,7 @@ from governance.domain.records import (
     SignatureRecord,
     SignedInSession,
     StoredDecision,
+    StoredFile,
     StoredPolicy,
     Subscription,
     VersionRecord,
@@ -105,6 +111,20 @@ class ContentStore(Protocol):
     def stored(self, sha256: str) -> list[Path]:
         """The stored files with these bytes, one per suffix they came under; empty for
         anything that is not a sha256."""
+        ...
+
+
+class BlobFiles(ContentStore, Protocol):
+    """The content store as production monitoring writes and reads its prediction batches
+    (`store.blobs.BlobStore`): Parquet files named by their sha256."""
+
+    def path_of(self, sha256: str, suffix: str) -> Path:
+        """Where the file with these bytes and this suffix is (or would be) kept."""
+        ...
+
+    def write(self, sha256: str, suffix: str, payload: bytes) -> Path:
+        """Keep `payload` (whose sha256 is given) read-only under its hash, written whole
+        or not at all; bytes kept already are left as they are."""
         ...
 
 
@@ -389,6 +409,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reports(self) -> ReportSources: ...
+
+    @property
+    def monitoring(self) -> PredictionLogs: ...
 
     def __enter__(self) -> Self: ...
 
@@ -881,9 +904,8 @@ class Promotions(Protocol):
 
 
 class WorkflowUnit(Protocol):
-    """What the workflow's state changes write through: any unit of work, or (while a
-    caller is still on the ORM) its session seen as these repositories, so a change such as
-    a monitoring breach's revocation joins the caller's transaction."""
+    """What the workflow's state changes write through: the repositories of any unit of
+    work, so a change such as a monitoring breach's revocation joins the caller's unit."""
 
     @property
     def audit(self) -> AuditTrail: ...
@@ -896,3 +918,75 @@ class WorkflowUnit(Protocol):
 
     @property
     def registry_links(self) -> RegistryLinks: ...
+
+
+# --- monitoring ---
+
+
+class PredictionLogs(Protocol):
+    """Production monitoring's records (`governance.services.monitoring`): the batches of
+    predictions serving sent, the data each version was checked on, the promoted requests
+    to monitor, and their runs, one per (request, monitor, slot)."""
+
+    def version_id(self, model: str, version: str) -> int | None: ...
+
+    def checked_data(self, version_id: int) -> CheckedData | None:
+        """The data the version's latest gate decision checked; None before any."""
+        ...
+
+    def batch(self, version_id: int, batch_id: str) -> PredictionBatchRecord | None: ...
+
+    def add_batch(self, batch: PredictionBatchRecord) -> bool:
+        """Insert the batch; False (and nothing inserted) when another writer took its
+        batch id just now, which this unit of work can then read."""
+        ...
+
+    def batches(self, version_id: int, limit: int) -> list[PredictionBatchRecord]:
+        """The version's batches, newest first."""
+        ...
+
+    def received(self, version_id: int) -> ReceivedTotals:
+        """Batches, rows, outcomes and the latest prediction's time, in one query."""
+        ...
+
+    def batch_files(self, version_id: int, start: datetime, end: datetime) -> list[str]:
+        """The sha256 of each batch with rows in (start, end], oldest batch first."""
+        ...
+
+    def promoted(self, request_id: str | None = None) -> list[MonitoredRequest]:
+        """The promoted requests (or this one, if promoted), by id."""
+        ...
+
+    def request_state(self, request_id: str) -> str | None:
+        """The request's state; None when there is no such request."""
+        ...
+
+    def reference(self, request_id: str) -> tuple[StoredFile, bool]:
+        """The reference set the request's decision was given, or its evaluation data when
+        none was; and whether one was given."""
+        ...
+
+    def runs(self, request_id: str, limit: int) -> list[MonitoringRunRecord]:
+        """The request's runs, newest slot first."""
+        ...
+
+    def slot(
+        self, request_id: str, monitor: str, due_at: datetime, *, lock: bool = False
+    ) -> MonitoringRunRecord | None:
+        """The slot's run, if any; with `lock`, locked until the unit of work ends."""
+        ...
+
+    def add_run(
+        self, request_id: str, monitor: str, due_at: datetime, started_at: datetime
+    ) -> int | None:
+        """Insert the slot's run as `running` and return its id; None (and nothing
+        inserted) when the slot has a run already."""
+        ...
+
+    def run(self, run_id: int) -> MonitoringRunRecord:
+        """The run, locked until the unit of work ends."""
+        ...
+
+    def save_run(self, run: MonitoringRunRecord) -> None:
+        """Write the run's status, window, rows, summary, results, action and times."""
+        ...

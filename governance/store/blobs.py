@@ -51,6 +51,24 @@ class BlobStore:
             target.chmod(BLOB_MODE)
         return target
 
+    def write(self, sha256: str, suffix: str, payload: bytes) -> Path:
+        """Keep bytes made in the service (a batch of predictions as Parquet) under their
+        sha256: written to a temporary file and renamed, so a reader never sees half."""
+        target = self.path_of(sha256, suffix)
+        if target.exists():
+            return target
+        target.parent.mkdir(mode=DIRECTORY, parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(payload)
+            os.replace(temporary, target)
+            target.chmod(BLOB_MODE)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+        return target
+
     async def put(self, field: str, name: str, chunks: AsyncIterator[bytes], limit: int) -> Path:
         """Stream an upload to disk, hashing as it goes; refused past `limit` bytes. The
         file keeps its suffix: the readers choose the format by it."""

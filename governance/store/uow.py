@@ -25,6 +25,7 @@ from governance.domain.records import (
 from governance.store.catalog import SqlCatalogViews
 from governance.store.console import SqlConsoleViews
 from governance.store.database import writing
+from governance.store.monitoring import SqlPredictionLogs
 from governance.store.people import SqlAccounts, SqlApiTokens, SqlGrants, SqlSignedInSessions
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
 from governance.store.reports import SqlReportSources
@@ -75,6 +76,7 @@ class SqlUnitOfWork:
         self.registry_links = SqlRegistryLinks(self._session)
         self.models = SqlModels(self._session)
         self.promotions = SqlPromotions(self._session)
+        self.monitoring = SqlPredictionLogs(self._session)
         return self
 
     def __exit__(

@@ -284,7 +284,7 @@ def test_drift_breach_revokes_once_and_survives_a_restart(world: World) -> None:
     # a restarted process over the same database finds the slot taken, and the request
     # no longer promoted: nothing runs twice
     restarted = ProductionMonitoring(
-        world.governance.engine, world.governance.workflow, world.governance.blobs, files
+        world.governance.units, world.governance.workflow, world.governance.blobs, files
     )
     assert restarted.run_due(due) == []
     assert len(world.actions("monitoring.breach")) == 1
@@ -311,7 +311,7 @@ def test_clean_production_passes_and_too_few_rows_wait(world: World) -> None:
     assert run["dueAt"] == world.promoted_at + timedelta(days=3)
     assert world.admission() == "allow"
     restarted = ProductionMonitoring(
-        world.governance.engine, world.governance.workflow, world.governance.blobs, files
+        world.governance.units, world.governance.workflow, world.governance.blobs, files
     )
     assert restarted.run_due(world.promoted_at + timedelta(days=3, hours=2)) == []
     assert len(world.actions("monitoring.checked")) == 2 and not world.actions("monitoring.breach")

@@ -29,6 +29,7 @@ from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
     Account,
     AuditAction,
+    CheckedData,
     CheckJob,
     FinalDecisionRecord,
     FinishedChecks,
@@ -37,8 +38,12 @@ from governance.domain.records import (
     LinkedRequest,
     LinkedVersion,
     ModelRecord,
+    MonitoredRequest,
+    MonitoringRunRecord,
     PinnedPolicy,
+    PredictionBatchRecord,
     PromotionRecord,
+    ReceivedTotals,
     RecordedVerdict,
     RegisteredBuilder,
     RegistryLinkRecord,
@@ -47,6 +52,7 @@ from governance.domain.records import (
     SignatureRecord,
     SignedInSession,
     StoredDecision,
+    StoredFile,
     StoredPolicy,
     Subscription,
     VersionRecord,
@@ -353,6 +359,7 @@ class FakeUnitOfWork:
         self.webhook_deliveries = FakeWebhookDeliveries(self.webhook_subscriptions)
         self.webhook_trail = FakeWebhookTrail(self.audit, self.cursors)
         self.reports = FakeReportSources()
+        self.monitoring = FakePredictionLogs()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -413,6 +420,7 @@ class FakeUnitOfWork:
             self.tokens,
             self.webhook_subscriptions,
             self.webhook_deliveries,
+            self.monitoring,
         )
 
 
@@ -891,3 +899,113 @@ class FakeReportSources:
 
     def inventory(self) -> list[InventoryModel]:
         return list(self.models)
+
+
+# --- monitoring ---
+
+
+class FakePredictionLogs(Undoable):
+    """Batches and runs in `stored` (keyed ("batch", version id, batch id) and ("run", id)),
+    undone by the rollback; what the tests set up (versions, checked data, promoted
+    requests, states, reference sets) in plain attributes. `rival` is a batch another
+    writer commits just before this unit's insert, which `add_batch` then reports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: dict[tuple[str, str], int] = {}
+        self.checked: dict[int, CheckedData] = {}
+        self.requests: list[MonitoredRequest] = []
+        self.states: dict[str, str] = {}
+        self.references: dict[str, tuple[StoredFile, bool]] = {}
+        self.rival: PredictionBatchRecord | None = None
+        self.locked: list[int] = []
+
+    def version_id(self, model: str, version: str) -> int | None:
+        return self.versions.get((model, version))
+
+    def checked_data(self, version_id: int) -> CheckedData | None:
+        return self.checked.get(version_id)
+
+    def batch(self, version_id: int, batch_id: str) -> PredictionBatchRecord | None:
+        return self.stored.get(("batch", version_id, batch_id))
+
+    def add_batch(self, batch: PredictionBatchRecord) -> bool:
+        key = ("batch", batch.model_version_id, batch.batch_id)
+        if self.rival is not None:
+            self.stored[key], self.rival = self.rival, None
+            self._before[key] = self.stored[key]  # the rival committed: no rollback undoes it
+        if key in self.stored:
+            return False
+        self.stored[key] = batch
+        return True
+
+    def batches(self, version_id: int, limit: int) -> list[PredictionBatchRecord]:
+        return self._batches(version_id)[::-1][:limit]
+
+    def received(self, version_id: int) -> ReceivedTotals:
+        batches = self._batches(version_id)
+        return ReceivedTotals(
+            len(batches),
+            sum(b.rows for b in batches),
+            sum(b.outcomes for b in batches),
+            max((b.last_at for b in batches), default=None),
+        )
+
+    def batch_files(self, version_id: int, start: datetime, end: datetime) -> list[str]:
+        return [
+            b.sha256 for b in self._batches(version_id) if b.last_at > start and b.first_at <= end
+        ]
+
+    def promoted(self, request_id: str | None = None) -> list[MonitoredRequest]:
+        return [
+            r
+            for r in sorted(self.requests, key=lambda r: r.request_id)
+            if self.states.get(r.request_id) == "promoted" and request_id in (None, r.request_id)
+        ]
+
+    def request_state(self, request_id: str) -> str | None:
+        return self.states.get(request_id)
+
+    def reference(self, request_id: str) -> tuple[StoredFile, bool]:
+        return self.references[request_id]
+
+    def runs(self, request_id: str, limit: int) -> list[MonitoringRunRecord]:
+        runs = [r for r in self._runs() if r.request_id == request_id]
+        return sorted(runs, key=lambda r: (r.due_at, r.id), reverse=True)[:limit]
+
+    def slot(
+        self, request_id: str, monitor: str, due_at: datetime, *, lock: bool = False
+    ) -> MonitoringRunRecord | None:
+        for run in self._runs():
+            if (run.request_id, run.monitor, run.due_at) == (request_id, monitor, due_at):
+                if lock:
+                    self.locked.append(run.id)
+                return run
+        return None
+
+    def add_run(
+        self, request_id: str, monitor: str, due_at: datetime, started_at: datetime
+    ) -> int | None:
+        if self.slot(request_id, monitor, due_at) is not None:
+            return None
+        run_id = 1 + max((r.id for r in self._runs()), default=0)
+        self.stored[("run", run_id)] = MonitoringRunRecord(
+            run_id, request_id, monitor, due_at, "running", started_at
+        )
+        return run_id
+
+    def run(self, run_id: int) -> MonitoringRunRecord:
+        self.locked.append(run_id)
+        run: MonitoringRunRecord = self.stored[("run", run_id)]
+        return run
+
+    def save_run(self, run: MonitoringRunRecord) -> None:
+        assert ("run", run.id) in self.stored
+        self.stored[("run", run.id)] = run
+
+    def _batches(self, version_id: int) -> list[PredictionBatchRecord]:
+        """The version's batches in the order they were stored."""
+        return [v for k, v in self.stored.items() if k[0] == "batch" and k[1] == version_id]
+
+    def _runs(self) -> list[MonitoringRunRecord]:
+        return [v for k, v in self.stored.items() if k[0] == "run"]
