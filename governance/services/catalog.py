@@ -17,14 +17,13 @@ from typing import Any
 
 import yaml
 
-from connectors.files import parse_policy_text
 from governance.domain.browsing import AuditFilter
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.audit import Published, chain_status
 from governance.services.browse import Page
 from governance.services.impact import ImpactReport, policy_impact
-from governance.services.ports import UnitOfWorkFactory
+from governance.services.ports import ArtifactSource, UnitOfWorkFactory
 
 AUDIT_PAGE_SIZE = 100
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -297,7 +296,9 @@ def _line_diff(old: str, new: str) -> list[DiffLine]:
 # --- policy impact -------------------------------------------------------------------
 
 
-def draft_impact(units: UnitOfWorkFactory, text: str, source: str) -> ImpactReport:
+def draft_impact(
+    units: UnitOfWorkFactory, policies: ArtifactSource, text: str, source: str
+) -> ImpactReport:
     """`governance policy impact` on a draft given as text: the same judging, nothing
-    written."""
-    return policy_impact(units, parse_policy_text(text, source))
+    written. `policies` parses it (`source` names it in the errors)."""
+    return policy_impact(units, policies.parse_policy_text(text, source))

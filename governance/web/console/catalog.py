@@ -12,6 +12,7 @@ from litestar.exceptions import ClientException
 from litestar.params import Parameter
 from litestar.response import Response, Template
 
+from connectors import files
 from governance.domain.errors import InputError
 from governance.domain.policy import PolicyError, PromotionPolicy
 from governance.services import catalog
@@ -153,7 +154,8 @@ async def impact(request: Request) -> Template:
     pasted = pasted if isinstance(pasted, str) else ""
     try:
         source, text = await _draft(upload, pasted)
-        report = await in_thread(catalog.draft_impact, governance_of(request).units, text, source)
+        units = governance_of(request).units
+        report = await in_thread(catalog.draft_impact, units, files, text, source)
     except (PolicyError, InputError) as exc:
         problems = exc.problems if isinstance(exc, PolicyError) else [failure_message(exc)]
         status = 413 if isinstance(exc, DraftTooLargeError) else 422
