@@ -266,7 +266,7 @@ def _candidates(
     def person(username: str) -> Principal:
         if username not in signed_in:
             session = governance.people.sign_in(username, _password(passwords, username), 1)
-            signed_in[username] = governance.people.authenticate(session["token"])
+            signed_in[username] = governance.people.authenticate(session.token)
         return signed_in[username]
 
     found = [_find(governance, spec) for spec in MODELS]

@@ -108,9 +108,9 @@ def start_service(
         for username, (full_name, roles) in PEOPLE.items():
             governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
         for name, roles in MACHINES.items():
-            tokens[name] = governance.people.create_token(SYSTEM, name, roles, 30)["token"]
+            tokens[name] = governance.people.create_token(SYSTEM, name, roles, 30).token
         for username in ["admin", *PEOPLE]:
-            tokens[username] = governance.people.sign_in(username, PASSWORD, 8)["token"]
+            tokens[username] = governance.people.sign_in(username, PASSWORD, 8).token
     finally:
         governance.close()
     port = free_port()
@@ -221,6 +221,6 @@ def open_with_people(
     people = {}
     for username, (full_name, roles) in PEOPLE.items():
         governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
-        token = governance.people.sign_in(username, PASSWORD, 8)["token"]
+        token = governance.people.sign_in(username, PASSWORD, 8).token
         people[username] = governance.people.authenticate(token)
     return governance, people

@@ -40,7 +40,7 @@ def user_add(
         user = governance.people.add_user(SYSTEM, username, full_name, password, roles)
     finally:
         governance.close()
-    out.print(f"[green]✓[/] user {escape(user['username'])} with roles {', '.join(user['roles'])}")
+    out.print(f"[green]✓[/] user {escape(user.username)} with roles {', '.join(user.roles)}")
 
 
 @user_app.command("list")
@@ -49,9 +49,7 @@ def user_list(database: DatabaseOption = None) -> None:
     governance = open_service(database)
     table = Table("user", "name", "roles", "disabled")
     for user in governance.people.list_users():
-        table.add_row(
-            user["username"], user["full_name"], ", ".join(user["roles"]), str(user["disabled"])
-        )
+        table.add_row(user.username, user.full_name, ", ".join(user.roles), str(user.disabled))
     governance.close()
     out.print(table)
 
@@ -79,7 +77,7 @@ def user_unlock(username: str, database: DatabaseOption = None) -> None:
         done = governance.people.unlock(SYSTEM, username)
     finally:
         governance.close()
-    state = "unlocked" if done["unlocked"] else "was not locked; its failure count is cleared"
+    state = "unlocked" if done.unlocked else "was not locked; its failure count is cleared"
     out.print(f"[green]✓[/] {escape(username)} {state}")
 
 
@@ -94,7 +92,7 @@ def user_passwd(username: str, database: DatabaseOption = None) -> None:
         done = governance.people.change_password(username, current, new, None)
     finally:
         governance.close()
-    out.print(f"[green]✓[/] password changed; {done['sessions_ended']} session(s) ended")
+    out.print(f"[green]✓[/] password changed; {done.sessions_ended} session(s) ended")
 
 
 @user_app.command("reset-password")
@@ -110,8 +108,7 @@ def user_reset_password(username: str, database: DatabaseOption = None) -> None:
     finally:
         governance.close()
     out.print(
-        f"[green]✓[/] {escape(username)} has a new password; "
-        f"{done['sessions_ended']} session(s) ended"
+        f"[green]✓[/] {escape(username)} has a new password; {done.sessions_ended} session(s) ended"
     )
 
 
@@ -138,10 +135,10 @@ def token_create(
     finally:
         governance.close()
     err.print(
-        f"token {token['id']} for {escape(name)} ({', '.join(token['roles'])}), "
-        f"accountable: {escape(token['owner'])}; keep it:"
+        f"token {token.id} for {escape(name)} ({', '.join(token.roles)}), "
+        f"accountable: {escape(token.owner)}; keep it:"
     )
-    out.print(token["token"])
+    out.print(token.token)
 
 
 @token_app.command("list")
@@ -151,12 +148,12 @@ def token_list(database: DatabaseOption = None) -> None:
     table = Table("id", "name", "accountable", "roles", "expires", "revoked")
     for token in governance.people.list_tokens():
         table.add_row(
-            token["id"],
-            token["name"],
-            token["owner"],
-            ", ".join(token["roles"]),
-            str(token["expires_at"] or "never"),
-            str(token["revoked_at"] or ""),
+            token.id,
+            token.name,
+            token.owner,
+            ", ".join(token.roles),
+            str(token.expires_at or "never"),
+            str(token.revoked_at or ""),
         )
     governance.close()
     out.print(table)
@@ -194,7 +191,7 @@ def builder_add(
         added = governance.builders.add(SYSTEM, name, pem)
     finally:
         governance.close()
-    out.print(f"[green]✓[/] builder {escape(added['name'])} registered ({added['keyId']})")
+    out.print(f"[green]✓[/] builder {escape(added.name)} registered ({added.key_id})")
 
 
 @builder_app.command("list")
@@ -204,11 +201,11 @@ def builder_list(database: DatabaseOption = None) -> None:
     table = Table("builder", "key", "registered by", "registered", "revoked")
     for builder in governance.builders.list():
         table.add_row(
-            builder["name"],
-            builder["keyId"],
-            builder["createdBy"],
-            str(builder["createdAt"]),
-            str(builder["revokedAt"] or ""),
+            builder.name,
+            builder.key_id,
+            builder.created_by,
+            str(builder.created_at),
+            str(builder.revoked_at or ""),
         )
     governance.close()
     out.print(table)

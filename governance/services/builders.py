@@ -33,7 +33,7 @@ class Builders:
         self._units = units
         self._clock = clock
 
-    def add(self, actor: Principal, name: str, public_key_pem: str) -> dict[str, Any]:
+    def add(self, actor: Principal, name: str, public_key_pem: str) -> RegisteredBuilder:
         if not re.fullmatch(BUILDER_NAME, name):
             raise InputError(
                 "name",
@@ -46,7 +46,7 @@ class Builders:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> RegisteredBuilder:
             if uow.builders.get(name) is not None:
                 raise ConflictError(
                     f"builder {name} is registered already (a revoked name is not reused: "
@@ -61,12 +61,12 @@ class Builders:
                 subject=f"builder:{name}",
                 payload={"key_id": builder.key_id, "public_key": pem},
             )
-            return _view(builder)
+            return builder
 
         return run_in_unit_of_work(self._units, work)
 
-    def revoke(self, actor: Principal, name: str) -> dict[str, Any]:
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+    def revoke(self, actor: Principal, name: str) -> RegisteredBuilder:
+        def work(uow: UnitOfWork) -> RegisteredBuilder:
             found = uow.builders.get(name)
             if found is None:
                 raise NotFoundError(f"builder {name}", "list the builders to find its name")
@@ -79,13 +79,13 @@ class Builders:
                 subject=f"builder:{name}",
                 payload={"key_id": builder.key_id},
             )
-            return _view(builder)
+            return builder
 
         return run_in_unit_of_work(self._units, work)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[RegisteredBuilder]:
         with self._units(read_only=True) as uow:
-            return [_view(builder) for builder in uow.builders.all()]
+            return uow.builders.all()
 
 
 def provenance_verdict(
@@ -131,15 +131,3 @@ def _public_key(pem: str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise InputError("publicKey", f"is a {type(key).__name__}, not Ed25519", fix)
     return key
-
-
-def _view(builder: RegisteredBuilder) -> dict[str, Any]:
-    return {
-        "name": builder.name,
-        "keyId": builder.key_id,
-        "publicKey": builder.public_key,
-        "createdBy": builder.created_by,
-        "createdAt": builder.created_at,
-        "revokedAt": builder.revoked_at,
-        "revokedBy": builder.revoked_by,
-    }

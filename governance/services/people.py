@@ -82,6 +82,92 @@ class Principal:
 SYSTEM = Principal("governance", "governance service", "user", frozenset({"admin"}))
 
 
+# What the People functions answer: records, not wire formats; the API and the console
+# each present them in their own way (web/api/people.py has the response schemas).
+
+
+@dataclass(frozen=True)
+class AddedUser:
+    """A person just added, with the roles they were given (sorted)."""
+
+    username: str
+    full_name: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class ListedUser:
+    """A person as admins see them: roles, whether disabled, and until when a lockout lasts
+    (None when they are not locked now)."""
+
+    username: str
+    full_name: str
+    roles: list[str]
+    disabled: bool
+    created_at: datetime
+    locked_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    """The end of a lockout: `unlocked` is False when the account was not locked."""
+
+    username: str
+    unlocked: bool
+
+
+@dataclass(frozen=True)
+class PasswordChanged:
+    """A person's own password change, with the number of their other sessions it ended."""
+
+    username: str
+    sessions_ended: int
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """An admin's reset: the sessions it ended, and whether it lifted a lockout."""
+
+    username: str
+    sessions_ended: int
+    unlocked: bool
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    """A new session: its bearer secret and CSRF token (shown once, never stored) and its
+    end."""
+
+    token: str
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    """A token just issued, with its secret: the only time the secret is seen."""
+
+    id: str
+    token: str
+    name: str
+    owner: str
+    roles: list[str]
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ListedToken:
+    """A token as it is listed: everything but the digest of its secret."""
+
+    id: str
+    name: str
+    owner: str
+    roles: list[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
 class People:
     def __init__(
         self, units: UnitOfWorkFactory, access: AccessRules, digest_key: DigestKey
@@ -100,7 +186,7 @@ class People:
 
     def add_user(
         self, actor: Principal, username: str, full_name: str, password: str, roles: list[str]
-    ) -> dict[str, Any]:
+    ) -> AddedUser:
         _check_username(username)
         if not full_name.strip():
             raise InputError("full_name", "is empty", "give the name a signature will show")
@@ -109,7 +195,7 @@ class People:
 
         password_hash = hash_password(password)
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> AddedUser:
             if uow.accounts.get(username):
                 raise ConflictError(
                     f"username: {username} exists already. Fix: choose another user name, "
@@ -127,7 +213,7 @@ class People:
                 subject=f"user:{username}",
                 payload={"full_name": full_name.strip(), "roles": sorted(roles)},
             )
-            return {"username": username, "full_name": full_name.strip(), "roles": sorted(roles)}
+            return AddedUser(username, full_name.strip(), sorted(roles))
 
         created = run_in_unit_of_work(self._units, work)
         self._access.refresh()
@@ -216,18 +302,18 @@ class People:
             self._forget_all()  # cached principals carry the old roles
         return {"username": username, "roles": wanted, "old_roles": old, "changed": old != wanted}
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[ListedUser]:
         with self._units(read_only=True) as uow:
             users = uow.accounts.all()
         return [
-            {
-                "username": u.username,
-                "full_name": u.full_name,
-                "roles": self._access.roles_of(u.username),
-                "disabled": u.disabled,
-                "created_at": u.created_at,
-                "locked_until": _locked_until(u),
-            }
+            ListedUser(
+                username=u.username,
+                full_name=u.full_name,
+                roles=self._access.roles_of(u.username),
+                disabled=u.disabled,
+                created_at=u.created_at,
+                locked_until=_locked_until(u),
+            )
             for u in users
         ]
 
@@ -306,7 +392,7 @@ class People:
 
         run_in_unit_of_work(self._units, work)
 
-    def unlock(self, actor: Principal, username: str) -> dict[str, Any]:
+    def unlock(self, actor: Principal, username: str) -> Unlocked:
         """End a lockout and its count of failures now, on the audit trail."""
 
         def work(uow: UnitOfWork) -> bool:
@@ -326,11 +412,11 @@ class People:
             )
             return was_locked
 
-        return {"username": username, "unlocked": run_in_unit_of_work(self._units, work)}
+        return Unlocked(username, run_in_unit_of_work(self._units, work))
 
     def change_password(
         self, username: str, current: str, new: str, keep_secret: str | None
-    ) -> dict[str, Any]:
+    ) -> PasswordChanged:
         """A person's own change: the current password first (counted and locked like a
         sign-in), then the new one; every session but `keep_secret`'s ends."""
         check_password(new)
@@ -339,9 +425,9 @@ class People:
         self.verify_password(username, current, purpose="password change")
         keep = self._digest.digest(keep_secret) if keep_secret else None
         ended, _ = self._set_password(username, username, new, keep, "user.password_changed")
-        return {"username": username, "sessions_ended": ended}
+        return PasswordChanged(username, ended)
 
-    def reset_password(self, actor: Principal, username: str, new: str) -> dict[str, Any]:
+    def reset_password(self, actor: Principal, username: str, new: str) -> PasswordReset:
         """An admin sets someone's password: their sessions end and a lockout is lifted."""
         check_password(new)
         if actor.name == username:
@@ -351,7 +437,7 @@ class People:
                 "change your own password with your current one",
             )
         ended, unlocked = self._set_password(actor.name, username, new, None, "user.password_reset")
-        return {"username": username, "sessions_ended": ended, "unlocked": unlocked}
+        return PasswordReset(username, ended, unlocked)
 
     def _set_password(
         self, actor: str, username: str, new: str, keep: str | None, action: str
@@ -384,7 +470,7 @@ class People:
 
     def sign_in(
         self, username: str, password: str, hours: int, client: str | None = None
-    ) -> dict[str, Any]:
+    ) -> StartedSession:
         """A new session for the person with this password; `client` is the address the
         attempt came from, for the audit trail and the per-address wait."""
         user = self.verify_password(username, password, client, "sign-in")
@@ -402,7 +488,7 @@ class People:
             )
 
         run_in_unit_of_work(self._units, work)
-        return {"token": secret, "csrf_token": csrf, "expires_at": expires}
+        return StartedSession(secret, csrf, expires)
 
     def sign_out(self, secret: str) -> None:
         digest = self._digest.digest(secret)
@@ -430,7 +516,7 @@ class People:
         roles: list[str],
         days: int | None,
         owner: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CreatedToken:
         """Issue a token with its accountable person: `owner` if named, else the person who
         creates it (a token's owner when a token creates one); the service itself (the CLI)
         names the first active admin. What the token does counts as that person's for
@@ -476,14 +562,7 @@ class People:
 
         person = run_in_unit_of_work(self._units, work)
         self._access.refresh()
-        return {
-            "id": token_id,
-            "token": secret,
-            "name": name.strip(),
-            "owner": person,
-            "roles": sorted(roles),
-            "expires_at": expires,
-        }
+        return CreatedToken(token_id, secret, name.strip(), person, sorted(roles), expires)
 
     def revoke_token(self, actor: Principal, token_id: str) -> None:
         def work(uow: UnitOfWork) -> None:
@@ -505,10 +584,10 @@ class People:
         self._access.refresh()
         self._forget_all()
 
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[ListedToken]:
         with self._units(read_only=True) as uow:
             tokens = uow.tokens.all()
-        return [_token_dict(t) for t in tokens]
+        return [_listed(t) for t in tokens]
 
     # --- authentication ----------------------------------------------------------------
 
@@ -629,21 +708,21 @@ def _locked_for(user: Account) -> float:
     return max(0.0, (user.locked_until - _now()).total_seconds())
 
 
-def _locked_until(user: Account) -> Any:
+def _locked_until(user: Account) -> datetime | None:
     return user.locked_until if _locked_for(user) else None
 
 
-def _token_dict(token: IssuedToken) -> dict[str, Any]:
+def _listed(token: IssuedToken) -> ListedToken:
     """A token as it is listed: everything but the digest of its secret."""
-    return {
-        "id": token.id,
-        "name": token.name,
-        "owner": token.owner,
-        "roles": list(token.roles),
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
-        "created_at": token.created_at,
-    }
+    return ListedToken(
+        id=token.id,
+        name=token.name,
+        owner=token.owner,
+        roles=list(token.roles),
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        created_at=token.created_at,
+    )
 
 
 def _check_username(username: str) -> None:

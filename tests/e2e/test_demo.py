@@ -119,7 +119,7 @@ def test_people_json_holds_a_password_that_signs_in_for_each_role(
     for person, password in demo.people:
         assert password is not None and saved[person.username] == password
         session = governance.people.sign_in(person.username, password, 1)
-        principal = governance.people.authenticate(session["token"])
+        principal = governance.people.authenticate(session.token)
         assert (principal.name, principal.full_name) == (person.username, person.full_name)
         assert principal.roles == {person.role}
 

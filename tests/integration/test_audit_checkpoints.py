@@ -94,7 +94,7 @@ def cli_verify(governance: Governance) -> tuple[int, str]:
 def test_cutting_the_tail_after_a_published_checkpoint_fails_verify(
     governance: Governance, tmp_path: Path, cut: int
 ) -> None:
-    token = governance.people.sign_in("admin", PASSWORD, 1)["token"]  # an event, made first
+    token = governance.people.sign_in("admin", PASSWORD, 1).token  # an event, made first
     grow(governance, 8)
     size = governance.checkpoints.record().size
     assert audit_trail(governance.engine)[-1].event.action == "audit.checkpoint"

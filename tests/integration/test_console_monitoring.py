@@ -126,7 +126,7 @@ def promoted(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[Cons
     try:
         add_people(governance)
         people = {
-            u: governance.people.authenticate(governance.people.sign_in(u, PASSWORD, 1)["token"])
+            u: governance.people.authenticate(governance.people.sign_in(u, PASSWORD, 1).token)
             for u in PEOPLE
         }
         workflow = governance.workflow

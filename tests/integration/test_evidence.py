@@ -131,11 +131,11 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
         settings = replace(Settings.from_env(database_url, tmp_path / "home"), policies=policies)
         initialise(settings, PASSWORD)
         governance = open_governance(settings)
-        tokens = {"ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30)["token"]}
+        tokens = {"ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30).token}
         for name, roles in {"dana": ["data_scientist"], "audrey": ["auditor"]}.items():
             governance.people.add_user(SYSTEM, name, name.title(), PASSWORD, roles)
         for name in ("admin", "dana", "audrey"):
-            tokens[name] = governance.people.sign_in(name, PASSWORD, 8)["token"]
+            tokens[name] = governance.people.sign_in(name, PASSWORD, 8).token
         governance.close()
         client = TestClient(create_app(settings, run_jobs=False))
         client.__enter__()

@@ -60,7 +60,7 @@ class World:
 
     def principal(self, username: str) -> Principal:
         people = self.governance.people
-        return people.authenticate(people.sign_in(username, PASSWORD, 1)["token"])
+        return people.authenticate(people.sign_in(username, PASSWORD, 1).token)
 
     @contextmanager
     def client(self, secret: str) -> Iterator[TestClient[Litestar]]:
@@ -70,7 +70,7 @@ class World:
         yield client
 
     def session(self, username: str) -> str:
-        return str(self.governance.people.sign_in(username, PASSWORD, 1)["token"])
+        return str(self.governance.people.sign_in(username, PASSWORD, 1).token)
 
 
 @pytest.fixture
@@ -263,12 +263,12 @@ def test_a_person_may_not_approve_what_their_token_submitted(
         token = people.create_token(world.principal("root"), "pipeline", ["ci"], 1, owner="pat")
     people.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
 
-    with world.client(token["token"]) as ci:
+    with world.client(token.token) as ci:
         registered = ci.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
         assert registered.status_code == 201, registered.text
     workflow = world.governance.workflow
     request = workflow.submit(
-        people.authenticate(token["token"]),
+        people.authenticate(token.token),
         Candidate(
             model="income",
             version="2",
@@ -289,13 +289,13 @@ def test_a_person_may_not_approve_what_their_token_submitted(
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "segregation of duties" in refused.json()["detail"]
     checked = workflow.get_request(request["id"])
-    assert checked["submitter"] == f"token:{token['id']}"
+    assert checked["submitter"] == f"token:{token.id}"
     assert checked["submitterPerson"] == "pat"  # recorded with the request
     assert checked["owner"] == "pat" == registered.json()["owner"]  # a person, not `token:…`
-    assert token["owner"] == "pat"
+    assert token.owner == "pat"
     trail = audit_trail(world.governance.engine)
     [submitted] = [e.event for e in trail if e.event.action == "request.submitted"]
-    assert submitted.actor == f"token:{token['id']}"
+    assert submitted.actor == f"token:{token.id}"
     assert submitted.payload["submitter_person"] == "pat"
     # somebody else may: the rule is about pat, not about tokens
     workflow.sign(world.principal("maria"), request["id"], "approve", "checked", PASSWORD)
@@ -312,22 +312,22 @@ def test_a_token_names_an_active_person_as_its_owner(world: World) -> None:
             people.create_token(root, "pipeline", ["ci"], 1, owner=owner)
         assert refused.value.subject == "owner"
     people.set_disabled(root, "admin", False)
-    assert people.create_token(root, "pipeline", ["ci"], 1)["owner"] == "root"  # its creator
-    assert people.create_token(SYSTEM, "cli", ["ci"], 1)["owner"] == "admin"  # the first admin
+    assert people.create_token(root, "pipeline", ["ci"], 1).owner == "root"  # its creator
+    assert people.create_token(SYSTEM, "cli", ["ci"], 1).owner == "admin"  # the first admin
     with world.client(world.session("root")) as client:
         answer = client.post(
             "/api/v1/tokens", json={"name": "p", "roles": ["ci"], "owner": "nobody"}
         )
     assert answer.status_code == 422 and answer.json()["field"] == "owner"
-    listed = {t["name"]: t["owner"] for t in people.list_tokens()}
+    listed = {t.name: t.owner for t in people.list_tokens()}
     assert listed == {"pipeline": "root", "cli": "admin"}
 
 
 def test_a_model_owner_must_be_a_person(world: World) -> None:
     people = world.governance.people
     token = people.create_token(world.principal("root"), "pipeline", ["ci"], 1)
-    with world.client(token["token"]) as ci:
-        for owner in ("nobody", f"token:{token['id']}"):
+    with world.client(token.token) as ci:
+        for owner in ("nobody", f"token:{token.id}"):
             body = {"name": "income", "riskTier": "high", "owner": owner}
             refused = ci.post("/api/v1/models", json=body)
             assert refused.status_code == 422, refused.text  # bad input, mapped centrally

@@ -100,8 +100,8 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     try:
         governance.people.add_user(SYSTEM, "dana", "Dana Scientist", PASSWORD, ["data_scientist"])
         tokens = {
-            "dana": governance.people.sign_in("dana", PASSWORD, 1)["token"],
-            "ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30)["token"],
+            "dana": governance.people.sign_in("dana", PASSWORD, 1).token,
+            "ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30).token,
         }
         governance.workflow.register_model(SYSTEM, "income", "high", "dana")
     finally:

@@ -124,13 +124,13 @@ def world(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[World]:
         for username, (full_name, roles) in PEOPLE.items():
             governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)
         people = {
-            u: governance.people.authenticate(governance.people.sign_in(u, PASSWORD, 1)["token"])
+            u: governance.people.authenticate(governance.people.sign_in(u, PASSWORD, 1).token)
             for u in PEOPLE
         }
         for name in ("serving", "ci"):
-            tokens[name] = governance.people.create_token(SYSTEM, name, [name], 1)["token"]
-        tokens["maria"] = governance.people.sign_in("maria", PASSWORD, 1)["token"]
-        tokens["dana"] = governance.people.sign_in("dana", PASSWORD, 1)["token"]
+            tokens[name] = governance.people.create_token(SYSTEM, name, [name], 1).token
+        tokens["maria"] = governance.people.sign_in("maria", PASSWORD, 1).token
+        tokens["dana"] = governance.people.sign_in("dana", PASSWORD, 1).token
         workflow = governance.workflow
         workflow.register_model(people["dana"], MODEL, "high", "dana")
         candidate = Candidate(

@@ -53,7 +53,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     initialise(settings, "an-admin-test-passphrase")
     app = create_app(settings, run_jobs=False)
     governance: Governance = app.state.governance
-    token = governance.people.create_token(SYSTEM, "robot", ["admin", "ci", "serving"], 1)["token"]
+    token = governance.people.create_token(SYSTEM, "robot", ["admin", "ci", "serving"], 1).token
     with TestClient(app) as client:
         yield Api(client, governance, settings.home, {"Authorization": f"Bearer {token}"})
 

@@ -51,12 +51,13 @@ def test_passwords_and_token_secrets_are_never_stored(governance: Governance) ->
         user = session.exec(select(UserAccount).filter_by(username="maria")).one()
         stored = session.exec(select(ApiToken)).one()
     assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
-    assert stored.digest != token["token"] and token["token"].split("_")[-1] not in stored.digest
-    assert "token" not in people.list_tokens()[0] and "digest" not in people.list_tokens()[0]
-    assert people.authenticate(token["token"]).roles == frozenset({"ci"})
+    assert stored.digest != token.token and token.token.split("_")[-1] not in stored.digest
+    [listed] = people.list_tokens()
+    assert not hasattr(listed, "token") and not hasattr(listed, "digest")
+    assert people.authenticate(token.token).roles == frozenset({"ci"})
     events = [e.event for e in audit_trail(governance.engine)]
     assert PASSWORD not in str([e.payload for e in events])
-    assert token["token"] not in str([e.payload for e in events])
+    assert token.token not in str([e.payload for e in events])
 
 
 def test_bad_people_input_names_the_field(governance: Governance) -> None:
@@ -80,28 +81,28 @@ def test_bad_people_input_names_the_field(governance: Governance) -> None:
 def test_tokens_expire_and_revoke(governance: Governance) -> None:
     people = governance.people
     token = people.create_token(SYSTEM, "serving", ["serving"], 1)
-    assert people.authenticate(token["token"]).name == f"token:{token['id']}"
+    assert people.authenticate(token.token).name == f"token:{token.id}"
 
-    people.revoke_token(SYSTEM, token["id"])  # takes effect at once in this process
+    people.revoke_token(SYSTEM, token.id)  # takes effect at once in this process
     with pytest.raises(UnauthenticatedError, match="revoked"):
-        people.authenticate(token["token"])
+        people.authenticate(token.token)
     with pytest.raises(ConflictError):
-        people.revoke_token(SYSTEM, token["id"])
+        people.revoke_token(SYSTEM, token.id)
 
     expiring = people.create_token(SYSTEM, "old", ["serving"], 1)
     with governance.engine.begin() as connection:
         connection.execute(
             text("UPDATE api_token SET expires_at = :past WHERE id = :id"),
-            {"past": utcnow() - timedelta(seconds=1), "id": expiring["id"]},
+            {"past": utcnow() - timedelta(seconds=1), "id": expiring.id},
         )
     with pytest.raises(UnauthenticatedError, match="expired"):
-        people.authenticate(expiring["token"])
+        people.authenticate(expiring.token)
 
 
 def test_a_token_carries_no_more_than_its_issuer(governance: Governance) -> None:
     people = governance.people
     people.add_user(SYSTEM, "dana", "Dana", PASSWORD, ["data_scientist"])
-    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1)["token"])
+    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1).token)
     people.create_token(dana, "mine", ["data_scientist"], 1)
     with pytest.raises(ForbiddenError, match="may not issue"):
         people.create_token(dana, "escalate", ["admin"], 1)
@@ -110,7 +111,7 @@ def test_a_token_carries_no_more_than_its_issuer(governance: Governance) -> None
 def test_a_disabled_person_is_signed_out_and_cannot_sign_in(governance: Governance) -> None:
     people = governance.people
     people.add_user(SYSTEM, "bob", "Bob Owner", PASSWORD, ["business_owner"])
-    session = people.sign_in("bob", PASSWORD, 8)["token"]
+    session = people.sign_in("bob", PASSWORD, 8).token
     assert people.authenticate(session).full_name == "Bob Owner"
     people.set_disabled(SYSTEM, "bob", True)
     with pytest.raises(UnauthenticatedError):
@@ -126,7 +127,7 @@ def test_set_roles_replaces_them_audits_and_drops_cached_principals(
 ) -> None:
     people = governance.people
     people.add_user(SYSTEM, "bob", "Bob Owner", PASSWORD, ["business_owner"])
-    session = people.sign_in("bob", PASSWORD, 8)["token"]
+    session = people.sign_in("bob", PASSWORD, 8).token
     assert people.authenticate(session).roles == frozenset({"business_owner"})
     assert not governance.access.allowed(("user:bob",), "audit", "read")
 
@@ -151,8 +152,8 @@ def test_set_roles_replaces_them_audits_and_drops_cached_principals(
 def test_set_roles_refusals_write_nothing(governance: Governance) -> None:
     people = governance.people
     people.add_user(SYSTEM, "dana", "Dana", PASSWORD, ["data_scientist"])
-    admin = people.authenticate(people.sign_in("admin", PASSWORD, 1)["token"])
-    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1)["token"])
+    admin = people.authenticate(people.sign_in("admin", PASSWORD, 1).token)
+    dana = people.authenticate(people.sign_in("dana", PASSWORD, 1).token)
     size = len(audit_trail(governance.engine))
 
     for roles, field in ((["ci"], "roles"), ([], "roles")):
@@ -203,7 +204,7 @@ def test_two_admins_cannot_disable_each_other_at_once(governance: Governance) ->
     with ThreadPoolExecutor(2) as pool:
         outcomes = sorted(pool.map(disable, ["admin", "ann"]))
     assert outcomes == ["done", "refused"]
-    assert len([u for u in people.list_users() if "admin" in u["roles"] and not u["disabled"]]) == 1
+    assert len([u for u in people.list_users() if "admin" in u.roles and not u.disabled]) == 1
 
 
 def test_another_process_follows_a_role_change_within_a_second(governance: Governance) -> None:
@@ -221,7 +222,7 @@ def test_another_process_follows_a_role_change_within_a_second(governance: Gover
             time.sleep(0.05)
 
     held_within(False)
-    admin = governance.people.authenticate(governance.people.sign_in("admin", PASSWORD, 1)["token"])
+    admin = governance.people.authenticate(governance.people.sign_in("admin", PASSWORD, 1).token)
     governance.people.set_roles(admin, "zoe", ["model_risk_officer"])
     held_within(True)
     assert other.roles_of("zoe") == ["model_risk_officer"]

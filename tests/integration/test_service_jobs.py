@@ -70,7 +70,7 @@ def candidate(demo_dir: Path, version: str = "2") -> Candidate:
 
 
 def person(people: People, name: str):  # the principal behind a fresh session
-    return people.authenticate(people.sign_in(name, PASSWORD, 1)["token"])
+    return people.authenticate(people.sign_in(name, PASSWORD, 1).token)
 
 
 def test_a_crashed_job_is_taken_again_and_decided_once(

@@ -32,7 +32,7 @@ from governance.domain.errors import (
     TooManyAttemptsError,
     UnauthenticatedError,
 )
-from governance.services.people import LOCK_AFTER, SYSTEM
+from governance.services.people import LOCK_AFTER, SYSTEM, PasswordReset
 from governance.store.repository import audit_trail
 from governance.store.tables import utcnow
 from governance.web.app import create_app
@@ -89,13 +89,13 @@ def test_ten_failures_lock_the_account_until_an_admin_unlocks(governance: Govern
     assert PASSWORD not in str(failed) and "wrong-guess" not in str(failed)
     [(_, _, subject, payload)] = events(governance, "auth.locked")
     assert subject == "user:maria" and payload["failures"] == LOCK_AFTER
-    [listed] = [u for u in people.list_users() if u["username"] == "maria"]
-    assert listed["locked_until"] is not None
+    [listed] = [u for u in people.list_users() if u.username == "maria"]
+    assert listed.locked_until is not None
 
-    assert people.unlock(SYSTEM, "maria")["unlocked"] is True
+    assert people.unlock(SYSTEM, "maria").unlocked is True
     [(actor, _, subject, _)] = events(governance, "auth.unlocked")
     assert (actor, subject) == ("governance", "user:maria")
-    assert people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"]
+    assert people.sign_in("maria", PASSWORD, 1, ADDRESS).token
 
 
 def test_a_success_resets_the_count_and_a_lock_expires(governance: Governance) -> None:
@@ -194,7 +194,7 @@ def test_an_unknown_name_lock_expires_like_a_real_one() -> None:
 
 def test_signing_reauthentication_is_locked_by_the_same_count(governance: Governance) -> None:
     people = governance.people
-    maria = people.authenticate(people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"])
+    maria = people.authenticate(people.sign_in("maria", PASSWORD, 1, ADDRESS).token)
     for attempt in range(1, LOCK_AFTER + 1):
         expected = TooManyAttemptsError if attempt == LOCK_AFTER else UnauthenticatedError
         with pytest.raises(expected):
@@ -217,7 +217,7 @@ def test_signing_reauthentication_is_locked_by_the_same_count(governance: Govern
 def test_short_and_common_passwords_are_refused(governance: Governance, password: str) -> None:
     assert password_problem(password)
     people = governance.people
-    maria = people.authenticate(people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"])
+    maria = people.authenticate(people.sign_in("maria", PASSWORD, 1, ADDRESS).token)
     attempts = [
         lambda: people.add_user(SYSTEM, "dana", "Dana", password, ["data_scientist"]),
         lambda: people.change_password(maria.name, PASSWORD, password, None),
@@ -254,12 +254,12 @@ def test_init_generates_an_admin_password_the_policy_allows(tmp_path: Path) -> N
 
 def test_a_password_change_ends_the_other_sessions(governance: Governance) -> None:
     people = governance.people
-    here = people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"]
-    elsewhere = people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"]
+    here = people.sign_in("maria", PASSWORD, 1, ADDRESS).token
+    elsewhere = people.sign_in("maria", PASSWORD, 1, ADDRESS).token
     with pytest.raises(UnauthenticatedError):
         people.change_password("maria", "wrong-guess", NEW_PASSWORD, here)
     changed = people.change_password("maria", PASSWORD, NEW_PASSWORD, here)
-    assert changed["sessions_ended"] == 1
+    assert changed.sessions_ended == 1
     assert people.authenticate(here).name == "maria"
     with pytest.raises(UnauthenticatedError):
         people.authenticate(elsewhere)
@@ -274,10 +274,10 @@ def test_a_password_change_ends_the_other_sessions(governance: Governance) -> No
 
 def test_an_admin_reset_ends_every_session_and_unlocks(governance: Governance) -> None:
     people = governance.people
-    session = people.sign_in("maria", PASSWORD, 1, ADDRESS)["token"]
+    session = people.sign_in("maria", PASSWORD, 1, ADDRESS).token
     fail_until_locked(governance, "maria")
     reset = people.reset_password(SYSTEM, "maria", NEW_PASSWORD)
-    assert reset == {"username": "maria", "sessions_ended": 1, "unlocked": True}
+    assert reset == PasswordReset(username="maria", sessions_ended=1, unlocked=True)
     with pytest.raises(UnauthenticatedError):
         people.authenticate(session)
     people.sign_in("maria", NEW_PASSWORD, 1, ADDRESS)

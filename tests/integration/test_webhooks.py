@@ -138,7 +138,7 @@ def webhooks_with(
 
 
 def person(people: People, name: str) -> Principal:
-    return people.authenticate(people.sign_in(name, PASSWORD, 1)["token"])
+    return people.authenticate(people.sign_in(name, PASSWORD, 1).token)
 
 
 def candidate(demo_dir: Path) -> Candidate:
@@ -385,7 +385,7 @@ class App:
     governance: Governance
 
     def api(self, who: str) -> dict[str, str]:
-        token = self.governance.people.sign_in(who, PASSWORD, 1)["token"]
+        token = self.governance.people.sign_in(who, PASSWORD, 1).token
         return {"Authorization": f"Bearer {token}"}
 
 

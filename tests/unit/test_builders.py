@@ -44,21 +44,21 @@ def test_a_builder_is_registered_then_revoked_each_on_the_trail(
 ) -> None:
     key = Ed25519PrivateKey.generate()
     added = builders.add(SYSTEM, "ci.main", pem(key))
-    assert (added["name"], added["keyId"], added["createdBy"]) == (
+    assert (added.name, added.key_id, added.created_by) == (
         "ci.main",
         key_name(key.public_key()),
         "governance",
     )
-    assert added["revokedAt"] is None
+    assert added.revoked_at is None
     revoked = builders.revoke(SYSTEM, "ci.main")
-    assert (revoked["revokedAt"], revoked["revokedBy"]) == (REVOKED_AT, "governance")
-    assert [b["name"] for b in builders.list()] == ["ci.main"]
+    assert (revoked.revoked_at, revoked.revoked_by) == (REVOKED_AT, "governance")
+    assert [b.name for b in builders.list()] == ["ci.main"]
     events = uow.audit.events()
     assert [(e.event.action, e.event.subject) for e in events] == [
         ("builder.registered", "builder:ci.main"),
         ("builder.revoked", "builder:ci.main"),
     ]
-    assert events[0].event.payload == {"key_id": added["keyId"], "public_key": added["publicKey"]}
+    assert events[0].event.payload == {"key_id": added.key_id, "public_key": added.public_key}
     assert verify_chain(events) == []
 
 

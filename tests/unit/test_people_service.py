@@ -18,7 +18,15 @@ from governance.domain.errors import (
     UnauthenticatedError,
 )
 from governance.domain.roles import role_name, role_subject, user_subject
-from governance.services.people import SYSTEM, People, Principal
+from governance.services.people import (
+    SYSTEM,
+    AddedUser,
+    PasswordChanged,
+    PasswordReset,
+    People,
+    Principal,
+    Unlocked,
+)
 from tests.unit.fakes import FakeUnitOfWork
 
 PASSWORD = "violet-harbour-lantern-92"
@@ -61,18 +69,16 @@ def actions(uow: FakeUnitOfWork) -> list[str]:
 
 
 def person(people: People, name: str) -> Principal:
-    return people.authenticate(people.sign_in(name, PASSWORD, hours=1)["token"])
+    return people.authenticate(people.sign_in(name, PASSWORD, hours=1).token)
 
 
 def test_a_user_is_added_with_roles_and_an_event(
     people: People, uow: FakeUnitOfWork, access: FakeAccess
 ) -> None:
     added = people.add_user(SYSTEM, "maria", " Maria Risk ", PASSWORD, ["model_risk_officer"])
-    assert added == {
-        "username": "maria",
-        "full_name": "Maria Risk",
-        "roles": ["model_risk_officer"],
-    }
+    assert added == AddedUser(
+        username="maria", full_name="Maria Risk", roles=["model_risk_officer"]
+    )
     assert uow.grants.roles_of("user:maria") == [role_subject("model_risk_officer")]
     assert actions(uow) == ["user.added", "user.added"]
     assert uow.audit.committed[-1].event.payload == {
@@ -81,7 +87,7 @@ def test_a_user_is_added_with_roles_and_an_event(
     }
     assert access.refreshes == 2
     verify_chain([c for c in uow.audit.committed])
-    listed = {u["username"]: u["roles"] for u in people.list_users()}
+    listed = {u.username: u.roles for u in people.list_users()}
     assert listed == {"ada": ["admin"], "maria": ["model_risk_officer"]}
 
 
@@ -142,7 +148,7 @@ def test_only_an_admin_gives_roles_it_does_not_hold(people: People, uow: FakeUni
 def test_disabling_signs_out_and_never_leaves_no_admin(people: People, uow: FakeUnitOfWork) -> None:
     ada = person(people, "ada")
     people.add_user(SYSTEM, "maria", "Maria", PASSWORD, ["auditor"])
-    secret = people.sign_in("maria", PASSWORD, hours=1)["token"]
+    secret = people.sign_in("maria", PASSWORD, hours=1).token
     people.set_disabled(ada, "maria", True)
     assert actions(uow)[-1] == "user.disabled"
     assert not [s for s in uow.sessions.stored.values() if s.username == "maria"]
@@ -159,16 +165,16 @@ def test_disabling_signs_out_and_never_leaves_no_admin(people: People, uow: Fake
 
 def test_a_session_starts_authenticates_and_ends(people: People, uow: FakeUnitOfWork) -> None:
     started = people.sign_in("ada", PASSWORD, hours=1)
-    principal = people.authenticate(started["token"])
+    principal = people.authenticate(started.token)
     assert (principal.name, principal.kind, principal.roles) == ("ada", "user", {"admin"})
-    assert people.csrf_token(started["token"]) == started["csrf_token"]
-    assert people.cached_principal(started["token"]) == principal
-    people.sign_out(started["token"])
+    assert people.csrf_token(started.token) == started.csrf_token
+    assert people.cached_principal(started.token) == principal
+    people.sign_out(started.token)
     assert actions(uow)[-2:] == ["session.started", "session.ended"]
-    assert people.csrf_token(started["token"]) is None
+    assert people.csrf_token(started.token) is None
     with pytest.raises(UnauthenticatedError):
-        people.authenticate(started["token"])
-    people.sign_out(started["token"])  # nothing to end: no event
+        people.authenticate(started.token)
+    people.sign_out(started.token)  # nothing to end: no event
     assert actions(uow)[-1] == "session.ended" and len(actions(uow)) == 3
 
 
@@ -188,12 +194,12 @@ def test_failures_are_counted_lock_the_account_and_an_admin_unlocks_it(
     with pytest.raises(TooManyAttemptsError):  # even the right password waits
         people.verify_password("maria", PASSWORD)
     assert uow.audit.committed[-1].event.payload["reason"] == "locked"
-    [listed] = [u for u in people.list_users() if u["username"] == "maria"]
-    assert listed["locked_until"] is not None
+    [listed] = [u for u in people.list_users() if u.username == "maria"]
+    assert listed.locked_until is not None
 
-    assert people.unlock(ada, "maria") == {"username": "maria", "unlocked": True}
+    assert people.unlock(ada, "maria") == Unlocked(username="maria", unlocked=True)
     assert actions(uow)[-1] == "auth.unlocked"
-    assert people.unlock(ada, "maria") == {"username": "maria", "unlocked": False}
+    assert people.unlock(ada, "maria") == Unlocked(username="maria", unlocked=False)
     assert actions(uow)[-1] == "auth.unlocked"
     assert people.verify_password("maria", PASSWORD).username == "maria"
     with pytest.raises(NotFoundError):
@@ -222,17 +228,17 @@ def test_an_unknown_name_fails_like_a_wrong_password(people: People, uow: FakeUn
 def test_passwords_change_and_reset_end_sessions(people: People, uow: FakeUnitOfWork) -> None:
     ada = person(people, "ada")
     people.add_user(SYSTEM, "maria", "Maria", PASSWORD, ["auditor"])
-    kept = people.sign_in("maria", PASSWORD, hours=1)["token"]
+    kept = people.sign_in("maria", PASSWORD, hours=1).token
     people.sign_in("maria", PASSWORD, hours=1)
     changed = people.change_password("maria", PASSWORD, NEW_PASSWORD, kept)
-    assert changed == {"username": "maria", "sessions_ended": 1}
+    assert changed == PasswordChanged(username="maria", sessions_ended=1)
     assert uow.audit.committed[-1].event.payload == {"sessions_ended": 1}
     people.verify_password("maria", NEW_PASSWORD)
     with pytest.raises(InputError, match="is the current one"):
         people.change_password("maria", NEW_PASSWORD, NEW_PASSWORD, None)
 
     reset = people.reset_password(ada, "maria", PASSWORD)
-    assert reset == {"username": "maria", "sessions_ended": 1, "unlocked": False}
+    assert reset == PasswordReset(username="maria", sessions_ended=1, unlocked=False)
     assert actions(uow)[-1] == "user.password_reset"
     with pytest.raises(InputError, match="is you"):
         people.reset_password(ada, "ada", NEW_PASSWORD)
@@ -244,21 +250,21 @@ def test_a_token_answers_to_a_person_and_is_revoked_with_its_grants(
     people: People, uow: FakeUnitOfWork, access: FakeAccess
 ) -> None:
     created = people.create_token(SYSTEM, "ci", ["data_scientist"], days=30)
-    assert created["owner"] == "ada"  # the first active admin, for the service itself
-    token = people.authenticate(created["token"])
+    assert created.owner == "ada"  # the first active admin, for the service itself
+    token = people.authenticate(created.token)
     assert (token.kind, token.person, token.roles) == ("token", "ada", {"data_scientist"})
-    assert uow.grants.roles_of(f"token:{created['id']}") == [role_subject("data_scientist")]
+    assert uow.grants.roles_of(f"token:{created.id}") == [role_subject("data_scientist")]
     [listed] = people.list_tokens()
-    assert listed["id"] == created["id"] and "digest" not in listed
-    assert listed["roles"] == ["data_scientist"] and listed["revoked_at"] is None
+    assert listed.id == created.id and not hasattr(listed, "digest")
+    assert listed.roles == ["data_scientist"] and listed.revoked_at is None
 
-    people.revoke_token(SYSTEM, created["id"])
+    people.revoke_token(SYSTEM, created.id)
     assert actions(uow)[-2:] == ["token.created", "token.revoked"]
-    assert uow.grants.roles_of(f"token:{created['id']}") == []
+    assert uow.grants.roles_of(f"token:{created.id}") == []
     with pytest.raises(UnauthenticatedError):
-        people.authenticate(created["token"])
+        people.authenticate(created.token)
     with pytest.raises(ConflictError):
-        people.revoke_token(SYSTEM, created["id"])
+        people.revoke_token(SYSTEM, created.id)
     with pytest.raises(NotFoundError):
         people.revoke_token(SYSTEM, "nothere")
 
@@ -270,4 +276,4 @@ def test_a_token_is_refused_what_its_maker_does_not_hold(people: People) -> None
         people.create_token(omar, "ci", ["admin"], days=None)
     with pytest.raises(InputError, match="not an active person"):
         people.create_token(SYSTEM, "ci", ["auditor"], days=None, owner="nobody")
-    assert people.create_token(omar, "ci", ["data_scientist"], days=None)["owner"] == "omar"
+    assert people.create_token(omar, "ci", ["data_scientist"], days=None).owner == "omar"

@@ -1,10 +1,11 @@
-"""What every request body and parameter of the API shares: camelCase bodies that refuse
-unknown fields and NUL characters, and the largest numbers the databases take."""
+"""What every request body, response and parameter of the API shares: camelCase bodies that
+refuse unknown fields and NUL characters, typed response schemas made from the services'
+records, and the largest numbers the databases take."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -35,3 +36,20 @@ class Camel(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         values = (getattr(self, name) for name in self.__struct_fields__)
         refuse_nul(zip(self.__struct_encode_fields__, values, strict=True))
+
+
+class Response(msgspec.Struct, frozen=True):
+    """A response schema, typed so that the OpenAPI document shows it. Its fields are named
+    like those of the service's record it is made from (`from_record`); this base keeps the
+    names on the wire as they are (the people answers were snake_case before the API took
+    camelCase, and clients read them so)."""
+
+    @classmethod
+    def from_record(cls, record: object) -> Self:
+        """The schema of a service's record (a dataclass or any object with these fields):
+        each field taken by name, so a schema can leave out what the wire must not show."""
+        return cls(**{name: getattr(record, name) for name in cls.__struct_fields__})
+
+
+class CamelResponse(Response, frozen=True, rename="camel"):
+    """A response schema that is camelCase on the wire, like the request bodies."""

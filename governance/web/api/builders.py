@@ -4,6 +4,7 @@ one `Builders` function (governance/services/builders.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -11,7 +12,7 @@ from litestar import Controller, Request
 from litestar.params import Parameter
 
 from governance.domain.policy import BUILDER_NAME
-from governance.web.api.bodies import Camel, Json
+from governance.web.api.bodies import Camel, CamelResponse
 from governance.web.api.operations import delete, get, post
 from governance.web.dependencies import governance_of, in_thread, principal_of
 from governance.web.guards import permission
@@ -22,13 +23,26 @@ class NewBuilder(Camel):
     public_key: Annotated[str, msgspec.Meta(max_length=4096)]
 
 
+class Builder(CamelResponse, frozen=True):
+    """A registered builder; revoked ones stay listed with who revoked them and when."""
+
+    name: str
+    key_id: str
+    public_key: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+
 class BuilderController(Controller):
     path = "/builders"
     tags = ("builders",)
 
     @get("/", opt=permission("builders", "read"))
-    async def list_builders(self, request: Request) -> list[Json]:
-        return await in_thread(governance_of(request).builders.list)
+    async def list_builders(self, request: Request) -> list[Builder]:
+        builders = await in_thread(governance_of(request).builders.list)
+        return [Builder.from_record(builder) for builder in builders]
 
     @post(
         "/",
@@ -36,9 +50,10 @@ class BuilderController(Controller):
         status_code=201,
         summary="Register a CI builder's Ed25519 public key (PEM)",
     )
-    async def add_builder(self, request: Request, data: NewBuilder) -> Json:
+    async def add_builder(self, request: Request, data: NewBuilder) -> Builder:
         builders = governance_of(request).builders
-        return await in_thread(builders.add, principal_of(request), data.name, data.public_key)
+        added = await in_thread(builders.add, principal_of(request), data.name, data.public_key)
+        return Builder.from_record(added)
 
     @delete(
         "/{name:str}",
@@ -48,6 +63,6 @@ class BuilderController(Controller):
     )
     async def revoke_builder(
         self, request: Request, name: Annotated[str, Parameter(pattern=BUILDER_NAME)]
-    ) -> Json:
+    ) -> Builder:
         builders = governance_of(request).builders
-        return await in_thread(builders.revoke, principal_of(request), name)
+        return Builder.from_record(await in_thread(builders.revoke, principal_of(request), name))

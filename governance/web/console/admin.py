@@ -172,7 +172,7 @@ async def roles_page(request: Request) -> Template:
         "admin_roles.html.j2",
         **role_matrix(governance.access.grants()),
         purposes=ROLE_PURPOSES,
-        holders={role: [u for u in users if role in u["roles"]] for role in ROLES},
+        holders={role: [u for u in users if role in u.roles] for role in ROLES},
     )
 
 

@@ -88,7 +88,7 @@ async def sign_in(request: Request, data: Annotated[SignInForm, Form]) -> Respon
     except UnauthenticatedError as exc:
         return await _login_again(request, data, str(exc), 401)
     response = Redirect(path=_safe_next(data.next), status_code=303, headers=SECURITY_HEADERS)
-    response.cookies.append(session_cookie(request, session["token"], session["expires_at"]))
+    response.cookies.append(session_cookie(request, session.token, session.expires_at))
     return response
 
 
