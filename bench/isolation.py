@@ -8,9 +8,7 @@ high-risk policy with the tests' smaller samples (SHAP on 100 rows, 50 bootstrap
 the same checks, seconds instead of a minute), or under `--policy`. Each variant runs
 `--repeat` times; the median and the spread are printed as a Markdown table. The
 in-process variant is timed warm (libraries imported once, as in a long-running server);
-the child pays its imports every time, which is the point of the measurement. A third
-variant runs the child with numba's JIT on (`NUMBA_DISABLE_JIT=0`, as before the child
-turned it off): shap then compiles its inner loops in every job.
+the child pays its imports every time, which is the point of the measurement.
 
     PYTHONPATH=$PWD .venv/bin/python bench/isolation.py --repeat 5
 """
@@ -18,7 +16,6 @@ turned it off): shap then compiles its inner loops in every job.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -93,32 +90,18 @@ def main() -> None:
         ], "the child and the server judged differently"
         inside = timed(lambda: judge(policy, request, files), args.repeat)
         outside = timed(lambda: isolated(policy, request), args.repeat)
-        os.environ["NUMBA_DISABLE_JIT"] = "0"  # the service's setting wins in the child
-        jitted = isolated(policy, request)
-        assert [r.model_dump(exclude={"duration_seconds"}) for r in jitted.results] == [
-            r.model_dump(exclude={"duration_seconds"}) for r in reference.results
-        ], "the child judged differently with the JIT on"
-        compiling = timed(lambda: isolated(policy, request), args.repeat)
-        del os.environ["NUMBA_DISABLE_JIT"]
         rows = evaluation_rows(request)
     print(f"python {sys.version.split()[0]}, {platform.platform()}; {args.repeat} runs each")
     print(f"policy {policy.metadata.name} v{policy.metadata.version}; {rows:,} evaluation rows\n")
     print("| variant | median s | min s | max s |")
     print("|---|---:|---:|---:|")
-    variants = (
-        ("in-process (warm)", inside),
-        ("child process", outside),
-        ("child process, numba JIT on", compiling),
-    )
-    for name, seconds in variants:
+    for name, seconds in (("in-process (warm)", inside), ("child process", outside)):
         print(
             f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} "
             f"| {max(seconds):.2f} |"
         )
     extra = statistics.median(outside) - statistics.median(inside)
     print(f"\nchild overhead: {extra:+.2f} s per job (median against median)")
-    jit = statistics.median(compiling) - statistics.median(outside)
-    print(f"numba JIT in the child: {jit:+.2f} s per job (median against median)")
 
 
 def evaluation_rows(request: GateRequest) -> int:

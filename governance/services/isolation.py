@@ -36,13 +36,13 @@ if TYPE_CHECKING:
 
 MIB = 1024 * 1024
 # What the child keeps of the service's environment: locale, time zone, paths to find
-# programs and libraries, and the numeric libraries' thread and JIT settings. Everything else
+# programs and libraries, and the numeric libraries' thread settings. Everything else
 # (GOVERNANCE_*, MLFLOW_*, cloud credentials, database passwords) stays behind.
 KEPT = frozenset(
     {
         "PATH", "LANG", "LANGUAGE", "TZ", "LD_LIBRARY_PATH", "VIRTUAL_ENV",
         "PYTHONHASHSEED", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMBA_DISABLE_JIT",
+        "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
     }
 )  # fmt: skip
 KEPT_PREFIXES = ("LC_",)
@@ -136,12 +136,6 @@ def child_environment(workdir: Path) -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
     return {
-        # shap compiles its inner loops with numba the first time a process explains a
-        # model that has no tree: 10-20 s, paid again by every job, since each runs in a
-        # fresh interpreter, and never won back at the sample sizes policies ask for. As
-        # plain Python the loops give the same figures sooner (bench/RESULTS.md). The
-        # service's own setting, when it has one, wins.
-        "NUMBA_DISABLE_JIT": "1",
         **kept,
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
         "HOME": str(workdir),
