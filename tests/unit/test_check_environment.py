@@ -1,0 +1,28 @@
+"""The environment a check job's child process starts with (`services.isolation`): the
+service's secrets stay behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from governance.services.isolation import child_environment
+
+
+def test_secrets_stay_behind_and_the_child_lives_in_its_workdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GOVERNANCE_SIGNING_KEY", "/secret/key.pem")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "token")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+
+    environment = child_environment(tmp_path)
+
+    assert not {"GOVERNANCE_SIGNING_KEY", "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY"} & set(
+        environment
+    )
+    assert environment["OMP_NUM_THREADS"] == "1" and environment["LC_ALL"] == "C.UTF-8"
+    assert environment["HOME"] == environment["TMPDIR"] == str(tmp_path)
