@@ -123,7 +123,9 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     access = AccessControl(engine)
     people = People(units, access, DigestKey.load_or_create(settings.token_secret))
     key = load_private(settings.signing_key)
-    checks = IsolatedChecks(settings.check_memory_mb, settings.check_timeout_seconds)
+    checks = IsolatedChecks(
+        settings.check_memory_mb, settings.check_timeout_seconds, settings.compiled_code
+    )
     workflow = Workflow(
         units,
         people,

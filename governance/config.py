@@ -66,6 +66,13 @@ class Settings:
         return self.home / "blobs"
 
     @property
+    def compiled_code(self) -> Path:
+        """Where check jobs keep the machine code numba compiled for shap's loops, so that
+        each fresh check process loads it instead of compiling it again (numba's own
+        `NUMBA_CACHE_DIR`, which wins when set)."""
+        return Path(os.environ.get("NUMBA_CACHE_DIR") or self.home / "cache" / "numba")
+
+    @property
     def token_secret(self) -> Path:
         """The key of the keyed digests that stand in for token and session secrets."""
         return self.home / "token-digest.key"

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports numba (it reads this once): every process a test run starts (this
+# one, the servers, their check processes, the CLI) keeps the machine code of shap's
+# compiled loops in one place, so they are compiled once, not once per check job
+# (`checks/explainability.py`). numba checks each entry against the source it came from.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"governance-tests-numba-{os.getuid()}")
+)
+
 import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split

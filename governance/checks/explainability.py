@@ -10,11 +10,15 @@ probability for forests and for the model-agnostic path.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import shap
+from numba.core.caching import NullCache
+from numba.core.dispatcher import Dispatcher
 from pandas.api.types import is_numeric_dtype
 from shap.utils._exceptions import InvalidModelError  # shap exports it nowhere public
 from sklearn.compose import ColumnTransformer
@@ -27,6 +31,28 @@ from governance.domain.judging import judge_prohibited
 from governance.domain.judging import offenders as _offenders
 from governance.domain.policy import ExplainabilityCheck, ProhibitedInTopKRule
 from governance.domain.results import CheckResult, status_of
+
+
+def _keep_compiled_loops() -> None:
+    """Have numba keep the machine code of shap's compiled loops on disk, and load it next
+    time, instead of compiling them again in every process: a check job is a fresh
+    interpreter, and compiling cost it about 7 s of 12 (bench/RESULTS.md). shap declares
+    its loops without numba's `cache=True`; this turns numba's own cache on for each of
+    them. The loaded code is the code the compiler made, so the figures are the same to
+    the last bit. Where the code lives is numba's choice (`NUMBA_CACHE_DIR` when set, as
+    the server sets it for its check processes); where no place is writable, numba
+    compiles as before."""
+    for name, module in list(sys.modules.items()):
+        if name != "shap" and not name.startswith("shap."):
+            continue
+        for value in list(vars(module).values()):
+            uncached = isinstance(getattr(value, "_cache", None), NullCache)
+            if isinstance(value, Dispatcher) and uncached:
+                with contextlib.suppress(RuntimeError):  # numba found no writable place
+                    value.enable_caching()
+
+
+_keep_compiled_loops()
 
 
 def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:

@@ -57,10 +57,13 @@ class ChecksCrashedError(Exception):
 
 @dataclass(frozen=True)
 class IsolatedChecks:
-    """Runs `judge` in a child process; `memory_mb` caps its address space."""
+    """Runs `judge` in a child process; `memory_mb` caps its address space, and
+    `compiled_code` is where the children keep numba's compiled loops between jobs (each
+    child compiles them again when None)."""
 
     memory_mb: int = 4096
     timeout_seconds: float = 900.0
+    compiled_code: Path | None = None
 
     def __call__(
         self, policy: PromotionPolicy, request: GateRequest, allow_pickle: bool = False
@@ -95,7 +98,7 @@ class IsolatedChecks:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 cwd=workdir,
-                env=child_environment(workdir),
+                env=child_environment(workdir, self.compiled_code),
                 start_new_session=True,  # its own group: a timeout ends its helpers too
             )
             try:
@@ -129,14 +132,17 @@ class IsolatedChecks:
         return why + (f": {tail.splitlines()[-1]}" if tail else "")
 
 
-def child_environment(workdir: Path) -> dict[str, str]:
-    """The service's environment less its secrets; home and temporary files in `workdir`.
-    The child imports this very code, wherever it was imported from here."""
+def child_environment(workdir: Path, compiled_code: Path | None = None) -> dict[str, str]:
+    """The service's environment less its secrets; home and temporary files in `workdir`;
+    numba's cache in `compiled_code` when given. The child imports this very code,
+    wherever it was imported from here."""
     kept = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
     root = str(Path(__file__).resolve().parents[2])
     paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    cache = {"NUMBA_CACHE_DIR": str(compiled_code)} if compiled_code is not None else {}
     return {
         **kept,
+        **cache,
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
         "HOME": str(workdir),
         "TMPDIR": str(workdir),

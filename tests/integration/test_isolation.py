@@ -28,6 +28,7 @@ from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import InputError
+from governance.services.gate import judge
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import SYSTEM
 from governance.services.ports import GateRequest
@@ -309,3 +310,26 @@ def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path
     with pytest.raises(ChecksCrashedError, match=r"took longer than 0\.5 s"):
         IsolatedChecks(timeout_seconds=0.5)(policy, request)
     assert not children(os.getpid())
+
+
+def test_check_processes_keep_the_compiled_loops_and_judge_to_the_same_bit(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """The first check process compiles shap's loops and leaves the machine code in the
+    service's cache; the next one loads it, and both judge exactly as an in-process judge
+    (which may have compiled its own)."""
+    policy = files.load_policy(fast_policies(tmp_path / "policies") / "high.yaml")
+    request = GateRequest(
+        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
+        model=demo_dir / "income-reweighed.skops", reference=demo_dir / "train.parquet",
+    )  # fmt: skip
+    checks = IsolatedChecks(compiled_code=tmp_path / "numba")
+
+    first = checks(policy, request)
+    kept = sorted(p.name for p in (tmp_path / "numba").rglob("*.nbi"))
+    second = checks(policy, request)
+
+    assert any(name.startswith("_tabular._delta_masking") for name in kept), kept
+    figures = [[r.model_dump(exclude={"duration_seconds"}) for r in m.results] for m in
+               (first, second, judge(policy, request, files))]  # fmt: skip
+    assert figures[0] == figures[1] == figures[2]

@@ -26,3 +26,9 @@ def test_secrets_stay_behind_and_the_child_lives_in_its_workdir(
     )
     assert environment["OMP_NUM_THREADS"] == "1" and environment["LC_ALL"] == "C.UTF-8"
     assert environment["HOME"] == environment["TMPDIR"] == str(tmp_path)
+
+
+def test_the_child_keeps_compiled_code_where_the_service_says(tmp_path: Path) -> None:
+    assert "NUMBA_CACHE_DIR" not in child_environment(tmp_path)
+    cache = tmp_path / "numba"
+    assert child_environment(tmp_path, cache)["NUMBA_CACHE_DIR"] == str(cache)

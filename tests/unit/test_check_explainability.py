@@ -232,3 +232,13 @@ def test_missing_model_is_an_input_error(adult_split: Split, forest_pipeline: Pi
     no_model = replace(inputs(forest_pipeline, test), model=None)
     with pytest.raises(InputError, match="model"):
         explainability.run(check(["sex"], 3), no_model)
+
+
+def test_shap_s_compiled_loops_are_kept_on_disk() -> None:
+    """Each check job is a fresh process: without numba's cache it compiled these again."""
+    from numba.core.caching import FunctionCache
+
+    import governance.checks.explainability  # noqa: F401 - turns the cache on
+
+    loops = [shap.maskers._tabular._delta_masking, shap.links.identity, shap.links.logit]
+    assert all(isinstance(loop._cache, FunctionCache) for loop in loops)
