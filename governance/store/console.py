@@ -24,6 +24,7 @@ from governance.domain.browsing import (
 )
 from governance.domain.workflow import State
 from governance.store.repository import subject_events
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     GateDecision,
     Model,
@@ -34,10 +35,7 @@ from governance.store.tables import (
 )
 
 
-class SqlConsoleViews:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlConsoleViews(SqlRepository):
     def requests(self, filters: RequestFilter, page: Page) -> Slice[ListedRequest]:
         conditions: list[Any] = []
         if filters.state:
