@@ -158,10 +158,9 @@ class SqlRequests(SqlRepository):
             )
         )
         return [
-            RequestWithEvidence(
-                id=request.id,
-                state=request.state,
-                target=request.target,
+            copied(
+                RequestWithEvidence,
+                request,
                 model=model.name,
                 version=version.version,
                 policy=stored_policy(policy),
