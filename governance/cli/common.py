@@ -5,6 +5,8 @@ service."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -83,6 +85,16 @@ def open_service(database: str | None) -> Governance:
     if current_revision(chosen.database_url) is None:
         fail(f"database {chosen.database_url} is not initialised: run `governance init`")
     return open_governance(chosen)
+
+
+@contextmanager
+def service(database: str | None) -> Iterator[Governance]:
+    """`open_service` for one command's work: the service is closed after it, error or not."""
+    governance = open_service(database)
+    try:
+        yield governance
+    finally:
+        governance.close()
 
 
 def model_card(path: Path) -> Any:

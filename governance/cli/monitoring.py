@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from governance.cli.common import DatabaseOption, fail, open_service, out
+from governance.cli.common import DatabaseOption, fail, open_service, out, service
 from governance.domain.errors import GovernanceError
 
 monitor_app = typer.Typer(help="Production monitoring of promoted versions.", no_args_is_help=True)
@@ -30,14 +30,11 @@ def monitor_run(
     Exit 1 when a check found a breach."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         if request is None:
             runs = governance.monitoring.run_due()
         else:
             runs = [governance.monitoring.run_now(SYSTEM, request, monitor)]
-    finally:
-        governance.close()
     if not runs:
         out.print("nothing is due")
     for run in runs:
@@ -69,14 +66,11 @@ def predictions_ingest(
         frame = pd.read_parquet(file)
     except (OSError, ValueError) as exc:
         fail(f"{file}: cannot be read as Parquet ({exc})")
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         batch = governance.monitoring.ingest(
             "cli", model, version, batch_id or file.stem, frame, "api",
             hashlib.sha256(raw).hexdigest(),
         )  # fmt: skip
-    finally:
-        governance.close()
     what = "already stored" if batch["replayed"] else "stored"
     out.print(f"[green]✓[/] batch {escape(batch['batchId'])}: {batch['rows']} rows {what}")
 

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from governance.cli.common import DatabaseOption, err, fail, open_service, out
+from governance.cli.common import DatabaseOption, err, fail, out, service
 
 user_app = typer.Typer(
     help="People who sign in: add, list, disable, unlock, change or reset a password.",
@@ -35,22 +35,18 @@ def user_add(
     from governance.services.people import SYSTEM
 
     password = os.environ.get("GOVERNANCE_USER_PASSWORD") or getpass.getpass("Password: ")
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         user = governance.people.add_user(SYSTEM, username, full_name, password, roles)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] user {escape(user.username)} with roles {', '.join(user.roles)}")
 
 
 @user_app.command("list")
 def user_list(database: DatabaseOption = None) -> None:
     """Every user with roles and whether disabled."""
-    governance = open_service(database)
-    table = Table("user", "name", "roles", "disabled")
-    for user in governance.people.list_users():
-        table.add_row(user.username, user.full_name, ", ".join(user.roles), str(user.disabled))
-    governance.close()
+    with service(database) as governance:
+        table = Table("user", "name", "roles", "disabled")
+        for user in governance.people.list_users():
+            table.add_row(user.username, user.full_name, ", ".join(user.roles), str(user.disabled))
     out.print(table)
 
 
@@ -59,11 +55,8 @@ def user_disable(username: str, database: DatabaseOption = None) -> None:
     """Disable a person: their sessions end and they cannot sign in or sign."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         governance.people.set_disabled(SYSTEM, username, True)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] {escape(username)} disabled")
 
 
@@ -72,11 +65,8 @@ def user_unlock(username: str, database: DatabaseOption = None) -> None:
     """End a sign-in lockout (ten failures in a row lock an account for 15 minutes)."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         done = governance.people.unlock(SYSTEM, username)
-    finally:
-        governance.close()
     state = "unlocked" if done.unlocked else "was not locked; its failure count is cleared"
     out.print(f"[green]✓[/] {escape(username)} {state}")
 
@@ -87,11 +77,8 @@ def user_passwd(username: str, database: DatabaseOption = None) -> None:
     from GOVERNANCE_CURRENT_PASSWORD and GOVERNANCE_NEW_PASSWORD). Your sessions end."""
     current = os.environ.get("GOVERNANCE_CURRENT_PASSWORD") or getpass.getpass("Current: ")
     new = os.environ.get("GOVERNANCE_NEW_PASSWORD") or getpass.getpass("New password: ")
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         done = governance.people.change_password(username, current, new, None)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] password changed; {done.sessions_ended} session(s) ended")
 
 
@@ -102,11 +89,8 @@ def user_reset_password(username: str, database: DatabaseOption = None) -> None:
     from governance.services.people import SYSTEM
 
     password = os.environ.get("GOVERNANCE_USER_PASSWORD") or getpass.getpass("New password: ")
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         done = governance.people.reset_password(SYSTEM, username, password)
-    finally:
-        governance.close()
     out.print(
         f"[green]✓[/] {escape(username)} has a new password; {done.sessions_ended} session(s) ended"
     )
@@ -129,11 +113,8 @@ def token_create(
     """Issue an API token. The secret is printed once and never stored."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         token = governance.people.create_token(SYSTEM, name, roles, days, owner)
-    finally:
-        governance.close()
     err.print(
         f"token {token.id} for {escape(name)} ({', '.join(token.roles)}), "
         f"accountable: {escape(token.owner)}; keep it:"
@@ -144,18 +125,17 @@ def token_create(
 @token_app.command("list")
 def token_list(database: DatabaseOption = None) -> None:
     """Every token (never its secret)."""
-    governance = open_service(database)
-    table = Table("id", "name", "accountable", "roles", "expires", "revoked")
-    for token in governance.people.list_tokens():
-        table.add_row(
-            token.id,
-            token.name,
-            token.owner,
-            ", ".join(token.roles),
-            str(token.expires_at or "never"),
-            str(token.revoked_at or ""),
-        )
-    governance.close()
+    with service(database) as governance:
+        table = Table("id", "name", "accountable", "roles", "expires", "revoked")
+        for token in governance.people.list_tokens():
+            table.add_row(
+                token.id,
+                token.name,
+                token.owner,
+                ", ".join(token.roles),
+                str(token.expires_at or "never"),
+                str(token.revoked_at or ""),
+            )
     out.print(table)
 
 
@@ -164,11 +144,8 @@ def token_revoke(token_id: str, database: DatabaseOption = None) -> None:
     """Revoke a token at once."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         governance.people.revoke_token(SYSTEM, token_id)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] token {escape(token_id)} revoked")
 
 
@@ -186,28 +163,24 @@ def builder_add(
         pem = key.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--key {key}: cannot read it ({type(exc).__name__}). Fix: give a PEM file")
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         added = governance.builders.add(SYSTEM, name, pem)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] builder {escape(added.name)} registered ({added.key_id})")
 
 
 @builder_app.command("list")
 def builder_list(database: DatabaseOption = None) -> None:
     """Every registered builder, with its key id and whether revoked."""
-    governance = open_service(database)
-    table = Table("builder", "key", "registered by", "registered", "revoked")
-    for builder in governance.builders.list():
-        table.add_row(
-            builder.name,
-            builder.key_id,
-            builder.created_by,
-            str(builder.created_at),
-            str(builder.revoked_at or ""),
-        )
-    governance.close()
+    with service(database) as governance:
+        table = Table("builder", "key", "registered by", "registered", "revoked")
+        for builder in governance.builders.list():
+            table.add_row(
+                builder.name,
+                builder.key_id,
+                builder.created_by,
+                str(builder.created_at),
+                str(builder.revoked_at or ""),
+            )
     out.print(table)
 
 
@@ -216,9 +189,6 @@ def builder_revoke(name: str, database: DatabaseOption = None) -> None:
     """Revoke a builder at once: its provenance is no longer accepted."""
     from governance.services.people import SYSTEM
 
-    governance = open_service(database)
-    try:
+    with service(database) as governance:
         governance.builders.revoke(SYSTEM, name)
-    finally:
-        governance.close()
     out.print(f"[green]✓[/] builder {escape(name)} revoked")

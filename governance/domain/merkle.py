@@ -78,21 +78,13 @@ def verify_inclusion(
     """RFC 9162 §2.1.3.2: does `leaf` (a leaf hash) sit at `index` of the tree with this root?"""
     if not 0 <= index < size:
         return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == expected_root
+    on_left = _on_left(index, size - 1, proof)
+    if on_left is None:
+        return False
+    r = leaf
+    for p, left in zip(proof, on_left, strict=True):
+        r = node_hash(p, r) if left else node_hash(r, p)
+    return r == expected_root
 
 
 def verify_consistency(
@@ -112,19 +104,33 @@ def verify_consistency(
     while fn & 1:
         fn >>= 1
         sn >>= 1
+    on_left = _on_left(fn, sn, path[1:])
+    if on_left is None:
+        return False
     fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
+    for c, left in zip(path[1:], on_left, strict=True):
+        if left:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
         else:
             sr = node_hash(sr, c)
+    return fr == old_root and sr == new_root
+
+
+def _on_left(fn: int, sn: int, nodes: Sequence[bytes]) -> list[bool] | None:
+    """The walk up the tree both verifications of RFC 9162 share, from node `fn` of a tree
+    whose last node is `sn`: for each proof node, whether it is hashed in on the left. None
+    when the proof does not fit the tree (too long, or too short to reach the root)."""
+    on_left = []
+    for _ in nodes:
+        if sn == 0:
+            return None
+        left = bool(fn & 1) or fn == sn
+        on_left.append(left)
+        if left:
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         fn >>= 1
         sn >>= 1
-    return sn == 0 and fr == old_root and sr == new_root
+    return on_left if sn == 0 else None

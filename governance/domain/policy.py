@@ -55,14 +55,19 @@ DataQualityMetric = Literal["missing_share", "out_of_range_share", "unseen_categ
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
 
 
-class ThresholdRule(Schema):
+class Rule(Schema):
+    """What any rule of a check may say beside its own test."""
+
+    basis: str | None = Field(None, description="Why this rule exists: the regulation or standard.")
+    severity: Severity | None = Field(None, description="Overrides the check's severity.")
+
+
+class ThresholdRule(Rule):
     """`metric` must be at least `min` and/or at most `max`."""
 
     metric: str
     min: float | None = None
     max: float | None = None
-    basis: str | None = Field(None, description="Why this rule exists: the regulation or standard.")
-    severity: Severity | None = Field(None, description="Overrides the check's severity.")
 
     @model_validator(mode="after")
     def _has_bound(self) -> ThresholdRule:
@@ -109,12 +114,10 @@ class NoRegression(Schema):
     tolerance: float = Field(0.0, ge=0)
 
 
-class NoRegressionRule(Schema):
+class NoRegressionRule(Rule):
     """The candidate must not be worse than the champion by more than `tolerance`."""
 
     no_regression: NoRegression
-    severity: Severity | None = None
-    basis: str | None = None
 
     @property
     def label(self) -> str:
@@ -127,12 +130,10 @@ class ProhibitedInTopK(Schema):
     k: int = Field(ge=1)
 
 
-class ProhibitedInTopKRule(Schema):
+class ProhibitedInTopKRule(Rule):
     """Sensitive or proxy features must not be among the model's k most influential."""
 
     prohibited_in_top_k: ProhibitedInTopK
-    severity: Severity | None = None
-    basis: str | None = None
 
     @property
     def label(self) -> str:
@@ -144,12 +145,10 @@ class DriftShare(Schema):
     max: float = Field(ge=0, le=1)
 
 
-class DriftShareRule(Schema):
+class DriftShareRule(Rule):
     """At most this share of the columns may drift."""
 
     drift_share: DriftShare
-    severity: Severity | None = None
-    basis: str | None = None
 
     @property
     def label(self) -> str:
@@ -160,12 +159,10 @@ class NoDriftIn(Schema):
     columns: list[str] = Field(min_length=1)
 
 
-class NoDriftInRule(Schema):
+class NoDriftInRule(Rule):
     """These named columns must not drift at all."""
 
     no_drift_in: NoDriftIn
-    severity: Severity | None = None
-    basis: str | None = None
 
     @property
     def label(self) -> str:
@@ -177,12 +174,10 @@ class SchemaMatch(Schema):
     allow_dtype_changes: bool = False
 
 
-class SchemaMatchRule(Schema):
+class SchemaMatchRule(Rule):
     """The data has the reference's columns with the same kinds of values."""
 
     schema_match: SchemaMatch
-    severity: Severity | None = None
-    basis: str | None = None
 
     @property
     def label(self) -> str:

@@ -13,12 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from governance.domain import attestation
-from governance.domain.errors import ConflictError, InputError, NotFoundError
+from governance.domain.errors import ConflictError, InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import BUILDER_NAME
 from governance.domain.records import RegisteredBuilder
 from governance.services.people import Principal
 from governance.services.ports import BuilderKeys, UnitOfWork, UnitOfWorkFactory
+from governance.services.revocation import to_revoke
 from governance.services.unit_of_work import run_in_unit_of_work
 from governance.signing import key_name, verifier
 
@@ -67,11 +68,8 @@ class Builders:
 
     def revoke(self, actor: Principal, name: str) -> RegisteredBuilder:
         def work(uow: UnitOfWork) -> RegisteredBuilder:
-            found = uow.builders.get(name)
-            if found is None:
-                raise NotFoundError(f"builder {name}", "list the builders to find its name")
-            if found.revoked_at is not None:
-                raise ConflictError(f"builder {name} was revoked already")
+            what, fix = f"builder {name}", "list the builders to find its name"
+            to_revoke(uow.builders.get(name), what, fix)
             builder = uow.builders.revoke(name, by=actor.name, at=self._clock())
             uow.audit.append(
                 actor=actor.name,

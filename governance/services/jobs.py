@@ -13,30 +13,45 @@ from governance.services.workflow import Workflow
 log = logging.getLogger("governance.jobs")
 
 
-class JobRunner:
-    def __init__(self, workflow: Workflow, poll_seconds: float = 1.0, sweep_seconds: float = 60.0):
-        self._workflow = workflow
-        self._poll = poll_seconds
-        self._sweep = sweep_seconds
+class Background:
+    """A daemon thread that runs `_loop` until `stop`; `notify` cuts its current wait short."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="governance-jobs", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"governance-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def notify(self) -> None:
-        """A job was enqueued: look now rather than at the next poll."""
+        """There is work: look now rather than when the wait ends."""
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop taking jobs. A job still running is not waited for: its claim lapses and
-        the next process to start takes it again."""
+        """Stop looking for work. What is still running is waited for 5 s at most."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class JobRunner(Background):
+    """Check jobs, and the sweep that expires lapsed approvals. A job still running when it
+    stops is not waited for: its claim lapses and the next process to start takes it again."""
+
+    def __init__(self, workflow: Workflow, poll_seconds: float = 1.0, sweep_seconds: float = 60.0):
+        super().__init__("jobs")
+        self._workflow = workflow
+        self._poll = poll_seconds
+        self._sweep = sweep_seconds
 
     def run_pending(self) -> int:
         """Run every job that can be claimed now; returns how many ran."""
@@ -65,33 +80,15 @@ class JobRunner:
             since_sweep += self._poll
 
 
-class Ticker:
+class Ticker(Background):
     """Runs one periodic task (webhook deliveries, production monitoring, registry sync) on
     its own thread, every `seconds` or at once when notified. What is due lives in the
     database, so a restart loses nothing; a failed tick is logged and tried at the next."""
 
     def __init__(self, name: str, seconds: float, task: Callable[[], object]) -> None:
-        self.name = name
+        super().__init__(name)
         self._seconds = seconds
         self._task = task
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name=f"governance-{self.name}", daemon=True
-        )
-        self._thread.start()
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -22,6 +22,7 @@ from governance.auth.secrets import (
     token_id_of,
 )
 from governance.auth.throttle import LOCK_AFTER, LOCK_SECONDS, SignInThrottle
+from governance.domain.copying import copied
 from governance.domain.errors import (
     ConflictError,
     ForbiddenError,
@@ -41,6 +42,7 @@ from governance.domain.roles import (
     user_subject,
 )
 from governance.services.ports import AccessRules, UnitOfWork, UnitOfWorkFactory
+from governance.services.revocation import to_revoke
 from governance.services.unit_of_work import run_in_unit_of_work
 
 USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{1,63}$"
@@ -205,8 +207,7 @@ class People:
                 username=username, full_name=full_name.strip(), password_hash=password_hash
             )
             # the roles are casbin lines in the same transaction: no person without roles
-            for role in sorted(set(roles)):
-                uow.grants.grant(user_subject(username), role_subject(role))
+            _grant(uow, user_subject(username), roles)
             uow.audit.append(
                 actor=actor.name,
                 action="user.added",
@@ -286,8 +287,7 @@ class People:
                 if _active_admins(uow, people.values()) == {username}:
                     raise _last_admin("roles", username, "take admin from")
             uow.grants.revoke_all(subject)
-            for role in wanted:
-                uow.grants.grant(subject, role_subject(role))
+            _grant(uow, subject, wanted)
             uow.audit.append(
                 actor=actor.name,
                 action="user.roles_changed",
@@ -545,8 +545,7 @@ class People:
                 digest=digest,
                 expires_at=expires,
             )
-            for role in sorted(set(roles)):
-                uow.grants.grant(token_subject(token_id), role_subject(role))
+            _grant(uow, token_subject(token_id), roles)
             uow.audit.append(
                 actor=actor.name,
                 action="token.created",
@@ -566,11 +565,8 @@ class People:
 
     def revoke_token(self, actor: Principal, token_id: str) -> None:
         def work(uow: UnitOfWork) -> None:
-            token = uow.tokens.locked(token_id)
-            if token is None:
-                raise NotFoundError(f"token {token_id}", "list the tokens to find its id")
-            if token.revoked_at is not None:
-                raise ConflictError(f"token {token_id} was revoked already")
+            what, fix = f"token {token_id}", "list the tokens to find its id"
+            token = to_revoke(uow.tokens.locked(token_id), what, fix)
             uow.tokens.revoke(token_id, _now())
             uow.grants.revoke_all(token_subject(token_id))  # its grants go with it
             uow.audit.append(
@@ -714,15 +710,13 @@ def _locked_until(user: Account) -> datetime | None:
 
 def _listed(token: IssuedToken) -> ListedToken:
     """A token as it is listed: everything but the digest of its secret."""
-    return ListedToken(
-        id=token.id,
-        name=token.name,
-        owner=token.owner,
-        roles=list(token.roles),
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-        created_at=token.created_at,
-    )
+    return copied(ListedToken, token, roles=list(token.roles))
+
+
+def _grant(uow: UnitOfWork, subject: str, roles: Iterable[str]) -> None:
+    """Each of the roles to the casbin subject, once, in the unit of work's transaction."""
+    for role in sorted(set(roles)):
+        uow.grants.grant(subject, role_subject(role))
 
 
 def _check_username(username: str) -> None:

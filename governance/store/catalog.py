@@ -7,19 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, func, true
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from governance.domain.audit import ChainedEvent
 from governance.domain.browsing import AuditFilter, Page, Slice
+from governance.domain.copying import copied
 from governance.domain.records import PinnedPolicy, StoredPolicy
 from governance.store.repository import audit_events_page
+from governance.store.session import SqlRepository
 from governance.store.tables import AuditEventRow, Policy, PromotionRequest
 
 
-class SqlCatalogViews:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlCatalogViews(SqlRepository):
     def audit_position(self, seq: int, filters: AuditFilter) -> int | None:
         if self._session.get(AuditEventRow, seq) is None:
             return None
@@ -54,7 +53,7 @@ class SqlCatalogViews:
         ).all()
         return [
             PinnedPolicy(
-                StoredPolicy(row.name, row.version, row.risk_tier, row.sha256, row.document),
+                copied(StoredPolicy, row),
                 row.created_at,
                 count or 0,
             )

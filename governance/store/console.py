@@ -22,8 +22,10 @@ from governance.domain.browsing import (
     RequestFilter,
     Slice,
 )
+from governance.domain.copying import copied
 from governance.domain.workflow import State
 from governance.store.repository import subject_events
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     GateDecision,
     Model,
@@ -34,10 +36,7 @@ from governance.store.tables import (
 )
 
 
-class SqlConsoleViews:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlConsoleViews(SqlRepository):
     def requests(self, filters: RequestFilter, page: Page) -> Slice[ListedRequest]:
         conditions: list[Any] = []
         if filters.state:
@@ -188,34 +187,21 @@ class SqlConsoleViews:
 
 
 def _listed_model(model: Model, versions: int = 0, latest: datetime | None = None) -> ListedModel:
-    return ListedModel(
-        name=model.name,
-        risk_tier=model.risk_tier,
-        owner=model.owner,
-        created_at=model.created_at,
-        versions=versions,
-        latest_version_at=latest,
-    )
+    return copied(ListedModel, model, versions=versions, latest_version_at=latest)
 
 
 def _listed_request(
     request: PromotionRequest, version: ModelVersion, model: Model, policy: Policy
 ) -> ListedRequest:
-    return ListedRequest(
-        id=request.id,
+    return copied(
+        ListedRequest,
+        request,
         model=model.name,
         version=version.version,
         risk_tier=model.risk_tier,
         owner=model.owner,
-        target=request.target,
-        state=request.state,
-        state_reason=request.state_reason,
-        submitter=request.submitter,
         policy_name=policy.name,
         policy_version=policy.version,
-        expires_at=request.expires_at,
-        created_at=request.created_at,
-        updated_at=request.updated_at,
     )
 
 

@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlalchemy import select as columns
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from governance.domain.copying import copied
 from governance.domain.records import (
     CheckedData,
     MonitoredRequest,
@@ -20,6 +21,7 @@ from governance.domain.records import (
     StoredFile,
 )
 from governance.domain.workflow import State
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     Dataset,
     FinalDecision,
@@ -33,10 +35,7 @@ from governance.store.tables import (
 )
 
 
-class SqlPredictionLogs:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlPredictionLogs(SqlRepository):
     # --- prediction batches ------------------------------------------------------------
 
     def version_id(self, model: str, version: str) -> int | None:
@@ -207,36 +206,8 @@ class SqlPredictionLogs:
 
 
 def _batch(row: PredictionBatch) -> PredictionBatchRecord:
-    return PredictionBatchRecord(
-        model_version_id=row.model_version_id,
-        batch_id=row.batch_id,
-        source=row.source,
-        actor=row.actor,
-        rows=row.rows,
-        outcomes=row.outcomes,
-        first_at=row.first_at,
-        last_at=row.last_at,
-        columns=list(row.columns),
-        sha256=row.sha256,
-        size_bytes=row.size_bytes,
-        received_at=row.received_at,
-    )
+    return copied(PredictionBatchRecord, row, columns=list(row.columns))
 
 
 def _run(row: MonitoringRun) -> MonitoringRunRecord:
-    assert row.id is not None
-    return MonitoringRunRecord(
-        id=row.id,
-        request_id=row.request_id,
-        monitor=row.monitor,
-        due_at=row.due_at,
-        status=row.status,
-        started_at=row.started_at,
-        rows=row.rows,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        summary=row.summary,
-        results=list(row.results),
-        action=row.action,
-        finished_at=row.finished_at,
-    )
+    return copied(MonitoringRunRecord, row, results=list(row.results))

@@ -6,16 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from governance.domain.copying import copied
 from governance.domain.records import Account, IssuedToken, SignedInSession
+from governance.store.session import SqlRepository
 from governance.store.tables import ApiToken, CasbinRule, UserAccount, UserSession
 
 
-class SqlAccounts:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlAccounts(SqlRepository):
     def get(self, username: str) -> Account | None:
         row = self._session.exec(select(UserAccount).filter_by(username=username)).first()
         return account(row) if row else None
@@ -47,10 +46,7 @@ class SqlAccounts:
         self._session.add(row)
 
 
-class SqlGrants:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlGrants(SqlRepository):
     def roles_of(self, subject: str) -> list[str]:
         return [line.v1 for line in self._lines(subject) if line.v1]
 
@@ -69,23 +65,13 @@ class SqlGrants:
         return self._session.exec(select(CasbinRule).filter_by(ptype="g", v0=subject)).all()
 
 
-class SqlSignedInSessions:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlSignedInSessions(SqlRepository):
     def get(self, digest: str) -> SignedInSession | None:
         row = self._session.get(UserSession, digest)
         return signed_in(row) if row else None
 
     def add(self, session: SignedInSession) -> None:
-        self._session.add(
-            UserSession(
-                digest=session.digest,
-                username=session.username,
-                csrf_token=session.csrf_token,
-                expires_at=session.expires_at,
-            )
-        )
+        self._session.add(UserSession(**vars(session)))
 
     def remove(self, digest: str) -> None:
         row = self._session.get(UserSession, digest)
@@ -101,10 +87,7 @@ class SqlSignedInSessions:
         return ended
 
 
-class SqlApiTokens:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlApiTokens(SqlRepository):
     def add(
         self,
         *,
@@ -147,35 +130,12 @@ class SqlApiTokens:
 
 
 def account(row: UserAccount) -> Account:
-    return Account(
-        id=row.id,
-        username=row.username,
-        full_name=row.full_name,
-        password_hash=row.password_hash,
-        disabled=row.disabled,
-        created_at=row.created_at,
-        failed_sign_ins=row.failed_sign_ins,
-        locked_until=row.locked_until,
-    )
+    return copied(Account, row)
 
 
 def signed_in(row: UserSession) -> SignedInSession:
-    return SignedInSession(
-        digest=row.digest,
-        username=row.username,
-        csrf_token=row.csrf_token,
-        expires_at=row.expires_at,
-    )
+    return copied(SignedInSession, row)
 
 
 def issued(row: ApiToken) -> IssuedToken:
-    return IssuedToken(
-        id=row.id,
-        name=row.name,
-        owner=row.owner,
-        roles=tuple(row.roles),
-        digest=row.digest,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        created_at=row.created_at,
-    )
+    return copied(IssuedToken, row, roles=tuple(row.roles))

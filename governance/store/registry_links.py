@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from governance.domain.copying import copied
 from governance.domain.records import (
     LinkedRequest,
     LinkedVersion,
     PromotionRecord,
     RegistryLinkRecord,
 )
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     ConsumerCursor,
     Model,
@@ -23,10 +25,7 @@ from governance.store.tables import (
 )
 
 
-class SqlRegistryLinks:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlRegistryLinks(SqlRepository):
     def known(self, connector: str) -> set[tuple[str, str]]:
         links = self._session.exec(select(RegistryLink).filter_by(connector=connector))
         return {(link.registry_model, link.registry_version) for link in links}
@@ -43,18 +42,11 @@ class SqlRegistryLinks:
         if row is None:
             return None
         request, link = row
-        return LinkedRequest(
-            link=RegistryLinkRecord(
-                connector=link.connector,
-                registry_model=link.registry_model,
-                registry_version=link.registry_version,
-                source_uri=link.source_uri,
-                run_id=link.run_id,
-            ),
+        return copied(
+            LinkedRequest,
+            request,
+            link=copied(RegistryLinkRecord, link),
             request_id=request.id,
-            state=request.state,
-            decision_id=request.decision_id,
-            state_reason=request.state_reason,
         )
 
     def of_connector(self, connector: str) -> list[LinkedVersion]:
@@ -81,22 +73,10 @@ class SqlRegistryLinks:
             .join(Model, col(ModelVersion.model_id) == col(Model.id))
             .where(Model.name == model, ModelVersion.version == version)
         ).one()
-        self._session.add(
-            RegistryLink(
-                connector=link.connector,
-                registry_model=link.registry_model,
-                registry_version=link.registry_version,
-                model_version_id=stored.id,
-                run_id=link.run_id,
-                source_uri=link.source_uri,
-            )
-        )
+        self._session.add(RegistryLink(**vars(link), model_version_id=stored.id))
 
 
-class SqlConsumerCursors:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlConsumerCursors(SqlRepository):
     def position(self, name: str) -> int:
         cursor = self._session.get(ConsumerCursor, name)
         return cursor.seq if cursor else 0

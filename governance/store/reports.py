@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from governance.domain.records import InventoryModel, InventoryRequest, ReportedRequest
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     GateDecision,
     Model,
@@ -15,10 +16,7 @@ from governance.store.tables import (
 )
 
 
-class SqlReportSources:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlReportSources(SqlRepository):
     def request(self, request_id: str) -> ReportedRequest | None:
         row = self._session.get(PromotionRequest, request_id)
         if row is None:

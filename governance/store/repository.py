@@ -286,14 +286,7 @@ def subject_events(session: Session, subject: str) -> list[dict[str, Any]]:
 
 
 def chained_event(row: AuditEventRow) -> ChainedEvent:
-    event = AuditEvent(
-        seq=row.seq,
-        time=row.time,
-        actor=row.actor,
-        action=row.action,
-        subject=row.subject,
-        payload=row.payload,
-    )
+    event = AuditEvent.model_validate(row, from_attributes=True)
     return ChainedEvent(event=event, prev_hash=row.prev_hash, hash=row.hash)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from governance.domain.audit import ChainedEvent
+from governance.domain.copying import copied
 from governance.domain.errors import AuditSequenceTakenError
 from governance.domain.records import (
     AuditAction,
@@ -30,6 +31,7 @@ from governance.store.people import SqlAccounts, SqlApiTokens, SqlGrants, SqlSig
 from governance.store.registry_links import SqlConsumerCursors, SqlRegistryLinks
 from governance.store.reports import SqlReportSources
 from governance.store.repository import append_audit, chained_events
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     AuditEventRow,
     Builder,
@@ -99,10 +101,7 @@ class SqlUnitOfWork:
         self._session.rollback()
 
 
-class SqlAuditTrail:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlAuditTrail(SqlRepository):
     def append(
         self, *, actor: str, action: str, subject: str, payload: dict[str, object]
     ) -> ChainedEvent:
@@ -128,10 +127,7 @@ class SqlAuditTrail:
         return [AuditAction(*row) for row in self._session.execute(query).tuples()]
 
 
-class SqlDecisions:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlDecisions(SqlRepository):
     def get(self, decision_id: str) -> StoredDecision | None:
         decision = self._session.get(GateDecision, decision_id)
         if decision is None:
@@ -145,10 +141,7 @@ class SqlDecisions:
         )
 
 
-class SqlRequests:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlRequests(SqlRepository):
     def with_evidence(self, states: Sequence[str]) -> list[RequestWithEvidence]:
         query = (
             select(PromotionRequest, ModelVersion, Model, Policy, GateDecision)
@@ -165,10 +158,9 @@ class SqlRequests:
             )
         )
         return [
-            RequestWithEvidence(
-                id=request.id,
-                state=request.state,
-                target=request.target,
+            copied(
+                RequestWithEvidence,
+                request,
                 model=model.name,
                 version=version.version,
                 policy=stored_policy(policy),
@@ -179,10 +171,7 @@ class SqlRequests:
         ]
 
 
-class SqlBuilderKeys:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlBuilderKeys(SqlRepository):
     def get(self, name: str) -> RegisteredBuilder | None:
         row = self._row(name)
         return registered(row) if row else None
@@ -219,25 +208,11 @@ class SqlBuilderKeys:
 
 
 def registered(row: Builder) -> RegisteredBuilder:
-    return RegisteredBuilder(
-        name=row.name,
-        key_id=row.key_id,
-        public_key=row.public_key,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by,
-    )
+    return copied(RegisteredBuilder, row)
 
 
 def stored_policy(row: Policy) -> StoredPolicy:
-    return StoredPolicy(
-        name=row.name,
-        version=row.version,
-        risk_tier=row.risk_tier,
-        sha256=row.sha256,
-        document=row.document,
-    )
+    return copied(StoredPolicy, row)
 
 
 class SqlUnits:

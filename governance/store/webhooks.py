@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from governance.domain.audit import ChainedEvent
 from governance.domain.browsing import Slice
+from governance.domain.copying import copied
 from governance.domain.records import FinishedChecks, Subscription, WebhookDeliveryRecord
 from governance.store.repository import chained_event, get_or_insert
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     AuditEventRow,
     ConsumerCursor,
@@ -28,10 +30,7 @@ from governance.store.tables import (
 )
 
 
-class SqlWebhookSubscriptions:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlWebhookSubscriptions(SqlRepository):
     def add(
         self,
         *,
@@ -80,10 +79,7 @@ class SqlWebhookSubscriptions:
         return self._session.exec(query).first()
 
 
-class SqlWebhookDeliveries:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlWebhookDeliveries(SqlRepository):
     def add(
         self,
         *,
@@ -155,10 +151,7 @@ class SqlWebhookDeliveries:
         return Slice([(delivery(row), url) for row, url in rows], int(total))
 
 
-class SqlWebhookTrail:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlWebhookTrail(SqlRepository):
     def cursor(self, name: str) -> int | None:
         row = self._session.get(ConsumerCursor, name)
         return row.seq if row else None
@@ -227,32 +220,8 @@ class SqlWebhookTrail:
 
 
 def subscription(row: WebhookSubscription) -> Subscription:
-    return Subscription(
-        id=row.id,
-        url=row.url,
-        events=tuple(row.events),
-        salt=row.salt,
-        created_by=row.created_by,
-        active=row.active,
-        created_at=row.created_at,
-    )
+    return copied(Subscription, row, events=tuple(row.events))
 
 
 def delivery(row: WebhookDelivery) -> WebhookDeliveryRecord:
-    return WebhookDeliveryRecord(
-        id=row.id,
-        subscription_id=row.subscription_id,
-        event_seq=row.event_seq,
-        event=row.event,
-        payload=row.payload,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_status_code=row.last_status_code,
-        last_error=row.last_error,
-        last_answer=row.last_answer,
-        last_attempt_at=row.last_attempt_at,
-        last_duration_ms=row.last_duration_ms,
-        delivered_at=row.delivered_at,
-        created_at=row.created_at,
-    )
+    return copied(WebhookDeliveryRecord, row)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from governance.domain.copying import copied
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.domain.records import (
@@ -24,6 +25,7 @@ from governance.domain.records import (
     WaiverRecord,
 )
 from governance.store.repository import get_or_insert, model_version, pin_policy, record_decision
+from governance.store.session import SqlRepository
 from governance.store.tables import (
     FinalDecision,
     GateDecision,
@@ -38,10 +40,7 @@ from governance.store.tables import (
 )
 
 
-class SqlModels:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlModels(SqlRepository):
     def register(self, name: str, risk_tier: str, owner: str | None) -> ModelRecord:
         row = get_or_insert(self._session, Model, {"name": name}, risk_tier=risk_tier, owner=owner)
         return _model(row)
@@ -60,24 +59,21 @@ class SqlModels:
             .where(Model.name == name)
             .order_by(col(ModelVersion.id))
         )
-        return [VersionRecord(v.version, v.artifact_sha256, v.created_at) for v in rows]
+        return [copied(VersionRecord, row) for row in rows]
 
     def person_known(self, username: str) -> bool:
         query = select(UserAccount.id).filter_by(username=username)
         return self._session.exec(query).first() is not None
 
 
-class SqlPromotions:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
+class SqlPromotions(SqlRepository):
     def record_version(self, model: str, version: str, artifact: Artifact) -> VersionRecord:
         stored = self._session.exec(select(Model).filter_by(name=model)).one()
         row = model_version(self._session, stored, version, artifact)
-        return VersionRecord(row.version, row.artifact_sha256, row.created_at)
+        return copied(VersionRecord, row)
 
     def pin_policy(self, policy: PromotionPolicy) -> StoredPolicy:
-        return _policy(pin_policy(self._session, policy))
+        return copied(StoredPolicy, pin_policy(self._session, policy))
 
     def open_request(
         self, model: str, version: str, target: str, states: Sequence[str]
@@ -170,19 +166,7 @@ class SqlPromotions:
         rows = self._session.exec(
             select(Signature).filter_by(request_id=request_id).order_by(col(Signature.id))
         )
-        return [
-            SignatureRecord(
-                username=s.username,
-                full_name=s.full_name,
-                role=s.role,
-                meaning=s.meaning,
-                comment=s.comment,
-                evidence_sha256=s.evidence_sha256,
-                reauthenticated=s.reauthenticated,
-                signed_at=s.signed_at,
-            )
-            for s in rows
-        ]
+        return [copied(SignatureRecord, row) for row in rows]
 
     def add_signature(self, request_id: str, signature: SignatureRecord) -> None:
         self._session.add(Signature(request_id=request_id, **vars(signature)))
@@ -197,7 +181,7 @@ class SqlPromotions:
         ).first()
         if row is None:
             return None
-        return WaiverRecord(row.requested_by, row.justification, row.days, row.created_at)
+        return copied(WaiverRecord, row)
 
     def add_waiver(self, request_id: str, waiver: WaiverRecord) -> None:
         self._session.add(WaiverRequest(request_id=request_id, **vars(waiver)))
@@ -221,7 +205,7 @@ class SqlPromotions:
         row = self._session.get(GateDecision, decision_id)
         if row is None:
             return None
-        return RecordedVerdict(row.id, row.verdict, row.summary, row.manifest, row.manifest_sha256)
+        return copied(RecordedVerdict, row)
 
     def record_decision(
         self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
@@ -245,15 +229,7 @@ class SqlPromotions:
 
     def job(self, job_id: int) -> CheckJob:
         row = self._session.exec(select(Job).where(Job.id == job_id).with_for_update()).one()
-        return CheckJob(
-            id=row.id,
-            request_id=row.request_id,
-            status=row.status,
-            attempts=row.attempts,
-            claimed_at=row.claimed_at,
-            error=row.error,
-            finished_at=row.finished_at,
-        )
+        return copied(CheckJob, row)
 
     def save_job(self, job: CheckJob) -> None:
         row = self._session.get(Job, job.id)
@@ -274,34 +250,21 @@ class SqlPromotions:
         model = self._session.get(Model, version.model_id) if version else None
         policy = self._session.get(Policy, row.policy_id)
         assert version and model and policy  # foreign keys guarantee all three
-        return PromotionRecord(
-            id=row.id,
+        return copied(
+            PromotionRecord,
+            row,
             model=model.name,
             version=version.version,
             risk_tier=model.risk_tier,
             model_owner=model.owner,
             artifact_sha256=version.artifact_sha256,
-            target=row.target,
-            policy=_policy(policy),
-            submitter=row.submitter,
-            submitter_person=row.submitter_person,
-            state=row.state,
-            state_reason=row.state_reason,
-            decision_id=row.decision_id,
-            inputs=row.inputs,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            policy=copied(StoredPolicy, policy),
         )
 
 
 def _model(row: Model) -> ModelRecord:
-    return ModelRecord(row.name, row.risk_tier, row.owner, row.created_at)
-
-
-def _policy(row: Policy) -> StoredPolicy:
-    return StoredPolicy(row.name, row.version, row.risk_tier, row.sha256, row.document)
+    return copied(ModelRecord, row)
 
 
 def _final(row: FinalDecision) -> FinalDecisionRecord:
-    return FinalDecisionRecord(row.id, row.decision, row.envelope, row.created_at)
+    return copied(FinalDecisionRecord, row)

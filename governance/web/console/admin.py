@@ -7,16 +7,19 @@ the answer to the form that made it: never in a redirect, a cookie or a log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, get, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Redirect, Template
 
 from governance.auth.secrets import MIN_PASSWORD_LENGTH
 from governance.domain.errors import InputError
 from governance.domain.roles import HUMAN_ROLES, ROLES
+from governance.services.people import People
 from governance.web.console.base import (
     REFUSALS,
     CsrfOnly,
@@ -114,37 +117,37 @@ async def set_roles(request: Request, username: str, data: Annotated[RolesForm, 
     return await act(request, USERS, governance_of(request).people.set_roles, args, done)
 
 
-@post(
-    f"{USERS}/{{username:str}}/disable",
-    opt=permission("users", "manage"),
-    name="console-admin-disable",
+def _person_change(
+    action: str, change: Callable[[People], Callable[..., object]], *args: object, done: str
+) -> HTTPRouteHandler:
+    """The POST `/admin/users/<username>/<action>` whose form is the CSRF token alone: one
+    `People` change to that person as the signed-in admin (`act`); `done` names them `{}`."""
+
+    @post(
+        f"{USERS}/{{username:str}}/{action}",
+        opt=permission("users", "manage"),
+        name=f"console-admin-{action}",
+    )
+    async def handler(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
+        use = change(governance_of(request).people)
+        everything = (principal_of(request), username, *args)
+        return await act(request, USERS, use, everything, done.format(username))
+
+    return handler
+
+
+disable = _person_change(
+    "disable",
+    lambda people: people.set_disabled,
+    True,
+    done="{} is disabled and signed out everywhere.",
 )
-async def disable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (principal_of(request), username, True)
-    done = f"{username} is disabled and signed out everywhere."
-    return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
-
-
-@post(
-    f"{USERS}/{{username:str}}/enable",
-    opt=permission("users", "manage"),
-    name="console-admin-enable",
+enable = _person_change(
+    "enable", lambda people: people.set_disabled, False, done="{} is enabled and can sign in again."
 )
-async def enable(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (principal_of(request), username, False)
-    done = f"{username} is enabled and can sign in again."
-    return await act(request, USERS, governance_of(request).people.set_disabled, args, done)
-
-
-@post(
-    f"{USERS}/{{username:str}}/unlock",
-    opt=permission("users", "manage"),
-    name="console-admin-unlock",
+unlock = _person_change(
+    "unlock", lambda people: people.unlock, done="{} is unlocked and can sign in again."
 )
-async def unlock(request: Request, username: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    args = (principal_of(request), username)
-    done = f"{username} is unlocked and can sign in again."
-    return await act(request, USERS, governance_of(request).people.unlock, args, done)
 
 
 @post(

@@ -191,42 +191,34 @@ def _read_flash(request: Request[Any, Any, Any]) -> dict[str, str] | None:
 
 
 def _expired(key: str, request: Request[Any, Any, Any]) -> Cookie:
-    return Cookie(
-        key=key,
-        value="",
-        path="/",
-        max_age=0,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    return _cookie(request, key, "", "/", max_age=0)
 
 
 def session_cookie(request: Request[Any, Any, Any], secret: str, expires: datetime) -> Cookie:
     """The session's secret, kept by the browser for as long as the session lives: Max-Age
     in seconds left (Litestar's `expires` takes seconds too, not a point in time)."""
     left = expires.replace(tzinfo=expires.tzinfo or UTC) - datetime.now(UTC)
-    return Cookie(
-        key=SESSION_COOKIE,
-        value=secret,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=max(int(left.total_seconds()), 0),
-    )
+    return _cookie(request, SESSION_COOKIE, secret, "/", max_age=max(int(left.total_seconds()), 0))
 
 
 def login_token_cookie(request: Request[Any, Any, Any]) -> tuple[str, Cookie]:
     token = secrets.token_urlsafe(24)
-    return token, Cookie(
-        key=LOGIN_COOKIE,
-        value=token,
-        path="/login",
+    return token, _cookie(request, LOGIN_COOKIE, token, "/login", max_age=3600)
+
+
+def _cookie(
+    request: Request[Any, Any, Any], key: str, value: str, path: str, *, max_age: int
+) -> Cookie:
+    """Every console cookie: out of scripts' reach, never sent with another site's request,
+    and only over HTTPS when the console is served over it."""
+    return Cookie(
+        key=key,
+        value=value,
+        path=path,
+        max_age=max_age,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        max_age=3600,
     )
 
 

@@ -3,6 +3,7 @@ actions on it. Each handler calls one service function and renders or redirects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -309,22 +310,16 @@ class RevokeForm:
     name="console-sign",
 )
 async def sign(request: Request, request_id: str, data: Annotated[SignatureForm, Form]) -> Redirect:
-    workflow = governance_of(request).workflow
-    args = (
-        principal_of(request),
+    words = {"approve": "approved", "reject": "rejected", "waive": "granted the waiver for"}
+    return await _on_request(
+        request,
         request_id,
+        governance_of(request).workflow.sign,
         data.meaning,
         data.comment,
         data.password,
         data.role or None,
-    )
-    words = {"approve": "approved", "reject": "rejected", "waive": "granted the waiver for"}
-    return await act(
-        request,
-        f"/requests/{request_id}",
-        workflow.sign,
-        args,
-        f"You {words.get(data.meaning, 'signed')} it.",
+        done=f"You {words.get(data.meaning, 'signed')} it.",
     )
 
 
@@ -336,11 +331,9 @@ async def sign(request: Request, request_id: str, data: Annotated[SignatureForm,
 async def request_waiver(
     request: Request, request_id: str, data: Annotated[WaiverForm, Form]
 ) -> Redirect:
-    workflow = governance_of(request).workflow
-    args = (principal_of(request), request_id, data.justification, data.days)
-    return await act(
-        request, f"/requests/{request_id}", workflow.request_waiver, args, "Waiver requested."
-    )
+    change = governance_of(request).workflow.request_waiver
+    args = (data.justification, data.days)
+    return await _on_request(request, request_id, change, *args, done="Waiver requested.")
 
 
 @post(
@@ -349,14 +342,8 @@ async def request_waiver(
     name="console-promote",
 )
 async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, Form]) -> Redirect:
-    workflow = governance_of(request).workflow
-    return await act(
-        request,
-        f"/requests/{request_id}",
-        workflow.promote,
-        (principal_of(request), request_id),
-        "Promoted.",
-    )
+    change = governance_of(request).workflow.promote
+    return await _on_request(request, request_id, change, done="Promoted.")
 
 
 @post(
@@ -365,11 +352,19 @@ async def promote(request: Request, request_id: str, data: Annotated[CsrfOnly, F
     name="console-revoke",
 )
 async def revoke(request: Request, request_id: str, data: Annotated[RevokeForm, Form]) -> Redirect:
-    workflow = governance_of(request).workflow
-    args = (principal_of(request), request_id, data.reason)
-    return await act(
-        request, f"/requests/{request_id}", workflow.revoke, args, "Revoked: it may not serve."
+    change = governance_of(request).workflow.revoke
+    return await _on_request(
+        request, request_id, change, data.reason, done="Revoked: it may not serve."
     )
+
+
+async def _on_request(
+    request: Request, request_id: str, change: Callable[..., object], *args: object, done: str
+) -> Redirect:
+    """Run one workflow change on the request as the signed-in person (`act`), then back to
+    the request's page."""
+    everything = (principal_of(request), request_id, *args)
+    return await act(request, f"/requests/{request_id}", change, everything, done)
 
 
 @get(
