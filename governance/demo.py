@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +45,7 @@ from governance.config import Settings
 from governance.domain.errors import InputError, UnauthenticatedError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
+from governance.domain.records import RequestView
 from governance.services.gate import Progress
 from governance.services.people import Principal
 from governance.services.workflow import Candidate
@@ -277,27 +277,27 @@ def _candidates(
         if request is None:
             assert inputs is not None
             request = _submit(governance, spec, work, inputs, person(SUBMITTER), progress)
-        if request["state"] in ("submitted", "checking"):
+        if request.state in ("submitted", "checking"):
             progress(f"{label}: running the checks")
             for job_id in workflow.claimable_jobs():
                 workflow.run_job(job_id)
-            request = workflow.get_request(request["id"])
-        if spec.promote and request["state"] == "awaiting_approval":
-            signed = {s["username"] for s in request["signatures"]}
+            request = workflow.get_request(request.id)
+        if spec.promote and request.state == "awaiting_approval":
+            signed = {s.username for s in request.signatures}
             for username, comment in SIGNERS.items():
                 if username not in signed:
                     progress(f"{label}: signed by {username}")
                     request = workflow.sign(
                         person(username),
-                        request["id"],
+                        request.id,
                         "approve",
                         comment,
                         _password(passwords, username),
                     )
-        if spec.promote and request["state"] == "approved":
+        if spec.promote and request.state == "approved":
             progress(f"{label}: promoted by {SUBMITTER}")
-            request = workflow.promote(person(SUBMITTER), request["id"])
-        if request["state"] == "promoted":
+            request = workflow.promote(person(SUBMITTER), request.id)
+        if request.state == "promoted":
             _first_day_in_production(governance, work, request, lambda: person("maria"), progress)
         runs.append(_evidence(governance, work, spec, request, progress))
     return runs
@@ -306,7 +306,7 @@ def _candidates(
 def _first_day_in_production(
     governance: Governance,
     work: Path,
-    request: dict[str, Any],
+    request: RequestView,
     analyst: Callable[[], Principal],
     progress: Progress,
 ) -> None:
@@ -314,12 +314,12 @@ def _first_day_in_production(
     held-out split (with the outcomes that came back), and each monitor the policy sets
     runs once, so the console has production monitoring to show."""
     monitoring = governance.monitoring
-    if monitoring.runs(request["id"]):
+    if monitoring.runs(request.id):
         return
-    label = f"{request['model']} v{request['version']}"
+    label = f"{request.model} v{request.version}"
     progress(f"{label}: a day of production predictions, then the policy's monitors")
     served = pd.read_parquet(work / "test.parquet")
-    model, _ = files.load_model(governance.blobs.path_of(request["artifactSha256"], ".skops"))
+    model, _ = files.load_model(governance.blobs.path_of(request.artifact_sha256, ".skops"))
     features = served.drop(columns=[TARGET])
     inputs = features[list(model.feature_names_in_)]
     logs = features.assign(
@@ -328,9 +328,9 @@ def _first_day_in_production(
         outcome=served[TARGET],
         timestamp=datetime.now(UTC) - timedelta(hours=1),
     )
-    monitoring.ingest("serving", request["model"], request["version"], "demo-day-1", logs)
-    for monitor in governance.browse.request_detail(request["id"]).policy.monitoring.monitors:
-        outcome = monitoring.run_now(analyst(), request["id"], monitor)
+    monitoring.ingest("serving", request.model, request.version, "demo-day-1", logs)
+    for monitor in governance.browse.request_detail(request.id).policy.monitoring.monitors:
+        outcome = monitoring.run_now(analyst(), request.id, monitor)
         progress(f"{label}: production {monitor} check: {outcome['status']}")
 
 
@@ -344,11 +344,11 @@ def _password(passwords: dict[str, str], username: str) -> str:
     return passwords[username]
 
 
-def _find(governance: Governance, spec: DemoModel) -> dict[str, Any] | None:
+def _find(governance: Governance, spec: DemoModel) -> RequestView | None:
     """The newest request for this model version, with its checks and signatures."""
-    listed = governance.workflow.list_requests(model=spec.name, limit=500)["items"]
+    listed = governance.workflow.list_requests(model=spec.name, limit=500).items
     found = next(
-        (r["id"] for r in listed if r["version"] == spec.version and r["target"] == ENVIRONMENT),
+        (r.id for r in listed if r.version == spec.version and r.target == ENVIRONMENT),
         None,
     )
     return None if found is None else governance.workflow.get_request(found)
@@ -384,9 +384,9 @@ def _submit(
     inputs: _Inputs,
     submitter: Principal,
     progress: Progress,
-) -> dict[str, Any]:
+) -> RequestView:
     workflow = governance.workflow
-    if spec.name not in {m["name"] for m in workflow.list_models()}:
+    if spec.name not in {m.name for m in workflow.list_models()}:
         workflow.register_model(submitter, spec.name, RISK_TIER, submitter.name)
     progress(f"Training {spec.name} v{spec.version}")
     model_path = work / f"{spec.name}-v{spec.version}.skops"
@@ -404,15 +404,15 @@ def _submit(
     )
     progress(f"{spec.name} v{spec.version}: submitted by {submitter.name}")
     created = workflow.submit(submitter, candidate)
-    return workflow.get_request(created["id"])
+    return workflow.get_request(created.id)
 
 
 def _champion(governance: Governance, name: str) -> Path | None:
     """The model in production: the artifact of the newest promoted version, if any."""
-    promoted = governance.workflow.list_requests(state="promoted", model=name, limit=1)["items"]
+    promoted = governance.workflow.list_requests(state="promoted", model=name, limit=1).items
     if not promoted:
         return None
-    stored = governance.blobs.path_of(promoted[0]["artifactSha256"], ".skops")
+    stored = governance.blobs.path_of(promoted[0].artifact_sha256, ".skops")
     return stored if stored.exists() else None
 
 
@@ -433,7 +433,7 @@ def _evidence(
     governance: Governance,
     work: Path,
     spec: DemoModel,
-    request: dict[str, Any],
+    request: RequestView,
     progress: Progress,
 ) -> DemoRun:
     """The manifest, JUnit and Markdown files of the request's gate decision, and its signed
@@ -441,10 +441,10 @@ def _evidence(
     run = DemoRun(
         spec.name,
         spec.version,
-        request["id"],
-        request["state"],
-        request["stateReason"],
-        request["gateDecisionId"],
+        request.id,
+        request.state,
+        request.state_reason,
+        request.gate_decision_id,
         None,
         None,
         [],
@@ -461,7 +461,7 @@ def _evidence(
     ):
         (folder / name).write_text(render(manifest), encoding="utf-8")
     reports = sorted(folder.glob("*.pdf"))
-    if len(reports) < 2 or any(_modified(p) < request["updatedAt"] for p in reports):
+    if len(reports) < 2 or any(_modified(p) < request.updated_at for p in reports):
         progress(f"{spec.name} v{spec.version}: signed decision report and bias audit")
         for report in (
             governance.reports.decision(ACTOR, request_id=run.request_id),

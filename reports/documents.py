@@ -19,6 +19,7 @@ import yaml
 
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
+from governance.domain.records import RequestView, SignatureRecord
 from governance.domain.reporting import DecisionFacts
 from governance.domain.results import CheckResult
 from reports import charts
@@ -44,7 +45,7 @@ class Cover:
 
 
 def decision_html(facts: DecisionFacts, cover: Cover) -> str:
-    manifest, request = facts.manifest, facts.request or {}
+    manifest, request = facts.manifest, facts.request
     checks = [check_view(result, facts.policy) for result in manifest.results]
     sections = {
         "summary": "1. Summary and verdict",
@@ -71,7 +72,7 @@ def decision_html(facts: DecisionFacts, cover: Cover) -> str:
     toc[3]["children"] = [
         {"id": f"check-{c['id']}", "title": f"{c['id']} ({c['type']})"} for c in checks
     ]
-    state = request.get("state")
+    state = request.state if request else None
     verdict = manifest.decision.verdict.value
     card = facts.model_card or ModelCard()
     return _render(
@@ -85,28 +86,30 @@ def decision_html(facts: DecisionFacts, cover: Cover) -> str:
         verdict_class=STATE_CLASS.get(state or "", VERDICT_CLASS.get(verdict, "neutral")),
         decision_summary=manifest.decision.summary,
         state=state,
-        state_reason=request.get("stateReason"),
+        state_reason=request.state_reason if request else None,
         model={
             "name": manifest.model_name,
             "version": manifest.model_version,
             "risk_tier": facts.policy.applies_to.risk_tier,
         },
         model_card=card.rows(facts.owner, facts.policy.applies_to.risk_tier),
-        target=request.get("target")
-        or (
+        target=request.target
+        if request
+        else (
             "none: a recorded gate decision, not a promotion request"
             if facts.decision_id
             else "none: a local gate run, not a promotion request"
         ),
-        request_id=request.get("id"),
+        request_id=request.id if request else None,
         decision_id=facts.decision_id,
         policy=policy_view(facts.policy),
         checks=checks,
         waiver=_waiver_view(request),
         evidence=_evidence_view(request),
-        signatures=[_signature_view(s) for s in request.get("signatures", [])],
+        signatures=[_signature_view(s) for s in request.signatures] if request else [],
         final_decisions=[
-            {**d, "created_at": _time(d["createdAt"])} for d in request.get("decisions", [])
+            {"id": d.id, "decision": d.decision, "created_at": _time(d.created_at)}
+            for d in (request.decisions if request else ())
         ],
         data_artifacts=[a for a in manifest.artifacts if a.role != "model"],
         artifacts=manifest.artifacts,
@@ -455,10 +458,10 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def _evidence_view(request: dict[str, Any]) -> dict[str, Any] | None:
+def _evidence_view(request: RequestView | None) -> dict[str, Any] | None:
     """How a request's evidence was checked: re-computed by the service (with each figure
     the submitter claimed otherwise), or accepted from a trusted builder."""
-    evidence = request.get("evidence")
+    evidence = request.evidence if request else None
     if not evidence:
         return None
     return {
@@ -469,32 +472,30 @@ def _evidence_view(request: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _waiver_view(request: dict[str, Any]) -> dict[str, Any] | None:
-    waiver = request.get("waiver")
-    if waiver is None:
+def _waiver_view(request: RequestView | None) -> dict[str, Any] | None:
+    waiver = request.waiver if request else None
+    if request is None or waiver is None:
         return None
-    granted = request.get("state") == "waived" or any(
-        d["decision"] == "waived" for d in request.get("decisions", [])
-    )
+    granted = request.state == "waived" or any(d.decision == "waived" for d in request.decisions)
     return {
-        "requested_by": waiver["requestedBy"],
-        "requested_at": _time(waiver["requestedAt"]),
-        "days": waiver["days"],
-        "justification": waiver["justification"],
+        "requested_by": waiver.requested_by,
+        "requested_at": _time(waiver.created_at),
+        "days": waiver.days,
+        "justification": waiver.justification,
         "granted": "granted" if granted else None,
     }
 
 
-def _signature_view(signature: dict[str, Any]) -> dict[str, Any]:
+def _signature_view(signature: SignatureRecord) -> dict[str, Any]:
     return {
-        "full_name": signature["fullName"],
-        "username": signature["username"],
-        "role": signature["role"],
-        "meaning": signature["meaning"],
-        "comment": signature.get("comment"),
-        "signed_at": _time(signature["signedAt"]),
-        "reauthenticated": signature.get("reauthenticated", False),
-        "evidence_sha256": signature["evidenceSha256"],
+        "full_name": signature.full_name,
+        "username": signature.username,
+        "role": signature.role,
+        "meaning": signature.meaning,
+        "comment": signature.comment,
+        "signed_at": _time(signature.signed_at),
+        "reauthenticated": signature.reauthenticated,
+        "evidence_sha256": signature.evidence_sha256,
     }
 
 

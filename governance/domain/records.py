@@ -426,3 +426,69 @@ class MonitoringRunRecord:
     results: list[dict[str, Any]] = field(default_factory=list)
     action: str | None = None
     finished_at: datetime | None = None
+
+
+# --- the workflow's answers (what `Workflow` returns to the API, console, CLI, reports) ---
+
+
+@dataclass(frozen=True)
+class ModelDetail:
+    """A governed model with every version registered under it, oldest first."""
+
+    name: str
+    risk_tier: str
+    owner: str | None
+    created_at: datetime
+    versions: tuple[VersionRecord, ...]
+
+
+@dataclass(frozen=True)
+class SubmittedRequest:
+    """A request just opened: its checks are queued, under the policy pinned for it."""
+
+    id: str
+    state: str
+    policy_sha256: str
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of promotion requests, newest first, and how many match in all."""
+
+    items: tuple[PromotionRecord, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as people decide on it: its state, the pinned policy's approval rules, the
+    evidence (`checks` are the manifest's results; `evidence` says how it was checked), the
+    signatures, the waiver asked for, and the final decisions issued."""
+
+    id: str
+    model: str
+    version: str
+    risk_tier: str
+    target: str
+    state: str
+    state_reason: str | None
+    submitter: str
+    submitter_person: str | None
+    policy: StoredPolicy
+    artifact_sha256: str
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    owner: str | None
+    verdict: str | None
+    decision_summary: str | None
+    gate_decision_id: str | None
+    evidence_sha256: str | None
+    checks: list[dict[str, Any]]
+    evidence: dict[str, Any]
+    approval_rules: dict[str, Any]
+    signatures: tuple[SignatureRecord, ...]
+    waiver: WaiverRecord | None
+    decisions: tuple[FinalDecisionRecord, ...]

@@ -12,6 +12,7 @@ from typing import Any
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
+from governance.domain.records import RequestView
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class DecisionFacts:
     decision_id: str | None
     model_card: ModelCard | None = None
     owner: str | None = None
-    request: dict[str, Any] | None = None  # the workflow's view of the request, if any
+    request: RequestView | None = None  # the workflow's view of the request, if any
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: str | None = None
     tree_size: int | None = None

@@ -21,6 +21,7 @@ from governance.domain.browsing import (
 from governance.domain.errors import NotFoundError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.records import RequestView
 from governance.services.people import Principal
 from governance.services.ports import UnitOfWorkFactory
 
@@ -32,7 +33,7 @@ class RequestDetail:
     """Everything the request page shows: the workflow's view of the request, the policy it
     is judged under, the evidence (once the checks ran) and its audit events."""
 
-    request: dict[str, Any]
+    request: RequestView
     policy: PromotionPolicy
     manifest: EvidenceManifest | None
     events: list[dict[str, Any]]
@@ -45,7 +46,7 @@ class Browse:
     def __init__(
         self,
         units: UnitOfWorkFactory,
-        request_view: Callable[[str], dict[str, Any]],
+        request_view: Callable[[str], RequestView],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._units = units
@@ -109,7 +110,7 @@ class Browse:
             raise NotFoundError(f"request {request_id}", "find it in the list of requests")
         view = self._request_view(request_id)
         with self._units(read_only=True) as uow:
-            events = uow.console.subject_events(f"model:{view['model']}@{view['version']}")
+            events = uow.console.subject_events(f"model:{view.model}@{view.version}")
         return RequestDetail(
             request=view,
             policy=parse_policy(pinned.policy_document),

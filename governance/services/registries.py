@@ -243,7 +243,7 @@ class RegistrySync:
             pickle_allowed=True,  # `fetch` refused a pickle unless the connector allows them
         )
         created = self._workflow.submit(actor, candidate, also=self._link(link))
-        return str(created["id"])
+        return created.id
 
     def _ensure_model(self, actor: Principal, offered: RegistryVersion) -> None:
         try:
@@ -251,9 +251,9 @@ class RegistrySync:
         except NotFoundError:
             self._workflow.register_model(actor, offered.model, offered.risk_tier, offered.owner)
             return
-        if model["riskTier"] != offered.risk_tier:
+        if model.risk_tier != offered.risk_tier:
             raise ConflictError(
-                f"{offered.model} is governed at risk tier {model['riskTier']}, and this "
+                f"{offered.model} is governed at risk tier {model.risk_tier}, and this "
                 f"version's tag says {offered.risk_tier}: a tier changes only with a new model "
                 "name",
                 "refused",

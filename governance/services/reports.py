@@ -16,7 +16,7 @@ from governance.domain.errors import InputError, NotFoundError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
-from governance.domain.records import InventoryModel
+from governance.domain.records import InventoryModel, RequestView
 from governance.domain.reporting import DecisionFacts, IssuedReport, canonical_sha256
 from governance.services.audit import checkpoint
 from governance.services.gate import predict
@@ -32,7 +32,7 @@ from governance.services.unit_of_work import run_in_unit_of_work
 
 Clock = Callable[[], datetime]
 SignNote = Callable[[Any], str]
-RequestView = Callable[[str], dict[str, Any]]
+RequestViewer = Callable[[str], RequestView]
 APPROVED = ("approved", "waived", "promoted")
 
 
@@ -58,7 +58,7 @@ class Reports:
         units: UnitOfWorkFactory,
         signing: Callable[[], ReportRenderer],
         sign_note: SignNote,
-        request_view: RequestView,
+        request_view: RequestViewer,
         models: ArtifactSource,
         blobs: ContentStore | None = None,
         clock: Clock = lambda: datetime.now(UTC),
@@ -297,9 +297,10 @@ def record_report(
 
 def _decision(facts: DecisionFacts, signing: ReportRenderer, clock: Clock) -> IssuedReport:
     manifest = facts.manifest
-    request = facts.request or {}
-    statement = attestation.statement(manifest, facts.decision_id, decision=request.get("state"))
-    statement["predicate"]["requestId"] = request.get("id")
+    request = facts.request
+    state = request.state if request else None
+    statement = attestation.statement(manifest, facts.decision_id, decision=state)
+    statement["predicate"]["requestId"] = request.id if request else None
     report = signing.decision(facts, statement, clock)
     assert report.manifest_sha256 == manifest.sha256  # the embedded bytes are the manifest's
     return report

@@ -30,9 +30,13 @@ from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.records import (
     FinalDecisionRecord,
+    ModelDetail,
     ModelRecord,
     PromotionRecord,
+    RequestPage,
+    RequestView,
     SignatureRecord,
+    SubmittedRequest,
     WaiverRecord,
 )
 from governance.domain.verdict import decide
@@ -154,7 +158,7 @@ class Workflow:
 
     def register_model(
         self, actor: Principal, name: str, risk_tier: str, owner: str | None
-    ) -> dict[str, Any]:
+    ) -> ModelRecord:
         """A model's owner is a person: the one named, else the person behind the caller (a
         token's owner). Segregation of duties keeps the owner from approving it."""
         names.checked("name", name)
@@ -162,7 +166,7 @@ class Workflow:
             raise InputError("riskTier", f"is {risk_tier!r}", "use low, medium or high")
         owner = owner if owner is not None else actor.person
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> ModelRecord:
             if owner is not None:
                 _check_person(uow, owner)
             model = uow.models.register(name, risk_tier, owner)
@@ -177,31 +181,21 @@ class Workflow:
                 subject=f"model:{name}",
                 payload={"risk_tier": risk_tier, "owner": model.owner},
             )
-            return _model_dict(model)
+            return model
 
         return run_in_unit_of_work(self._units, work)
 
-    def list_models(self) -> list[dict[str, Any]]:
+    def list_models(self) -> list[ModelRecord]:
         with self._units(read_only=True) as uow:
-            return [_model_dict(m) for m in uow.models.all()]
+            return list(uow.models.all())
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> ModelDetail:
         with self._units(read_only=True) as uow:
             model = uow.models.get(name)
             if model is None:
                 raise NotFoundError(f"model {name}", "register it with POST /api/v1/models")
-            versions = uow.models.versions(name)
-            return {
-                **_model_dict(model),
-                "versions": [
-                    {
-                        "version": v.version,
-                        "artifactSha256": v.artifact_sha256,
-                        "createdAt": v.created_at,
-                    }
-                    for v in versions
-                ],
-            }
+            versions = tuple(uow.models.versions(name))
+        return ModelDetail(model.name, model.risk_tier, model.owner, model.created_at, versions)
 
     # --- submission and checks ---------------------------------------------------------
 
@@ -210,17 +204,17 @@ class Workflow:
         actor: Principal,
         candidate: Candidate,
         also: Callable[[WorkflowUnit, PromotionRecord], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SubmittedRequest:
         """Open a request: pin the policy for the model's tier, record the version's bytes,
         and enqueue the checks in the same transaction; `also` adds to that transaction
         (a registry connector records where the version came from)."""
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> SubmittedRequest:
             request, policy = self._open(uow, actor, candidate, _inputs(candidate))
             uow.promotions.enqueue(request.id, CHECKS_JOB)
             if also is not None:
                 also(uow, request)
-            return {"id": request.id, "state": request.state, "policySha256": policy.content_hash}
+            return SubmittedRequest(request.id, request.state, policy.content_hash)
 
         return run_in_unit_of_work(self._units, work)
 
@@ -230,7 +224,7 @@ class Workflow:
         candidate: Candidate,
         manifest: EvidenceManifest,
         provenance: Any = None,
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         """Open a request with checks that already ran elsewhere (`governance gate --submit`
         in CI). The evidence must be for these bytes and for the policy the service pins.
         It is not taken on the submitter's word: the service re-computes every check from
@@ -254,7 +248,7 @@ class Workflow:
                 "upload the model file the gate judged",
             )
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> RequestView:
             policy = self._model_policy(uow, candidate)
             if manifest.policy.sha256 != policy.content_hash:
                 raise InputError(
@@ -275,7 +269,7 @@ class Workflow:
                 inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
                 request, _ = self._open(uow, actor, candidate, inputs)
                 uow.promotions.enqueue(request.id, CHECKS_JOB)
-                return self._request_dict(uow, request)
+                return _view(uow, request)
             inputs = {
                 **_inputs(candidate),
                 "evidence": {**claim, "mode": BUILDER, "builder": builder},
@@ -302,7 +296,7 @@ class Workflow:
                     "evidence": f"accepted from builder {builder}, provenance verified",
                 },
             )
-            return self._request_dict(uow, request)
+            return _view(uow, request)
 
         return self._changing(work)
 
@@ -510,7 +504,7 @@ class Workflow:
         comment: str,
         password: str,
         role: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         """An electronic signature: re-authenticated, with its meaning, over the evidence's
         hash. `approve` and `reject` while awaiting approval; `waive` and `reject` on a
         requested waiver."""
@@ -522,7 +516,7 @@ class Workflow:
             raise InputError("comment", "is empty", "say what you checked and why you decide so")
         user = self._people.verify_password(actor.name, password)
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> RequestView:
             request = _locked(uow, request_id)
             state = State(request.state)
             action = {
@@ -593,7 +587,7 @@ class Workflow:
                 if s.meaning == "approve"
             ]
             if action is Action.APPROVE and not quorum_reached(policy.approvals, approvals):
-                return self._request_dict(uow, request)
+                return _view(uow, request)
             if action is Action.APPROVE:
                 days = policy.approvals.expires_after_days
                 request = replace(request, expires_at=now + timedelta(days=days))
@@ -603,13 +597,13 @@ class Workflow:
                 request = replace(request, expires_at=now + timedelta(days=days))
             reason = f"{meaning} by {user.full_name} ({chosen}): {comment.strip()}"
             request = self._move(uow, request, action, actor.name, reason, {"role": chosen})
-            return self._request_dict(uow, request)
+            return _view(uow, request)
 
         return self._changing(work)
 
     def request_waiver(
         self, actor: Principal, request_id: str, justification: str, days: int
-    ) -> dict[str, Any]:
+    ) -> RequestView:
         if len(justification.strip()) < MIN_JUSTIFICATION:
             raise InputError(
                 "justification",
@@ -619,7 +613,7 @@ class Workflow:
         if days < 1:
             raise InputError("days", f"is {days}", "ask for 1 day or more")
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> RequestView:
             request = _locked(uow, request_id)
             policy = _policy(request)
             if not policy.waivers.allowed:
@@ -650,12 +644,12 @@ class Workflow:
                 justification.strip(),
                 {"days": days},
             )
-            return self._request_dict(uow, request)
+            return _view(uow, request)
 
         return self._changing(work)
 
-    def promote(self, actor: Principal, request_id: str) -> dict[str, Any]:
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+    def promote(self, actor: Principal, request_id: str) -> RequestView:
+        def work(uow: UnitOfWork) -> RequestView:
             request = _locked(uow, request_id)
             self._check_move(request, Action.PROMOTE)
             if request.expires_at is not None and request.expires_at <= self._clock():
@@ -664,18 +658,18 @@ class Workflow:
                     request.state,
                 )
             request = self._move(uow, request, Action.PROMOTE, actor.name, None, {})
-            return self._request_dict(uow, request)
+            return _view(uow, request)
 
         return self._changing(work)
 
-    def revoke(self, actor: Principal, request_id: str, reason: str) -> dict[str, Any]:
+    def revoke(self, actor: Principal, request_id: str, reason: str) -> RequestView:
         if not reason.strip():
             raise InputError("reason", "is empty", "say why the model must stop serving")
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> RequestView:
             request = _locked(uow, request_id)
             request = self._move(uow, request, Action.REVOKE, actor.name, reason.strip(), {})
-            return self._request_dict(uow, request)
+            return _view(uow, request)
 
         return self._changing(work)
 
@@ -712,9 +706,9 @@ class Workflow:
 
     # --- reading -----------------------------------------------------------------------
 
-    def get_request(self, request_id: str) -> dict[str, Any]:
+    def get_request(self, request_id: str) -> RequestView:
         with self._units(read_only=True) as uow:
-            return self._request_dict(uow, _get(uow, request_id))
+            return _view(uow, _get(uow, request_id))
 
     def list_requests(
         self,
@@ -722,13 +716,12 @@ class Workflow:
         model: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> dict[str, Any]:
+    ) -> RequestPage:
         if state and state not in {s.value for s in State}:
             raise InputError("state", f"is {state!r}", f"use one of {', '.join(State)}")
         with self._units(read_only=True) as uow:
             total, rows = uow.promotions.page(state, model, limit, offset)
-        items = [_request_summary(r) for r in rows]
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
+        return RequestPage(tuple(rows), total, limit, offset)
 
     def manifest(self, request_id: str) -> dict[str, Any]:
         with self._units(read_only=True) as uow:
@@ -948,72 +941,38 @@ class Workflow:
         finally:
             self._admissions.clear()
 
-    @staticmethod
-    def _request_dict(uow: WorkflowUnit, request: PromotionRecord) -> dict[str, Any]:
-        decision = uow.promotions.verdict(request.decision_id) if request.decision_id else None
-        policy = _policy(request)
-        finals = uow.promotions.finals(request.id)
-        waiver = uow.promotions.waiver(request.id)
-        return {
-            **_request_summary(request),
-            "owner": _owner(request),
-            "verdict": decision.verdict if decision else None,
-            "decisionSummary": decision.summary if decision else None,
-            "gateDecisionId": request.decision_id,
-            "evidenceSha256": decision.manifest_sha256 if decision else None,
-            "checks": decision.manifest["results"] if decision else [],
-            "evidence": evidence_view(request.inputs, decision.manifest if decision else None),
-            "approvalRules": policy.approvals.model_dump(mode="json", by_alias=True),
-            "signatures": [
-                {
-                    "username": s.username,
-                    "fullName": s.full_name,
-                    "role": s.role,
-                    "meaning": s.meaning,
-                    "comment": s.comment,
-                    "evidenceSha256": s.evidence_sha256,
-                    "reauthenticated": s.reauthenticated,
-                    "signedAt": s.signed_at,
-                }
-                for s in uow.promotions.signatures(request.id)
-            ],
-            "waiver": None
-            if waiver is None
-            else {
-                "requestedBy": waiver.requested_by,
-                "justification": waiver.justification,
-                "days": waiver.days,
-                "requestedAt": waiver.created_at,
-            },
-            "decisions": [
-                {"id": f.id, "decision": f.decision, "createdAt": f.created_at} for f in finals
-            ],
-        }
 
-
-def request_view(uow: WorkflowUnit, request_id: str) -> dict[str, Any]:
-    """A request as the API and the reports show it: state, evidence, signatures, waiver."""
-    return Workflow._request_dict(uow, _get(uow, request_id))
-
-
-def _request_summary(request: PromotionRecord) -> dict[str, Any]:
-    policy = request.policy
-    return {
-        "id": request.id,
-        "model": request.model,
-        "version": request.version,
-        "riskTier": request.risk_tier,
-        "target": request.target,
-        "state": request.state,
-        "stateReason": request.state_reason,
-        "submitter": request.submitter,
-        "submitterPerson": request.submitter_person,
-        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
-        "artifactSha256": request.artifact_sha256,
-        "expiresAt": request.expires_at,
-        "createdAt": request.created_at,
-        "updatedAt": request.updated_at,
-    }
+def _view(uow: WorkflowUnit, request: PromotionRecord) -> RequestView:
+    """A request as the API, the console and the reports show it: state, evidence,
+    signatures, waiver and final decisions."""
+    decision = uow.promotions.verdict(request.decision_id) if request.decision_id else None
+    return RequestView(
+        id=request.id,
+        model=request.model,
+        version=request.version,
+        risk_tier=request.risk_tier,
+        target=request.target,
+        state=request.state,
+        state_reason=request.state_reason,
+        submitter=request.submitter,
+        submitter_person=request.submitter_person,
+        policy=request.policy,
+        artifact_sha256=request.artifact_sha256,
+        expires_at=request.expires_at,
+        created_at=request.created_at,
+        updated_at=request.updated_at,
+        owner=_owner(request),
+        verdict=decision.verdict if decision else None,
+        decision_summary=decision.summary if decision else None,
+        gate_decision_id=request.decision_id,
+        evidence_sha256=decision.manifest_sha256 if decision else None,
+        checks=decision.manifest["results"] if decision else [],
+        evidence=evidence_view(request.inputs, decision.manifest if decision else None),
+        approval_rules=_policy(request).approvals.model_dump(mode="json", by_alias=True),
+        signatures=tuple(uow.promotions.signatures(request.id)),
+        waiver=uow.promotions.waiver(request.id),
+        decisions=tuple(uow.promotions.finals(request.id)),
+    )
 
 
 class AdmissionCache:
@@ -1133,15 +1092,6 @@ def _without_paths(error: str, inputs: dict[str, Any]) -> str:
 
 def _hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
-
-
-def _model_dict(model: ModelRecord) -> dict[str, Any]:
-    return {
-        "name": model.name,
-        "riskTier": model.risk_tier,
-        "owner": model.owner,
-        "createdAt": model.created_at,
-    }
 
 
 def _inputs(candidate: Candidate) -> dict[str, Any]:

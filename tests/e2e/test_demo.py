@@ -86,14 +86,14 @@ def test_the_candidates_reach_blocked_promoted_and_awaiting_approval(
     # through the service: who submitted, who signed, what admission answers
     workflow = governance.workflow
     promoted = workflow.get_request(runs[("income-reweighed", "1")].request_id)
-    assert promoted["submitter"] == "dana" and promoted["owner"] == "dana"
-    assert sorted((s["username"], s["role"], s["meaning"]) for s in promoted["signatures"]) == [
+    assert promoted.submitter == "dana" and promoted.owner == "dana"
+    assert sorted((s.username, s.role, s.meaning) for s in promoted.signatures) == [
         ("bob", "business_owner", "approve"),
         ("maria", "model_risk_officer", "approve"),
     ]
-    assert all(s["reauthenticated"] for s in promoted["signatures"])
+    assert all(s.reauthenticated for s in promoted.signatures)
     waiting = workflow.get_request(runs[("income-reweighed", "2")].request_id)
-    assert waiting["signatures"] == [] and waiting["submitter"] == "dana"
+    assert waiting.signatures == () and waiting.submitter == "dana"
     assert workflow.admission("income-reweighed", "1", "production").allowed
     assert not workflow.admission("income-reweighed", "2", "production").allowed
     assert not workflow.admission("income-full", "1", "production").allowed

@@ -63,17 +63,17 @@ class World:
     def checked(self, version: str, seed: int = 1) -> str:
         """Submitted and checked: awaiting approval (no final decision signed yet)."""
         workflow = self.governance.workflow
-        request_id = workflow.submit(self.people["dana"], self.candidate(version, seed))["id"]
+        request_id = workflow.submit(self.people["dana"], self.candidate(version, seed)).id
         for job in workflow.claimable_jobs():
             workflow.run_job(job)
-        assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+        assert workflow.get_request(request_id).state == "awaiting_approval"
         return request_id
 
     def promoted(self, version: str, seed: int = 1) -> str:
         request_id = self.checked(version, seed)
         workflow = self.governance.workflow
         workflow.sign(self.people["bob"], request_id, "approve", "reviewed", PASSWORD)
-        assert workflow.promote(self.people["dana"], request_id)["state"] == "promoted"
+        assert workflow.promote(self.people["dana"], request_id).state == "promoted"
         return request_id
 
     def sql(self, statement: str, **values: Any) -> None:

@@ -140,10 +140,10 @@ def promoted(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[Cons
             data=demo_dir / "test.parquet",
             reference=demo_dir / "train.parquet",
         )
-        request_id = workflow.submit(people["dana"], candidate)["id"]
+        request_id = workflow.submit(people["dana"], candidate).id
         for job in workflow.claimable_jobs():
             workflow.run_job(job)
-        assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+        assert workflow.get_request(request_id).state == "awaiting_approval"
         workflow.sign(people["maria"], request_id, "approve", "reviewed", PASSWORD)
         workflow.promote(people["dana"], request_id)
         governance.monitoring.ingest("serving", MODEL, VERSION, "b-1", predictions(demo_dir))

@@ -137,9 +137,9 @@ def test_round_trip(stage: Stage) -> None:
     [link] = links(stage)
     assert (link.registry_model, link.registry_version) == (MODEL, "v1")
     workflow = stage.governance.workflow
-    assert workflow.get_model(MODEL)["riskTier"] == "high"
+    assert workflow.get_model(MODEL).risk_tier == "high"
     stage.run_checks()
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
     stage.sync()
     assert stage.decision("v1")["status"] == "awaiting_approval"
     assert stage.decision("v1")["requestId"] == request_id
@@ -178,7 +178,7 @@ def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     stage.drop("v2", model_file=BAD)  # governed too, so blocked by its checks
     [blocked] = stage.sync()["opened"]
     stage.run_checks()
-    assert stage.governance.workflow.get_request(blocked)["state"] == "blocked"
+    assert stage.governance.workflow.get_request(blocked).state == "blocked"
     stage.sync()
     assert stage.decision("v2")["status"] == "blocked"
     assert stage.alias() == "v1"
@@ -259,8 +259,8 @@ def test_a_folder_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
     # candidate.yaml is often fixed after the fact: an incomplete folder is looked at again.
     (no_label / "candidate.yaml").write_text(yaml.safe_dump({"tier": "high", "label": TARGET}))
     [request_id] = stage.sync()["opened"]
-    assert stage.governance.workflow.get_request(request_id)["model"] == MODEL
-    assert stage.governance.workflow.get_model(MODEL)["riskTier"] == "high"
+    assert stage.governance.workflow.get_request(request_id).model == MODEL
+    assert stage.governance.workflow.get_model(MODEL).risk_tier == "high"
 
     # The model is governed at high now; a version that says low would change the rules.
     stage.drop("v5", candidate={"tier": "low", "label": TARGET})

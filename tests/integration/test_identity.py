@@ -280,27 +280,27 @@ def test_a_person_may_not_approve_what_their_token_submitted(
         ),
     )
     JobRunner(workflow).run_pending()
-    assert workflow.get_request(request["id"])["state"] == "awaiting_approval"
+    assert workflow.get_request(request.id).state == "awaiting_approval"
 
     with world.client(world.session("pat")) as client:
         body = {"meaning": "approve", "comment": "looks fine", "password": PASSWORD}
-        refused = client.post(f"/api/v1/requests/{request['id']}/signatures", json=body)
+        refused = client.post(f"/api/v1/requests/{request.id}/signatures", json=body)
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert "segregation of duties" in refused.json()["detail"]
-    checked = workflow.get_request(request["id"])
-    assert checked["submitter"] == f"token:{token.id}"
-    assert checked["submitterPerson"] == "pat"  # recorded with the request
-    assert checked["owner"] == "pat" == registered.json()["owner"]  # a person, not `token:…`
+    checked = workflow.get_request(request.id)
+    assert checked.submitter == f"token:{token.id}"
+    assert checked.submitter_person == "pat"  # recorded with the request
+    assert checked.owner == "pat" == registered.json()["owner"]  # a person, not `token:…`
     assert token.owner == "pat"
     trail = audit_trail(world.governance.engine)
     [submitted] = [e.event for e in trail if e.event.action == "request.submitted"]
     assert submitted.actor == f"token:{token.id}"
     assert submitted.payload["submitter_person"] == "pat"
     # somebody else may: the rule is about pat, not about tokens
-    workflow.sign(world.principal("maria"), request["id"], "approve", "checked", PASSWORD)
+    workflow.sign(world.principal("maria"), request.id, "approve", "checked", PASSWORD)
     with pytest.raises(ForbiddenError, match="segregation of duties"):
-        workflow.sign(world.principal("pat"), request["id"], "approve", "mine", PASSWORD)
+        workflow.sign(world.principal("pat"), request.id, "approve", "mine", PASSWORD)
 
 
 def test_a_token_names_an_active_person_as_its_owner(world: World) -> None:

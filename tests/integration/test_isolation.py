@@ -140,7 +140,7 @@ def test_a_skops_upload_is_still_judged(api: Api, demo_dir: Path) -> None:
     assert answer.status_code == 202, answer.text
     api.run_jobs()
     request = api.governance.workflow.get_request(answer.json()["id"])
-    assert request["state"] == "awaiting_approval", request["stateReason"]
+    assert request.state == "awaiting_approval", request.state_reason
 
 
 def allowed_pickle(api: Api, demo_dir: Path, tmp_path: Path, model: object, version: str) -> str:
@@ -158,7 +158,7 @@ def allowed_pickle(api: Api, demo_dir: Path, tmp_path: Path, model: object, vers
         reference=demo_dir / "train.parquet",
         pickle_allowed=True,
     )
-    return str(api.governance.workflow.submit(SYSTEM, candidate)["id"])
+    return str(api.governance.workflow.submit(SYSTEM, candidate).id)
 
 
 def blocked_reason(api: Api, request_id: str) -> str:
@@ -182,11 +182,11 @@ def test_a_connector_pickle_is_judged_in_the_child(
     request_id = allowed_pickle(api, demo_dir, tmp_path, model, "2")
     api.run_jobs()
     request = api.governance.workflow.get_request(request_id)
-    assert request["state"] == "awaiting_approval", request["stateReason"]
+    assert request.state == "awaiting_approval", request.state_reason
     # The bias audit predicts again in the server process, which holds the report key:
     # there a pickle is refused even from a connector that allows them.
     with pytest.raises(InputError) as refused:
-        api.governance.reports.bias_audit("audrey", request["gateDecisionId"])
+        api.governance.reports.bias_audit("audrey", request.gate_decision_id)
     assert refused.value.subject == "model" and "skops" in refused.value.fix
 
 

@@ -116,7 +116,7 @@ def test_round_trip(stage: Stage) -> None:
     request_id = opened[0]
     stage.run_checks()
     workflow = stage.governance.workflow
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
     stage.sync()
     assert stage.tags(version)["governance.status"] == "awaiting_approval"
     assert stage.alias() is None

@@ -142,10 +142,10 @@ def world(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[World]:
             data=demo_dir / "test.parquet",
             reference=demo_dir / "train.parquet",
         )
-        request_id = workflow.submit(people["dana"], candidate)["id"]
+        request_id = workflow.submit(people["dana"], candidate).id
         for job in workflow.claimable_jobs():
             workflow.run_job(job)
-        assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+        assert workflow.get_request(request_id).state == "awaiting_approval"
         for signer in ("maria", "bob"):
             workflow.sign(people[signer], request_id, "approve", "reviewed", PASSWORD)
         workflow.promote(people["dana"], request_id)
@@ -276,7 +276,7 @@ def test_drift_breach_revokes_once_and_survives_a_restart(world: World) -> None:
     breach = world.actions("monitoring.breach")
     assert len(breach) == 1
     assert breach[0]["request_id"] == world.request_id and breach[0]["action"] == "revoked"
-    assert world.governance.workflow.get_request(world.request_id)["state"] == "revoked"
+    assert world.governance.workflow.get_request(world.request_id).state == "revoked"
     assert world.admission() == "deny"
     listed = world.get("maria", f"/api/v1/requests/{world.request_id}/monitoring").json()
     assert [(r["monitor"], r["status"]) for r in listed] == [("drift", "breach")]

@@ -104,7 +104,7 @@ def test_bad_names_are_refused_where_they_come_in(api: Api, kind: str) -> None:
     with pytest.raises(InputError, match="name"):  # a registry connector calls this
         api.governance.workflow.register_model(SYSTEM, bad, "low", None)
     assert api.audit_total() == before
-    assert api.governance.workflow.list_requests()["total"] == 0
+    assert api.governance.workflow.list_requests().total == 0
 
 
 def test_the_names_in_use_still_fit(api: Api) -> None:

@@ -79,18 +79,18 @@ def test_a_crashed_job_is_taken_again_and_decided_once(
     clock = Clock()
     workflow = workflow_with(governance, clock)
     workflow.register_model(SYSTEM, "income", "high", "dana")
-    request_id = workflow.submit(SYSTEM, candidate(demo_dir))["id"]
+    request_id = workflow.submit(SYSTEM, candidate(demo_dir)).id
     [job_id] = workflow.claimable_jobs()
 
     # A process claims the job, starts the checks, and dies.
     assert workflow._claim_job(job_id) == request_id
-    assert workflow.get_request(request_id)["state"] == "checking"
+    assert workflow.get_request(request_id).state == "checking"
     assert workflow.claimable_jobs() == []  # claimed: nobody else takes it
 
     clock.now += timedelta(seconds=61)  # the claim lapses
     assert workflow.claimable_jobs() == [job_id]
     assert workflow.run_job(job_id) is True
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
     assert workflow.run_job(job_id) is False  # done: never run again
 
     # Had the dead process come back and finished too, its verdict would be dropped.
@@ -108,13 +108,13 @@ def test_approval_expires_and_admission_denies(governance: Governance, demo_dir:
     clock = Clock()
     workflow = workflow_with(governance, clock)
     workflow.register_model(SYSTEM, "income", "high", "dana")
-    request_id = workflow.submit(SYSTEM, candidate(demo_dir))["id"]
+    request_id = workflow.submit(SYSTEM, candidate(demo_dir)).id
     workflow.run_job(workflow.claimable_jobs()[0])
     for name in ("maria", "bob"):
         workflow.sign(person(governance.people, name), request_id, "approve", "ok", PASSWORD)
     request = workflow.get_request(request_id)
-    assert request["state"] == "approved"
-    assert request["expiresAt"] == clock.now + timedelta(days=365)
+    assert request.state == "approved"
+    assert request.expires_at == clock.now + timedelta(days=365)
     assert workflow.admission("income", "2", "production").allowed
 
     # Another process (its own cache) sees this one's state change once it polls the
@@ -130,7 +130,7 @@ def test_approval_expires_and_admission_denies(governance: Governance, demo_dir:
     assert not answer.allowed and "expired" in answer.reason  # even before the sweep
 
     assert workflow.expire_due() == [request_id]
-    assert workflow.get_request(request_id)["state"] == "expired"
+    assert workflow.get_request(request_id).state == "expired"
     assert workflow.expire_due() == []
     with pytest.raises(ConflictError, match="cannot promote a request that is expired"):
         workflow.promote(SYSTEM, request_id)
@@ -147,9 +147,9 @@ def test_a_broken_candidate_blocks_with_the_reason(
     request_id = workflow.submit(
         SYSTEM,
         Candidate("income", "9", "production", TARGET, demo_dir / "income-full.skops", broken),
-    )["id"]
+    ).id
     workflow.run_job(workflow.claimable_jobs()[0])
     request = workflow.get_request(request_id)
-    assert request["state"] == "blocked"
-    assert "the checks could not run" in request["stateReason"]
-    assert TARGET in request["stateReason"]
+    assert request.state == "blocked"
+    assert "the checks could not run" in request.state_reason
+    assert TARGET in request.state_reason

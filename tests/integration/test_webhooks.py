@@ -204,10 +204,10 @@ def test_workflow_events_reach_the_receiver_signed(
     assert len(subscribed["secret"]) == 64
     assert "secret" not in webhooks.list_subscriptions()[0]  # shown once, never stored
 
-    request_id = workflow.submit(person(governance.people, "dana"), candidate(demo_dir))["id"]
+    request_id = workflow.submit(person(governance.people, "dana"), candidate(demo_dir)).id
     later = webhooks.subscribe(SYSTEM, receiver.url + "/later", ["request.submitted"])
     workflow.run_job(workflow.claimable_jobs()[0])
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
 
     assert webhooks.tick() == 3
     assert [r["path"] for r in receiver.received] == ["/hook"] * 3  # `later` missed the submit

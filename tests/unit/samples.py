@@ -4,12 +4,18 @@ check, so a verdict turns on one number."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, Severity, ThresholdRule, parse_policy
-from governance.domain.records import RequestWithEvidence, StoredDecision, StoredPolicy
+from governance.domain.records import (
+    RequestView,
+    RequestWithEvidence,
+    StoredDecision,
+    StoredPolicy,
+)
 from governance.domain.results import CheckResult, RuleOutcome, status_of
 from governance.domain.verdict import decide
 
@@ -120,3 +126,40 @@ def request(
         decision_id=f"d-{id}" if evidence else None,
         manifest=document,
     )
+
+
+# --- the workflow's view of a request ---
+
+
+def request_view(id: str = "r1", state: str = "approved", **changes: Any) -> RequestView:
+    """A request as `Workflow.get_request` shows it: credit v1 for production, submitted by
+    sam, with no evidence, signature, waiver or decision unless `changes` give them."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    view = RequestView(
+        id=id,
+        model="credit",
+        version="1",
+        risk_tier="medium",
+        target="production",
+        state=state,
+        state_reason=None,
+        submitter="sam",
+        submitter_person="sam",
+        policy=stored(policy()),
+        artifact_sha256="a" * 64,
+        expires_at=None,
+        created_at=at,
+        updated_at=at,
+        owner="olga",
+        verdict=None,
+        decision_summary=None,
+        gate_decision_id=None,
+        evidence_sha256=None,
+        checks=[],
+        evidence={"source": "computed by the service", "mismatches": []},
+        approval_rules={},
+        signatures=(),
+        waiver=None,
+        decisions=(),
+    )
+    return replace(view, **changes)

@@ -14,6 +14,7 @@ import pytest
 from governance.domain.browsing import ListedModel, ListedRequest, PinnedEvidence
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.policy import PromotionPolicy, parse_policy
+from governance.domain.records import RequestView
 from governance.services.browse import Browse, Page, RequestFilter
 from governance.services.people import Principal
 from tests.unit import samples
@@ -64,7 +65,7 @@ def person(name: str, *roles: str) -> Principal:
     return Principal(name=name, full_name=name.title(), kind="user", roles=frozenset(roles))
 
 
-def no_view(request_id: str) -> dict[str, Any]:
+def no_view(request_id: str) -> RequestView:
     raise AssertionError(f"the workflow's view of {request_id} was not needed")
 
 
@@ -211,7 +212,7 @@ def test_request_detail_gathers_view_policy_evidence_and_events(uow: FakeUnitOfW
         json.loads(STRICT.canonical_json()), evidence.model_dump(mode="json")
     )
     uow.console.events["model:fraud@1"] = [{"seq": 1, "action": "request.submitted"}]
-    views = {"r1": {"id": "r1", "model": "fraud", "version": "1"}}
+    views = {"r1": samples.request_view("r1", model="fraud")}
     browse = Browse(uow, views.__getitem__)
 
     detail = browse.request_detail("r1")
@@ -227,7 +228,7 @@ def test_request_detail_before_the_checks_and_of_no_request(
     uow: FakeUnitOfWork, browse: Browse
 ) -> None:
     uow.console.evidence["r1"] = PinnedEvidence(json.loads(STRICT.canonical_json()), None)
-    views = {"r1": {"id": "r1", "model": "fraud", "version": "1"}}
+    views = {"r1": samples.request_view("r1", model="fraud")}
 
     assert Browse(uow, views.__getitem__).request_detail("r1").manifest is None
     with pytest.raises(NotFoundError, match="find it in the list of requests"):

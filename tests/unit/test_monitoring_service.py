@@ -178,7 +178,7 @@ def test_a_breach_and_its_revocation_are_one_unit_of_work(
     breach = uow.audit.events()[-1].event
     assert breach.payload["request_id"] == request_id and breach.payload["action"] == "revoked"
     verify_chain(uow.audit.events())
-    assert workflow.get_request(request_id)["state"] == "revoked"
+    assert workflow.get_request(request_id).state == "revoked"
     assert run["id"] in uow.monitoring.locked and request_id in uow.promotions.locked
     assert [r["status"] for r in monitoring.runs(request_id)] == ["breach"]
     # the slot is settled: the next tick runs nothing

@@ -6,6 +6,7 @@ stand-ins: only what this module reads and writes through its ports is real."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +14,12 @@ import pytest
 
 from governance.domain.audit import verify_chain
 from governance.domain.errors import NotFoundError
-from governance.domain.records import LinkedRequest, RegistryLinkRecord
+from governance.domain.records import (
+    LinkedRequest,
+    ModelDetail,
+    RegistryLinkRecord,
+    SubmittedRequest,
+)
 from governance.services.ports import FetchedFiles, PublishedDecision, RegistryVersion
 from governance.services.registries import CURSOR, INCOMPLETE, REFUSED, RegistrySync
 from governance.services.reports import Reports
@@ -75,18 +81,18 @@ class StubWorkflow:
     submitted: list[tuple[Candidate, Any]] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
 
-    def get_model(self, name: str) -> dict[str, Any]:
+    def get_model(self, name: str) -> ModelDetail:
         if self.tier is None:
             raise NotFoundError(f"model {name}", "register it")
-        return {"name": name, "riskTier": self.tier}
+        return ModelDetail(name, self.tier, None, datetime(2026, 1, 1, tzinfo=UTC), ())
 
     def register_model(self, actor: Any, name: str, tier: str, owner: str | None) -> None:
         self.registered.append(name)
         self.tier = tier
 
-    def submit(self, actor: Any, candidate: Candidate, also: Any = None) -> dict[str, Any]:
+    def submit(self, actor: Any, candidate: Candidate, also: Any = None) -> SubmittedRequest:
         self.submitted.append((candidate, also))
-        return {"id": f"req-{candidate.version}"}
+        return SubmittedRequest(f"req-{candidate.version}", "submitted", "p" * 64)
 
 
 @dataclass

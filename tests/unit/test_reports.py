@@ -17,7 +17,12 @@ import connectors.files as files
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.evidence import Artifact
-from governance.domain.records import InventoryModel, InventoryRequest, ReportedRequest
+from governance.domain.records import (
+    InventoryModel,
+    InventoryRequest,
+    ReportedRequest,
+    RequestView,
+)
 from governance.domain.reporting import DecisionFacts, IssuedReport, canonical_sha256
 from governance.services.reports import Reports, record_report
 from reports import documents
@@ -75,9 +80,9 @@ class StubRenderer:
 
 
 def reports(
-    uow: FakeUnitOfWork, signing: StubRenderer, views: dict[str, dict[str, Any]] | None = None
+    uow: FakeUnitOfWork, signing: StubRenderer, views: dict[str, RequestView] | None = None
 ) -> Reports:
-    def view(request_id: str) -> dict[str, Any]:
+    def view(request_id: str) -> RequestView:
         return (views or {})[request_id]
 
     return Reports(
@@ -129,7 +134,7 @@ def test_a_request_s_report_shows_the_request_and_its_card(decided: FakeUnitOfWo
     decided.reports.requests["r1"] = ReportedRequest(
         "r1", "approved", "d1", {"purpose": "Scores credit applications"}
     )
-    view = {"id": "r1", "state": "approved", "signatures": [], "decisions": []}
+    view = samples.request_view("r1", "approved")
     signing = StubRenderer()
     reports(decided, signing, {"r1": view}).decision("bob", request_id="r1")
     assert "Scores credit applications" in signing.issued[0]["html"]

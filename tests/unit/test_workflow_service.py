@@ -104,7 +104,7 @@ def candidate(tmp_path: Path) -> Candidate:
 def checked(workflow: Workflow, tmp_path: Path) -> str:
     """A request of credit 1, owned by olga, whose checks passed: awaiting approval."""
     workflow.register_model(DANA, "credit", "medium", "olga")
-    request_id = str(workflow.submit(DANA, candidate(tmp_path))["id"])
+    request_id = str(workflow.submit(DANA, candidate(tmp_path)).id)
     [job] = workflow.claimable_jobs()
     assert workflow.run_job(job)
     return request_id
@@ -119,19 +119,19 @@ def test_a_request_goes_from_submission_to_revocation_on_the_trail(
 ) -> None:
     request_id = checked(workflow, tmp_path)
     assert checks.asked[0].model_name == "credit" and checks.asked[0].data == tmp_path / "d.csv"
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
     assert workflow.claimable_jobs() == []  # the job is done and not run twice
 
     signed = workflow.sign(MARIA, request_id, "approve", "the AUC holds", "pw")
-    assert signed["state"] == "approved"
-    assert signed["expiresAt"] == NOW + timedelta(days=365)
-    assert [s["username"] for s in signed["signatures"]] == ["maria"]
-    assert workflow.promote(DANA, request_id)["state"] == "promoted"
+    assert signed.state == "approved"
+    assert signed.expires_at == NOW + timedelta(days=365)
+    assert [s.username for s in signed.signatures] == ["maria"]
+    assert workflow.promote(DANA, request_id).state == "promoted"
     admission = workflow.admission("credit", "1", "production", "sha256:" + "0" * 64)
     assert admission.allowed and admission.request_id == request_id
     revoked = workflow.revoke(MARIA, request_id, "the bank withdrew it")
-    assert revoked["state"] == "revoked"
-    assert [d["decision"] for d in revoked["decisions"]] == ["approved", "promoted", "revoked"]
+    assert revoked.state == "revoked"
+    assert [d.decision for d in revoked.decisions] == ["approved", "promoted", "revoked"]
     assert not workflow.admission("credit", "1", "production").allowed
 
     assert actions(uow) == [
@@ -155,7 +155,7 @@ def test_a_request_goes_from_submission_to_revocation_on_the_trail(
     assert workflow.attestation(final["final_decision_id"])["payloadType"]
     assert set(uow.promotions.locked) >= {request_id}  # every move locked the request
     listed = workflow.list_requests(state="revoked", model="credit")
-    assert listed["total"] == 1 and listed["items"][0]["id"] == request_id
+    assert listed.total == 1 and listed.items[0].id == request_id
 
 
 def test_the_owner_may_not_approve_and_the_refusal_writes_nothing(
@@ -169,14 +169,14 @@ def test_the_owner_may_not_approve_and_the_refusal_writes_nothing(
 
     assert actions(uow) == before
     assert uow.promotions.signatures(request_id) == []
-    assert workflow.get_request(request_id)["state"] == "awaiting_approval"
+    assert workflow.get_request(request_id).state == "awaiting_approval"
 
 
 def test_moves_the_state_machine_lacks_are_refused(
     uow: FakeUnitOfWork, workflow: Workflow, tmp_path: Path
 ) -> None:
     workflow.register_model(DANA, "credit", "medium", "olga")
-    request_id = str(workflow.submit(DANA, candidate(tmp_path))["id"])
+    request_id = str(workflow.submit(DANA, candidate(tmp_path)).id)
     before = actions(uow)
 
     with pytest.raises(ConflictError, match="submitted"):
@@ -189,7 +189,7 @@ def test_moves_the_state_machine_lacks_are_refused(
         workflow.promote(DANA, "no-such-request")
 
     assert actions(uow) == before
-    assert workflow.get_request(request_id)["state"] == "submitted"
+    assert workflow.get_request(request_id).state == "submitted"
 
 
 def test_a_model_is_owned_by_a_person_and_keeps_its_tier(
@@ -200,7 +200,7 @@ def test_a_model_is_owned_by_a_person_and_keeps_its_tier(
     workflow.register_model(DANA, "credit", "medium", None)  # owned by the person asking
     with pytest.raises(ConflictError, match="risk tier medium"):
         workflow.register_model(DANA, "credit", "high", None)
-    assert workflow.get_model("credit")["owner"] == "dana"
+    assert workflow.get_model("credit").owner == "dana"
     assert actions(uow) == ["model.registered"]
 
 
@@ -209,7 +209,7 @@ def test_blocked_checks_then_an_expired_decision(
 ) -> None:
     checks.roc_auc = 0.5
     request_id = checked(workflow, tmp_path)
-    assert workflow.get_request(request_id)["state"] == "blocked"
+    assert workflow.get_request(request_id).state == "blocked"
     with pytest.raises(ConflictError, match="allows no waivers"):
         workflow.request_waiver(DANA, request_id, "the business needs it for the quarter", 5)
 
@@ -218,5 +218,5 @@ def test_blocked_checks_then_an_expired_decision(
         **{**vars(request), "state": "approved", "expires_at": NOW - timedelta(days=1)}
     )
     assert workflow.expire_due() == [request_id]
-    assert workflow.get_request(request_id)["state"] == "expired"
+    assert workflow.get_request(request_id).state == "expired"
     assert actions(uow)[-1] == "request.expire"

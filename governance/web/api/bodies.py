@@ -53,3 +53,16 @@ class Response(msgspec.Struct, frozen=True):
 
 class CamelResponse(Response, frozen=True, rename="camel"):
     """A response schema that is camelCase on the wire, like the request bodies."""
+
+
+# --- responses made from records that hold records -------------------------------------
+
+
+class NestedResponse(CamelResponse, frozen=True):
+    """A camelCase response schema whose fields hold other schemas (a request's signatures,
+    a model's versions): made from a record and the records inside it, each field taken by
+    name at every depth, so each inner schema, too, leaves out what the wire must not show."""
+
+    @classmethod
+    def from_record(cls, record: object) -> Self:
+        return msgspec.convert(record, cls, from_attributes=True)

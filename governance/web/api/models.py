@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request
 
 from governance.domain import names
-from governance.web.api.bodies import Camel, Json
+from governance.domain.policy import PromotionPolicy
+from governance.web.api.bodies import Camel, CamelResponse, NestedResponse
 from governance.web.api.operations import get, post
 from governance.web.dependencies import governance_of, in_thread, principal_of
 from governance.web.guards import permission
@@ -20,6 +22,52 @@ class NewModel(Camel):
     owner: str | None = None
 
 
+class Model(NestedResponse, frozen=True):
+    """A registered model: its risk tier picks the policy, its owner may not approve it."""
+
+    name: str
+    risk_tier: str
+    owner: str | None
+    created_at: datetime
+
+
+class ModelVersion(CamelResponse, frozen=True):
+    """A version of a model: one artifact for good, named by its sha256."""
+
+    version: str
+    artifact_sha256: str
+    created_at: datetime
+
+
+class ModelWithVersions(Model, frozen=True):
+    """A registered model and every version registered under it, oldest first."""
+
+    versions: list[ModelVersion]
+
+
+class Policy(CamelResponse, frozen=True):
+    """A policy in force: what it applies to, the hash of its canonical JSON, and the
+    document itself."""
+
+    name: str
+    version: int
+    risk_tier: str
+    targets: list[str]
+    sha256: str
+    document: dict[str, Any]
+
+    @classmethod
+    def of(cls, policy: PromotionPolicy) -> Policy:
+        return cls(
+            name=policy.metadata.name,
+            version=policy.metadata.version,
+            risk_tier=policy.applies_to.risk_tier,
+            targets=policy.applies_to.targets,
+            sha256=policy.content_hash,
+            document=policy.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
+
+
 class ModelController(Controller):
     """Registered models: each with its risk tier and owner."""
 
@@ -27,22 +75,25 @@ class ModelController(Controller):
     tags = ("models",)
 
     @get("/", opt=permission("models", "read"))
-    async def list_models(self, request: Request) -> list[Json]:
-        return await in_thread(governance_of(request).workflow.list_models)
+    async def list_models(self, request: Request) -> list[Model]:
+        models = await in_thread(governance_of(request).workflow.list_models)
+        return [Model.from_record(model) for model in models]
 
     @post("/", opt=permission("models", "register"), status_code=201)
-    async def register_model(self, request: Request, data: NewModel) -> Json:
-        return await in_thread(
+    async def register_model(self, request: Request, data: NewModel) -> Model:
+        registered = await in_thread(
             governance_of(request).workflow.register_model,
             principal_of(request),
             data.name,
             data.risk_tier,
             data.owner,
         )
+        return Model.from_record(registered)
 
     @get("/{name:str}", opt=permission("models", "read"))
-    async def get_model(self, request: Request, name: str) -> Json:
-        return await in_thread(governance_of(request).workflow.get_model, name)
+    async def get_model(self, request: Request, name: str) -> ModelWithVersions:
+        model = await in_thread(governance_of(request).workflow.get_model, name)
+        return ModelWithVersions.from_record(model)
 
 
 class PolicyController(Controller):
@@ -52,15 +103,5 @@ class PolicyController(Controller):
     tags = ("policies",)
 
     @get("/", opt=permission("policies", "read"))
-    async def list_policies(self, request: Request) -> list[Json]:
-        return [
-            {
-                "name": p.metadata.name,
-                "version": p.metadata.version,
-                "riskTier": p.applies_to.risk_tier,
-                "targets": p.applies_to.targets,
-                "sha256": p.content_hash,
-                "document": p.model_dump(mode="json", by_alias=True, exclude_none=True),
-            }
-            for p in governance_of(request).workflow.policies.policies
-        ]
+    async def list_policies(self, request: Request) -> list[Policy]:
+        return [Policy.of(p) for p in governance_of(request).workflow.policies.policies]

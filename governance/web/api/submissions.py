@@ -19,8 +19,9 @@ from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.services.workflow import Candidate
-from governance.web.api.bodies import Json, MiB, refuse_nul
+from governance.web.api.bodies import CamelResponse, MiB, refuse_nul
 from governance.web.api.operations import post
+from governance.web.api.requests import PromotionRequest
 from governance.web.dependencies import governance_of, in_thread, principal_of
 from governance.web.guards import permission
 from governance.web.problems import on_form_not_utf8
@@ -51,6 +52,14 @@ class SubmitForm:
         refuse_nul(vars(self).items())
 
 
+class Submission(CamelResponse, frozen=True):
+    """A request just opened: its checks are queued, under the policy pinned for it."""
+
+    id: str
+    state: str
+    policy_sha256: str
+
+
 class SubmissionController(Controller):
     """POST /requests: the files stored as blobs, the request recorded, its checks queued."""
 
@@ -68,7 +77,9 @@ class SubmissionController(Controller):
         self,
         request: Request,
         data: Annotated[SubmitForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> Json:
+    ) -> Submission | PromotionRequest:
+        """A request whose checks the service runs answers as a `Submission`; one submitted
+        with evidence answers as the whole request (checked already, if a builder vouched)."""
         governance = governance_of(request)
         limit = governance.settings.max_upload_bytes
         stored = {}
@@ -107,7 +118,7 @@ class SubmissionController(Controller):
                 provenance,
             )
             request.app.state.jobs.notify()  # the re-run, unless a trusted builder vouched
-            return created
+            return PromotionRequest.from_record(created)
         if "data" not in stored or not data.label:
             missing = "data" if "data" not in stored else "label"
             raise InputError(
@@ -127,9 +138,9 @@ class SubmissionController(Controller):
             positive_label=data.positive_label,
             model_card=_model_card(data.model_card),
         )
-        created = await in_thread(governance.workflow.submit, principal_of(request), candidate)
+        submitted = await in_thread(governance.workflow.submit, principal_of(request), candidate)
         request.app.state.jobs.notify()
-        return created
+        return Submission.from_record(submitted)
 
 
 def _manifest(raw: bytes) -> EvidenceManifest:

@@ -50,13 +50,13 @@ async def monitoring_section(request: Request, detail: RequestDetail) -> dict[st
         return None
     r = detail.request
     monitoring = governance_of(request).monitoring
-    runs = await in_thread(monitoring.runs, r["id"], RUNS_SHOWN)
-    promoted = r["state"] == State.PROMOTED.value
+    runs = await in_thread(monitoring.runs, r.id, RUNS_SHOWN)
+    promoted = r.state == State.PROMOTED.value
     if not promoted and not runs:
         return None
     settings = detail.policy.monitoring
     received = (
-        await in_thread(monitoring.received, r["model"], r["version"])
+        await in_thread(monitoring.received, r.model, r.version)
         if can(request, "predictions", "read")
         else None
     )

@@ -238,9 +238,9 @@ def actions_for(request: Request, principal: Principal, detail: RequestDetail) -
         return access.allowed(principal.subjects, resource, action)
 
     r, policy = detail.request, detail.policy
-    state = State(r["state"])
-    own = principal.name in (r["submitter"], r["owner"])
-    signed = any(s["username"] == principal.name for s in r["signatures"])
+    state = State(r.state)
+    own = principal.name in (r.submitter, r.owner)
+    signed = any(s.username == principal.name for s in r.signatures)
     approval_roles = sorted(principal.roles & set(policy.approvals.roles))
     waiver_role = policy.waivers.approver_role if policy.waivers.allowed else None
     sign_ok = allowed("requests", "sign") and not signed
@@ -267,7 +267,7 @@ def actions_for(request: Request, principal: Principal, detail: RequestDetail) -
         "promote": allowed("requests", "promote") and state in (State.APPROVED, State.WAIVED),
         "revoke": allowed("requests", "revoke")
         and state in (State.APPROVED, State.WAIVED, State.PROMOTED),
-        "report": allowed("reports", "read") and r["gateDecisionId"] is not None,
+        "report": allowed("reports", "read") and r.gate_decision_id is not None,
     }
 
 
