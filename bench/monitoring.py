@@ -43,6 +43,7 @@ from governance.checks import CheckInputs, drift
 from governance.config import Settings
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import DriftCheck, parse_policy
+from governance.domain.records import MonitoringRunRecord
 from governance.domain.results import CheckResult, RuleOutcome, Severity, Status
 from governance.domain.verdict import decide
 from governance.services.people import SYSTEM
@@ -316,12 +317,12 @@ def main() -> None:
     as_categories = best(
         options.repeat, direct(logs.astype(categories), reference.astype(categories))
     )
-    results: list[dict[str, Any]] = []
+    results: list[MonitoringRunRecord] = []
     monitor_ours = best(
         options.repeat,
         lambda _: results.append(monitoring.run_now(SYSTEM, request_id, "drift")),
     )
-    assert results[-1]["rows"] == options.rows, results[-1]
+    assert results[-1].rows == options.rows, results[-1]
     label = f"drift monitor: {options.rows:,} production rows vs {options.rows:,} reference rows"
     table.append((f"{label}; check on in-memory frames, text as str", monitor_ours, as_text))
     table.append(("  the same; check on in-memory frames, text as category", monitor_ours,
@@ -333,7 +334,7 @@ def main() -> None:
         f"{options.rows:,} rows ingested as {-(-options.rows // options.batch)} Parquet "
         f"batches in {ingest_all:.2f} s"
     )
-    print(f"drift: {results[-1]['status']}: {results[-1]['summary']}")
+    print(f"drift: {results[-1].status}: {results[-1].summary}")
     print("| step | ours s | rows/s | library directly s | ours ÷ library |")
     print("|---|---:|---:|---:|---:|")
     for name, ours, library in table:

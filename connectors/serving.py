@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -31,7 +30,7 @@ DONE, REJECTED = "done", "rejected"
 SETTLE_SECONDS = 2.0
 ACTOR = "predictions-dir"
 # ingest(actor, model, version, batch_id, frame, source, raw_sha256) -> the stored batch
-Ingest = Callable[[str, str, str, str, pd.DataFrame, str, str], dict[str, Any]]
+Ingest = Callable[[str, str, str, str, pd.DataFrame, str, str], object]
 
 
 class WatchedDirectory:

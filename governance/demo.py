@@ -331,7 +331,7 @@ def _first_day_in_production(
     monitoring.ingest("serving", request.model, request.version, "demo-day-1", logs)
     for monitor in governance.browse.request_detail(request.id).policy.monitoring.monitors:
         outcome = monitoring.run_now(analyst(), request.id, monitor)
-        progress(f"{label}: production {monitor} check: {outcome['status']}")
+        progress(f"{label}: production {monitor} check: {outcome.status}")
 
 
 def _password(passwords: dict[str, str], username: str) -> str:

@@ -51,11 +51,11 @@ def audit_verify(
         raise
     except Exception as exc:  # noqa: BLE001
         fail(f"database {url}: cannot read the audit trail ({type(exc).__name__}: {exc})")
-    problems, count = result["problems"], result["events"]
+    problems, count = result.problems, result.events
     if problems:
         refuse(problems, f"audit trail broken: {len(problems)} problem(s) in {count} events")
-    head = result["head"] or "(empty)"
-    published = " (checkpoint published)" if result["checkpointPublished"] else ""
+    head = result.head or "(empty)"
+    published = " (checkpoint published)" if result.checkpoint_published else ""
     out.print(f"[green]✓[/] audit trail intact: {count} events, head {head}{published}")
 
 

@@ -38,13 +38,13 @@ def monitor_run(
     if not runs:
         out.print("nothing is due")
     for run in runs:
-        style = RUN_STYLE.get(run["status"], "")
-        action = f" → {run['action']}" if run["action"] else ""
+        style = RUN_STYLE.get(run.status, "")
+        action = f" → {run.action}" if run.action else ""
         out.print(
-            f"{escape(run['requestId'])} {run['monitor']}: [{style}]{run['status']}[/]{action} "
-            f"({run['rows']} rows) {escape(run['summary'])}"
+            f"{escape(run.request_id)} {run.monitor}: [{style}]{run.status}[/]{action} "
+            f"({run.rows} rows) {escape(run.summary)}"
         )
-    if any(run["status"] == "breach" for run in runs):
+    if any(run.status == "breach" for run in runs):
         raise typer.Exit(1)
 
 
@@ -71,8 +71,8 @@ def predictions_ingest(
             "cli", model, version, batch_id or file.stem, frame, "api",
             hashlib.sha256(raw).hexdigest(),
         )  # fmt: skip
-    what = "already stored" if batch["replayed"] else "stored"
-    out.print(f"[green]✓[/] batch {escape(batch['batchId'])}: {batch['rows']} rows {what}")
+    what = "already stored" if batch.replayed else "stored"
+    out.print(f"[green]✓[/] batch {escape(batch.batch_id)}: {batch.rows} rows {what}")
 
 
 @connectors_app.command("sync")
@@ -91,11 +91,11 @@ def connectors_sync(
     try:
         for each in names:
             outcome = governance.registries.sync(each)
-            out.print(f"[green]✓[/] {escape(each)}: {len(outcome['opened'])} request(s) opened")
-            for key, why in outcome["refused"].items():
+            out.print(f"[green]✓[/] {escape(each)}: {len(outcome.opened)} request(s) opened")
+            for key, why in outcome.refused.items():
                 out.print(f"  [yellow]refused[/] {escape(key)}: {escape(why)}")
-            for restored in outcome["aliasesRestored"]:
-                what = f"{restored['model']}: {restored['why']}"
+            for restored in outcome.aliases_restored:
+                what = f"{restored.model}: {restored.why}"
                 out.print(f"  [red]alias restored[/] {escape(what)}")
     except GovernanceError:
         raise  # said by the CLI's one error handler, as every command's

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from governance.domain.audit import ChainedEvent
+
 
 @dataclass(frozen=True)
 class StoredPolicy:
@@ -492,3 +494,35 @@ class RequestView:
     signatures: tuple[SignatureRecord, ...]
     waiver: WaiverRecord | None
     decisions: tuple[FinalDecisionRecord, ...]
+
+
+# --- the audit trail's answers (typed API responses, issue 14) ---------------------------
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The audit trail checked: its hash chain and, when asked, the trail against the
+    checkpoints published outside the database. Every problem is named, the chain's first."""
+
+    intact: bool
+    events: int
+    head: str | None  # the newest event's hash; None for an empty trail
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class VerifiedChain(ChainCheck):
+    """A check of the whole trail, with the size of the checkpoint published of it (None
+    when it is not intact, or this process cannot sign)."""
+
+    checkpoint_published: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditEventPage:
+    """Audit events, newest first, with the total under the same filters for pagination."""
+
+    items: list[ChainedEvent]
+    total: int
+    limit: int
+    offset: int

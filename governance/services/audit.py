@@ -17,6 +17,7 @@ from governance.domain import merkle
 from governance.domain.audit import ChainedEvent, chain_hash, verify_chain
 from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
+from governance.domain.records import ChainCheck
 
 ORIGIN = "governance audit log"
 # The audit event that records a checkpoint's publication; the checkpoint covers it.
@@ -28,20 +29,18 @@ Published = Callable[[Sequence[ChainedEvent]], list[str]]
 OpenNote = Callable[[str], Checkpoint]
 
 
-def chain_status(
-    events: Sequence[ChainedEvent], published: Published | None = None
-) -> dict[str, Any]:
+def chain_status(events: Sequence[ChainedEvent], published: Published | None = None) -> ChainCheck:
     """The audit trail checked, the one way every face checks it (`governance audit verify`,
     the API's verify and the console's chain check): its hash chain, and with `published`
     the trail against the checkpoints published outside the database. Every problem is
     named, in seq order of the chain first."""
     problems = verify_chain(list(events)) + (published(events) if published else [])
-    return {
-        "intact": not problems,
-        "events": len(events),
-        "head": events[-1].hash if events else None,
-        "problems": problems,
-    }
+    return ChainCheck(
+        intact=not problems,
+        events=len(events),
+        head=events[-1].hash if events else None,
+        problems=problems,
+    )
 
 
 def _leaves(events: Sequence[ChainedEvent]) -> list[bytes]:

@@ -112,13 +112,19 @@ def audit_status(units: UnitOfWorkFactory, published: Published | None = None) -
     with units(read_only=True) as uow:
         events = uow.audit.events()
     status = chain_status(events, published)
-    problems = status["problems"]
+    problems = status.problems
     named = [
         {"text": text, "seq": int(match.group(1)) if match else None}
         for text in problems[:MAX_SHOWN_PROBLEMS]
         for match in [re.match(r"event (\d+)", text)]
     ]
-    return {**status, "problems": named, "more": max(0, len(problems) - MAX_SHOWN_PROBLEMS)}
+    return {
+        "intact": status.intact,
+        "events": status.events,
+        "head": status.head,
+        "problems": named,
+        "more": max(0, len(problems) - MAX_SHOWN_PROBLEMS),
+    }
 
 
 # --- policies ------------------------------------------------------------------------

@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from governance.domain.audit import ChainedEvent
 from governance.domain.checkpoint import Checkpoint, CheckpointError
 from governance.domain.errors import InputError
+from governance.domain.records import VerifiedChain
 from governance.services.audit import (
     CHECKPOINT_ACTION,
     OpenNote,
@@ -157,18 +157,18 @@ class CheckpointLog:
 
     # --- checking ------------------------------------------------------------------------
 
-    def verify(self) -> dict[str, Any]:
+    def verify(self) -> VerifiedChain:
         """The whole trail checked: its hash chain, and against the newest checkpoint in the
         checkpoint file and the witness directory. When intact (and this process holds the
         key), a checkpoint of what was checked is published, so the next check starts here."""
         events = self._events()
         status = chain_status(events, self.problems)
         published = None
-        if status["intact"] and events and self._sign is not None:
+        if status.intact and events and self._sign is not None:
             if self._last_published()[0] != len(events):
                 self.publish(checkpoint(events))
             published = len(events)
-        return {**status, "checkpointPublished": published}
+        return VerifiedChain(**vars(status), checkpoint_published=published)
 
     def _events(self) -> list[ChainedEvent]:
         with self._units(read_only=True) as uow:

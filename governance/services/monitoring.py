@@ -20,10 +20,10 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ from governance.domain.records import (
     CheckedData,
     MonitoringRunRecord,
     PredictionBatchRecord,
+    ReceivedTotals,
     StoredFile,
 )
 from governance.domain.results import CheckResult, Status
@@ -97,6 +98,45 @@ class Target:
         return f"model:{self.model}@{self.version}"
 
 
+@dataclass(frozen=True)
+class PredictionBatch:
+    """A stored batch as its readers see it: named by model and version, not by the
+    version's row id."""
+
+    model: str
+    version: str
+    batch_id: str
+    source: str
+    actor: str
+    rows: int
+    outcomes: int
+    first_at: datetime
+    last_at: datetime
+    columns: list[str]
+    sha256: str
+    size_bytes: int
+    received_at: datetime
+
+    @classmethod
+    def of(cls, batch: PredictionBatchRecord, model: str, version: str) -> Self:
+        stored = {f.name: getattr(batch, f.name) for f in fields(PredictionBatch)[2:]}
+        return cls(model=model, version=version, **stored)
+
+
+@dataclass(frozen=True)
+class IngestedBatch(PredictionBatch):
+    """The answer to an ingest: the stored batch, and whether it was stored before with the
+    same rows (`replayed`), so a client's retry is told apart from a new batch."""
+
+    replayed: bool = False
+
+    @classmethod
+    def of(
+        cls, batch: PredictionBatchRecord, model: str, version: str, replayed: bool = False
+    ) -> Self:
+        return replace(super().of(batch, model, version), replayed=replayed)
+
+
 class ProductionMonitoring:
     def __init__(
         self,
@@ -124,7 +164,7 @@ class ProductionMonitoring:
         frame: pd.DataFrame,
         source: str = "api",
         raw_sha256: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> IngestedBatch:
         """Store one batch. The same batch id with the same rows answers the stored batch
         (`replayed`); with other rows it is refused, and nothing is stored."""
         names.checked_model_version(model, version)
@@ -162,7 +202,7 @@ class ProductionMonitoring:
             received_at=self._clock(),
         )
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> IngestedBatch:
             found = uow.monitoring.batch(version_id, batch_id)
             if found is not None:
                 return _replayed(found, sha256, model, version)
@@ -185,28 +225,22 @@ class ProductionMonitoring:
                     **({"upload_sha256": raw_sha256} if raw_sha256 else {}),
                 },
             )
-            return {**_batch_dict(batch, model, version), "replayed": False}
+            return IngestedBatch.of(batch, model, version, replayed=False)
 
         return run_in_unit_of_work(self._units, work)
 
-    def batches(self, model: str, version: str, limit: int = 100) -> list[dict[str, Any]]:
+    def batches(self, model: str, version: str, limit: int = 100) -> list[PredictionBatch]:
         """A version's batches, newest first."""
         with self._units(read_only=True) as uow:
             version_id = _version(uow, model, version)
             batches = uow.monitoring.batches(version_id, limit)
-        return [_batch_dict(b, model, version) for b in batches]
+        return [PredictionBatch.of(b, model, version) for b in batches]
 
-    def received(self, model: str, version: str) -> dict[str, Any]:
+    def received(self, model: str, version: str) -> ReceivedTotals:
         """What a version's serving sent so far, in one query: batches, rows, rows with an
         outcome, and the latest prediction's time."""
         with self._units(read_only=True) as uow:
-            totals = uow.monitoring.received(_version(uow, model, version))
-        return {
-            "batches": totals.batches,
-            "rows": totals.rows,
-            "outcomes": totals.outcomes,
-            "lastAt": totals.last_at,
-        }
+            return uow.monitoring.received(_version(uow, model, version))
 
     def _schema(self, model: str, version: str) -> tuple[int, Schema]:
         """The columns a version's rows must have, from the data its checks ran on."""
@@ -243,7 +277,7 @@ class ProductionMonitoring:
 
     # --- scheduled checks --------------------------------------------------------------
 
-    def run_due(self, now: datetime | None = None) -> list[dict[str, Any]]:
+    def run_due(self, now: datetime | None = None) -> list[MonitoringRunRecord]:
         """Run every monitor whose latest slot has passed and has no run yet; slots missed
         while no process ran are not run one by one, only the latest."""
         now = now or self._clock()
@@ -262,7 +296,7 @@ class ProductionMonitoring:
                     done.append(run)
         return done
 
-    def run_now(self, actor: Principal, request_id: str, monitor: str) -> dict[str, Any]:
+    def run_now(self, actor: Principal, request_id: str, monitor: str) -> MonitoringRunRecord:
         """One monitor of one promoted request, now, on the window that ends now."""
         target = next(iter(self._targets(request_id)), None)
         if target is None:
@@ -293,13 +327,12 @@ class ProductionMonitoring:
             raise ConflictError(f"the {monitor} check of request {request_id} is running now")
         return run
 
-    def runs(self, request_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    def runs(self, request_id: str, limit: int = 100) -> list[MonitoringRunRecord]:
         """A request's monitoring runs, newest slot first."""
         with self._units(read_only=True) as uow:
             if uow.monitoring.request_state(request_id) is None:
                 raise NotFoundError(f"request {request_id}", "list the requests to find its id")
-            runs = uow.monitoring.runs(request_id, limit)
-        return [_run_dict(r) for r in runs]
+            return list(uow.monitoring.runs(request_id, limit))
 
     def _targets(self, request_id: str | None = None) -> list[Target]:
         with self._units(read_only=True) as uow:
@@ -323,7 +356,7 @@ class ProductionMonitoring:
 
     def _run(
         self, target: Target, kind: str, monitor: Monitor, due_at: datetime, actor: str = ACTOR
-    ) -> dict[str, Any] | None:
+    ) -> MonitoringRunRecord | None:
         """Claim the slot, check outside any transaction, then record the outcome (and
         the revocation) in one. None when another process has the slot."""
         run_id = self._claim(target.request_id, kind, due_at)
@@ -341,7 +374,7 @@ class ProductionMonitoring:
         revoke = status == "breach" and monitor.on_breach == "revoke"
         action = None if status != "breach" else ("revoked" if revoke else "alerted")
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> MonitoringRunRecord:
             run = replace(
                 uow.monitoring.run(run_id),
                 status=status,
@@ -372,7 +405,7 @@ class ProductionMonitoring:
                     "action": run.action,
                 },
             )
-            return _run_dict(run)
+            return run
 
         try:
             return run_in_unit_of_work(self._units, work)
@@ -750,49 +783,11 @@ def _version(uow: UnitOfWork, model: str, version: str) -> int:
     return found
 
 
-def _replayed(
-    batch: PredictionBatchRecord, sha256: str, model: str, version: str
-) -> dict[str, Any]:
+def _replayed(batch: PredictionBatchRecord, sha256: str, model: str, version: str) -> IngestedBatch:
     if batch.sha256 != sha256:
         raise ConflictError(
             f"batch {batch.batch_id} of {model} {version} was stored on "
             f"{batch.received_at.isoformat()} with other rows ({batch.rows}); a batch id is "
             "taken once: send these rows under a new batch id"
         )
-    return {**_batch_dict(batch, model, version), "replayed": True}
-
-
-def _batch_dict(batch: PredictionBatchRecord, model: str, version: str) -> dict[str, Any]:
-    return {
-        "model": model,
-        "version": version,
-        "batchId": batch.batch_id,
-        "source": batch.source,
-        "actor": batch.actor,
-        "rows": batch.rows,
-        "outcomes": batch.outcomes,
-        "firstAt": batch.first_at,
-        "lastAt": batch.last_at,
-        "columns": batch.columns,
-        "sha256": batch.sha256,
-        "sizeBytes": batch.size_bytes,
-        "receivedAt": batch.received_at,
-    }
-
-
-def _run_dict(run: MonitoringRunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "requestId": run.request_id,
-        "monitor": run.monitor,
-        "dueAt": run.due_at,
-        "status": run.status,
-        "rows": run.rows,
-        "windowStart": run.window_start,
-        "windowEnd": run.window_end,
-        "summary": run.summary,
-        "results": run.results,
-        "action": run.action,
-        "startedAt": run.started_at,
-        "finishedAt": run.finished_at,
-    }
+    return IngestedBatch.of(batch, model, version, replayed=True)

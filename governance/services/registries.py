@@ -65,15 +65,42 @@ class ConnectorStatus:
     opened: list[str] = field(default_factory=list)  # request ids, most recent sync
     refused: dict[str, str] = field(default_factory=dict)  # "model@version" -> why
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "lastSync": self.last_sync,
-            "lastError": self.last_error,
-            "opened": self.opened,
-            "refused": self.refused,
-        }
+    def snapshot(self) -> ConnectorState:
+        """The status as it is now, copied: the next sync changes this one in place."""
+        return ConnectorState(
+            self.name, self.kind, self.last_sync, self.last_error, [*self.opened], {**self.refused}
+        )
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    """A connector's status at one moment, as its readers get it."""
+
+    name: str
+    kind: str
+    last_sync: datetime | None
+    last_error: str | None
+    opened: list[str]  # request ids, most recent sync
+    refused: dict[str, str]  # "model@version" -> why
+
+
+@dataclass(frozen=True)
+class RestoredAlias:
+    """A governed alias the guard put back where the decisions say (`restored` is None when
+    no version may hold it), with the holder it found and why."""
+
+    model: str
+    alias: str
+    found: str | None
+    restored: str | None
+    why: str
+
+
+@dataclass(frozen=True)
+class SyncOutcome(ConnectorState):
+    """A sync's result: the connector's status after it, and the aliases it put back."""
+
+    aliases_restored: list[RestoredAlias]
 
 
 def connector_principal(name: str) -> Principal:
@@ -131,10 +158,10 @@ class RegistrySync:
                 f"configure it in the connectors file (known: {', '.join(self.names) or 'none'})",
             ) from None
 
-    def status(self) -> list[dict[str, Any]]:
-        return [status.as_dict() for status in self._status.values()]
+    def status(self) -> list[ConnectorState]:
+        return [status.snapshot() for status in self._status.values()]
 
-    def sync(self, name: str) -> dict[str, Any]:
+    def sync(self, name: str) -> SyncOutcome:
         """One pass for one connector: discover, publish what was decided, guard the alias.
         A registry that cannot be reached is reported in the status and tried again."""
         registry = self.registry(name)
@@ -150,7 +177,7 @@ class RegistrySync:
                 raise
             finally:
                 status.last_sync = self._clock()
-        return {**status.as_dict(), "aliasesRestored": restored}
+        return SyncOutcome(**vars(status.snapshot()), aliases_restored=restored)
 
     def accept_event(self, name: str, headers: Mapping[str, str], body: bytes) -> None:
         """A registry's signed notice that something changed; the caller wakes the sync."""
@@ -324,7 +351,7 @@ class RegistrySync:
 
     # --- the alias guard ---------------------------------------------------------------
 
-    def _guard(self, registry: Registry) -> list[dict[str, Any]]:
+    def _guard(self, registry: Registry) -> list[RestoredAlias]:
         restored = []
         for model, serving in self._serving_versions(registry.name).items():
             holder = registry.alias_holder(model)
@@ -354,7 +381,7 @@ class RegistrySync:
             registry.move_alias(model, wanted)
             event = {"alias": registry.alias, "found": holder, "restored": wanted, "why": reason}
             self._record_restore(registry.name, model, holder, event)
-            restored.append({"model": model, **event})
+            restored.append(RestoredAlias(model, registry.alias, holder, wanted, reason))
         return restored
 
     def _serving_versions(self, connector: str) -> dict[str, tuple[str, str] | None]:

@@ -23,7 +23,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,6 +106,75 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class NewSubscription(Subscription):
+    """A subscription just made, with its signing secret: the only time the secret is told
+    (it is derived again when a delivery is signed, never stored)."""
+
+    secret: str
+
+    @classmethod
+    def of(cls, row: Subscription, secret: str) -> NewSubscription:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(Subscription)}, secret=secret)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One line of the delivery log: the delivery with its subscription's URL. The start
+    of the receiver's answer is there only when `shows_answer` (for those who manage
+    webhooks: an auditor must not read what an internal service said)."""
+
+    id: int
+    subscription_id: int
+    url: str
+    event: str
+    seq: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None  # only while pending
+    last_status_code: int | None
+    last_error: str | None
+    shows_answer: bool
+    last_answer: str | None  # None as well when not shown
+    last_attempt_at: datetime | None
+    last_duration_ms: int | None
+    delivered_at: datetime | None
+    created_at: datetime
+    text: str | None  # what the event says, as people read it
+
+    @classmethod
+    def of(cls, row: WebhookDeliveryRecord, url: str, answers: bool = False) -> Delivery:
+        return cls(
+            id=row.id,
+            subscription_id=row.subscription_id,
+            url=url,
+            event=row.event,
+            seq=row.event_seq,
+            status=row.status,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+            last_status_code=row.last_status_code,
+            last_error=row.last_error,
+            shows_answer=answers,
+            last_answer=row.last_answer if answers else None,
+            last_attempt_at=row.last_attempt_at,
+            last_duration_ms=row.last_duration_ms,
+            delivered_at=row.delivered_at,
+            created_at=row.created_at,
+            text=row.payload.get("text"),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    """A page of the delivery log, newest first, with the total for pagination."""
+
+    items: tuple[Delivery, ...]
+    total: int
+    limit: int
+    offset: int
+
+
 class Webhooks:
     def __init__(
         self,
@@ -128,13 +197,13 @@ class Webhooks:
 
     # --- subscriptions -------------------------------------------------------------------
 
-    def subscribe(self, actor: Principal, url: str, events: list[str]) -> dict[str, Any]:
+    def subscribe(self, actor: Principal, url: str, events: list[str]) -> NewSubscription:
         """A new subscription; its secret is in this answer only."""
         url = self._outbound.checked(url).url
         wanted = _checked_events(events)
         salt = secrets.token_hex(16)
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> NewSubscription:
             row = uow.webhook_subscriptions.add(
                 url=url, events=wanted, salt=salt, created_by=actor.name, created_at=self._clock()
             )
@@ -146,14 +215,14 @@ class Webhooks:
             )
             # Fan-out starts from here if it never ran, so this subscription misses nothing.
             uow.webhook_trail.start_cursor(CURSOR, uow.audit.head_seq())
-            return {**_subscription_dict(row), "secret": self._secret(row)}
+            return NewSubscription.of(row, self._secret(row))
 
         return run_in_unit_of_work(self._units, work)
 
-    def unsubscribe(self, actor: Principal, subscription_id: int) -> dict[str, Any]:
+    def unsubscribe(self, actor: Principal, subscription_id: int) -> Subscription:
         """Stop sending to the URL; what was sent stays in the delivery log."""
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> Subscription:
             row = uow.webhook_subscriptions.locked(subscription_id)
             if row is None:
                 raise NotFoundError(
@@ -170,13 +239,13 @@ class Webhooks:
                 subject=_subject(subscription_id),
                 payload={"url": row.url},
             )
-            return _subscription_dict(row)
+            return row
 
         return run_in_unit_of_work(self._units, work)
 
-    def list_subscriptions(self) -> list[dict[str, Any]]:
+    def list_subscriptions(self) -> list[Subscription]:
         with self._units(read_only=True) as uow:
-            return [_subscription_dict(row) for row in uow.webhook_subscriptions.all()]
+            return list(uow.webhook_subscriptions.all())
 
     # --- deliveries ----------------------------------------------------------------------
 
@@ -370,7 +439,7 @@ class Webhooks:
         limit: int = 100,
         offset: int = 0,
         answers: bool = False,
-    ) -> dict[str, Any]:
+    ) -> DeliveryLog:
         """The delivery log, newest first, with the total for pagination; with the start of
         each receiver's answer only when `answers` (for admins: an auditor reading the log
         must not read what an internal service said)."""
@@ -378,13 +447,13 @@ class Webhooks:
             raise InputError("status", f"is {status!r}", f"use one of {', '.join(STATUSES)}")
         with self._units(read_only=True) as uow:
             found = uow.webhook_deliveries.page(status, subscription_id, limit, offset)
-        items = [_delivery_dict(delivery, url, answers) for delivery, url in found.items]
-        return {"items": items, "total": found.total, "limit": limit, "offset": offset}
+        items = tuple(Delivery.of(delivery, url, answers) for delivery, url in found.items)
+        return DeliveryLog(items, found.total, limit, offset)
 
-    def redeliver(self, actor: Principal, delivery_id: int) -> dict[str, Any]:
+    def redeliver(self, actor: Principal, delivery_id: int) -> Delivery:
         """A failed delivery gets its attempts again, from now (after the receiver is fixed)."""
 
-        def work(uow: UnitOfWork) -> dict[str, Any]:
+        def work(uow: UnitOfWork) -> Delivery:
             delivery = uow.webhook_deliveries.locked(delivery_id)
             if delivery is None:
                 raise NotFoundError(f"delivery {delivery_id}", "list the deliveries to find its id")
@@ -410,7 +479,7 @@ class Webhooks:
                 subject=_subject(subscription.id),
                 payload={"delivery_id": delivery_id, "event": delivery.event},
             )
-            return _delivery_dict(delivery, subscription.url)
+            return Delivery.of(delivery, subscription.url)
 
         return run_in_unit_of_work(self._units, work)
 
@@ -553,41 +622,8 @@ def _name(subject: str) -> str:
     return subject.removeprefix("model:").replace("@", " ")
 
 
-def _subscription_dict(row: Subscription) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "url": row.url,
-        "events": list(row.events),
-        "active": row.active,
-        "createdBy": row.created_by,
-        "createdAt": row.created_at,
-    }
-
-
 def _excerpt(text: str) -> str | None:
     """The start of an answer that is safe to show: printable characters only (no control
     or bidirectional characters), at most ANSWER_EXCERPT of them."""
     kept = "".join(c for c in text if c.isprintable()).strip()[:ANSWER_EXCERPT]
     return kept or None
-
-
-def _delivery_dict(row: WebhookDeliveryRecord, url: str, answers: bool = False) -> dict[str, Any]:
-    shown = {"lastAnswer": row.last_answer} if answers else {}
-    return {
-        "id": row.id,
-        "subscriptionId": row.subscription_id,
-        "url": url,
-        "event": row.event,
-        "seq": row.event_seq,
-        "status": row.status,
-        "attempts": row.attempts,
-        "nextAttemptAt": row.next_attempt_at if row.status == "pending" else None,
-        "lastStatusCode": row.last_status_code,
-        "lastError": row.last_error,
-        **shown,
-        "lastAttemptAt": row.last_attempt_at,
-        "lastDurationMs": row.last_duration_ms,
-        "deliveredAt": row.delivered_at,
-        "createdAt": row.created_at,
-        "text": row.payload.get("text"),
-    }

@@ -18,6 +18,7 @@ from governance.domain.audit import AUDIT_ATTEMPTS, AuditEvent, ChainedEvent, ne
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
+from governance.domain.records import AuditEventPage
 from governance.store.database import writing
 from governance.store.tables import (
     AuditEventRow,
@@ -309,12 +310,11 @@ def audit_page(
     actor: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> dict[str, Any]:
+) -> AuditEventPage:
     """Audit events, newest first, filtered; with the total for pagination."""
     with Session(engine) as session:
         events, total = audit_events_page(session, action, subject, actor, limit, offset)
-    items = [chained.model_dump(mode="json") for chained in events]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return AuditEventPage(events, total, limit, offset)
 
 
 def audit_events_page(

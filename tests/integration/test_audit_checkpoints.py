@@ -103,10 +103,10 @@ def test_cutting_the_tail_after_a_published_checkpoint_fails_verify(
         connection.execute(sa.text("delete from audit_event where seq > :n"), {"n": size - cut})
 
     result = governance.checkpoints.verify()
-    assert result["intact"] is False and result["checkpointPublished"] is None
+    assert result.intact is False and result.checkpoint_published is None
     missing = f"event {size}" if cut == 1 else f"events {size - cut + 1}–{size}"
     home_file = governance.settings.home / "checkpoints" / LOG_NAME
-    [in_home, at_witness] = result["problems"]  # the chain alone looks intact
+    [in_home, at_witness] = result.problems  # the chain alone looks intact
     assert str(home_file) in in_home and str(tmp_path / "witness" / LOG_NAME) in at_witness
     for problem in (in_home, at_witness):
         assert f"covers {size} events, the database holds {size - cut}" in problem
@@ -142,11 +142,11 @@ def test_a_rewrite_below_the_checkpoint_fails_verify(governance: Governance) -> 
             )
             prev = digest
     result = governance.checkpoints.verify()
-    assert result["intact"] is False
-    assert len(result["problems"]) == 2  # the checkpoint file and the witness
+    assert result.intact is False
+    assert len(result.problems) == 2  # the checkpoint file and the witness
     assert all(
         f"the first {size} events are not the ones the published checkpoint covers" in problem
-        for problem in result["problems"]
+        for problem in result.problems
     )
     code, output = cli_verify(governance)
     assert code == 1 and "rewritten below it" in output
@@ -163,10 +163,10 @@ def test_a_growing_trail_stays_intact_and_is_published_every_n_events(
     point = log.tick()
     assert point is not None and point.size == before + 6  # 5 events and its own
     result = log.verify()
-    assert result["intact"] is True and result["problems"] == []
-    assert result["checkpointPublished"] == point.size  # the same size: not written again
+    assert result.intact is True and result.problems == []
+    assert result.checkpoint_published == point.size  # the same size: not written again
     grow(governance, 2)
-    assert log.verify()["checkpointPublished"] == point.size + 2  # verify publishes too
+    assert log.verify().checkpoint_published == point.size + 2  # verify publishes too
     code, output = cli_verify(governance)
     assert code == 0 and f"{point.size + 2} events" in output, output
 
@@ -213,7 +213,7 @@ def test_webhooks_and_a_witness_url_hear_of_each_checkpoint(
     assert request["headers"]["x-governance-event"] == body["event"] == "audit.checkpoint"
     assert body["data"]["size"] == body["seq"] == point.size
     assert opened(governance, body["data"]["note"]) == point
-    assert subscribed["secret"]
+    assert subscribed.secret
 
     settings = governance.settings
     to_url = CheckpointLog(

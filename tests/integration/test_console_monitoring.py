@@ -256,7 +256,7 @@ def test_a_promoted_request_shows_its_monitoring_and_a_risk_officer_runs_it_now(
     newest, older = run_rows(done.text)
     assert " UTC performance ✓ passed 300 The model meets" in newest and " UTC drift " in older
     listed = promoted.governance.monitoring.runs(promoted.request_id)
-    assert [(r["monitor"], r["status"], r["rows"]) for r in listed] == [
+    assert [(r.monitor, r.status, r.rows) for r in listed] == [
         ("performance", "pass", ROWS),
         ("drift", "pass", ROWS),
     ]
@@ -305,16 +305,16 @@ def test_the_connectors_page_for_admin_and_auditor_and_sync_now(
 
     # without the CSRF token nothing syncs
     assert admin.post("/admin/connectors/drop/sync").status_code == 403
-    assert console.governance.registries.status()[0]["lastSync"] is None
+    assert console.governance.registries.status()[0].last_sync is None
 
     synced = admin.post("/admin/connectors/drop/sync", data={"csrf_token": csrf(page.text)})
     assert synced.status_code == 200 and synced.url.path == "/admin/connectors"
     assert flash(synced.text) == "ok: Done: Connector drop synced: 0 requests opened."
     [status] = console.governance.registries.status()
-    assert status["lastSync"] is not None and status["lastError"] is None
+    assert status.last_sync is not None and status.last_error is None
     cell = re.search(r'<td data-testid="last-sync">(.*?)</td>', synced.text, re.S)
     assert cell and "<time datetime=" in cell[0] and "not yet" not in cell[0]
-    assert status["lastSync"].strftime("%Y-%m-%d %H:%M") in cell[0]
+    assert status.last_sync.strftime("%Y-%m-%d %H:%M") in cell[0]
     assert "✓ none" in synced.text
 
     unknown = admin.post("/admin/connectors/nope/sync", data={"csrf_token": csrf(page.text)})

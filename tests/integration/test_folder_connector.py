@@ -24,6 +24,7 @@ from governance.bootstrap import Governance
 from governance.domain.errors import InputError
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal
+from governance.services.registries import SyncOutcome
 from governance.store.tables import AuditEventRow, RegistryLink
 from tests.service_fixtures import PASSWORD, open_with_people
 
@@ -43,7 +44,7 @@ class Stage:
     demo: Path
     people: dict[str, Principal]
 
-    def sync(self) -> dict[str, Any]:
+    def sync(self) -> SyncOutcome:
         return self.governance.registries.sync(CONNECTOR)
 
     def run_checks(self) -> None:
@@ -108,7 +109,7 @@ def approve_and_promote(stage: Stage, request_id: str) -> None:
 
 def promoted_version(stage: Stage, version: str) -> str:
     stage.drop(version)
-    request_id: str = stage.sync()["opened"][0]
+    request_id: str = stage.sync().opened[0]
     stage.run_checks()
     approve_and_promote(stage, request_id)
     stage.sync()
@@ -130,9 +131,9 @@ def links(stage: Stage) -> list[RegistryLink]:
 def test_round_trip(stage: Stage) -> None:
     stage.drop("v1", candidate={"tier": "high", "label": TARGET, "owner": "dana"})
 
-    opened = stage.sync()["opened"]
+    opened = stage.sync().opened
     assert len(opened) == 1
-    assert stage.sync()["opened"] == []  # found once
+    assert stage.sync().opened == []  # found once
     request_id = opened[0]
     [link] = links(stage)
     assert (link.registry_model, link.registry_version) == (MODEL, "v1")
@@ -160,7 +161,7 @@ def test_round_trip(stage: Stage) -> None:
     assert served.read_bytes() == (stage.demo / GOOD).read_bytes()
     assert workflow.admission(MODEL, "v1", "production").allowed
     assert [p.name for p in (stage.root / MODEL).iterdir() if p.name.startswith(".")] == []
-    assert stage.sync()["aliasesRestored"] == []  # nothing to undo
+    assert stage.sync().aliases_restored == []  # nothing to undo
 
     workflow.revoke(stage.people["maria"], request_id, "drift in production")
     stage.sync()
@@ -169,14 +170,14 @@ def test_round_trip(stage: Stage) -> None:
     assert decision["status"] == "revoked"
     assert decision["reason"] == "drift in production"
     assert not workflow.admission(MODEL, "v1", "production").allowed
-    assert stage.sync()["aliasesRestored"] == []  # revoked: nothing may hold the alias
+    assert stage.sync().aliases_restored == []  # revoked: nothing may hold the alias
     assert stage.alias() is None
 
 
 def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     promoted_version(stage, "v1")
     stage.drop("v2", model_file=BAD)  # governed too, so blocked by its checks
-    [blocked] = stage.sync()["opened"]
+    [blocked] = stage.sync().opened
     stage.run_checks()
     assert stage.governance.workflow.get_request(blocked).state == "blocked"
     stage.sync()
@@ -185,33 +186,33 @@ def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
 
     stage.link.unlink()
     stage.link.symlink_to("v2", target_is_directory=True)  # `ln -sfn v2 production`
-    restored = stage.sync()["aliasesRestored"]
+    restored = stage.sync().aliases_restored
     assert stage.alias() == "v1"
-    assert [(r["found"], r["restored"]) for r in restored] == [("v2", "v1")]
+    assert [(r.found, r.restored) for r in restored] == [("v2", "v1")]
     event = audit_actions(stage, "registry.alias_restored")[-1]
     assert event.actor == f"connector:{CONNECTOR}"
     assert event.payload["found"] == "v2" and event.payload["restored"] == "v1"
     assert "no valid approval" in event.payload["why"]
 
     stage.link.unlink()  # removed by hand: the alias is the gatekeeper's to move
-    restored = stage.sync()["aliasesRestored"]
+    restored = stage.sync().aliases_restored
     assert stage.alias() == "v1"
-    assert "removed by hand" in restored[0]["why"]
-    assert stage.sync()["aliasesRestored"] == []  # and nothing to do once it is right
+    assert "removed by hand" in restored[0].why
+    assert stage.sync().aliases_restored == []  # and nothing to do once it is right
 
     approved = hashlib.sha256((stage.demo / GOOD).read_bytes()).hexdigest()
     tampered = (stage.demo / BAD).read_bytes()
     (stage.root / MODEL / "v1" / "model.skops").write_bytes(tampered)  # in place, alias on it
-    restored = stage.sync()["aliasesRestored"]
+    restored = stage.sync().aliases_restored
     assert stage.alias() is None and not stage.link.exists()
-    assert [(r["found"], r["restored"]) for r in restored] == [("v1", None)]
+    assert [(r.found, r.restored) for r in restored] == [("v1", None)]
     event = audit_actions(stage, "registry.alias_restored")[-1]
     assert event.payload["found"] == "v1" and event.payload["restored"] is None
     why = event.payload["why"]
     assert hashlib.sha256(tampered).hexdigest() in why and f"not the approved {approved}" in why
 
     events = len(audit_actions(stage, "registry.alias_restored"))
-    assert stage.sync()["aliasesRestored"] == []  # the changed bytes are not served again
+    assert stage.sync().aliases_restored == []  # the changed bytes are not served again
     assert stage.alias() is None
     assert len(audit_actions(stage, "registry.alias_restored")) == events
 
@@ -228,17 +229,17 @@ def test_a_folder_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
     stage.drop("v4", data=None)
 
     outcome = stage.sync()
-    assert outcome["opened"] == []
+    assert outcome.opened == []
     assert links(stage) == []
     assert not (stage.root / MODEL / "v0" / "decision.json").exists()
-    assert f"{MODEL}@v0" not in outcome["refused"]
+    assert f"{MODEL}@v0" not in outcome.refused
 
     decision = stage.decision("v1")
     assert decision["status"] == "incomplete"
     assert "label is missing" in decision["reason"]
     assert "name the label column" in decision["reason"]
     assert decision["requestId"] == ""
-    assert outcome["refused"][f"{MODEL}@v1"] == decision["reason"]
+    assert outcome.refused[f"{MODEL}@v1"] == decision["reason"]
     decision = stage.decision("v2")
     assert decision["status"] == "incomplete"
     assert "'extreme'" in decision["reason"] and "low, medium or high" in decision["reason"]
@@ -251,21 +252,21 @@ def test_a_folder_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
 
     written = (stage.root / MODEL / "v4" / "decision.json").stat().st_mtime_ns
     again = stage.sync()
-    assert again["opened"] == []
-    assert again["refused"] == outcome["refused"]
+    assert again.opened == []
+    assert again.refused == outcome.refused
     assert (stage.root / MODEL / "v4" / "decision.json").stat().st_mtime_ns == written
     assert stage.alias() is None
 
     # candidate.yaml is often fixed after the fact: an incomplete folder is looked at again.
     (no_label / "candidate.yaml").write_text(yaml.safe_dump({"tier": "high", "label": TARGET}))
-    [request_id] = stage.sync()["opened"]
+    [request_id] = stage.sync().opened
     assert stage.governance.workflow.get_request(request_id).model == MODEL
     assert stage.governance.workflow.get_model(MODEL).risk_tier == "high"
 
     # The model is governed at high now; a version that says low would change the rules.
     stage.drop("v5", candidate={"tier": "low", "label": TARGET})
     outcome = stage.sync()
-    assert outcome["opened"] == []
+    assert outcome.opened == []
     decision = stage.decision("v5")
     assert decision["status"] == "refused"
     assert "governed at risk tier high" in decision["reason"]
@@ -279,14 +280,14 @@ def test_a_missing_folder_is_a_clear_error(stage: Stage) -> None:
         stage.sync()
     assert str(stage.root) in str(raised.value)
     assert "is not a folder" in str(raised.value)
-    [status] = [s for s in stage.governance.registries.status() if s["name"] == CONNECTOR]
-    assert status["kind"] == "FolderRegistry"
-    assert status["lastError"].startswith("InputError: ")
-    assert str(stage.root) in status["lastError"]
-    assert status["lastSync"] is not None
+    [status] = [s for s in stage.governance.registries.status() if s.name == CONNECTOR]
+    assert status.kind == "FolderRegistry"
+    assert status.last_error.startswith("InputError: ")
+    assert str(stage.root) in status.last_error
+    assert status.last_sync is not None
 
     stage.root.mkdir()  # the share is mounted again
-    assert stage.sync()["lastError"] is None
+    assert stage.sync().last_error is None
 
 
 def test_a_deleted_version_folder_loses_the_alias(stage: Stage) -> None:
@@ -294,21 +295,21 @@ def test_a_deleted_version_folder_loses_the_alias(stage: Stage) -> None:
     nothing approved can be served, so the alias goes (and the guard does not fail)."""
     promoted_version(stage, "v1")
     shutil.rmtree(stage.root / MODEL / "v1")
-    restored = stage.sync()["aliasesRestored"]
+    restored = stage.sync().aliases_restored
     assert stage.alias() is None
-    assert [(r["found"], r["restored"]) for r in restored] == [("v1", None)]
-    assert "has no model" in restored[0]["why"]
-    assert stage.sync()["aliasesRestored"] == []
-    assert stage.sync()["lastError"] is None
+    assert [(r.found, r.restored) for r in restored] == [("v1", None)]
+    assert "has no model" in restored[0].why
+    assert stage.sync().aliases_restored == []
+    assert stage.sync().last_error is None
 
 
 def test_a_hand_edited_decision_file_does_not_stop_the_connector(stage: Stage) -> None:
     stage.drop("v1", data=None)
-    assert stage.sync()["opened"] == []
+    assert stage.sync().opened == []
     assert stage.decision("v1")["status"] == "refused"
     (stage.root / MODEL / "v1" / "decision.json").write_text("{not json")
     stage.drop("v2")
-    assert len(stage.sync()["opened"]) == 1  # the other folder is still taken
+    assert len(stage.sync().opened) == 1  # the other folder is still taken
     assert stage.decision("v1")["status"] == "refused"  # and the broken one told again
 
 
@@ -316,7 +317,7 @@ def test_a_pickled_model_is_refused_unless_the_connector_allows_it(stage: Stage)
     folder = stage.drop("v1")
     (folder / "model.skops").rename(folder / "model.joblib")  # a pickle runs code on load
     outcome = stage.sync()
-    assert outcome["opened"] == [] and links(stage) == []
+    assert outcome.opened == [] and links(stage) == []
     decision = stage.decision("v1")
     assert decision["status"] == "refused"
     assert "model.joblib, a pickle, which runs code when it is loaded" in decision["reason"]

@@ -19,6 +19,7 @@ from connectors.adult import TARGET
 from governance.bootstrap import Governance
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal
+from governance.services.registries import SyncOutcome
 from governance.store.tables import AuditEventRow, RegistryLink
 from tests.mlflow_fixtures import MlflowServer, log_demo_version, log_version
 from tests.service_fixtures import (
@@ -44,7 +45,7 @@ class Stage:
     people: dict[str, Principal]
     files: Path
 
-    def sync(self) -> dict:
+    def sync(self) -> SyncOutcome:
         return self.governance.registries.sync(CONNECTOR)
 
     def run_checks(self) -> None:
@@ -76,7 +77,7 @@ def stage(
     demo_dir: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stage]:
-    backend = request.node.callspec.params["database_url"]
+    backend = request.node.callspec.params.database_url
     model = f"credit-{request.node.originalname.removeprefix('test_')}-{backend}"[:60]
     connectors = tmp_path / "connectors.yaml"
     connectors.write_text(  # one server for the session: each test governs its own model
@@ -99,7 +100,7 @@ def sign_and_promote(stage: Stage, request_id: str) -> None:
     workflow = stage.governance.workflow
     for who in ("maria", "bob"):
         workflow.sign(stage.people[who], request_id, "approve", "checked the evidence", PASSWORD)
-    workflow.promote(stage.people["dana"], request_id)
+    workflow.promote(stage.people.dana, request_id)
 
 
 def audit_actions(stage: Stage, action: str) -> list[AuditEventRow]:
@@ -110,9 +111,9 @@ def audit_actions(stage: Stage, action: str) -> list[AuditEventRow]:
 def test_round_trip(stage: Stage) -> None:
     version = stage.log("income-reweighed.skops", **{"governance.owner": "dana"})
 
-    opened = stage.sync()["opened"]
+    opened = stage.sync().opened
     assert len(opened) == 1
-    assert stage.sync()["opened"] == []  # found once
+    assert stage.sync().opened == []  # found once
     request_id = opened[0]
     stage.run_checks()
     workflow = stage.governance.workflow
@@ -134,7 +135,7 @@ def test_round_trip(stage: Stage) -> None:
     admission = workflow.admission(stage.model, version, "production")
     assert admission.allowed
 
-    workflow.revoke(stage.people["maria"], request_id, "drift in production")
+    workflow.revoke(stage.people.maria, request_id, "drift in production")
     stage.sync()
     assert stage.alias() is None
     tags = stage.tags(version)
@@ -145,7 +146,7 @@ def test_round_trip(stage: Stage) -> None:
 
 def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     approved = stage.log("income-reweighed.skops")
-    request_id = stage.sync()["opened"][0]
+    request_id = stage.sync().opened[0]
     stage.run_checks()
     sign_and_promote(stage, request_id)
     stage.sync()
@@ -155,17 +156,17 @@ def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     stage.run_checks()
 
     stage.client.set_registered_model_alias(stage.model, "production", unapproved)
-    restored = stage.sync()["aliasesRestored"]
+    restored = stage.sync().aliases_restored
     assert stage.alias() == approved
-    assert [r["found"] for r in restored] == [unapproved]
+    assert [r.found for r in restored] == [unapproved]
     event = audit_actions(stage, "registry.alias_restored")[-1]
-    assert event.payload["found"] == unapproved and event.payload["restored"] == approved
-    assert "no valid approval" in event.payload["why"]
+    assert event.payload.found == unapproved and event.payload.restored == approved
+    assert "no valid approval" in event.payload.why
 
     stage.client.delete_registered_model_alias(stage.model, "production")
     stage.sync()
     assert stage.alias() == approved  # the alias is the gatekeeper's to move
-    assert stage.sync()["aliasesRestored"] == []  # and nothing to do once it is right
+    assert stage.sync().aliases_restored == []  # and nothing to do once it is right
 
 
 def test_a_version_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
@@ -179,8 +180,8 @@ def test_a_version_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
         {"governance.tier": "high"},
     )
     outcome = stage.sync()
-    assert outcome["opened"] == []
-    assert "governance.label is missing" in outcome["refused"][f"{stage.model}@{no_label}"]
+    assert outcome.opened == []
+    assert "governance.label is missing" in outcome.refused[f"{stage.model}@{no_label}"]
     tags = stage.tags(no_label)
     assert tags["governance.status"] == "incomplete"
     assert "governance.label" in tags["governance.reason"]
@@ -193,7 +194,7 @@ def test_a_version_that_cannot_be_governed_is_told_why(stage: Stage) -> None:
 
     # Tags are often set one at a time: once the label is there, the version is taken.
     stage.client.set_model_version_tag(stage.model, no_label, "governance.label", TARGET)
-    assert len(stage.sync()["opened"]) == 1
+    assert len(stage.sync().opened) == 1
 
 
 def test_a_pickled_model_is_refused_unless_the_connector_allows_it(stage: Stage) -> None:
@@ -224,14 +225,14 @@ def test_a_pickled_model_is_refused_unless_the_connector_allows_it(stage: Stage)
     stage.client.set_model_version_tag(stage.model, version, "governance.label", TARGET)
 
     outcome = stage.sync()
-    assert outcome["opened"] == []
+    assert outcome.opened == []
     tags = stage.tags(version)
     assert tags["governance.status"] == "refused"
     assert "cloudpickle, which runs code when it is loaded" in tags["governance.reason"]
     assert "serialization_format='skops'" in tags["governance.reason"]
     with Session(stage.governance.engine) as session:
         assert session.exec(select(RegistryLink)).all() == []
-    assert stage.sync()["refused"] == outcome["refused"]  # not fetched again
+    assert stage.sync().refused == outcome.refused  # not fetched again
 
 
 def test_served_the_registry_webhook_wakes_the_connector(
@@ -290,7 +291,7 @@ def test_served_the_registry_webhook_wakes_the_connector(
                 return api.get("/api/v1/audit", params=params).json()["items"] or None
 
         restored = wait_for(restorations, "the restoration on the audit trail")
-        assert [event["event"]["payload"]["why"] for event in restored] == [
+        assert [event.event["payload"]["why"] for event in restored] == [
             f"the alias was removed by hand; {model} {version} is the promoted version"
         ]
     finally:

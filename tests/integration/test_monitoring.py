@@ -267,9 +267,7 @@ def test_drift_breach_revokes_once_and_survives_a_restart(world: World) -> None:
 
     due = world.promoted_at + timedelta(days=1, minutes=1)
     done = monitoring.run_due(due)
-    assert [(r["monitor"], r["status"], r["action"]) for r in done] == [
-        ("drift", "breach", "revoked")
-    ]
+    assert [(r.monitor, r.status, r.action) for r in done] == [("drift", "breach", "revoked")]
     drift = runs(world)["drift"]
     assert drift.due_at == world.promoted_at + timedelta(days=1)
     assert drift.rows == 2000 and "drifted" in drift.summary
@@ -300,15 +298,15 @@ def test_clean_production_passes_and_too_few_rows_wait(world: World) -> None:
     world.send("few", world.stamped(world.logs.iloc[:100], timedelta(hours=1)))
     first = world.promoted_at + timedelta(days=1, minutes=1)
     [run] = monitoring.run_due(first)
-    assert run["status"] == "insufficient" and run["rows"] == 100
-    assert "asks for 500" in run["summary"]
+    assert run.status == "insufficient" and run.rows == 100
+    assert "asks for 500" in run.summary
 
     world.send("clean", world.stamped(world.logs.iloc[100:3100], timedelta(days=1, hours=2)))
     # the process was down for two days: only the latest slot runs
     [run] = monitoring.run_due(world.promoted_at + timedelta(days=3, hours=1))
-    assert run["monitor"] == "drift" and run["status"] == "pass", run["summary"]
-    assert run["rows"] == 3100 and run["action"] is None
-    assert run["dueAt"] == world.promoted_at + timedelta(days=3)
+    assert run.monitor == "drift" and run.status == "pass", run.summary
+    assert run.rows == 3100 and run.action is None
+    assert run.due_at == world.promoted_at + timedelta(days=3)
     assert world.admission() == "allow"
     restarted = ProductionMonitoring(
         world.governance.units, world.governance.workflow, world.governance.blobs, files
@@ -321,12 +319,12 @@ def test_performance_monitor_judges_outcomes(world: World) -> None:
     logs = world.logs.iloc[:3000]
     world.send("good", world.stamped(logs, timedelta(hours=1)))
     week = world.promoted_at + timedelta(days=7, minutes=1)
-    done = {r["monitor"]: r for r in world.governance.monitoring.run_due(week)}
+    done = {r.monitor: r for r in world.governance.monitoring.run_due(week)}
     assert set(done) == {"drift", "performance", "fairness"}
     performance = done["performance"]
-    assert performance["status"] == "pass", performance["summary"]
-    assert "no champion is scored in production" in performance["summary"]
-    assert performance["results"][0]["metrics"]["roc_auc"] > 0.85
+    assert performance.status == "pass", performance.summary
+    assert "no champion is scored in production" in performance.summary
+    assert performance.results[0]["metrics"]["roc_auc"] > 0.85
 
     # outcomes that contradict the predictions, logged a minute ago, checked now on demand:
     # a breach, which the policy only alerts on

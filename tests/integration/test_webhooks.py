@@ -201,8 +201,8 @@ def test_workflow_events_reach_the_receiver_signed(
     workflow.register_model(SYSTEM, "income", "high", "dana")  # before anyone subscribed
     events = ["request.submitted", "checks.finished", "signature.needed", "request.promoted"]
     subscribed = webhooks.subscribe(SYSTEM, receiver.url, events)
-    assert len(subscribed["secret"]) == 64
-    assert "secret" not in webhooks.list_subscriptions()[0]  # shown once, never stored
+    assert len(subscribed.secret) == 64
+    assert not hasattr(webhooks.list_subscriptions()[0], "secret")  # shown once, never stored
 
     request_id = workflow.submit(person(governance.people, "dana"), candidate(demo_dir)).id
     later = webhooks.subscribe(SYSTEM, receiver.url + "/later", ["request.submitted"])
@@ -211,7 +211,7 @@ def test_workflow_events_reach_the_receiver_signed(
 
     assert webhooks.tick() == 3
     assert [r["path"] for r in receiver.received] == ["/hook"] * 3  # `later` missed the submit
-    bodies = [verified(subscribed["secret"], r) for r in receiver.received]
+    bodies = [verified(subscribed.secret, r) for r in receiver.received]
     assert [b["event"] for b in bodies] == [
         "request.submitted",
         "checks.finished",
@@ -238,12 +238,12 @@ def test_workflow_events_reach_the_receiver_signed(
     assert headers["x-governance-delivery"] == str(submitted["id"])
     assert int(headers["x-governance-timestamp"]) == int(clock.now.timestamp())
     with pytest.raises(AssertionError):  # another secret does not verify
-        verified(later["secret"], receiver.received[0])
+        verified(later.secret, receiver.received[0])
 
     # One approval of two: the role still needed is named.
     workflow.sign(person(governance.people, "maria"), request_id, "approve", "ok", PASSWORD)
     assert webhooks.tick() == 1
-    still = verified(subscribed["secret"], receiver.received[-1])
+    still = verified(subscribed.secret, receiver.received[-1])
     assert still["data"]["roles"] == ["business_owner"] and still["data"]["remaining"] == 1
     assert still["text"] == "income 2 needs 1 more approval from: business owner"
 
@@ -251,14 +251,14 @@ def test_workflow_events_reach_the_receiver_signed(
     workflow.sign(person(governance.people, "bob"), request_id, "approve", "ok", PASSWORD)
     workflow.promote(person(governance.people, "dana"), request_id)
     assert webhooks.tick() == 1
-    promoted = verified(subscribed["secret"], receiver.received[-1])
+    promoted = verified(subscribed.secret, receiver.received[-1])
     assert promoted["event"] == "request.promoted"
     assert promoted["text"] == "income 2 was promoted by dana"
 
     log = webhooks.list_deliveries()
-    assert log["total"] == 5
-    assert {d["status"] for d in log["items"]} == {"delivered"}
-    assert all(d["attempts"] == 1 and d["lastStatusCode"] == 200 for d in log["items"])
+    assert log.total == 5
+    assert {d.status for d in log.items} == {"delivered"}
+    assert all(d.attempts == 1 and d.last_status_code == 200 for d in log.items)
 
 
 def test_fan_out_twice_or_at_once_makes_each_delivery_once(
@@ -296,20 +296,20 @@ def test_a_refused_delivery_is_retried_after_the_backoff(
     receiver.answers = [500, 200]
 
     assert webhooks.tick() == 1
-    [first] = webhooks.list_deliveries()["items"]
-    assert (first["status"], first["attempts"], first["lastStatusCode"]) == ("pending", 1, 500)
-    assert first["lastError"] == "HTTP 500" and "lastAnswer" not in first
-    assert first["lastAttemptAt"] == clock.now and first["lastDurationMs"] >= 0
-    assert first["nextAttemptAt"] == clock.now + timedelta(seconds=30)
+    [first] = webhooks.list_deliveries().items
+    assert (first.status, first.attempts, first.last_status_code) == ("pending", 1, 500)
+    assert first.last_error == "HTTP 500" and not first.shows_answer
+    assert first.last_attempt_at == clock.now and first.last_duration_ms >= 0
+    assert first.next_attempt_at == clock.now + timedelta(seconds=30)
 
     clock.now += timedelta(seconds=29)
     assert webhooks.tick() == 0  # not yet
     clock.now += timedelta(seconds=1)
     assert webhooks.tick() == 1
-    [done] = webhooks.list_deliveries(status="delivered")["items"]
-    assert (done["attempts"], done["lastStatusCode"], done["lastError"]) == (2, 200, None)
-    assert done["deliveredAt"] == clock.now
-    first_body, second_body = (verified(subscribed["secret"], r) for r in receiver.received)
+    [done] = webhooks.list_deliveries(status="delivered").items
+    assert (done.attempts, done.last_status_code, done.last_error) == (2, 200, None)
+    assert done.delivered_at == clock.now
+    first_body, second_body = (verified(subscribed.secret, r) for r in receiver.received)
     assert first_body == second_body  # the same delivery, the same body
     assert first_body["text"] == "Monitoring breach on income 2: drift share 0.6 > 0.3"
     assert webhooks.tick() == 0
@@ -326,23 +326,23 @@ def test_a_receiver_that_never_accepts_ends_failed_and_an_admin_retries(
     waits = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         assert webhooks.tick() == 1, attempt
-        [row] = webhooks.list_deliveries()["items"]
-        assert row["attempts"] == attempt
-        if row["nextAttemptAt"]:
-            waits.append(row["nextAttemptAt"] - clock.now)
+        [row] = webhooks.list_deliveries().items
+        assert row.attempts == attempt
+        if row.next_attempt_at:
+            waits.append(row.next_attempt_at - clock.now)
         clock.now += backoff(attempt)
     assert waits == [timedelta(seconds=s) for s in (30, 60, 120, 240, 480, 960, 1920)]
-    [failed] = webhooks.list_deliveries()["items"]
-    assert (failed["status"], failed["attempts"], failed["lastStatusCode"]) == ("failed", 8, 503)
+    [failed] = webhooks.list_deliveries().items
+    assert (failed.status, failed.attempts, failed.last_status_code) == ("failed", 8, 503)
     clock.now += timedelta(days=1)
     assert webhooks.tick() == 0
     assert len(receiver.received) == MAX_ATTEMPTS
 
     receiver.answers = [204]
-    retried = webhooks.redeliver(SYSTEM, failed["id"])
-    assert (retried["status"], retried["attempts"]) == ("pending", 0)
+    retried = webhooks.redeliver(SYSTEM, failed.id)
+    assert (retried.status, retried.attempts) == ("pending", 0)
     assert webhooks.tick() == 1
-    assert delivery(governance, failed["id"]).status == "delivered"
+    assert delivery(governance, failed.id).status == "delivered"
     assert audit_trail(governance.engine)[-1].event.action == "webhook.redelivery_requested"
 
 
@@ -353,9 +353,9 @@ def test_an_unreachable_receiver_is_recorded(governance: Governance) -> None:
     webhooks.subscribe(SYSTEM, f"http://127.0.0.1:{port}/nobody", ["monitoring.breach"])
     breach(governance)
     assert webhooks.tick() == 1
-    [row] = webhooks.list_deliveries()["items"]
-    assert (row["status"], row["attempts"], row["lastStatusCode"]) == ("pending", 1, None)
-    assert row["lastError"].startswith("ConnectError")
+    [row] = webhooks.list_deliveries().items
+    assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, None)
+    assert row.last_error.startswith("ConnectError")
 
 
 def test_an_unsubscribed_url_hears_nothing_more(governance: Governance, receiver: Receiver) -> None:
@@ -364,12 +364,12 @@ def test_an_unsubscribed_url_hears_nothing_more(governance: Governance, receiver
     subscribed = webhooks.subscribe(SYSTEM, receiver.url, ["monitoring.breach"])
     breach(governance)
     webhooks.fan_out()
-    webhooks.unsubscribe(SYSTEM, subscribed["id"])
+    webhooks.unsubscribe(SYSTEM, subscribed.id)
     breach(governance)
     assert webhooks.tick() == 0  # the pending one is closed, not sent
-    [row] = webhooks.list_deliveries()["items"]
-    assert (row["status"], row["attempts"]) == ("failed", 0)
-    assert row["lastError"] == "unsubscribed before it was delivered"
+    [row] = webhooks.list_deliveries().items
+    assert (row.status, row.attempts) == ("failed", 0)
+    assert row.last_error == "unsubscribed before it was delivered"
     assert receiver.received == []
     actions = [e.event.action for e in audit_trail(governance.engine)]
     assert actions[-3:] == ["monitoring.breach", "webhook.unsubscribed", "monitoring.breach"]
@@ -500,7 +500,7 @@ def test_console_page_adds_shows_the_secret_once_and_unsubscribes(
     assert secret
     assert secret[1] not in browser.get("/admin/webhooks").text  # shown once
     [subscription] = app.governance.webhooks.list_subscriptions()
-    assert subscription["events"] == ["request.revoked", "monitoring.breach"]
+    assert list(subscription.events) == ["request.revoked", "monitoring.breach"]
 
     breach(app.governance)
     receiver.answers = [500]
@@ -515,11 +515,9 @@ def test_console_page_adds_shows_the_secret_once_and_unsubscribes(
     )
     assert wrong.status_code == 200 and "url: is" in wrong.text  # the flash names the field
 
-    gone = browser.post(
-        f"/admin/webhooks/{subscription['id']}/unsubscribe", data={"csrf_token": csrf}
-    )
+    gone = browser.post(f"/admin/webhooks/{subscription.id}/unsubscribe", data={"csrf_token": csrf})
     assert gone.status_code == 200 and "is unsubscribed" in gone.text
-    assert app.governance.webhooks.list_subscriptions()[0]["active"] is False
+    assert app.governance.webhooks.list_subscriptions()[0].active is False
 
     auditor = TestClient(app.app)
     console_sign_in(auditor, "audrey")
@@ -629,9 +627,9 @@ def test_a_name_that_resolves_to_loopback_is_refused_when_delivering(
     resolver.answers = [["93.184.215.14", "127.0.0.1"]]  # every address counts, not the first
     breach(governance)
     assert webhooks.tick() == 1
-    [row] = webhooks.list_deliveries()["items"]
-    assert (row["status"], row["attempts"], row["lastStatusCode"]) == ("failed", 0, None)
-    assert "127.0.0.1: a loopback address" in row["lastError"]
+    [row] = webhooks.list_deliveries().items
+    assert (row.status, row.attempts, row.last_status_code) == ("failed", 0, None)
+    assert "127.0.0.1: a loopback address" in row.last_error
     assert receiver.received == []
 
 
@@ -648,12 +646,12 @@ def test_a_rebinding_resolver_cannot_move_the_connection(
     breach(governance)
     resolver.answers = [["192.0.2.1"], ["127.0.0.1"]]  # TEST-NET-1: refused, it is not public
     assert webhooks.tick() == 1
-    [row] = webhooks.list_deliveries()["items"]
-    assert row["status"] == "failed" and "192.0.2.1" in row["lastError"]
+    [row] = webhooks.list_deliveries().items
+    assert row.status == "failed" and "192.0.2.1" in row.last_error
     assert (
         receiver.received == [] and resolver.lookups.count("rebind.test") == 2
     )  # subscribed, delivered
-    webhooks.unsubscribe(SYSTEM, rebind["id"])
+    webhooks.unsubscribe(SYSTEM, rebind.id)
 
     # An allow-listed name is not judged by its address, but is still resolved once and
     # connected to as resolved: two receivers on one port, at two loopback addresses.

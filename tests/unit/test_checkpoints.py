@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.domain.checkpoint import Checkpoint, open_note, sign
+from governance.domain.records import VerifiedChain
 from governance.services import audit
 from governance.services.checkpoints import LOG_NAME, CheckpointLog
 from governance.signing import raw_public, verifier
@@ -98,13 +99,13 @@ def test_an_intact_trail_is_checked_and_a_checkpoint_of_it_published(tmp_path: P
     uow = FakeUnitOfWork()
     grow(uow, 3)
     result = checkpoint_log(uow, tmp_path).verify()
-    assert result == {
-        "intact": True,
-        "events": 3,
-        "head": uow.audit.events()[-1].hash,
-        "problems": [],
-        "checkpointPublished": 3,
-    }
+    assert result == VerifiedChain(
+        intact=True,
+        events=3,
+        head=uow.audit.events()[-1].hash,
+        problems=[],
+        checkpoint_published=3,
+    )
     assert [line["size"] for line in published(tmp_path)] == [3]
     assert uow.commits == 1  # the check itself writes nothing to the trail
 
@@ -116,7 +117,7 @@ def test_a_cut_or_rewritten_trail_is_caught_by_the_published_checkpoint(
     uow = FakeUnitOfWork()
     grow(uow, 4)
     log = checkpoint_log(uow, tmp_path)
-    assert log.verify()["checkpointPublished"] == 4
+    assert log.verify().checkpoint_published == 4
     if tamper == "cut":
         del uow.audit.committed[-1]
     else:  # the chain recomputed from a changed first event: only the checkpoint tells
@@ -131,6 +132,6 @@ def test_a_cut_or_rewritten_trail_is_caught_by_the_published_checkpoint(
         uow.commit()
         assert first.hash != uow.audit.events()[0].hash
     result = log.verify()
-    assert not result["intact"] and result["checkpointPublished"] is None
-    [problem] = result["problems"]
+    assert not result.intact and result.checkpoint_published is None
+    [problem] = result.problems
     assert ("deleted" if tamper == "cut" else "rewritten below it") in problem

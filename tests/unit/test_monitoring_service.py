@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.domain.audit import verify_chain
 from governance.domain.errors import ConflictError, InputError, NotFoundError
-from governance.domain.records import CheckedData, MonitoredRequest
+from governance.domain.records import CheckedData, MonitoredRequest, ReceivedTotals
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import People
 from governance.services.policies import PolicyLibrary
@@ -134,21 +134,18 @@ def test_a_batch_is_stored_once_with_its_audit_event(
     uow: FakeUnitOfWork, monitoring: ProductionMonitoring
 ) -> None:
     sent = monitoring.ingest("serving", "credit", "1", "b-1", rows(True, NOW))
-    assert sent["replayed"] is False and sent["rows"] == 40 and sent["outcomes"] == 40
+    assert sent.replayed is False and sent.rows == 40 and sent.outcomes == 40
     again = monitoring.ingest("serving", "credit", "1", "b-1", rows(True, NOW))
-    assert again["replayed"] is True and again["sha256"] == sent["sha256"]
+    assert again.replayed is True and again.sha256 == sent.sha256
     with pytest.raises(ConflictError, match="a batch id is taken once"):
         monitoring.ingest("serving", "credit", "1", "b-1", rows(False, NOW))
     assert actions(uow) == ["predictions.ingested"]
     event = uow.audit.events()[0].event
     assert event.subject == "model:credit@1" and event.payload["batch_id"] == "b-1"
-    assert [b["batchId"] for b in monitoring.batches("credit", "1")] == ["b-1"]
-    assert monitoring.received("credit", "1") == {
-        "batches": 1,
-        "rows": 40,
-        "outcomes": 40,
-        "lastAt": NOW,
-    }
+    assert [b.batch_id for b in monitoring.batches("credit", "1")] == ["b-1"]
+    assert monitoring.received("credit", "1") == ReceivedTotals(
+        batches=1, rows=40, outcomes=40, last_at=NOW
+    )
 
 
 def test_a_batch_id_another_writer_took_meanwhile_answers_its_batch(
@@ -159,7 +156,7 @@ def test_a_batch_id_another_writer_took_meanwhile_answers_its_batch(
     assert rival is not None
     uow.monitoring.rival = replace(rival, batch_id="b-1")
     sent = monitoring.ingest("serving", "credit", "1", "b-1", rows(True, NOW))
-    assert sent["replayed"] is True and sent["sha256"] == first["sha256"]
+    assert sent.replayed is True and sent.sha256 == first.sha256
     assert actions(uow) == ["predictions.ingested"]  # the rival's event is the rival's
 
 
@@ -171,16 +168,16 @@ def test_a_breach_and_its_revocation_are_one_unit_of_work(
     before = len(actions(uow))
     uow.taken = 1  # the first try of the outcome's unit loses the audit seq: run again whole
     [run] = monitoring.run_due(NOW + timedelta(days=1, minutes=1))
-    assert (run["monitor"], run["status"], run["action"]) == ("performance", "breach", "revoked")
-    assert run["dueAt"] == NOW + timedelta(days=1) and run["rows"] == 40
+    assert (run.monitor, run.status, run.action) == ("performance", "breach", "revoked")
+    assert run.due_at == NOW + timedelta(days=1) and run.rows == 40
     assert uow.taken == 0  # the lost try was made, and undone whole
     assert actions(uow)[before:] == ["request.revoke", "monitoring.breach"]
     breach = uow.audit.events()[-1].event
     assert breach.payload["request_id"] == request_id and breach.payload["action"] == "revoked"
     verify_chain(uow.audit.events())
     assert workflow.get_request(request_id).state == "revoked"
-    assert run["id"] in uow.monitoring.locked and request_id in uow.promotions.locked
-    assert [r["status"] for r in monitoring.runs(request_id)] == ["breach"]
+    assert run.id in uow.monitoring.locked and request_id in uow.promotions.locked
+    assert [r.status for r in monitoring.runs(request_id)] == ["breach"]
     # the slot is settled: the next tick runs nothing
     assert monitoring.run_due(NOW + timedelta(days=1, minutes=2)) == []
 
@@ -191,7 +188,7 @@ def test_a_clean_window_passes_and_a_revoked_request_is_only_alerted(
     request_id = promoted(uow, workflow, tmp_path)
     monitoring.ingest("serving", "credit", "1", "good", rows(True, NOW + timedelta(hours=1)))
     [run] = monitoring.run_due(NOW + timedelta(days=1, minutes=1))
-    assert run["status"] == "pass" and run["action"] is None
+    assert run.status == "pass" and run.action is None
     assert actions(uow)[-1] == "monitoring.checked"
     # revoked by hand after the check found it promoted: the breach alerts, revokes nothing
     monitoring.ingest(
@@ -199,7 +196,7 @@ def test_a_clean_window_passes_and_a_revoked_request_is_only_alerted(
     )
     workflow.revoke(MARIA, request_id, "withdrawn")
     [run] = monitoring.run_due(NOW + timedelta(days=2, minutes=1))
-    assert run["status"] == "breach" and run["action"] == "alerted", run["summary"]
+    assert run.status == "breach" and run.action == "alerted", run.summary
     assert actions(uow)[-2:] == ["request.revoke", "monitoring.breach"]
     assert actions(uow).count("request.revoke") == 1
 

@@ -186,7 +186,7 @@ def test_each_offered_version_is_opened_once(
 
     result = sync.sync("files")
 
-    assert result["opened"] == ["req-2"]
+    assert result.opened == ["req-2"]
     assert workflow.registered == ["fraud"]
     [(candidate, also)] = workflow.submitted
     assert (candidate.model, candidate.version, candidate.pickle_allowed) == ("fraud", "2", True)
@@ -207,8 +207,8 @@ def test_a_version_that_cannot_be_governed_is_told_why_once(
 
     told = [(version, decision.status) for version, decision in registry.published]
     assert told == [("1", INCOMPLETE), ("3", REFUSED)]
-    assert set(result["refused"]) == {"fraud@1", "fraud@2", "fraud@3"}
-    assert "risk tier high" in result["refused"]["fraud@3"]
+    assert set(result.refused) == {"fraud@1", "fraud@2", "fraud@3"}
+    assert "risk tier high" in result.refused["fraud@3"]
     assert workflow.submitted == []
 
 
@@ -251,8 +251,8 @@ def test_the_alias_guard_puts_the_alias_back_and_says_so(
     result = sync.sync("files")
 
     assert registry.holders["fraud"] == "1"
-    [restored] = result["aliasesRestored"]
-    assert restored["found"] == "2" and restored["restored"] == "1"
+    [restored] = result.aliases_restored
+    assert restored.found == "2" and restored.restored == "1"
     [event] = [c.event for c in uow.audit.events()]
     assert (event.action, event.subject, event.actor) == (
         "registry.alias_restored",
@@ -260,7 +260,7 @@ def test_the_alias_guard_puts_the_alias_back_and_says_so(
         "connector:files",
     )
     assert verify_chain(uow.audit.events()) == []
-    assert sync.sync("files")["aliasesRestored"] == []  # where it belongs now
+    assert sync.sync("files").aliases_restored == []  # where it belongs now
 
 
 def test_the_alias_leaves_bytes_other_than_the_approved_ones(
@@ -272,7 +272,7 @@ def test_the_alias_leaves_bytes_other_than_the_approved_ones(
     registry.served_sha256 = "tampered"
     registry.holders["fraud"] = "1"
 
-    [restored] = sync.sync("files")["aliasesRestored"]
+    [restored] = sync.sync("files").aliases_restored
 
     assert registry.holders["fraud"] is None
-    assert "tampered" in restored["why"] and restored["restored"] is None
+    assert "tampered" in restored.why and restored.restored is None

@@ -86,14 +86,14 @@ def test_a_subscription_is_recorded_with_its_secret_shown_once(
 ) -> None:
     happened(uow, "request.submitted", "model:income@1", request_id="r0")
     made = webhooks.subscribe(SYSTEM, URL, ["request.promoted", "request.submitted"])
-    assert made["events"] == ["request.submitted", "request.promoted"]  # in EVENTS order
-    assert made["secret"] == KEY.derive(SECRET_PURPOSE, uow.webhook_subscriptions.stored[1].salt)
+    assert list(made.events) == ["request.submitted", "request.promoted"]  # in EVENTS order
+    assert made.secret == KEY.derive(SECRET_PURPOSE, uow.webhook_subscriptions.stored[1].salt)
     event = uow.audit.committed[-1].event
     assert (event.action, event.subject) == ("webhook.subscribed", "webhook:1")
-    assert event.payload == {"url": URL, "events": made["events"]}
+    assert event.payload == {"url": URL, "events": list(made.events)}
     assert uow.cursors.position(CURSOR) == 2  # fan-out starts here: the history is nobody's
     [listed] = webhooks.list_subscriptions()
-    assert "secret" not in listed and listed["active"]
+    assert not hasattr(listed, "secret") and listed.active
     with pytest.raises(InputError):
         webhooks.subscribe(SYSTEM, URL, ["no.such.event"])
 
@@ -138,7 +138,7 @@ def test_a_due_delivery_is_signed_sent_and_recorded(
     [(url, body, headers)] = receiver.posts
     assert url == URL and headers["X-Governance-Event"] == "request.submitted"
     timestamp = int(headers["X-Governance-Timestamp"])
-    assert headers["X-Governance-Signature"] == sign_body(made["secret"], timestamp, body)
+    assert headers["X-Governance-Signature"] == sign_body(made.secret, timestamp, body)
     [delivery] = uow.webhook_deliveries.stored.values()
     assert (delivery.status, delivery.delivered_at, delivery.last_status_code) == (
         "delivered",
@@ -146,9 +146,10 @@ def test_a_due_delivery_is_signed_sent_and_recorded(
         200,
     )
     log = webhooks.list_deliveries(answers=True)
-    assert log["total"] == 1 and log["items"][0]["lastAnswer"] == "thanks"
-    assert "lastAnswer" not in webhooks.list_deliveries()["items"][0]
-    assert webhooks.list_deliveries(status="pending")["total"] == 0
+    assert log.total == 1 and log.items[0].last_answer == "thanks"
+    [hidden] = webhooks.list_deliveries().items
+    assert not hidden.shows_answer and hidden.last_answer is None
+    assert webhooks.list_deliveries(status="pending").total == 0
     with pytest.raises(InputError):
         webhooks.list_deliveries(status="lost")
     with pytest.raises(ConflictError):
@@ -171,7 +172,7 @@ def test_a_refused_delivery_waits_fails_and_is_redelivered(
         uow.webhook_deliveries.save(replace(delivery, status="failed", attempts=8))
         uow.commit()
     again = webhooks.redeliver(SYSTEM, delivery.id)
-    assert again["status"] == "pending" and again["attempts"] == 0
+    assert again.status == "pending" and again.attempts == 0
     assert uow.audit.committed[-1].event.action == "webhook.redelivery_requested"
     with pytest.raises(NotFoundError):
         webhooks.redeliver(SYSTEM, 99)
@@ -184,7 +185,7 @@ def test_an_unsubscribed_url_hears_nothing_more(
     happened(uow, "request.submitted", "model:income@1", request_id="r1")
     webhooks.fan_out()
     gone = webhooks.unsubscribe(SYSTEM, 1)
-    assert not gone["active"]
+    assert not gone.active
     assert uow.audit.committed[-1].event.payload == {"url": URL}
     assert webhooks.deliver_due() == 0 and receiver.posts == []
     [delivery] = uow.webhook_deliveries.stored.values()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,7 +20,7 @@ from litestar import Controller, Request, Response
 from litestar.params import Parameter
 
 from governance.domain.errors import InputError
-from governance.web.api.bodies import Json, MiB
+from governance.web.api.bodies import CamelResponse, MiB
 from governance.web.api.operations import get, post
 from governance.web.dependencies import governance_of, in_thread, principal_of
 from governance.web.guards import permission
@@ -34,6 +35,49 @@ class BodyError(InputError):
     def __init__(self, status: int, field: str, problem: str, fix: str) -> None:
         self.status = status
         super().__init__(field, problem, fix)
+
+
+class PredictionBatch(CamelResponse, frozen=True):
+    """A stored batch of a version's production predictions."""
+
+    model: str
+    version: str
+    batch_id: str
+    source: str
+    actor: str
+    rows: int
+    outcomes: int
+    first_at: datetime
+    last_at: datetime
+    columns: list[str]
+    sha256: str
+    size_bytes: int
+    received_at: datetime
+
+
+class IngestedBatch(PredictionBatch, frozen=True):
+    """The stored batch; `replayed` when the batch id was stored before with these rows."""
+
+    replayed: bool
+
+
+class MonitoringRun(CamelResponse, frozen=True):
+    """One slot of one production check: `running`, then its status, summary and results,
+    and what it did on a breach (`alerted`, `revoked`)."""
+
+    id: int
+    request_id: str
+    monitor: str
+    due_at: datetime
+    status: str
+    rows: int
+    window_start: datetime | None
+    window_end: datetime | None
+    summary: str
+    results: list[dict[str, Any]]
+    action: str | None
+    started_at: datetime
+    finished_at: datetime | None
 
 
 class PredictionController(Controller):
@@ -56,7 +100,7 @@ class PredictionController(Controller):
         name: str,
         version: str,
         batch_id: Annotated[str | None, Parameter(query="batchId", max_length=128)] = None,
-    ) -> Response[Json]:
+    ) -> Response[IngestedBatch]:
         governance = governance_of(request)
         body = await _body(request, governance.settings.max_predictions_bytes)
         parquet = request.headers.get("content-type", "").split(";")[0].strip() == PARQUET
@@ -71,7 +115,9 @@ class PredictionController(Controller):
             "api",
             hashlib.sha256(body).hexdigest(),
         )
-        return Response(stored, status_code=200 if stored["replayed"] else 201)
+        return Response(
+            IngestedBatch.from_record(stored), status_code=200 if stored.replayed else 201
+        )
 
     @get(
         "/",
@@ -84,9 +130,10 @@ class PredictionController(Controller):
         name: str,
         version: str,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    ) -> list[Json]:
+    ) -> list[PredictionBatch]:
         monitoring = governance_of(request).monitoring
-        return await in_thread(monitoring.batches, name, version, limit)
+        batches = await in_thread(monitoring.batches, name, version, limit)
+        return [PredictionBatch.from_record(batch) for batch in batches]
 
 
 class MonitoringController(Controller):
@@ -105,8 +152,9 @@ class MonitoringController(Controller):
         request: Request,
         request_id: str,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-    ) -> list[Json]:
-        return await in_thread(governance_of(request).monitoring.runs, request_id, limit)
+    ) -> list[MonitoringRun]:
+        runs = await in_thread(governance_of(request).monitoring.runs, request_id, limit)
+        return [MonitoringRun.from_record(run) for run in runs]
 
     @post(
         "/{monitor:str}",
@@ -114,9 +162,10 @@ class MonitoringController(Controller):
         status_code=200,
         summary="Run one of the policy's production checks now, on the window ending now",
     )
-    async def run_monitor(self, request: Request, request_id: str, monitor: str) -> Json:
+    async def run_monitor(self, request: Request, request_id: str, monitor: str) -> MonitoringRun:
         monitoring = governance_of(request).monitoring
-        return await in_thread(monitoring.run_now, principal_of(request), request_id, monitor)
+        run = await in_thread(monitoring.run_now, principal_of(request), request_id, monitor)
+        return MonitoringRun.from_record(run)
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -10,8 +10,10 @@ from litestar import Request, get, post
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
+from governance.domain.records import MonitoringRunRecord
 from governance.domain.workflow import State
 from governance.services.browse import RequestDetail
+from governance.services.registries import SyncOutcome
 from governance.web.console.base import (
     REFUSALS,
     CsrfOnly,
@@ -67,7 +69,8 @@ async def monitoring_section(request: Request, detail: RequestDetail) -> dict[st
         ],
         "window_days": settings.window,
         "minimum_rows": settings.minimum_rows,
-        "runs": [{**run, "look": RUN_STATUS.get(run["status"])} for run in runs],
+        "runs": runs,
+        "looks": RUN_STATUS,
         "shown": RUNS_SHOWN,
         "received": received,
         "actions": ACTIONS,
@@ -92,15 +95,15 @@ async def run_monitor(
     return redirect(request, back, ran(run))
 
 
-def ran(run: dict[str, Any]) -> str:
+def ran(run: MonitoringRunRecord) -> str:
     """The flash after "Run now": what the check found, and what it did (a run that
     could not judge is a result too: it is recorded, and its summary says why)."""
-    _, _, words = RUN_STATUS.get(run["status"], ("", "", run["status"]))
-    text = f"The {run['monitor']} check ran on {run['rows']:,} production rows: {words}."
-    if run.get("summary"):
-        text += f" {run['summary'][:700].rstrip('.')}."
-    if run.get("action"):
-        action = ACTIONS.get(run["action"], run["action"])
+    _, _, words = RUN_STATUS.get(run.status, ("", "", run.status))
+    text = f"The {run.monitor} check ran on {run.rows:,} production rows: {words}."
+    if run.summary:
+        text += f" {run.summary[:700].rstrip('.')}."
+    if run.action:
+        action = ACTIONS.get(run.action, run.action)
         text += f" {action[:1].upper()}{action[1:]}."
     return text
 
@@ -146,10 +149,10 @@ async def sync_connector(
     return redirect(request, CONNECTORS, synced(result))
 
 
-def synced(result: dict[str, Any]) -> str:
-    opened, refused = len(result["opened"]), len(result["refused"])
-    restored = len(result.get("aliasesRestored") or [])
-    text = f"Connector {result['name']} synced: {opened} request{'s' if opened != 1 else ''} opened"
+def synced(result: SyncOutcome) -> str:
+    opened, refused = len(result.opened), len(result.refused)
+    restored = len(result.aliases_restored)
+    text = f"Connector {result.name} synced: {opened} request{'s' if opened != 1 else ''} opened"
     if refused:
         text += f", {refused} version{'s' if refused != 1 else ''} refused (listed below)"
     if restored:
