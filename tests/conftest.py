@@ -6,6 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# The CLI's width when it does not write to a terminal, which the tests' expectations of
+# its tables assume; pytest-xdist's workers set COLUMNS=80.
+os.environ["COLUMNS"] = "140"
 # Before anything imports numba (it reads this once): every process a test run starts (this
 # one, the servers, their check processes, the CLI) keeps the machine code of shap's
 # compiled loops in one place, so they are compiled once, not once per check job
