@@ -77,7 +77,7 @@ def stage(
     demo_dir: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stage]:
-    backend = request.node.callspec.params.database_url
+    backend = request.node.callspec.params["database_url"]
     model = f"credit-{request.node.originalname.removeprefix('test_')}-{backend}"[:60]
     connectors = tmp_path / "connectors.yaml"
     connectors.write_text(  # one server for the session: each test governs its own model
@@ -100,7 +100,7 @@ def sign_and_promote(stage: Stage, request_id: str) -> None:
     workflow = stage.governance.workflow
     for who in ("maria", "bob"):
         workflow.sign(stage.people[who], request_id, "approve", "checked the evidence", PASSWORD)
-    workflow.promote(stage.people.dana, request_id)
+    workflow.promote(stage.people["dana"], request_id)
 
 
 def audit_actions(stage: Stage, action: str) -> list[AuditEventRow]:
@@ -135,7 +135,7 @@ def test_round_trip(stage: Stage) -> None:
     admission = workflow.admission(stage.model, version, "production")
     assert admission.allowed
 
-    workflow.revoke(stage.people.maria, request_id, "drift in production")
+    workflow.revoke(stage.people["maria"], request_id, "drift in production")
     stage.sync()
     assert stage.alias() is None
     tags = stage.tags(version)
@@ -160,8 +160,8 @@ def test_alias_guard_moves_a_hand_set_alias_back(stage: Stage) -> None:
     assert stage.alias() == approved
     assert [r.found for r in restored] == [unapproved]
     event = audit_actions(stage, "registry.alias_restored")[-1]
-    assert event.payload.found == unapproved and event.payload.restored == approved
-    assert "no valid approval" in event.payload.why
+    assert event.payload["found"] == unapproved and event.payload["restored"] == approved
+    assert "no valid approval" in event.payload["why"]
 
     stage.client.delete_registered_model_alias(stage.model, "production")
     stage.sync()
@@ -291,7 +291,7 @@ def test_served_the_registry_webhook_wakes_the_connector(
                 return api.get("/api/v1/audit", params=params).json()["items"] or None
 
         restored = wait_for(restorations, "the restoration on the audit trail")
-        assert [event.event["payload"]["why"] for event in restored] == [
+        assert [event["event"]["payload"]["why"] for event in restored] == [
             f"the alias was removed by hand; {model} {version} is the promoted version"
         ]
     finally:
