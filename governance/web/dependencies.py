@@ -1,6 +1,7 @@
 """What the handlers of both faces (the API and the console) read from a request: the
 governance container the app holds, the principal the guard let in, the caller's address,
-and a way to run the synchronous service layer without blocking the event loop.
+and a way to run the synchronous service layer (in the caller's name) without blocking the
+event loop.
 
 Plain functions rather than Litestar `Provide` dependencies: each is a lookup on the
 request, and the dependency machinery costs time on every call (bench/RESULTS.md)."""
@@ -38,3 +39,10 @@ def client_address(request: Request[Any, Any, Any]) -> str | None:
 async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
     """Database and CPU work off the event loop: the service layer is synchronous."""
     return await to_thread.run_sync(lambda: function(*args))
+
+
+async def as_caller(request: Request[Any, Any, Any], action: Callable[..., Any], *args: Any) -> Any:
+    """`in_thread` for a service function that works in someone's name: each takes that
+    principal first (its permission check, its audit event or the rows it shows depend on
+    them), and a handler always works in the name of whoever is calling."""
+    return await in_thread(action, principal_of(request), *args)

@@ -55,7 +55,7 @@ class AuditPage(CamelResponse, frozen=True):
     @classmethod
     def from_record(cls, record: object) -> Self:
         assert isinstance(record, AuditEventPage)
-        items = [ChainedAuditEvent.from_record(chained) for chained in record.items]
+        items = ChainedAuditEvent.from_records(record.items)
         return cls(items, record.total, record.limit, record.offset)
 
 

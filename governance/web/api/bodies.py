@@ -50,6 +50,11 @@ class Response(msgspec.Struct, frozen=True):
         each field taken by name, so a schema can leave out what the wire must not show."""
         return cls(**{name: getattr(record, name) for name in cls.__struct_fields__})
 
+    @classmethod
+    def from_records(cls, records: Iterable[object]) -> list[Self]:
+        """The schemas of a service's list of records, in its order: what a listing answers."""
+        return [cls.from_record(record) for record in records]
+
 
 class CamelResponse(Response, frozen=True, rename="camel"):
     """A response schema that is camelCase on the wire, like the request bodies."""

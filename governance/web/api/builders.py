@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from governance.domain.policy import BUILDER_NAME
 from governance.web.api.bodies import Camel, CamelResponse
 from governance.web.api.operations import delete, get, post
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread
 from governance.web.guards import permission
 
 
@@ -41,8 +41,7 @@ class BuilderController(Controller):
 
     @get("/", opt=permission("builders", "read"))
     async def list_builders(self, request: Request) -> list[Builder]:
-        builders = await in_thread(governance_of(request).builders.list)
-        return [Builder.from_record(builder) for builder in builders]
+        return Builder.from_records(await in_thread(governance_of(request).builders.list))
 
     @post(
         "/",
@@ -52,7 +51,7 @@ class BuilderController(Controller):
     )
     async def add_builder(self, request: Request, data: NewBuilder) -> Builder:
         builders = governance_of(request).builders
-        added = await in_thread(builders.add, principal_of(request), data.name, data.public_key)
+        added = await as_caller(request, builders.add, data.name, data.public_key)
         return Builder.from_record(added)
 
     @delete(
@@ -65,4 +64,4 @@ class BuilderController(Controller):
         self, request: Request, name: Annotated[str, Parameter(pattern=BUILDER_NAME)]
     ) -> Builder:
         builders = governance_of(request).builders
-        return Builder.from_record(await in_thread(builders.revoke, principal_of(request), name))
+        return Builder.from_record(await as_caller(request, builders.revoke, name))

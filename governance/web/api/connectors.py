@@ -48,7 +48,7 @@ class SyncedConnector(Connector, frozen=True):
     @classmethod
     def from_record(cls, record: object) -> Self:
         assert isinstance(record, SyncOutcome)
-        restored = [RestoredAlias.from_record(alias) for alias in record.aliases_restored]
+        restored = RestoredAlias.from_records(record.aliases_restored)
         fields = {name: getattr(record, name) for name in Connector.__struct_fields__}
         return cls(**fields, aliases_restored=restored)
 

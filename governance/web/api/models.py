@@ -12,7 +12,7 @@ from governance.domain import names
 from governance.domain.policy import PromotionPolicy
 from governance.web.api.bodies import Camel, CamelResponse, NestedResponse
 from governance.web.api.operations import get, post
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread
 from governance.web.guards import permission
 
 
@@ -76,14 +76,13 @@ class ModelController(Controller):
 
     @get("/", opt=permission("models", "read"))
     async def list_models(self, request: Request) -> list[Model]:
-        models = await in_thread(governance_of(request).workflow.list_models)
-        return [Model.from_record(model) for model in models]
+        return Model.from_records(await in_thread(governance_of(request).workflow.list_models))
 
     @post("/", opt=permission("models", "register"), status_code=201)
     async def register_model(self, request: Request, data: NewModel) -> Model:
-        registered = await in_thread(
+        registered = await as_caller(
+            request,
             governance_of(request).workflow.register_model,
-            principal_of(request),
             data.name,
             data.risk_tier,
             data.owner,

@@ -22,7 +22,7 @@ from litestar.params import Parameter
 from governance.domain.errors import InputError
 from governance.web.api.bodies import CamelResponse, MiB
 from governance.web.api.operations import get, post
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread, principal_of
 from governance.web.guards import permission
 
 PARQUET = "application/vnd.apache.parquet"
@@ -132,8 +132,9 @@ class PredictionController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> list[PredictionBatch]:
         monitoring = governance_of(request).monitoring
-        batches = await in_thread(monitoring.batches, name, version, limit)
-        return [PredictionBatch.from_record(batch) for batch in batches]
+        return PredictionBatch.from_records(
+            await in_thread(monitoring.batches, name, version, limit)
+        )
 
 
 class MonitoringController(Controller):
@@ -153,8 +154,9 @@ class MonitoringController(Controller):
         request_id: str,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> list[MonitoringRun]:
-        runs = await in_thread(governance_of(request).monitoring.runs, request_id, limit)
-        return [MonitoringRun.from_record(run) for run in runs]
+        return MonitoringRun.from_records(
+            await in_thread(governance_of(request).monitoring.runs, request_id, limit)
+        )
 
     @post(
         "/{monitor:str}",
@@ -164,7 +166,7 @@ class MonitoringController(Controller):
     )
     async def run_monitor(self, request: Request, request_id: str, monitor: str) -> MonitoringRun:
         monitoring = governance_of(request).monitoring
-        run = await in_thread(monitoring.run_now, principal_of(request), request_id, monitor)
+        run = await as_caller(request, monitoring.run_now, request_id, monitor)
         return MonitoringRun.from_record(run)
 
 

@@ -12,7 +12,13 @@ from litestar import Controller, Request
 from governance.web.api.bodies import Camel, CamelResponse, Response
 from governance.web.api.operations import delete, get, post
 from governance.web.auth import bearer_secret
-from governance.web.dependencies import client_address, governance_of, in_thread, principal_of
+from governance.web.dependencies import (
+    as_caller,
+    client_address,
+    governance_of,
+    in_thread,
+    principal_of,
+)
 from governance.web.guards import PERSON, PUBLIC, SIGNED_IN, permission
 
 
@@ -197,14 +203,13 @@ class UserController(Controller):
 
     @get("/", opt=permission("users", "read"))
     async def list_users(self, request: Request) -> list[User]:
-        users = await in_thread(governance_of(request).people.list_users)
-        return [User.from_record(user) for user in users]
+        return User.from_records(await in_thread(governance_of(request).people.list_users))
 
     @post("/", opt=permission("users", "manage"), status_code=201)
     async def add_user(self, request: Request, data: NewUser) -> AddedUser:
-        added = await in_thread(
+        added = await as_caller(
+            request,
             governance_of(request).people.add_user,
-            principal_of(request),
             data.username,
             data.full_name,
             data.password,
@@ -214,9 +219,7 @@ class UserController(Controller):
 
     @post("/{username:str}/disable", opt=permission("users", "manage"), status_code=200)
     async def disable_user(self, request: Request, username: str) -> Disabled:
-        await in_thread(
-            governance_of(request).people.set_disabled, principal_of(request), username, True
-        )
+        await as_caller(request, governance_of(request).people.set_disabled, username, True)
         return Disabled(username=username, disabled=True)
 
     @post(
@@ -226,9 +229,7 @@ class UserController(Controller):
         summary="End a sign-in lockout now",
     )
     async def unlock_user(self, request: Request, username: str) -> Unlocked:
-        done = await in_thread(
-            governance_of(request).people.unlock, principal_of(request), username
-        )
+        done = await as_caller(request, governance_of(request).people.unlock, username)
         return Unlocked.from_record(done)
 
     @post(
@@ -240,11 +241,8 @@ class UserController(Controller):
     async def reset_password(
         self, request: Request, username: str, data: PasswordReset
     ) -> PasswordWasReset:
-        reset = await in_thread(
-            governance_of(request).people.reset_password,
-            principal_of(request),
-            username,
-            data.new_password,
+        reset = await as_caller(
+            request, governance_of(request).people.reset_password, username, data.new_password
         )
         return PasswordWasReset.from_record(reset)
 
@@ -257,8 +255,7 @@ class TokenController(Controller):
 
     @get("/", opt=permission("tokens", "read"))
     async def list_tokens(self, request: Request) -> list[Token]:
-        tokens = await in_thread(governance_of(request).people.list_tokens)
-        return [Token.from_record(token) for token in tokens]
+        return Token.from_records(await in_thread(governance_of(request).people.list_tokens))
 
     @post(
         "/",
@@ -267,9 +264,9 @@ class TokenController(Controller):
         summary="Issue an API token; the secret is in this response only",
     )
     async def create_token(self, request: Request, data: NewToken) -> CreatedToken:
-        created = await in_thread(
+        created = await as_caller(
+            request,
             governance_of(request).people.create_token,
-            principal_of(request),
             data.name,
             data.roles,
             data.days,
@@ -279,4 +276,4 @@ class TokenController(Controller):
 
     @delete("/{token_id:str}", opt=permission("tokens", "manage"))
     async def revoke_token(self, request: Request, token_id: str) -> None:
-        await in_thread(governance_of(request).people.revoke_token, principal_of(request), token_id)
+        await as_caller(request, governance_of(request).people.revoke_token, token_id)

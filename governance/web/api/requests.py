@@ -12,7 +12,7 @@ from litestar.params import Parameter
 
 from governance.web.api.bodies import MAX_OFFSET, Camel, CamelResponse, Json, NestedResponse
 from governance.web.api.operations import get, post
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread
 from governance.web.guards import permission
 
 
@@ -153,9 +153,9 @@ class RequestController(Controller):
     async def sign(
         self, request: Request, request_id: str, data: SignatureBody
     ) -> PromotionRequest:
-        signed = await in_thread(
+        signed = await as_caller(
+            request,
             governance_of(request).workflow.sign,
-            principal_of(request),
             request_id,
             data.meaning,
             data.comment,
@@ -168,9 +168,9 @@ class RequestController(Controller):
     async def request_waiver(
         self, request: Request, request_id: str, data: WaiverBody
     ) -> PromotionRequest:
-        asked = await in_thread(
+        asked = await as_caller(
+            request,
             governance_of(request).workflow.request_waiver,
-            principal_of(request),
             request_id,
             data.justification,
             data.days,
@@ -180,13 +180,13 @@ class RequestController(Controller):
     @post("/{request_id:str}/promote", opt=permission("requests", "promote"), status_code=200)
     async def promote(self, request: Request, request_id: str) -> PromotionRequest:
         workflow = governance_of(request).workflow
-        promoted = await in_thread(workflow.promote, principal_of(request), request_id)
+        promoted = await as_caller(request, workflow.promote, request_id)
         return PromotionRequest.from_record(promoted)
 
     @post("/{request_id:str}/revoke", opt=permission("requests", "revoke"), status_code=200)
     async def revoke(self, request: Request, request_id: str, data: RevokeBody) -> PromotionRequest:
         workflow = governance_of(request).workflow
-        revoked = await in_thread(workflow.revoke, principal_of(request), request_id, data.reason)
+        revoked = await as_caller(request, workflow.revoke, request_id, data.reason)
         return PromotionRequest.from_record(revoked)
 
 

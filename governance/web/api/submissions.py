@@ -22,7 +22,7 @@ from governance.services.workflow import Candidate
 from governance.web.api.bodies import CamelResponse, MiB, refuse_nul
 from governance.web.api.operations import post
 from governance.web.api.requests import PromotionRequest
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of
 from governance.web.guards import permission
 from governance.web.problems import on_form_not_utf8
 
@@ -110,12 +110,8 @@ class SubmissionController(Controller):
                 model_card=_model_card(data.model_card),
             )
             provenance = await _provenance(data.provenance)
-            created = await in_thread(
-                governance.workflow.submit_evidence,
-                principal_of(request),
-                candidate,
-                manifest,
-                provenance,
+            created = await as_caller(
+                request, governance.workflow.submit_evidence, candidate, manifest, provenance
             )
             request.app.state.jobs.notify()  # the re-run, unless a trusted builder vouched
             return PromotionRequest.from_record(created)
@@ -138,7 +134,7 @@ class SubmissionController(Controller):
             positive_label=data.positive_label,
             model_card=_model_card(data.model_card),
         )
-        submitted = await in_thread(governance.workflow.submit, principal_of(request), candidate)
+        submitted = await as_caller(request, governance.workflow.submit, candidate)
         request.app.state.jobs.notify()
         return Submission.from_record(submitted)
 

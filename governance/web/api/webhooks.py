@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from governance.services.webhooks import Delivery, DeliveryLog
 from governance.web.api.bodies import MAX_OFFSET, MAX_ROW_ID, Camel, CamelResponse
 from governance.web.api.operations import delete, get, post
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread, principal_of
 from governance.web.guards import permission
 
 # An id the databases can compare (SQLite refuses a larger integer outright).
@@ -83,7 +83,7 @@ class WebhookDeliveries(CamelResponse, frozen=True):
     @classmethod
     def from_record(cls, record: object) -> Self:
         assert isinstance(record, DeliveryLog)
-        items = [WebhookDelivery.from_record(item) for item in record.items]
+        items = WebhookDelivery.from_records(record.items)
         return cls(items=items, total=record.total, limit=record.limit, offset=record.offset)
 
 
@@ -93,8 +93,9 @@ class WebhookController(Controller):
 
     @get("/", opt=permission("webhooks", "read"))
     async def list_webhooks(self, request: Request) -> list[Webhook]:
-        subscriptions = await in_thread(governance_of(request).webhooks.list_subscriptions)
-        return [Webhook.from_record(subscription) for subscription in subscriptions]
+        return Webhook.from_records(
+            await in_thread(governance_of(request).webhooks.list_subscriptions)
+        )
 
     @post(
         "/",
@@ -110,7 +111,7 @@ class WebhookController(Controller):
     @delete("/{subscription_id:int}", opt=permission("webhooks", "manage"))
     async def unsubscribe_webhook(self, request: Request, subscription_id: Id) -> None:
         webhooks = governance_of(request).webhooks
-        await in_thread(webhooks.unsubscribe, principal_of(request), subscription_id)
+        await as_caller(request, webhooks.unsubscribe, subscription_id)
 
     @get("/deliveries", opt=permission("webhooks", "read"))
     async def list_deliveries(
@@ -138,5 +139,5 @@ class WebhookController(Controller):
     )
     async def retry_delivery(self, request: Request, delivery_id: Id) -> WebhookDelivery:
         webhooks = governance_of(request).webhooks
-        redelivered = await in_thread(webhooks.redeliver, principal_of(request), delivery_id)
+        redelivered = await as_caller(request, webhooks.redeliver, delivery_id)
         return WebhookDelivery.from_record(redelivered)

@@ -29,7 +29,7 @@ from governance.web.console.base import (
     page,
     redirect,
 )
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread, principal_of
 from governance.web.guards import permission
 
 USERS = "/admin/users"
@@ -216,9 +216,9 @@ async def create_token(
     it in the address or a cookie."""
     people = governance_of(request).people
     try:
-        created = await in_thread(
+        created = await as_caller(
+            request,
             people.create_token,
-            principal_of(request),
             data.name,
             checked(data.roles),
             _days(data.days),

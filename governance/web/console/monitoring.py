@@ -23,7 +23,7 @@ from governance.web.console.base import (
     page,
     redirect,
 )
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread
 from governance.web.guards import permission
 from governance.web.problems import log
 
@@ -89,7 +89,7 @@ async def run_monitor(
     back = f"/requests/{request_id}#monitoring"
     monitoring = governance_of(request).monitoring
     try:
-        run = await in_thread(monitoring.run_now, principal_of(request), request_id, monitor)
+        run = await as_caller(request, monitoring.run_now, request_id, monitor)
     except REFUSALS as exc:
         return redirect(request, back, failure_message(exc), kind="error")
     return redirect(request, back, ran(run))

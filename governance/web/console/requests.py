@@ -34,7 +34,13 @@ from governance.web.console.base import (
     signed_out,
 )
 from governance.web.console.monitoring import monitoring_section
-from governance.web.dependencies import client_address, governance_of, in_thread, principal_of
+from governance.web.dependencies import (
+    as_caller,
+    client_address,
+    governance_of,
+    in_thread,
+    principal_of,
+)
 from governance.web.downloads import pdf_response
 from governance.web.guards import PUBLIC, SIGNED_IN, permission
 from reports import documents
@@ -153,11 +159,8 @@ async def change_password(request: Request, data: Annotated[PasswordForm, Form])
 @get("/", opt=permission("requests", "read"), name="console-queue")
 async def queue(request: Request, page_: PageQuery = 1) -> Template:
     governance = governance_of(request)
-    listing = await in_thread(
-        governance.browse.queue,
-        principal_of(request),
-        governance.workflow.policies.policies,
-        Page(page_),
+    listing = await as_caller(
+        request, governance.browse.queue, governance.workflow.policies.policies, Page(page_)
     )
     return page(request, "queue.html.j2", listing=listing)
 

@@ -25,7 +25,7 @@ from governance.web.console.base import (
     page,
     redirect,
 )
-from governance.web.dependencies import governance_of, in_thread, principal_of
+from governance.web.dependencies import as_caller, governance_of, in_thread, principal_of
 from governance.web.guards import permission
 
 WEBHOOKS = "/admin/webhooks"
@@ -66,9 +66,7 @@ async def subscribe(request: Request, data: Annotated[NewWebhookForm, Form]) -> 
     """The secret is in this answer only (201, not cached)."""
     webhooks = governance_of(request).webhooks
     try:
-        created = await in_thread(
-            webhooks.subscribe, principal_of(request), data.url, checked(data.events)
-        )
+        created = await as_caller(request, webhooks.subscribe, data.url, checked(data.events))
     except REFUSALS as exc:
         return redirect(request, WEBHOOKS, failure_message(exc), kind="error")
     return await _webhooks(request, None, status_code=201, created=created)
