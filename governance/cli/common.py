@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from governance import config
-from governance.domain.errors import GovernanceError
+from governance.domain.errors import GovernanceError, first_problem
 from governance.domain.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -108,9 +108,7 @@ def model_card(path: Path) -> Any:
     except (OSError, yaml.YAMLError) as exc:
         fail(f"--model-card {path}: cannot be read ({exc})")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        fail(f"--model-card {path}: {where}: {first['msg']}")
+        fail(f"--model-card {path}: {first_problem(exc)}")
 
 
 def write_report(report: Any, path: Path) -> None:

@@ -4,6 +4,13 @@ Every one derives from `GovernanceError`, which carries the HTTP status and the 
 code it maps to, so each face (problem+json, the console's page or flash message, the
 CLI's message and exit code) maps them in one place, from these two attributes."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic is imported where a document is validated (the CLI starts fast)
+    from pydantic import ValidationError
+
 
 class GovernanceError(Exception):
     """The base of every error a person may see. `status` is the HTTP answer, `exit_code`
@@ -95,3 +102,12 @@ class AuditSequenceTakenError(ConflictError):
 
     def __init__(self) -> None:
         super().__init__("audit trail: another writer took the next event's seq; try again")
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first thing wrong with a document pydantic refused, as `where: what` (the field's
+    dotted path, or `(top level)`): one problem a person can fix, where the whole list would
+    bury it."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"

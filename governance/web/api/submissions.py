@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request
@@ -15,7 +16,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from pydantic import ValidationError
 
-from governance.domain.errors import InputError
+from governance.domain.errors import InputError, first_problem
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.services.workflow import Candidate
@@ -97,18 +98,7 @@ class SubmissionController(Controller):
             if len(raw) > MAX_EVIDENCE_BYTES:
                 raise InputError("evidence", "is larger than 16 MiB", "upload the gate's manifest")
             manifest = _manifest(raw)
-            candidate = Candidate(
-                model=data.model,
-                version=data.version,
-                target=data.target,
-                label=manifest.target,
-                artifact=stored["artifact"],
-                data=stored.get("data"),
-                reference=stored.get("reference"),
-                champion=stored.get("champion"),
-                positive_label=manifest.positive_label,
-                model_card=_model_card(data.model_card),
-            )
+            candidate = _candidate(data, stored, manifest.target, manifest.positive_label)
             provenance = await _provenance(data.provenance)
             created = await as_caller(
                 request, governance.workflow.submit_evidence, candidate, manifest, provenance
@@ -122,32 +112,39 @@ class SubmissionController(Controller):
                 "is required when the service runs the checks",
                 "send the evaluation data and its label column, or an evidence manifest",
             )
-        candidate = Candidate(
-            model=data.model,
-            version=data.version,
-            target=data.target,
-            label=data.label,
-            artifact=stored["artifact"],
-            data=stored["data"],
-            reference=stored.get("reference"),
-            champion=stored.get("champion"),
-            positive_label=data.positive_label,
-            model_card=_model_card(data.model_card),
-        )
+        candidate = _candidate(data, stored, data.label, data.positive_label)
         submitted = await as_caller(request, governance.workflow.submit, candidate)
         request.app.state.jobs.notify()
         return Submission.from_record(submitted)
+
+
+def _candidate(
+    data: SubmitForm, stored: dict[str, Path], label: str, positive_label: str | None
+) -> Candidate:
+    """The candidate the form and its stored files name. Its label column and positive class
+    are the form's when the service runs the checks, the manifest's when evidence comes with
+    it (the checks ran on those)."""
+    return Candidate(
+        model=data.model,
+        version=data.version,
+        target=data.target,
+        label=label,
+        artifact=stored["artifact"],
+        data=stored.get("data"),
+        reference=stored.get("reference"),
+        champion=stored.get("champion"),
+        positive_label=positive_label,
+        model_card=_model_card(data.model_card),
+    )
 
 
 def _manifest(raw: bytes) -> EvidenceManifest:
     try:
         return EvidenceManifest.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise InputError(
             "evidence",
-            f"is not an evidence manifest ({where}: {first['msg']}; {exc.error_count()} error(s))",
+            f"is not an evidence manifest ({first_problem(exc)}; {exc.error_count()} error(s))",
             "upload the JSON that `governance gate --json` writes",
         ) from None
 
@@ -176,11 +173,9 @@ def _model_card(raw: str | None) -> ModelCard | None:
     try:
         return ModelCard.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise InputError(
             "model_card",
-            f"is not a model card ({where}: {first['msg']})",
+            f"is not a model card ({first_problem(exc)})",
             "send a JSON object with any of purpose, intendedUse, outOfScopeUse, trainingData, "
             "limitations, ethicalConsiderations, contact (text)",
         ) from None
