@@ -39,12 +39,7 @@ class SqlPredictionLogs(SqlRepository):
     # --- prediction batches ------------------------------------------------------------
 
     def version_id(self, model: str, version: str) -> int | None:
-        query = (
-            select(ModelVersion.id)
-            .join(Model, col(Model.id) == col(ModelVersion.model_id))
-            .where(col(Model.name) == model, col(ModelVersion.version) == version)
-        )
-        return self._session.exec(query).first()
+        return self._version_id(model, version)
 
     def checked_data(self, version_id: int) -> CheckedData | None:
         decision = self._session.exec(

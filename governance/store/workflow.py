@@ -238,13 +238,6 @@ class SqlPromotions(SqlRepository):
         row.error, row.finished_at = job.error, job.finished_at
         self._session.add(row)
 
-    def _version_id(self, model: str, version: str) -> int | None:
-        return self._session.exec(
-            select(ModelVersion.id)
-            .join(Model, col(ModelVersion.model_id) == col(Model.id))
-            .where(Model.name == model, ModelVersion.version == version)
-        ).first()
-
     def _record(self, row: PromotionRequest) -> PromotionRecord:
         version = self._session.get(ModelVersion, row.model_version_id)
         model = self._session.get(Model, version.model_id) if version else None
