@@ -34,6 +34,9 @@ from tests.integration.test_webhooks import Clock, Receiver, start_receiver
 from tests.service_fixtures import PASSWORD, fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 runner = CliRunner()
 
 

@@ -35,6 +35,9 @@ from governance.store.tables import MonitoringRun, utcnow
 from governance.web.app import create_app
 
 pytest_plugins = ["tests.db_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 
 PASSWORD = "a-long-test-passphrase"
 MODEL, VERSION = "income-reweighed", "1"

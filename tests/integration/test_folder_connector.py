@@ -29,6 +29,9 @@ from governance.store.tables import AuditEventRow, RegistryLink
 from tests.service_fixtures import PASSWORD, open_with_people
 
 pytest_plugins = ["tests.db_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 
 CONNECTOR = "drop"
 MODEL = "credit"

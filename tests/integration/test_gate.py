@@ -19,12 +19,16 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 runner = CliRunner()
 
 
-def gate(demo_dir: Path, model: str, *extra: str, policy: str = "high") -> tuple[int, str]:
+def gate(
+    demo_dir: Path, model: str, *extra: str, policy: str = "high", policies: Path = POLICIES
+) -> tuple[int, str]:
+    """`governance gate` in this process; pass `fast_policy_files` as `policies` where the
+    samples' size is not the point (SHAP on 2,000 rows costs most of a minute)."""
     result = runner.invoke(
         app,
         [
             "gate",
-            "--policy", str(POLICIES / f"{policy}.yaml"),
+            "--policy", str(policies / f"{policy}.yaml"),
             "--model", str(demo_dir / f"{model}.skops"),
             "--data", str(demo_dir / "test.parquet"),
             "--reference", str(demo_dir / "train.parquet"),
@@ -35,13 +39,16 @@ def gate(demo_dir: Path, model: str, *extra: str, policy: str = "high") -> tuple
     return result.exit_code, result.output
 
 
-def test_fair_model_passes_and_writes_three_outputs(demo_dir: Path, tmp_path: Path) -> None:
+def test_fair_model_passes_and_writes_three_outputs(
+    demo_dir: Path, fast_policy_files: Path, tmp_path: Path
+) -> None:
     code, output = gate(
         demo_dir,
         "income-reweighed",
         "--json", str(tmp_path / "out.json"),
         "--junit", str(tmp_path / "out.xml"),
         "--markdown", str(tmp_path / "out.md"),
+        policies=fast_policy_files,
     )  # fmt: skip
     assert code == 0, output
     assert "PASS" in output
@@ -65,8 +72,12 @@ def test_fair_model_passes_and_writes_three_outputs(demo_dir: Path, tmp_path: Pa
     assert "| fairness | equalized_odds_difference ≤ 0.05 over sex |" in markdown
 
 
-def test_model_using_sex_is_blocked_by_fairness(demo_dir: Path, tmp_path: Path) -> None:
-    code, output = gate(demo_dir, "income-full", "--junit", str(tmp_path / "out.xml"))
+def test_model_using_sex_is_blocked_by_fairness(
+    demo_dir: Path, fast_policy_files: Path, tmp_path: Path
+) -> None:
+    code, output = gate(
+        demo_dir, "income-full", "--junit", str(tmp_path / "out.xml"), policies=fast_policy_files
+    )
     assert code == 1, output
     assert "BLOCKED" in output
     failures = ET.parse(tmp_path / "out.xml").getroot().findall(".//failure")
@@ -167,7 +178,7 @@ def test_lightgbm_labels_from_one_pass_equal_predict(adult_split) -> None:
     assert scores is not None and np.allclose(scores, model.predict_proba(test[features])[:, 1])
 
 
-def test_console_script_exit_codes(demo_dir: Path, tmp_path: Path) -> None:
+def test_console_script_exit_codes(demo_dir: Path, fast_policy_files: Path, tmp_path: Path) -> None:
     """The installed `governance` command (not just the Typer app) keeps 0 / 1 / 2."""
     import subprocess
     import sys
@@ -183,7 +194,7 @@ def test_console_script_exit_codes(demo_dir: Path, tmp_path: Path) -> None:
     invalid = run("policy", "validate", str(bad))
     assert invalid.returncode == 2 and "apiVersion: required field is missing" in invalid.stderr
     blocked = run(
-        "gate", "--policy", str(POLICIES / "high.yaml"),
+        "gate", "--policy", str(fast_policy_files / "high.yaml"),
         "--model", str(demo_dir / "income-full.skops"),
         "--data", str(demo_dir / "test.parquet"),
         "--reference", str(demo_dir / "train.parquet"),
@@ -195,7 +206,7 @@ def test_console_script_exit_codes(demo_dir: Path, tmp_path: Path) -> None:
 
 
 def test_attestation_and_report_sign_with_the_configured_key(
-    demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo_dir: Path, fast_policy_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GOVERNANCE_SIGNING_KEY names the organisation's key, not the data directory's: both
     what `gate --attest` and what `gate --report` sign carry that key, never the other."""
@@ -218,8 +229,12 @@ def test_attestation_and_report_sign_with_the_configured_key(
 
     attestation, report = tmp_path / "decision.dsse.json", tmp_path / "decision.pdf"
     code, output = gate(
-        demo_dir, "income-reweighed", "--attest", str(attestation), "--report", str(report)
-    )
+        demo_dir,
+        "income-reweighed",
+        "--attest", str(attestation),
+        "--report", str(report),
+        policies=fast_policy_files,
+    )  # fmt: skip
     assert code == 0, output
     signatures = json.loads(attestation.read_text())["signatures"]
     assert [s["keyid"] for s in signatures] == [key_name(configured)]

@@ -40,6 +40,9 @@ from governance.web.app import create_app
 from tests.service_fixtures import fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 
 PASSWORD = "a-long-test-passphrase"
 # A person named like each role, holding only `auditor` (`admin` is init's, demoted later).

@@ -33,6 +33,9 @@ from tests.service_fixtures import (
 )
 
 pytest_plugins = ["tests.db_fixtures", "tests.mlflow_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 
 CONNECTOR = "mlflow-test"
 

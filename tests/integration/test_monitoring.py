@@ -40,6 +40,9 @@ from governance.web.app import create_app
 from tests.service_fixtures import PASSWORD, fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
+# What is tested here is what the service does with a verdict: its check jobs run in this
+# process (tests/in_process.py); the isolation has tests of its own.
+pytestmark = pytest.mark.usefixtures("checks_in_process")
 
 MODEL, VERSION = "income-reweighed", "1"
 PREDICTIONS = f"/api/v1/models/{MODEL}/versions/{VERSION}/predictions"

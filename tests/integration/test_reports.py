@@ -473,9 +473,12 @@ def test_a_decision_report_cites_the_decision_s_replay(
 
 
 def test_report_build_demo_renders_every_page_to_png(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fast_demo_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On a data directory where the demo has run (the demo's own test runs it from
+    nothing), the command finds its candidates and renders their reports."""
     _require("pdftoppm")
+    shutil.copytree(fast_demo_files, tmp_path, dirs_exist_ok=True)
     monkeypatch.setenv("GOVERNANCE_HOME", str(tmp_path))
     monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
     monkeypatch.setattr(demo_module, "POLICIES", fast_policies(tmp_path / "policies"))
