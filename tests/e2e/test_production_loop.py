@@ -148,7 +148,13 @@ def run_the_loop(
 
     assert admission(service, model, version) == "deny"
     assert wait_for(lambda: alias() is None or None, "the alias removed") is True
-    assert mlflow.get_model_version(model, version).tags["governance.status"] == "revoked"
+
+    def status() -> str | None:
+        # the connector writes the tags after it moves the alias: wait for them too
+        tags = mlflow.get_model_version(model, version).tags
+        return tags["governance.status"] if tags.get("governance.status") == "revoked" else None
+
+    assert wait_for(status, "the revoked tag") == "revoked"
 
     wait_for(lambda: len(got) >= 2 or None, "both alerts delivered", seconds=30)
     bodies = [signed_body(secret, request) for request in got]
