@@ -2,27 +2,40 @@
 
 Loading a model runs code (always for a pickle; for skops, whatever its trusted types
 do), and the checks run third-party libraries on data a client sent. The service process
-holds the signing key, the report key and the database, so none of that runs there: each
-check job starts a fresh interpreter (not a fork, which would inherit the key in memory)
-with an environment stripped to what the ML libraries need, a working directory of its
-own, an address-space cap and a timeout. It is given the pinned policy document and the
-files' paths on stdin, runs the same pure `judge` as `governance gate`, and answers the
-evidence manifest as JSON on stdout. A child that crashes, is killed, runs out of memory
-or overruns its time fails that request's checks; the service goes on.
+holds the signing key, the report key and the database, so none of that runs there.
+
+Each check job is a fork of a *zygote*: a fresh interpreter (never a fork of the service,
+which would inherit the key in memory), started with an environment stripped to what the
+ML libraries need, that imports the check stack, compiles shap's loops, and then only
+waits for jobs. Each job gets a copy of that warm process: in a session of its own, with
+a working directory of its own, an address-space cap and a timeout, and it dies with the
+zygote. A fresh interpreter per job spent about 7 s of CPU on imports and compiling before
+it judged anything (bench/RESULTS.md); a fork takes milliseconds. The zygote never loads a
+model or reads a client's file, so no job inherits anything another job touched.
+
+A job is given the pinned policy document and the files' paths, runs the same pure `judge`
+as `governance gate`, and answers the evidence manifest as JSON. A child that crashes, is
+killed, runs out of memory or overruns its time fails that request's checks; the service
+goes on, and a zygote that died is started again for the next job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
 import resource
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +61,10 @@ KEPT = frozenset(
 KEPT_PREFIXES = ("LC_",)
 PATH_FIELDS = ("policy", "data", "model", "reference", "champion")
 STDERR_TAIL = 2000  # characters of the child's stderr kept in a failure's reason
+STDERR = "stderr.txt"  # in the job's (and the zygote's) working directory
+START_SECONDS = 300.0  # how long a new zygote may take to import and compile
+REAP_SECONDS = 10.0  # how long a killed child may take to be reaped and reported
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 
 
 class ChecksCrashedError(Exception):
@@ -57,9 +74,9 @@ class ChecksCrashedError(Exception):
 
 @dataclass(frozen=True)
 class IsolatedChecks:
-    """Runs `judge` in a child process; `memory_mb` caps its address space, and
-    `compiled_code` is where the children keep numba's compiled loops between jobs (each
-    child compiles them again when None)."""
+    """Runs `judge` in a fork of the zygote; `memory_mb` caps its address space, and
+    `compiled_code` is where the zygote keeps numba's compiled loops between its lives
+    (it compiles them again each time it starts when None)."""
 
     memory_mb: int = 4096
     timeout_seconds: float = 900.0
@@ -90,39 +107,36 @@ class IsolatedChecks:
         return manifest
 
     def _run(self, job: bytes, workdir: Path) -> dict[str, Any]:
-        errors = workdir / "stderr.txt"
-        with errors.open("wb") as stderr:
-            child = subprocess.Popen(
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=workdir,
-                env=child_environment(workdir, self.compiled_code),
-                start_new_session=True,  # its own group: a timeout ends its helpers too
-            )
+        pid, job_end, status_end = _zygote_for(self.compiled_code).child(workdir)
+        with job_end, status_end:
+            deadline = time.monotonic() + self.timeout_seconds
             try:
-                out, _ = child.communicate(job, timeout=self.timeout_seconds)
-            except subprocess.TimeoutExpired:
-                _kill_group(child)
+                job_end.sendall(job)
+                job_end.shutdown(socket.SHUT_WR)
+                out = _read_all(job_end, deadline)
+                code = _read_line(status_end, deadline)
+            except TimeoutError:
+                _kill_group(pid, status_end)
                 raise ChecksCrashedError(
                     f"the check process took longer than {self.timeout_seconds:g} s and was "
                     "stopped (GOVERNANCE_CHECK_TIMEOUT_SECONDS)"
                 ) from None
             except BaseException:  # the server is stopping: leave no child behind
-                _kill_group(child)
+                _kill_group(pid, status_end)
                 raise
-        if child.returncode == 0:
+        if code == 0:
             try:
                 answer: dict[str, Any] = json.loads(out)
                 return answer
             except ValueError:
                 pass
-        return {"error": self._ended(child.returncode, errors)}
+        return {"error": self._ended(code, workdir / STDERR)}
 
-    def _ended(self, code: int, errors: Path) -> str:
-        tail = errors.read_text(errors="replace")[-STDERR_TAIL:].strip()
-        if code < 0:
+    def _ended(self, code: int | None, errors: Path) -> str:
+        tail = _tail(errors)
+        if code is None:
+            why = "the check process ended with its zygote"
+        elif code < 0:
             name = signal.Signals(-code).name
             why = f"the check process was killed by {name}"
             if -code == signal.SIGKILL:
@@ -130,6 +144,144 @@ class IsolatedChecks:
         else:
             why = f"the check process ended with exit code {code} and no result"
         return why + (f": {tail.splitlines()[-1]}" if tail else "")
+
+
+class _Zygote:
+    """The warm parent of one service's check processes (see the module's docstring). It
+    is started on the first job, and again when it has died; it ends when the service
+    does, since it reads its orders from a socket that only the service holds."""
+
+    def __init__(self, compiled_code: Path | None) -> None:
+        self._compiled_code = compiled_code
+        self._lock = threading.RLock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._orders: socket.socket | None = None
+        self._home: Path | None = None
+
+    def child(self, workdir: Path) -> tuple[int, socket.socket, socket.socket]:
+        """A new child for a job in `workdir`: its pid, the job's channel, and the zygote's
+        report channel, on which its exit code will come. A zygote found dead (it may die
+        between two jobs, or while taking an order) is started again, once."""
+        for attempt in (1, 2):
+            job_end, status_end, process = self._order(workdir)
+            try:  # the first job waits for the zygote's warm-up: that is not the job's time
+                pid = _read_line(status_end, time.monotonic() + START_SECONDS)
+            except TimeoutError:
+                pid, why = None, f"the check process did not start within {START_SECONDS:g} s"
+            else:
+                if pid is not None:
+                    return pid, job_end, status_end
+                why = self.failure()
+            job_end.close()
+            status_end.close()
+            with self._lock:
+                if self._process is process:  # not one another thread started since
+                    self.stop()
+            if attempt == 2:
+                raise ChecksCrashedError(why)
+        raise AssertionError("unreachable")
+
+    def _order(self, workdir: Path) -> tuple[socket.socket, socket.socket, subprocess.Popen[bytes]]:
+        """Order a child for a job in `workdir`: (the job's channel, the zygote's reports on
+        the child, its pid and then its exit code, one line each)."""
+        job_end, child_end = socket.socketpair()
+        status_end, zygote_end = socket.socketpair()
+        with child_end, zygote_end, self._lock:
+            if self._orders is None or self._process is None or self._process.poll() is not None:
+                self._start()
+            assert self._orders is not None and self._process is not None
+            fds = [child_end.fileno(), zygote_end.fileno()]
+            with contextlib.suppress(OSError):  # it died: status_end reads end-of-file
+                socket.send_fds(self._orders, [os.fsencode(workdir)], fds)
+            return job_end, status_end, self._process
+
+    def failure(self) -> str:
+        """Why the zygote made no child: the last line of what it wrote on its way out."""
+        tail = "" if self._home is None else _tail(self._home / STDERR)
+        why = "the check process could not be started"
+        return why + (f": {tail.splitlines()[-1]}" if tail else "")
+
+    def _start(self) -> None:
+        self.stop()
+        self._home = Path(tempfile.mkdtemp(prefix="governance-zygote-"))
+        orders, theirs = socket.socketpair()
+        with theirs, (self._home / STDERR).open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=self._home,
+                env=child_environment(self._home, self._compiled_code),
+            )
+        self._orders = orders
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        if self._orders is not None:
+            self._orders.close()  # the zygote reads end-of-file and ends
+            self._orders = None
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=REAP_SECONDS)
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+
+
+_zygotes: dict[Path | None, _Zygote] = {}
+_zygotes_lock = threading.Lock()
+
+
+def _tail(errors: Path) -> str:
+    try:
+        return errors.read_text(errors="replace")[-STDERR_TAIL:].strip()
+    except OSError:
+        return ""
+
+
+def _zygote_for(compiled_code: Path | None) -> _Zygote:
+    """One zygote per process and numba cache, shared by every `IsolatedChecks` on it."""
+    with _zygotes_lock:
+        return _zygotes.setdefault(compiled_code, _Zygote(compiled_code))
+
+
+def _read_line(channel: socket.socket, deadline: float) -> int | None:
+    """One report of the zygote (a number), or None when it closed the channel first."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = _receive(channel, deadline, 1)
+        if not chunk:
+            return None
+        line += chunk
+    return int(line)
+
+
+def _read_all(channel: socket.socket, deadline: float) -> bytes:
+    """What the child wrote, up to its end (it closes the channel when it ends)."""
+    parts = []
+    while chunk := _receive(channel, deadline, 1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _receive(channel: socket.socket, deadline: float, size: int) -> bytes:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError
+    channel.settimeout(remaining)
+    try:
+        return channel.recv(size)
+    except ConnectionResetError:
+        return b""
 
 
 def child_environment(workdir: Path, compiled_code: Path | None = None) -> dict[str, str]:
@@ -152,12 +304,13 @@ def child_environment(workdir: Path, compiled_code: Path | None = None) -> dict[
     }
 
 
-def _kill_group(child: subprocess.Popen[bytes]) -> None:
-    """Kill the child and any helpers it started (its own process group), while it is not
-    yet reaped, so the group id still names it."""
+def _kill_group(pid: int, status_end: socket.socket) -> None:
+    """Kill the child and any helpers it started (its own session and group), and wait
+    until the zygote has reaped it, so the group id still named it when it was killed."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError, OSError, ValueError):
+        _read_line(status_end, time.monotonic() + REAP_SECONDS)
 
 
 def _request_json(request: GateRequest) -> dict[str, Any]:
@@ -169,29 +322,116 @@ def _request_json(request: GateRequest) -> dict[str, Any]:
     return fields
 
 
-# --- the child -------------------------------------------------------------------------
+# --- the zygote and its children ------------------------------------------------------
 
 
-def _child() -> int:
-    """Read the job, cap memory before anything large is loaded, judge, answer on the
-    original stdout; anything a library prints goes to stderr instead."""
-    answer_fd = os.dup(1)
-    os.dup2(2, 1)
-    job = json.loads(sys.stdin.buffer.read())
+def _zygote(orders: socket.socket) -> None:
+    """Warm up, then fork a child for each order until the service closes the socket;
+    report each child's pid when it starts and its exit code when it ends."""
+    _warm_up()
+    reports: dict[int, socket.socket] = {}
+    while True:
+        ready, _, _ = select.select([orders], [], [], 0.1)
+        if ready:
+            message, fds, _, _ = socket.recv_fds(orders, 4096, 2)
+            if not message:
+                break  # the service is gone: so are we, and our children with us
+            channel, report = (socket.socket(fileno=fd) for fd in fds)
+            pid = os.fork()
+            if pid == 0:
+                orders.close()
+                report.close()
+                for other in reports.values():
+                    other.close()
+                _forked_child(channel, Path(os.fsdecode(message)))
+            channel.close()
+            _report(report, pid, keep=True)
+            reports[pid] = report
+        while reports:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            report = reports.pop(pid)
+            _report(report, os.waitstatus_to_exitcode(status), keep=False)
+
+
+def _report(channel: socket.socket, number: int, keep: bool) -> None:
+    with contextlib.suppress(OSError):  # the service stopped waiting: nobody to tell
+        channel.sendall(f"{number}\n".encode())
+    if not keep:
+        channel.close()
+
+
+def _warm_up() -> None:
+    """Import what every job needs, and compile (or load) shap's loops on a tiny table of
+    numbers, through the same calls with the same types a job makes. No model is loaded
+    and nothing runs in threads, so each fork starts from a clean, quiet process."""
+    import numpy as np
+    import shap
+
+    from connectors import files  # noqa: F401
+    from governance.checks import explainability  # noqa: F401  # turns numba's cache on
+    from governance.domain.policy import parse_policy  # noqa: F401
+    from governance.services.gate import judge  # noqa: F401
+
+    background = np.zeros((2, 3))
+    explainer = shap.PermutationExplainer(
+        lambda rows: rows.sum(axis=1), shap.maskers.Independent(background, max_samples=2)
+    )
+    explainer(np.ones((1, 3)), max_evals=7, silent=True)
+
+
+def _forked_child(channel: socket.socket, workdir: Path) -> None:
+    """A job in a fork of the zygote: its own session, its own directory and files, the
+    memory cap before anything large is loaded; the answer on `channel`. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        _end_with_parent()
+        os.chdir(workdir)
+        os.environ.update(HOME=str(workdir), TMPDIR=str(workdir), MPLCONFIGDIR=str(workdir))
+        tempfile.tempdir = None
+        errors = os.open(workdir / STDERR, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(errors, 2)
+        os.dup2(errors, 1)  # anything a library prints goes with the errors
+        job = json.loads(_read_all(channel, time.monotonic() + 60))
+        answer = _answer(job)
+        channel.sendall(json.dumps(answer).encode())
+        channel.close()
+        code = 0
+    except BaseException:  # noqa: BLE001 - whatever happens, this process ends here
+        with contextlib.suppress(Exception):
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _end_with_parent() -> None:
+    """Have the kernel kill this process when the zygote ends, so no job outlives the
+    service that ordered it (Linux's prctl; elsewhere the timeout still holds)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the zygote ended before the line above
+        os._exit(1)
+
+
+def _answer(job: dict[str, Any]) -> dict[str, Any]:
+    """Cap memory, judge, and turn every failure into the request's reason."""
     limit = int(job["memoryBytes"])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    answer: dict[str, Any]
     try:
-        answer = {"manifest": _judge(job)}
+        return {"manifest": _judge(job)}
     except InputError as exc:
-        answer = {"inputError": {"subject": exc.subject, "problem": exc.problem, "fix": exc.fix}}
+        return {"inputError": {"subject": exc.subject, "problem": exc.problem, "fix": exc.fix}}
     except MemoryError:
-        answer = {"error": f"the checks ran out of memory (cap {limit // MIB} MiB)"}
+        return {"error": f"the checks ran out of memory (cap {limit // MIB} MiB)"}
     except Exception as exc:  # noqa: BLE001 - every failure becomes the request's reason
-        answer = {"error": f"the checks failed ({type(exc).__name__}: {exc})"}
-    with os.fdopen(answer_fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(answer))
-    return 0
+        return {"error": f"the checks failed ({type(exc).__name__}: {exc})"}
 
 
 def _judge(job: dict[str, Any]) -> dict[str, Any]:
@@ -211,4 +451,4 @@ def _judge(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(_child())
+    _zygote(socket.socket(fileno=int(sys.argv[1])))

@@ -190,9 +190,20 @@ def test_a_connector_pickle_is_judged_in_the_child(
     assert refused.value.subject == "model" and "skops" in refused.value.fix
 
 
-def children(parent: int) -> list[int]:
-    """The pids of `parent`'s check processes."""
-    found = []
+def check_jobs(service: int) -> list[int]:
+    """The pids of the check jobs of `service`: the children of its zygotes."""
+    parents = zygotes(service)
+    return [pid for pid, ppid in isolation_processes().items() if ppid in parents]
+
+
+def zygotes(service: int) -> list[int]:
+    """The pids of the warm parents of `service`'s check jobs (one per numba cache)."""
+    return [pid for pid, ppid in isolation_processes().items() if ppid == service]
+
+
+def isolation_processes() -> dict[int, int]:
+    """Every process that runs governance.services.isolation, with its parent's pid."""
+    processes = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -201,10 +212,9 @@ def children(parent: int) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"governance.services.isolation" in command:
-            found.append(int(entry.name))
-    return found
+        if b"governance.services.isolation" in command:
+            processes[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return processes
 
 
 def memory_holds(pid: int, needles: list[bytes]) -> list[bool]:
@@ -246,7 +256,7 @@ def test_the_check_process_holds_no_secret_and_its_crash_blocks_only_its_request
     runner.start()
     try:
         wait_for(lambda: ready.exists() or None, "the payload runs in the child", 120)
-        [pid] = children(os.getpid())
+        [pid] = check_jobs(os.getpid())
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
         names = [entry.split(b"=", 1)[0] for entry in environ.split(b"\0") if entry]
@@ -260,7 +270,7 @@ def test_the_check_process_holds_no_secret_and_its_crash_blocks_only_its_request
         runner.join(60)
         assert not runner.is_alive()
     finally:
-        for child in children(os.getpid()):
+        for child in check_jobs(os.getpid()):
             os.kill(child, signal.SIGKILL)
         runner.join(60)
     reason = blocked_reason(api, request_id)
@@ -309,7 +319,30 @@ def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path
     )  # fmt: skip
     with pytest.raises(ChecksCrashedError, match=r"took longer than 0\.5 s"):
         IsolatedChecks(timeout_seconds=0.5)(policy, request)
-    assert not children(os.getpid())
+    assert not check_jobs(os.getpid())
+
+
+def test_a_zygote_killed_is_started_again_for_the_next_job(demo_dir: Path, tmp_path: Path) -> None:
+    """kill -9 of the warm parent of the check jobs costs the next job a start, not its
+    answer: the service notices the zygote is gone and starts another."""
+    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
+    request = GateRequest(
+        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
+        model=demo_dir / "income-reweighed.skops",
+    )  # fmt: skip
+    checks = IsolatedChecks(compiled_code=tmp_path / "numba")  # a zygote of its own
+    others = set(zygotes(os.getpid()))
+    first = checks(policy, request)
+    [zygote] = set(zygotes(os.getpid())) - others
+    os.kill(zygote, signal.SIGKILL)
+    wait_for(lambda: zygote not in zygotes(os.getpid()) or None, "the zygote reaped", 30)
+
+    second = checks(policy, request)
+    assert len(set(zygotes(os.getpid())) - others - {zygote}) == 1
+    figures = [[r.model_dump(exclude={"duration_seconds"}) for r in m.results] for m in
+               (first, second)]  # fmt: skip
+    assert figures[0] == figures[1]
+    assert not check_jobs(os.getpid())
 
 
 def test_check_processes_keep_the_compiled_loops_and_judge_to_the_same_bit(
