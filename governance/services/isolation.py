@@ -17,6 +17,12 @@ A job is given the pinned policy document and the files' paths, runs the same pu
 as `governance gate`, and answers the evidence manifest as JSON. A child that crashes, is
 killed, runs out of memory or overruns its time fails that request's checks; the service
 goes on, and a zygote that died is started again for the next job.
+
+Two things a fork server must not get wrong. Only the zygote kills a child, on the
+service's order, and only before it has reaped it: the service does not reap the child, so
+the pid it was told could by then name another process. And forks share their zygote's
+address-space layout, so a child that crashes (SIGSEGV and the like, which the request's
+reason reports) retires its zygote: probing the layout job after job gains nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ STDERR = "stderr.txt"  # in the job's (and the zygote's) working directory
 START_SECONDS = 300.0  # how long a new zygote may take to import and compile
 REAP_SECONDS = 10.0  # how long a killed child may take to be reaped and reported
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
+KILL = b"k"  # the service to the zygote, on a job's report channel: kill that child
+# A child killed by one of these crashed: its zygote is retired, so that the next job has a
+# new address-space layout (forks share one, and a crash is an attacker's probe of it).
+CRASHES = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT, signal.SIGFPE})
 
 
 class ChecksCrashedError(Exception):
@@ -107,7 +117,8 @@ class IsolatedChecks:
         return manifest
 
     def _run(self, job: bytes, workdir: Path) -> dict[str, Any]:
-        pid, job_end, status_end = _zygote_for(self.compiled_code).child(workdir)
+        zygote = _zygote_for(self.compiled_code)
+        job_end, status_end, process = zygote.child(workdir)
         with job_end, status_end:
             deadline = time.monotonic() + self.timeout_seconds
             try:
@@ -116,14 +127,16 @@ class IsolatedChecks:
                 out = _read_all(job_end, deadline)
                 code = _read_line(status_end, deadline)
             except TimeoutError:
-                _kill_group(pid, status_end)
+                _kill_group(status_end)
                 raise ChecksCrashedError(
                     f"the check process took longer than {self.timeout_seconds:g} s and was "
                     "stopped (GOVERNANCE_CHECK_TIMEOUT_SECONDS)"
                 ) from None
             except BaseException:  # the server is stopping: leave no child behind
-                _kill_group(pid, status_end)
+                _kill_group(status_end)
                 raise
+        if code is not None and -code in CRASHES:
+            zygote.retire(process)
         if code == 0:
             try:
                 answer: dict[str, Any] = json.loads(out)
@@ -158,10 +171,11 @@ class _Zygote:
         self._orders: socket.socket | None = None
         self._home: Path | None = None
 
-    def child(self, workdir: Path) -> tuple[int, socket.socket, socket.socket]:
-        """A new child for a job in `workdir`: its pid, the job's channel, and the zygote's
-        report channel, on which its exit code will come. A zygote found dead (it may die
-        between two jobs, or while taking an order) is started again, once."""
+    def child(self, workdir: Path) -> tuple[socket.socket, socket.socket, subprocess.Popen[bytes]]:
+        """A new child for a job in `workdir`: the job's channel, the zygote's report
+        channel, on which the child's exit code will come, and the zygote's process. A
+        zygote found dead (it may die between two jobs, or while taking an order) is
+        started again, once."""
         for attempt in (1, 2):
             job_end, status_end, process = self._order(workdir)
             try:  # the first job waits for the zygote's warm-up: that is not the job's time
@@ -170,16 +184,21 @@ class _Zygote:
                 pid, why = None, f"the check process did not start within {START_SECONDS:g} s"
             else:
                 if pid is not None:
-                    return pid, job_end, status_end
+                    return job_end, status_end, process
                 why = self.failure()
             job_end.close()
             status_end.close()
-            with self._lock:
-                if self._process is process:  # not one another thread started since
-                    self.stop()
+            self.retire(process)
             if attempt == 2:
                 raise ChecksCrashedError(why)
         raise AssertionError("unreachable")
+
+    def retire(self, process: subprocess.Popen[bytes]) -> None:
+        """Stop `process` if it is still this zygote's (not one another thread started
+        since), so that the next job has a new one."""
+        with self._lock:
+            if self._process is process:
+                self.stop()
 
     def _order(self, workdir: Path) -> tuple[socket.socket, socket.socket, subprocess.Popen[bytes]]:
         """Order a child for a job in `workdir`: (the job's channel, the zygote's reports on
@@ -187,8 +206,7 @@ class _Zygote:
         job_end, child_end = socket.socketpair()
         status_end, zygote_end = socket.socketpair()
         with child_end, zygote_end, self._lock:
-            if self._orders is None or self._process is None or self._process.poll() is not None:
-                self._start()
+            self.start()
             assert self._orders is not None and self._process is not None
             fds = [child_end.fileno(), zygote_end.fileno()]
             with contextlib.suppress(OSError):  # it died: status_end reads end-of-file
@@ -200,6 +218,12 @@ class _Zygote:
         tail = "" if self._home is None else _tail(self._home / STDERR)
         why = "the check process could not be started"
         return why + (f": {tail.splitlines()[-1]}" if tail else "")
+
+    def start(self) -> None:
+        """Start a zygote unless one is running (it warms up on its own)."""
+        with self._lock:
+            if self._orders is None or self._process is None or self._process.poll() is not None:
+                self._start()
 
     def _start(self) -> None:
         self.stop()
@@ -304,11 +328,13 @@ def child_environment(workdir: Path, compiled_code: Path | None = None) -> dict[
     }
 
 
-def _kill_group(pid: int, status_end: socket.socket) -> None:
-    """Kill the child and any helpers it started (its own session and group), and wait
-    until the zygote has reaped it, so the group id still named it when it was killed."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _kill_group(status_end: socket.socket) -> None:
+    """Have the zygote kill the child and any helpers it started (its own session and
+    group), and wait until it has reaped it. The zygote kills only a child it has not
+    reaped yet, whose pid, and so its group's id, cannot have been given to another
+    process; the service, which does not reap the child, could not know that."""
+    with contextlib.suppress(OSError):
+        status_end.sendall(KILL)
     with contextlib.suppress(TimeoutError, OSError, ValueError):
         _read_line(status_end, time.monotonic() + REAP_SECONDS)
 
@@ -327,26 +353,40 @@ def _request_json(request: GateRequest) -> dict[str, Any]:
 
 def _zygote(orders: socket.socket) -> None:
     """Warm up, then fork a child for each order until the service closes the socket;
-    report each child's pid when it starts and its exit code when it ends."""
+    report each child's pid when it starts and its exit code when it ends, and kill a
+    child when the service asks (or stops listening) while it is still unreaped."""
     _warm_up()
-    reports: dict[int, socket.socket] = {}
+    me = os.getpid()
+    reports: dict[int, socket.socket] = {}  # the unreaped children
+    listening: dict[socket.socket, int] = {}  # their channels, until a kill order
     while True:
-        ready, _, _ = select.select([orders], [], [], 0.1)
-        if ready:
+        ready, _, _ = select.select([orders, *listening], [], [], 0.1)
+        for channel in ready:
+            if channel is not orders:
+                pid = listening.pop(channel)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # unreaped: the pid is still the child's
+                continue
             message, fds, _, _ = socket.recv_fds(orders, 4096, 2)
             if not message:
-                break  # the service is gone: so are we, and our children with us
-            channel, report = (socket.socket(fileno=fd) for fd in fds)
-            pid = os.fork()
+                _end(reports)  # the service is gone: so are we, and our children with us
+                return
+            job, report = (socket.socket(fileno=fd) for fd in fds)
+            try:
+                pid = os.fork()
+            except OSError:  # no process to be had: the service reads end-of-file
+                job.close()
+                report.close()
+                continue
             if pid == 0:
                 orders.close()
                 report.close()
                 for other in reports.values():
                     other.close()
-                _forked_child(channel, Path(os.fsdecode(message)))
-            channel.close()
+                _forked_child(job, Path(os.fsdecode(message)), me)
+            job.close()
             _report(report, pid, keep=True)
-            reports[pid] = report
+            reports[pid], listening[report] = report, pid
         while reports:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -355,7 +395,16 @@ def _zygote(orders: socket.socket) -> None:
             if pid == 0:
                 break
             report = reports.pop(pid)
+            listening.pop(report, None)
             _report(report, os.waitstatus_to_exitcode(status), keep=False)
+
+
+def _end(reports: dict[int, socket.socket]) -> None:
+    """Kill the children still running (and their groups), and remove the zygote's home."""
+    for pid in reports:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(Path.cwd(), ignore_errors=True)
 
 
 def _report(channel: socket.socket, number: int, keep: bool) -> None:
@@ -384,13 +433,13 @@ def _warm_up() -> None:
     explainer(np.ones((1, 3)), max_evals=7, silent=True)
 
 
-def _forked_child(channel: socket.socket, workdir: Path) -> None:
+def _forked_child(channel: socket.socket, workdir: Path, zygote: int) -> None:
     """A job in a fork of the zygote: its own session, its own directory and files, the
     memory cap before anything large is loaded; the answer on `channel`. Never returns."""
     code = 1
     try:
         os.setsid()
-        _end_with_parent()
+        _end_with_parent(zygote)
         os.chdir(workdir)
         os.environ.update(HOME=str(workdir), TMPDIR=str(workdir), MPLCONFIGDIR=str(workdir))
         tempfile.tempdir = None
@@ -411,12 +460,12 @@ def _forked_child(channel: socket.socket, workdir: Path) -> None:
         os._exit(code)
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(zygote: int) -> None:
     """Have the kernel kill this process when the zygote ends, so no job outlives the
     service that ordered it (Linux's prctl; elsewhere the timeout still holds)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the zygote ended before the line above
+    if os.getppid() != zygote:  # the zygote ended before the line above
         os._exit(1)
 
 

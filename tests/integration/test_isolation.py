@@ -6,9 +6,11 @@ The payloads are real pickles whose `__reduce__` runs code when they are loaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -320,6 +322,92 @@ def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path
     with pytest.raises(ChecksCrashedError, match=r"took longer than 0\.5 s"):
         IsolatedChecks(timeout_seconds=0.5)(policy, request)
     assert not check_jobs(os.getpid())
+
+
+def test_a_timed_out_job_never_kills_a_process_that_took_its_pid(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """A job's child leaves a helper in a session of its own holding the job's channel, and
+    ends. Its pid is free again and another process (here a stand-in, given that pid with
+    the kernel's ns_last_pid) takes it. At the job's timeout, the kill must not reach that
+    process: only the zygote, which has not reaped a child it kills, can kill safely."""
+    started = tmp_path / "child.pid"
+    helper = tmp_path / "helper.pid"
+    payload = Payload(
+        "import os, time\n"
+        f"open({str(started)!r}, 'w').write(str(os.getpid()))\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    open({str(helper)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "os._exit(0)\n"
+    )
+    model = tmp_path / "model.joblib"
+    joblib.dump(payload, model)
+    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
+    request = GateRequest(
+        policy=Path(), data=demo_dir / "test.parquet", target=TARGET, model=model,
+    )  # fmt: skip
+    checks = IsolatedChecks(timeout_seconds=8)
+    outcome: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            checks(policy, request, allow_pickle=True)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is the test's subject
+            outcome.append(exc)
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    victim = None
+    try:
+        wait_for(lambda: helper.exists() or None, "the payload's helper started", 120)
+        child = int(started.read_text())
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or None, "the child reaped", 30)
+        for _ in range(20):  # another process may take the pid first: try again
+            Path("/proc/sys/kernel/ns_last_pid").write_text(str(child - 1))
+            victim = subprocess.Popen(["sleep", "120"], start_new_session=True)
+            if victim.pid == child:
+                break
+            victim.kill()
+            victim.wait()
+        assert victim is not None and victim.pid == child, "could not give the pid away"
+        runner.join(60)
+        assert not runner.is_alive()
+        assert isinstance(outcome[0], ChecksCrashedError), outcome
+        assert "took longer than 8 s" in str(outcome[0])
+        with pytest.raises(subprocess.TimeoutExpired):  # a kill takes a moment to land
+            victim.wait(timeout=2)  # still running: the timeout's kill did not reach it
+    finally:
+        if victim is not None:
+            victim.kill()
+            victim.wait()
+        if helper.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(helper.read_text()), signal.SIGKILL)
+        runner.join(60)
+
+
+def test_a_job_that_crashes_retires_its_zygote(demo_dir: Path, tmp_path: Path) -> None:
+    """Forks share their zygote's address-space layout, and a crash tells the client it
+    hit something: after a child dies of SIGSEGV, the next job forks from a new zygote."""
+    model = tmp_path / "model.joblib"
+    joblib.dump(Payload("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"), model)
+    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
+    request = GateRequest(
+        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
+        model=demo_dir / "income-reweighed.skops",
+    )  # fmt: skip
+    checks = IsolatedChecks(compiled_code=tmp_path / "numba")  # a zygote of its own
+    others = set(zygotes(os.getpid()))
+    checks(policy, request)
+    [zygote] = set(zygotes(os.getpid())) - others
+    with pytest.raises(ChecksCrashedError, match="killed by SIGSEGV"):
+        checks(policy, replace(request, model=model), allow_pickle=True)
+    assert zygote not in zygotes(os.getpid())
+    checks(policy, request)
+    assert len(set(zygotes(os.getpid())) - others) == 1
 
 
 def test_a_zygote_killed_is_started_again_for_the_next_job(demo_dir: Path, tmp_path: Path) -> None:
