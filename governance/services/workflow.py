@@ -395,11 +395,31 @@ class Workflow:
         try:
             policy, gate_request = self._gate_inputs(request_id)
             manifest = self._checks(policy, gate_request, self._pickle_allowed(request_id))
+            self._answered_for(manifest, gate_request)
         except (InputError, OSError, ValueError, ChecksCrashedError) as exc:
             self._finish_job(job_id, request_id, None, None, str(exc))
         else:
             self._finish_job(job_id, request_id, manifest, policy, None)
         return True
+
+    def _answered_for(self, manifest: EvidenceManifest, request: GateRequest) -> None:
+        """Refuse a manifest that speaks of another model or other bytes than the request's.
+        The check process is where a model's code may run: whatever it answers is only
+        taken about the files it was given, hashed again here, so that it cannot have a
+        decision (and, later, an attestation) recorded for bytes it was not given."""
+        named = (manifest.model_name, manifest.model_version)
+        if named != (request.model_name, request.model_version):
+            raise ChecksCrashedError(f"the check process answered for another model: {named}")
+        given = {
+            "model": request.model, "data": request.data,
+            "reference": request.reference, "champion": request.champion,
+        }  # fmt: skip
+        for role, path in given.items():
+            artifact = manifest.artifact(role)
+            answered = None if artifact is None else artifact.sha256
+            expected = None if path is None else self._source.sha256_file(path)
+            if answered != expected:
+                raise ChecksCrashedError(f"the check process answered for another {role} file")
 
     def _claim_job(self, job_id: int) -> str | None:
         now = self._clock()

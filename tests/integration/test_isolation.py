@@ -280,6 +280,33 @@ def test_the_check_process_holds_no_secret_and_its_crash_blocks_only_its_request
     assert "killed by SIGKILL" in reason
 
 
+def test_a_check_process_cannot_answer_for_bytes_it_was_not_given(
+    api: Api, demo_dir: Path, tmp_path: Path
+) -> None:
+    """Code that runs in the check process judges a good model instead and answers that
+    honest manifest as its own: the service hashes the request's files again, and the
+    request is blocked rather than decided (and later attested) for other bytes."""
+    good = demo_dir / "income-reweighed.skops"
+    forger = Payload(
+        "import gc, json, os, socket\n"
+        "from governance.services.isolation import _judge\n"
+        "for found in gc.get_objects():  # the job, as the child read it\n"
+        "    if isinstance(found, dict) and 'allowPickle' in found:\n"
+        "        job = found\n"
+        "    if isinstance(found, socket.socket) and found.fileno() >= 0:\n"
+        "        channel = found  # the service's end of it is waiting for the answer\n"
+        f"job['request']['model'] = {str(good)!r}\n"
+        "job['allowPickle'] = False\n"
+        "channel.sendall(json.dumps({'manifest': _judge(job)}).encode())\n"
+        "channel.close()\n"
+        "os._exit(0)\n"
+    )
+    request_id = allowed_pickle(api, demo_dir, tmp_path, forger, "5")
+    api.run_jobs()
+    reason = blocked_reason(api, request_id)
+    assert reason == "the checks could not run: the check process answered for another model file"
+
+
 def test_a_check_process_out_of_memory_blocks_its_request(
     api: Api, demo_dir: Path, tmp_path: Path
 ) -> None:

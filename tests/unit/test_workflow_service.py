@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.domain.audit import verify_chain
 from governance.domain.errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from governance.domain.evidence import EvidenceManifest
+from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy
 from governance.services.people import People, Principal
 from governance.services.policies import PolicyLibrary
@@ -68,8 +68,24 @@ class StubChecks:
     def __call__(
         self, policy: PromotionPolicy, request: GateRequest, allow_pickle: bool = False
     ) -> EvidenceManifest:
+        """The sample manifest, answered for the request's model and files (which the
+        workflow hashes again: `StubSource` says every file is zeros)."""
         self.asked.append(request)
-        return samples.manifest(policy, self.roc_auc)
+        files = {
+            "model": request.model, "data": request.data,
+            "reference": request.reference, "champion": request.champion,
+        }  # fmt: skip
+        artifacts = [
+            Artifact(role=role, uri=str(path), sha256="0" * 64, format=path.suffix[1:])  # type: ignore[arg-type]
+            for role, path in files.items()
+            if path is not None
+        ]
+        answered = {
+            "model_name": request.model_name,
+            "model_version": request.model_version,
+            "artifacts": artifacts,
+        }
+        return samples.manifest(policy, self.roc_auc).model_copy(update=answered)
 
 
 @pytest.fixture
