@@ -206,7 +206,12 @@ class _Zygote:
         job_end, child_end = socket.socketpair()
         status_end, zygote_end = socket.socketpair()
         with child_end, zygote_end, self._lock:
-            self.start()
+            try:
+                self.start()
+            except BaseException:  # no zygote (no process to be had): no channels either
+                job_end.close()
+                status_end.close()
+                raise
             assert self._orders is not None and self._process is not None
             fds = [child_end.fileno(), zygote_end.fileno()]
             with contextlib.suppress(OSError):  # it died: status_end reads end-of-file
