@@ -30,6 +30,7 @@ from governance.bootstrap import Governance, initialise, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import InputError
+from governance.domain.policy import PromotionPolicy
 from governance.services.gate import judge
 from governance.services.isolation import ChecksCrashedError, IsolatedChecks
 from governance.services.people import SYSTEM
@@ -340,12 +341,18 @@ def test_the_cli_gate_warns_that_a_joblib_file_runs_code(demo_dir: Path, tmp_pat
     )
 
 
-def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path) -> None:
+def demo_job(demo_dir: Path, tmp_path: Path) -> tuple[PromotionPolicy, GateRequest]:
+    """The demo's good model under the low-risk policy with the tests' smaller samples."""
     policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
     request = GateRequest(
         policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
         model=demo_dir / "income-reweighed.skops",
     )  # fmt: skip
+    return policy, request
+
+
+def test_a_check_process_over_its_time_is_stopped(demo_dir: Path, tmp_path: Path) -> None:
+    policy, request = demo_job(demo_dir, tmp_path)
     with pytest.raises(ChecksCrashedError, match=r"took longer than 0\.5 s"):
         IsolatedChecks(timeout_seconds=0.5)(policy, request)
     assert not check_jobs(os.getpid())
@@ -424,11 +431,7 @@ def test_a_job_that_crashes_retires_its_zygote(demo_dir: Path, tmp_path: Path) -
     hit something: after a child dies of SIGSEGV, the next job forks from a new zygote."""
     model = tmp_path / "model.joblib"
     joblib.dump(Payload("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"), model)
-    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
-    request = GateRequest(
-        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
-        model=demo_dir / "income-reweighed.skops",
-    )  # fmt: skip
+    policy, request = demo_job(demo_dir, tmp_path)
     checks = IsolatedChecks(compiled_code=tmp_path / "numba")  # a zygote of its own
     others = set(zygotes(os.getpid()))
     checks(policy, request)
@@ -443,11 +446,7 @@ def test_a_job_that_crashes_retires_its_zygote(demo_dir: Path, tmp_path: Path) -
 def test_a_zygote_killed_is_started_again_for_the_next_job(demo_dir: Path, tmp_path: Path) -> None:
     """kill -9 of the warm parent of the check jobs costs the next job a start, not its
     answer: the service notices the zygote is gone and starts another."""
-    policy = files.load_policy(fast_policies(tmp_path) / "low.yaml")
-    request = GateRequest(
-        policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
-        model=demo_dir / "income-reweighed.skops",
-    )  # fmt: skip
+    policy, request = demo_job(demo_dir, tmp_path)
     checks = IsolatedChecks(compiled_code=tmp_path / "numba")  # a zygote of its own
     others = set(zygotes(os.getpid()))
     first = checks(policy, request)
