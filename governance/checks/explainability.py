@@ -1,7 +1,10 @@
 """Explainability: which input features drive the model, and are prohibited ones among them?
 
 Features are ranked by mean |SHAP| over a seeded sample. Tree models get exact, fast
-path-dependent Tree SHAP; anything else a model-agnostic permutation explainer. A one-hot
+path-dependent Tree SHAP; anything else a model-agnostic permutation explainer. A decision
+threshold around a model (scikit-learn's threshold classifiers, a frozen estimator) serves
+that model's score cut at a point, so the score is what gets explained: a tree model keeps
+Tree SHAP when it is thresholded. A one-hot
 encoded feature is one feature to a model-risk officer, so its columns' SHAP values are
 summed per row before taking |·| — the sum is that feature's additive attribution.
 SHAP values are in the explained model's output units: log-odds for boosted trees,
@@ -22,6 +25,8 @@ from numba.core.dispatcher import Dispatcher
 from pandas.api.types import is_numeric_dtype
 from shap.utils._exceptions import InvalidModelError  # shap exports it nowhere public
 from sklearn.compose import ColumnTransformer
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -111,8 +116,9 @@ def _check_inputs(spec: ExplainabilityCheck, inputs: CheckInputs) -> None:
 def _tree_shap(model: Any, sample: pd.DataFrame) -> tuple[str, np.ndarray] | None:
     """Tree SHAP on the model, or on a pipeline's last step mapped back to its inputs;
     None when shap has no tree algorithm for the model."""
+    model = _scorer(model)
     if isinstance(model, Pipeline):
-        explainer = _tree_explainer(model[-1])
+        explainer = _tree_explainer(_scorer(model[-1]))
         if explainer is None:
             return None
         transformed = model[:-1].transform(sample)
@@ -125,6 +131,19 @@ def _tree_shap(model: Any, sample: pd.DataFrame) -> tuple[str, np.ndarray] | Non
     if explainer is None:
         return None
     return "TreeExplainer", _positive_class(explainer(sample).values)
+
+
+def _scorer(model: Any) -> Any:
+    """The model whose score a threshold wrapper cuts: its `predict` is that score against
+    a threshold, a monotone step, so the features that drive the score drive the decision.
+    Exact types only: a subclass may predict something else."""
+    while True:
+        if type(model) in (FixedThresholdClassifier, TunedThresholdClassifierCV):
+            model = getattr(model, "estimator_", model.estimator)  # as their predict() does
+        elif type(model) is FrozenEstimator:
+            model = model.estimator
+        else:
+            return model
 
 
 def _tree_explainer(model: Any) -> shap.TreeExplainer | None:

@@ -13,7 +13,9 @@ import pytest
 import shap
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -120,6 +122,42 @@ def test_pipeline_sums_one_hot_columns_per_feature(
     per_feature = pd.DataFrame(values, columns=owners).T.groupby(level=0).sum().T
     expected = per_feature.abs().mean()
     assert by_feature(result.metrics["ranking"]) == pytest.approx(expected.to_dict(), abs=1e-9)
+
+
+def test_a_thresholded_tree_model_is_explained_by_tree_shap_on_its_score(
+    adult_split: Split, forest_pipeline: Pipeline
+) -> None:
+    """A decision threshold around a frozen tree pipeline (the demo's shape) serves the
+    forest's score cut at a point: the ranking is the forest's own Tree SHAP ranking."""
+    train, test = adult_split
+    frozen = FixedThresholdClassifier(FrozenEstimator(forest_pipeline), threshold=0.35)
+    thresholded = frozen.fit(train[FEATURES], train[TARGET])
+
+    result = explainability.run(check(["race"], 1), inputs(thresholded, test))
+    direct = explainability.run(check(["race"], 1), inputs(forest_pipeline, test))
+
+    assert result.metrics["explainer"] == "TreeExplainer"
+    assert result.metrics["background_size"] is None
+    assert result.metrics["ranking"] == direct.metrics["ranking"]
+
+
+def test_a_subclass_of_a_threshold_wrapper_is_not_taken_on_its_word(
+    adult_split: Split, forest_pipeline: Pipeline
+) -> None:
+    """A subclass may serve something other than its inner model's score, so only the
+    exact wrapper types are seen through; anything else is explained as it predicts."""
+
+    class Relabelled(FixedThresholdClassifier):
+        pass
+
+    train, test = adult_split
+    model = Relabelled(FrozenEstimator(forest_pipeline)).fit(train[FEATURES], train[TARGET])
+
+    result = explainability.run(
+        check(["race"], 1, sampleSize=10, backgroundSize=10), inputs(model, test)
+    )
+
+    assert result.metrics["explainer"] == "PermutationExplainer"
 
 
 def test_proxy_in_top_k_fails(categorical: Split) -> None:
