@@ -84,6 +84,8 @@ def log_version(
 ) -> str:
     """Log a fitted model from a run whose artifacts hold its evaluation data, register it
     under `name`, and tag the new version; returns the version number."""
+    from importlib.metadata import version
+
     import mlflow
     import mlflow.sklearn
     import skops.io
@@ -101,6 +103,9 @@ def log_version(
                 serialization_format="skops",
                 skops_trusted_types=own_types,
                 registered_model_name=name,
+                # pinned, as a team that knows its stack does: mlflow infers them otherwise
+                # by loading the model in a new interpreter, about 10 s per version
+                pip_requirements=[f"{p}=={version(p)}" for p in ("scikit-learn", "skops")],
             )
             client.log_artifact(run.info.run_id, str(data), "governance")
             if reference is not None:
