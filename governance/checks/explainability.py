@@ -60,6 +60,19 @@ def _keep_compiled_loops() -> None:
 _keep_compiled_loops()
 
 
+def compiled_loops() -> int:
+    """How many machine-code versions of shap's loops this process holds: it grows when a
+    run had to compile them or load them from the cache (`services/isolation.py` tells its
+    zygote to make them when a job did)."""
+    return sum(
+        len(value.overloads)
+        for name, module in list(sys.modules.items())
+        if name == "shap" or name.startswith("shap.")
+        for value in list(vars(module).values())
+        if isinstance(value, Dispatcher)
+    )
+
+
 def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:
     _check_inputs(spec, inputs)
     rows = min(spec.sample_size, len(inputs.data))

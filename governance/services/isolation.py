@@ -6,12 +6,17 @@ holds the signing key, the report key and the database, so none of that runs the
 
 Each check job is a fork of a *zygote*: a fresh interpreter (never a fork of the service,
 which would inherit the key in memory), started with an environment stripped to what the
-ML libraries need, that imports the check stack, compiles shap's loops, and then only
-waits for jobs. Each job gets a copy of that warm process: in a session of its own, with
-a working directory of its own, an address-space cap and a timeout, and it dies with the
-zygote. A fresh interpreter per job spent about 7 s of CPU on imports and compiling before
-it judged anything (bench/RESULTS.md); a fork takes milliseconds. The zygote never loads a
-model or reads a client's file, so no job inherits anything another job touched.
+ML libraries need, that imports the check stack and then only waits for jobs. Each job
+gets a copy of that warm process: in a session of its own, with a working directory of its
+own, an address-space cap and a timeout, and it dies with the zygote. A fresh interpreter
+per job spent about 7 s of CPU on imports and compiling before it judged anything
+(bench/RESULTS.md); a fork takes milliseconds. The zygote never loads a model or reads a
+client's file, so no job inherits anything another job touched.
+
+shap's compiled loops (its permutation explainer's, about 4 s of CPU to compile or load)
+serve only models without a tree, which Tree SHAP explains without them. So the zygote
+does not make them up front: a job that had to make them says so in its answer, and the
+service then orders the zygote to make them once, for the jobs after it.
 
 A job is given the pinned policy document and the files' paths, runs the same pure `judge`
 as `governance gate`, and answers the evidence manifest as JSON. A child that crashes, is
@@ -72,6 +77,7 @@ START_SECONDS = 300.0  # how long a new zygote may take to import and compile
 REAP_SECONDS = 10.0  # how long a killed child may take to be reaped and reported
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 KILL = b"k"  # the service to the zygote, on a job's report channel: kill that child
+COMPILE = b"\0compile"  # the service to the zygote: make shap's loops (no path starts with NUL)
 # A child killed by one of these crashed: its zygote is retired, so that the next job has a
 # new address-space layout (forks share one, and a crash is an attacker's probe of it).
 CRASHES = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT, signal.SIGFPE})
@@ -102,10 +108,13 @@ class IsolatedChecks:
             "memoryBytes": self.memory_mb * MIB,
         }
         workdir = Path(tempfile.mkdtemp(prefix="governance-checks-"))
+        zygote = _zygote_for(self.compiled_code)
         try:
-            answer = self._run(json.dumps(job).encode(), workdir)
+            answer = self._run(zygote, json.dumps(job).encode(), workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if answer.get("madeLoops") is True:  # the child's word: at worst, one compile for nothing
+            zygote.make_loops()
         if "inputError" in answer:
             problem = answer["inputError"]
             raise InputError(problem["subject"], problem["problem"], problem["fix"])
@@ -116,8 +125,7 @@ class IsolatedChecks:
             raise ChecksCrashedError("the check process judged under another policy")
         return manifest
 
-    def _run(self, job: bytes, workdir: Path) -> dict[str, Any]:
-        zygote = _zygote_for(self.compiled_code)
+    def _run(self, zygote: _Zygote, job: bytes, workdir: Path) -> dict[str, Any]:
         job_end, status_end, process = zygote.child(workdir)
         with job_end, status_end:
             deadline = time.monotonic() + self.timeout_seconds
@@ -138,11 +146,10 @@ class IsolatedChecks:
         if code is not None and -code in CRASHES:
             zygote.retire(process)
         if code == 0:
-            try:
-                answer: dict[str, Any] = json.loads(out)
-                return answer
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                answer = json.loads(out)
+                if isinstance(answer, dict):  # the child's word: the caller checks the rest
+                    return answer
         return {"error": self._ended(code, workdir / STDERR)}
 
     def _ended(self, code: int | None, errors: Path) -> str:
@@ -170,6 +177,7 @@ class _Zygote:
         self._process: subprocess.Popen[bytes] | None = None
         self._orders: socket.socket | None = None
         self._home: Path | None = None
+        self._loops_ordered = False  # has this zygote process been told to make shap's loops
 
     def child(self, workdir: Path) -> tuple[socket.socket, socket.socket, subprocess.Popen[bytes]]:
         """A new child for a job in `workdir`: the job's channel, the zygote's report
@@ -218,6 +226,17 @@ class _Zygote:
                 socket.send_fds(self._orders, [os.fsencode(workdir)], fds)
             return job_end, status_end, self._process
 
+    def make_loops(self) -> None:
+        """Order the running zygote, once in its life, to make shap's compiled loops, so that
+        its later children have them. It does so between two jobs; a zygote that has died
+        is told again when a job needs the loops after it is started again."""
+        with self._lock:
+            if self._loops_ordered or self._orders is None:
+                return
+            self._loops_ordered = True
+            with contextlib.suppress(OSError):  # it died: the next one is told when needed
+                socket.send_fds(self._orders, [COMPILE], [])
+
     def failure(self) -> str:
         """Why the zygote made no child: the last line of what it wrote on its way out."""
         tail = "" if self._home is None else _tail(self._home / STDERR)
@@ -233,7 +252,8 @@ class _Zygote:
     def _start(self) -> None:
         self.stop()
         self._home = Path(tempfile.mkdtemp(prefix="governance-zygote-"))
-        orders, theirs = socket.socketpair()
+        # Packets, not a stream: each order is one message, its boundary kept by the kernel.
+        orders, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs, (self._home / STDERR).open("wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(theirs.fileno())],
@@ -245,6 +265,7 @@ class _Zygote:
                 env=child_environment(self._home, self._compiled_code),
             )
         self._orders = orders
+        self._loops_ordered = False
 
     def stop(self) -> None:
         with self._lock:
@@ -359,7 +380,8 @@ def _request_json(request: GateRequest) -> dict[str, Any]:
 def _zygote(orders: socket.socket) -> None:
     """Warm up, then fork a child for each order until the service closes the socket;
     report each child's pid when it starts and its exit code when it ends, and kill a
-    child when the service asks (or stops listening) while it is still unreaped."""
+    child when the service asks (or stops listening) while it is still unreaped. Make
+    shap's loops when the service orders it."""
     _warm_up()
     me = os.getpid()
     reports: dict[int, socket.socket] = {}  # the unreaped children
@@ -376,6 +398,12 @@ def _zygote(orders: socket.socket) -> None:
             if not message:
                 _end(reports)  # the service is gone: so are we, and our children with us
                 return
+            if message == COMPILE or len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                if message == COMPILE:
+                    _make_loops()
+                continue
             job, report = (socket.socket(fileno=fd) for fd in fds)
             try:
                 pid = os.fork()
@@ -420,16 +448,19 @@ def _report(channel: socket.socket, number: int, keep: bool) -> None:
 
 
 def _warm_up() -> None:
-    """Import what every job needs, and compile (or load) shap's loops on a tiny table of
-    numbers, through the same calls with the same types a job makes. No model is loaded
-    and nothing runs in threads, so each fork starts from a clean, quiet process."""
-    import numpy as np
-    import shap
-
+    """Import what every job needs. No model is loaded and nothing runs in threads, so each
+    fork starts from a clean, quiet process."""
     from connectors import files  # noqa: F401
     from governance.checks import explainability  # noqa: F401  # turns numba's cache on
     from governance.domain.policy import parse_policy  # noqa: F401
     from governance.services.gate import judge  # noqa: F401
+
+
+def _make_loops() -> None:
+    """Compile (or load) shap's loops on a tiny table of numbers, through the same calls
+    with the same types a job makes."""
+    import numpy as np
+    import shap
 
     background = np.zeros((2, 3))
     explainer = shap.PermutationExplainer(
@@ -478,8 +509,11 @@ def _answer(job: dict[str, Any]) -> dict[str, Any]:
     """Cap memory, judge, and turn every failure into the request's reason."""
     limit = int(job["memoryBytes"])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from governance.checks.explainability import compiled_loops
+
+    before = compiled_loops()
     try:
-        return {"manifest": _judge(job)}
+        return {"manifest": _judge(job), "madeLoops": compiled_loops() > before}
     except InputError as exc:
         return {"inputError": {"subject": exc.subject, "problem": exc.problem, "fix": exc.fix}}
     except MemoryError:

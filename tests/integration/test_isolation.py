@@ -462,24 +462,57 @@ def test_a_zygote_killed_is_started_again_for_the_next_job(demo_dir: Path, tmp_p
     assert not check_jobs(os.getpid())
 
 
+def linear_model(demo_dir: Path, directory: Path) -> Path:
+    """A model without a tree (a logistic regression on the demo's data), saved with skops:
+    shap explains it with the permutation explainer and its compiled loops."""
+    import pandas as pd
+    import skops.io
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train = pd.read_parquet(demo_dir / "train.parquet")
+    features = [c for c in train.columns if c != TARGET]
+    text = [c for c in features if train[c].dtype == object]
+    encode = ColumnTransformer(
+        [("onehot", OneHotEncoder(handle_unknown="ignore"), text)], remainder=StandardScaler()
+    )
+    model = Pipeline([("encode", encode), ("logistic", LogisticRegression(max_iter=300))])
+    model.fit(train[features], train[TARGET])
+    path = directory / "linear.skops"
+    skops.io.dump(model, path)
+    return path
+
+
 def test_check_processes_keep_the_compiled_loops_and_judge_to_the_same_bit(
     demo_dir: Path, tmp_path: Path
 ) -> None:
-    """The first check process compiles shap's loops and leaves the machine code in the
-    service's cache; the next one loads it, and both judge exactly as an in-process judge
-    (which may have compiled its own)."""
+    """The first check process that explains a model without a tree compiles shap's loops
+    and leaves the machine code in the service's cache; the zygote is then told to make
+    them and the next process has them. All judge exactly as an in-process judge (which may
+    have compiled its own); a tree model's job, before and after, judges the same too."""
     policy = files.load_policy(fast_policies(tmp_path / "policies") / "high.yaml")
-    request = GateRequest(
+    trees = GateRequest(
         policy=Path(), data=demo_dir / "test.parquet", target=TARGET,
         model=demo_dir / "income-reweighed.skops", reference=demo_dir / "train.parquet",
     )  # fmt: skip
+    linear = replace(trees, model=linear_model(demo_dir, tmp_path))
     checks = IsolatedChecks(compiled_code=tmp_path / "numba")
 
-    first = checks(policy, request)
+    before = checks(policy, trees)
+    first = checks(policy, linear)
     kept = sorted(p.name for p in (tmp_path / "numba").rglob("*.nbi"))
-    second = checks(policy, request)
+    second = checks(policy, linear)
+    after = checks(policy, trees)
 
     assert any(name.startswith("_tabular._delta_masking") for name in kept), kept
+    explainers = [next(r.metrics["explainer"] for r in m.results if r.id == "explainability")
+                  for m in (before, first)]  # fmt: skip
+    assert explainers == ["TreeExplainer", "PermutationExplainer"]
     figures = [[r.model_dump(exclude={"duration_seconds"}) for r in m.results] for m in
-               (first, second, judge(policy, request, files))]  # fmt: skip
+               (first, second, judge(policy, linear, files))]  # fmt: skip
+    assert figures[0] == figures[1] == figures[2]
+    figures = [[r.model_dump(exclude={"duration_seconds"}) for r in m.results] for m in
+               (before, after, judge(policy, trees, files))]  # fmt: skip
     assert figures[0] == figures[1] == figures[2]
