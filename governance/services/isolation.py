@@ -450,8 +450,18 @@ def _report(channel: socket.socket, number: int, keep: bool) -> None:
 def _warm_up() -> None:
     """Import what every job needs. No model is loaded and nothing runs in threads, so each
     fork starts from a clean, quiet process."""
+    import joblib  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import skops.io  # noqa: F401
+
     from connectors import files  # noqa: F401
-    from governance.checks import explainability  # noqa: F401  # turns numba's cache on
+    from governance.checks import (  # noqa: F401  # explainability turns numba's cache on
+        data_quality,
+        drift,
+        explainability,
+        fairness,
+        performance,
+    )
     from governance.domain.policy import parse_policy  # noqa: F401
     from governance.services.gate import judge  # noqa: F401
 
