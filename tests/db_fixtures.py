@@ -57,14 +57,19 @@ def postgres_database() -> Iterator[str]:
     _execute(POSTGRES_SERVER, drop)
 
 
-@pytest.fixture
-def postgres_url(postgres_database: str) -> str:
+def new_postgres_schema(postgres_database: str) -> str:
     """An empty schema of its own in the session database: as good as a fresh database, and
     much cheaper to make. The URL sets the search_path, so every connection lands in it."""
     schema = f"test_{secrets.token_hex(6)}"
     _execute(postgres_database, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     url = make_url(postgres_database).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """An empty schema of its own (`new_postgres_schema`)."""
+    return new_postgres_schema(postgres_database)
 
 
 @pytest.fixture

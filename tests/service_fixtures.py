@@ -158,23 +158,30 @@ def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
 
 
 def submit(
-    service: Service, demo_dir: Path, model: str, version: str, who: str = "dana", **extra: str
+    service: Service,
+    demo_dir: Path,
+    model: str,
+    version: str,
+    who: str = "dana",
+    name: str = "income",
+    **extra: str,
 ) -> dict:
+    """Submit the demo's `model` file as version `version` of the registered model `name`."""
     files = {
         "artifact": (f"{model}.skops", (demo_dir / f"{model}.skops").read_bytes()),
         "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
         "reference": ("train.parquet", (demo_dir / "train.parquet").read_bytes()),
     }
-    form = {"model": "income", "version": version, "label": TARGET, "target": "production", **extra}
+    form = {"model": name, "version": version, "label": TARGET, "target": "production", **extra}
     with service.client(who) as client:
         response = client.post("/api/v1/requests", data=form, files=files)
     assert response.status_code == 202, response.text
     return response.json()
 
 
-def register(service: Service) -> None:
+def register(service: Service, name: str = "income") -> None:
     with service.client("dana") as client:
-        response = client.post("/api/v1/models", json={"name": "income", "riskTier": "high"})
+        response = client.post("/api/v1/models", json={"name": name, "riskTier": "high"})
     assert response.status_code == 201, response.text
 
 

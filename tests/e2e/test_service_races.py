@@ -11,15 +11,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.db_fixtures import new_postgres_schema
 from tests.e2e.test_service_workflow import register, sign, submit
 from tests.service_fixtures import PASSWORD, Service, start_service, stop_service
 
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
 
 
-@pytest.fixture
-def two_workers(postgres_url: str, tmp_path: Path) -> Iterator[Service]:
-    running = start_service(tmp_path / "home", postgres_url, workers=2)
+@pytest.fixture(scope="module")
+def two_workers(
+    postgres_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """One service for the module (two server processes start in about 13 s): each test
+    registers a model of its own, so that no test sees another's requests or trail."""
+    home = tmp_path_factory.mktemp("races") / "home"
+    running = start_service(home, new_postgres_schema(postgres_database), workers=2)
     yield running
     stop_service(running)
 
@@ -50,8 +56,8 @@ def approved(service: Service, request_id: str) -> None:
 
 def test_two_approvers_at_the_same_instant(two_workers: Service, demo_dir: Path) -> None:
     service = two_workers
-    register(service)
-    request_id = submit(service, demo_dir, "income-reweighed", "2")["id"]
+    register(service, "income-approvers")
+    request_id = submit(service, demo_dir, "income-reweighed", "2", name="income-approvers")["id"]
     service.wait_for_state(request_id, "awaiting_approval")
     assert sign(service, "maria", request_id).status_code == 200
 
@@ -70,9 +76,9 @@ def test_two_approvers_at_the_same_instant(two_workers: Service, demo_dir: Path)
 
 def test_two_promotions_and_a_revoke_during_a_promote(two_workers: Service, demo_dir: Path) -> None:
     service = two_workers
-    register(service)
-    first = submit(service, demo_dir, "income-reweighed", "2")["id"]
-    second = submit(service, demo_dir, "income-reweighed", "3")["id"]
+    register(service, "income-promotions")
+    first = submit(service, demo_dir, "income-reweighed", "2", name="income-promotions")["id"]
+    second = submit(service, demo_dir, "income-reweighed", "3", name="income-promotions")["id"]
     approved(service, first)
     approved(service, second)
 
@@ -99,7 +105,7 @@ def test_two_promotions_and_a_revoke_during_a_promote(two_workers: Service, demo
     assert revoked.status_code == 200, revoked.text
     with service.client("audrey") as client:
         trail = client.get(
-            "/api/v1/audit", params={"subject": "model:income@3", "limit": 100}
+            "/api/v1/audit", params={"subject": "model:income-promotions@3", "limit": 100}
         ).json()
     moves = [
         item["event"]["action"]
@@ -122,8 +128,8 @@ def test_password_is_checked_before_any_lock(two_workers: Service, demo_dir: Pat
     """A wrong password signs nothing: the one event it leaves is its failure, counted
     towards the sign-in lockout."""
     service = two_workers
-    register(service)
-    request_id = submit(service, demo_dir, "income-reweighed", "2")["id"]
+    register(service, "income-password")
+    request_id = submit(service, demo_dir, "income-reweighed", "2", name="income-password")["id"]
     service.wait_for_state(request_id, "awaiting_approval")
     with service.client("audrey") as client:
         before = client.get("/api/v1/audit").json()["total"]
