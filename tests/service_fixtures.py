@@ -23,6 +23,7 @@ from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
 from governance.resources import PACKAGED_POLICIES
 from governance.services.people import SYSTEM, Principal
+from tests.db_fixtures import new_postgres_schema
 from tests.processes import start_group, stop_group
 
 T = TypeVar("T")
@@ -153,6 +154,25 @@ def stop_service(service: Service) -> None:
 def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
     """A running service on each backend in turn."""
     running = start_service(tmp_path / "home", database_url)
+    yield running
+    stop_service(running)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """One running service per backend for a test module, for tests that each work on a
+    model of their own and assert nothing about the service as a whole (a start, with its
+    check processes, costs about 10 s of CPU)."""
+    home = tmp_path_factory.mktemp(f"service-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{home / 'governance.db'}"
+    else:
+        url = new_postgres_schema(request.getfixturevalue("postgres_database"))
+    running = start_service(home / "home", url)
     yield running
     stop_service(running)
 

@@ -27,22 +27,27 @@ def sign(
         return client.post(f"/api/v1/requests/{request_id}/signatures", json={**body, **extra})
 
 
-def admission(service: Service, version: str, **params: str) -> dict:
+def admission(service: Service, version: str, name: str = "income", **params: str) -> dict:
     with service.client("serving") as client:
-        response = client.get(f"/api/v1/admission/income/{version}", params=params)
+        response = client.get(f"/api/v1/admission/{name}/{version}", params=params)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path: Path) -> None:
-    register(service)
+def test_approve_promote_admit_revoke(
+    module_service: Service, demo_dir: Path, tmp_path: Path
+) -> None:
+    service, name = module_service, "income-approved"
+    register(service, name)
     with service.client("audrey") as client:  # an auditor keeps a checkpoint of the log
         kept = client.get("/api/v1/audit/proof").json()["checkpoint"]
     kept_size = int(kept.splitlines()[1])
-    assert admission(service, "2")["decision"] == "deny"
+    assert admission(service, "2", name)["decision"] == "deny"
 
     card = {"purpose": "Route loan files to a reviewer", "limitations": "US census data, 1994"}
-    created = submit(service, demo_dir, "income-reweighed", "2", model_card=json.dumps(card))
+    created = submit(
+        service, demo_dir, "income-reweighed", "2", name=name, model_card=json.dumps(card)
+    )
     assert created["state"] == "submitted"
     request_id = created["id"]
     request = service.wait_for_state(request_id, "awaiting_approval", "blocked")
@@ -63,7 +68,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert first.json()["state"] == "awaiting_approval"
     again = sign(service, "maria", request_id)
     assert again.status_code == 403 and "signed this request already" in again.json()["detail"]
-    assert admission(service, "2")["decision"] == "deny"
+    assert admission(service, "2", name)["decision"] == "deny"
 
     second = sign(service, "bob", request_id)
     assert second.status_code == 200, second.text
@@ -78,11 +83,11 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert all(s["evidenceSha256"] == approved["evidenceSha256"] for s in signatures)
     assert all(s["reauthenticated"] for s in signatures)
 
-    allowed = admission(service, "2")
+    allowed = admission(service, "2", name)
     assert allowed["decision"] == "allow" and allowed["state"] == "approved"
     digest = hashlib.sha256((demo_dir / "income-reweighed.skops").read_bytes()).hexdigest()
-    assert admission(service, "2", digest=f"sha256:{digest}")["decision"] == "allow"
-    wrong = admission(service, "2", digest="sha256:" + "0" * 64)
+    assert admission(service, "2", name, digest=f"sha256:{digest}")["decision"] == "allow"
+    wrong = admission(service, "2", name, digest="sha256:" + "0" * 64)
     assert wrong["decision"] == "deny" and "not the approved artifact" in wrong["reason"]
 
     with service.client("ci") as client:
@@ -91,7 +96,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
         assert promoted.json()["state"] == "promoted"
         twice = client.post(f"/api/v1/requests/{request_id}/promote")
         assert twice.status_code == 409 and twice.json()["state"] == "promoted"
-    assert admission(service, "2")["state"] == "promoted"
+    assert admission(service, "2", name)["state"] == "promoted"
 
     # An auditor downloads the signed decision report; it verifies offline with the CA
     # certificate, names each signature with its meaning, and its sha256 is in the trail.
@@ -143,7 +148,7 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
 
     # The promotion's attestation verifies against the artifact with the service's key,
     # and fails for other bytes.
-    decision_id = admission(service, "2")["decisionId"]
+    decision_id = admission(service, "2", name)["decisionId"]
     with service.client("serving") as client:
         envelope = client.get(f"/api/v1/decisions/{decision_id}/attestation").json()
     statement_file = tmp_path / "attestation.json"
@@ -174,12 +179,12 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
             json={"reason": "drift in production inputs"},
         )
     assert revoked.status_code == 200, revoked.text
-    denied = admission(service, "2")
+    denied = admission(service, "2", name)
     assert denied["decision"] == "deny"
     assert "revoked" in denied["reason"] and "drift in production inputs" in denied["reason"]
 
     with service.client("audrey") as client:
-        trail = client.get("/api/v1/audit", params={"subject": "model:income@2"}).json()
+        trail = client.get("/api/v1/audit", params={"subject": f"model:{name}@2"}).json()
         verified = client.get("/api/v1/audit/verify").json()
     actions = [item["event"]["action"] for item in reversed(trail["items"])]
     assert actions == [
@@ -225,9 +230,10 @@ def test_approve_promote_admit_revoke(service: Service, demo_dir: Path, tmp_path
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_blocked_then_waived_by_the_policy_role(service: Service, demo_dir: Path) -> None:
-    register(service)
-    request_id = submit(service, demo_dir, "income-full", "1")["id"]
+def test_blocked_then_waived_by_the_policy_role(module_service: Service, demo_dir: Path) -> None:
+    service, name = module_service, "income-waived"
+    register(service, name)
+    request_id = submit(service, demo_dir, "income-full", "1", name=name)["id"]
     blocked = service.wait_for_state(request_id, "awaiting_approval", "blocked")
     assert blocked["state"] == "blocked" and blocked["verdict"] == "blocked"
     assert "equalized_odds_difference" in blocked["stateReason"]
@@ -261,7 +267,7 @@ def test_blocked_then_waived_by_the_policy_role(service: Service, demo_dir: Path
     assert body["state"] == "waived"
     assert body["verdict"] == "blocked"  # the evidence stays a fail; the waiver is separate
     assert body["waiver"]["days"] == 30
-    answer = admission(service, "1")
+    answer = admission(service, "1", name)
     assert answer["decision"] == "allow" and answer["state"] == "waived"
 
     with service.client("serving") as client:
@@ -273,11 +279,12 @@ def test_blocked_then_waived_by_the_policy_role(service: Service, demo_dir: Path
     assert predicate["signatures"][0]["name"] == "Carl Chief"
 
 
-def test_segregation_of_duties_and_illegal_moves(service: Service, demo_dir: Path) -> None:
-    register(service)
+def test_segregation_of_duties_and_illegal_moves(module_service: Service, demo_dir: Path) -> None:
+    service, name = module_service, "income-duties"
+    register(service, name)
     # sam holds data_scientist and model_risk_officer: may submit, may sign others' models,
     # but never the one sam submitted.
-    request_id = submit(service, demo_dir, "income-reweighed", "2", who="sam")["id"]
+    request_id = submit(service, demo_dir, "income-reweighed", "2", who="sam", name=name)["id"]
     service.wait_for_state(request_id, "awaiting_approval")
     refused = sign(service, "sam", request_id)
     assert refused.status_code == 403
@@ -294,7 +301,7 @@ def test_segregation_of_duties_and_illegal_moves(service: Service, demo_dir: Pat
         "artifact": ("m.skops", (demo_dir / "income-reweighed.skops").read_bytes()),
         "data": ("test.parquet", (demo_dir / "test.parquet").read_bytes()),
     }
-    form = {"model": "income", "version": "2", "label": TARGET}
+    form = {"model": name, "version": "2", "label": TARGET}
     with service.client("dana") as client:
         duplicate = client.post("/api/v1/requests", data=form, files=files)
         assert duplicate.status_code == 409
