@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from governance.demo import Demo
 
 # Test modules import helpers from this plugin too; rewrite its asserts before they do.
-pytest.register_assert_rewrite("tests.service_fixtures", "tests.mlflow_fixtures")
+pytest.register_assert_rewrite(
+    "tests.db_fixtures", "tests.service_fixtures", "tests.mlflow_fixtures"
+)
 
 
 @pytest.fixture(scope="session")
