@@ -17,7 +17,7 @@ import connectors.files as files
 from connectors.registries import open_registries
 from connectors.serving import WatchedDirectory, watched
 from governance.auth.access import AccessControl
-from governance.auth.secrets import DigestKey, new_password
+from governance.auth.secrets import DigestKey, Passwords, new_password
 from governance.config import Settings
 from governance.domain.attestation import envelope, statement
 from governance.domain.checkpoint import Checkpoint, CheckpointError, open_note, sign
@@ -121,7 +121,12 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     engine = make_engine(settings.database_url)
     units = SqlUnits(engine)
     access = AccessControl(engine)
-    people = People(units, access, DigestKey.load_or_create(settings.token_secret))
+    people = People(
+        units,
+        access,
+        DigestKey.load_or_create(settings.token_secret),
+        Passwords(settings.password_hashing),
+    )
     key = load_private(settings.signing_key)
     checks = IsolatedChecks(
         settings.check_memory_mb, settings.check_timeout_seconds, settings.compiled_code

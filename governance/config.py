@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from governance.auth.secrets import DEFAULT_PASSWORD_HASHING, PASSWORD_HASHING
 from governance.domain.errors import InputError
 from governance.resources import PACKAGED_POLICIES
 
@@ -22,7 +24,7 @@ SETTINGS_FILE_KEYS = (
     "home", "database_url", "policies", "signing_key", "max_upload_mb", "organisation",
     "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
     "webhook_allow_hosts", "webhook_allow_http", "checkpoint_events", "checkpoint_minutes",
-    "checkpoint_witness",
+    "checkpoint_witness", "password_hashing",
 )  # fmt: skip
 
 
@@ -57,6 +59,7 @@ class Settings:
     checkpoint_witness: str | None = None
     check_memory_mb: int = 4096  # address-space cap of the process a check job runs in
     check_timeout_seconds: float = 600.0  # ... and how long it may take
+    password_hashing: str = DEFAULT_PASSWORD_HASHING  # a name in auth.secrets.PASSWORD_HASHING
     # Whether a database was named (GOVERNANCE_DATABASE_URL, the settings file or --database)
     # rather than defaulted: a local `governance gate` records its decision only then.
     database_configured: bool = True
@@ -114,6 +117,11 @@ class Settings:
             checkpoint_witness=pick("checkpoint_witness") or None,
             check_memory_mb=int(pick("check_memory_mb") or 4096),
             check_timeout_seconds=float(pick("check_timeout_seconds") or 600),
+            password_hashing=_one_of(
+                "password_hashing",
+                pick("password_hashing") or DEFAULT_PASSWORD_HASHING,
+                PASSWORD_HASHING,
+            ),
         )
 
 
@@ -136,6 +144,15 @@ def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
     if number <= 0:
         raise InputError(f"GOVERNANCE_{name.upper()}", f"is {value!r}", "give a number above 0")
     return number
+
+
+def _one_of(name: str, value: str, choices: Iterable[str]) -> str:
+    """A setting that names one of a fixed set of choices."""
+    if value not in choices:
+        raise InputError(
+            f"GOVERNANCE_{name.upper()}", f"is {value!r}", f"use one of {', '.join(choices)}"
+        )
+    return value
 
 
 def _settings_file() -> dict[str, Any]:

@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 from connectors.adult import TARGET
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.resources import PACKAGED_POLICIES
 from governance.services.people import SYSTEM, Principal
 from tests.db_fixtures import new_postgres_schema
+from tests.homes import initialise_home
 from tests.processes import start_group, stop_group
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ def start_service(
     environment); fails with the server's log when it does not come up."""
     policies = fast_policies(home / "policies")
     settings = replace(Settings.from_env(database_url, home), policies=policies)
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     tokens = {}
     try:
@@ -243,7 +244,7 @@ def open_with_people(
         policies=fast_policies(tmp_path / "policies"),
         connectors=connectors,
     )
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     people = {}
     for username, (full_name, roles) in PEOPLE.items():

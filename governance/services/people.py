@@ -14,10 +14,9 @@ from typing import Any, Literal
 from governance.auth.secrets import (
     MIN_PASSWORD_LENGTH,
     DigestKey,
-    hash_password,
+    Passwords,
     new_secret,
     new_token,
-    password_matches,
     password_problem,
     token_id_of,
 )
@@ -172,11 +171,16 @@ class ListedToken:
 
 class People:
     def __init__(
-        self, units: UnitOfWorkFactory, access: AccessRules, digest_key: DigestKey
+        self,
+        units: UnitOfWorkFactory,
+        access: AccessRules,
+        digest_key: DigestKey,
+        passwords: Passwords | None = None,
     ) -> None:
         self._units = units
         self._access = access
         self._digest = digest_key
+        self._passwords = passwords or Passwords()
         # Bearer secret digest → (principal, valid until). Checking a token is on the hot
         # admission path; entries live two seconds, so a revocation bites within that.
         self._cache: dict[str, tuple[Principal, float]] = {}
@@ -195,7 +199,7 @@ class People:
         check_password(password)
         _check_roles(roles, HUMAN_ROLES, "a person")
 
-        password_hash = hash_password(password)
+        password_hash = self._passwords.hash(password)
 
         def work(uow: UnitOfWork) -> AddedUser:
             if uow.accounts.get(username):
@@ -339,7 +343,7 @@ class People:
         if locked:
             self._failed(name, client, purpose, "locked", known=user is not None)
             raise TooManyAttemptsError(LOCKED, locked)
-        matches = password_matches(user.password_hash if user else None, password)
+        matches = self._passwords.matches(user.password_hash if user else None, password)
         if user is not None and matches and not user.disabled:
             if user.failed_sign_ins:
                 self._clear_failures(user.username)
@@ -444,7 +448,7 @@ class People:
     ) -> tuple[int, bool]:
         """(sessions ended, whether a lock was lifted), in one transaction with the event;
         the event says neither password."""
-        hashed = hash_password(new)
+        hashed = self._passwords.hash(new)
 
         def work(uow: UnitOfWork) -> tuple[int, bool]:
             user = uow.accounts.locked(username)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.cli import app as cli_app
 from governance.config import Settings
 from governance.domain.audit import chain_hash
@@ -30,6 +30,7 @@ from governance.services.people import SYSTEM
 from governance.signing import raw_public, verifier
 from governance.store.repository import append_audit, audit_trail, in_transaction
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.integration.test_webhooks import Clock, Receiver, start_receiver
 from tests.service_fixtures import PASSWORD, fast_policies
 
@@ -60,7 +61,7 @@ def governance(
     monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HOSTS", receiver.netloc)
     monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HTTP", "1")
     settings = Settings.from_env(database_url, home)
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     opened = open_governance(settings)
     yield opened
     opened.close()

@@ -19,13 +19,14 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from governance.bootstrap import initialise, open_governance
+from governance.bootstrap import open_governance
 from governance.config import Settings
 from governance.services.people import SYSTEM
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail
 from governance.store.tables import AuditEventRow, UserAccount
 from governance.web.app import create_app
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -59,7 +60,7 @@ class Console:
 @pytest.fixture
 def console(database_url: str, tmp_path: Path) -> Iterator[Console]:
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, ADMIN_PASSWORD)
+    initialise_home(settings, ADMIN_PASSWORD)
     governance = open_governance(settings)
     for username, (full_name, roles) in PEOPLE.items():
         governance.people.add_user(SYSTEM, username, full_name, PASSWORD, roles)

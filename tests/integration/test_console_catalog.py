@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
 from governance.domain.policy import PromotionPolicy, parse_policy
@@ -32,6 +32,7 @@ from governance.services.people import SYSTEM
 from governance.store.repository import append_audit, in_transaction, record_decision
 from governance.store.tables import AuditEventRow, GateDecision, PromotionRequest
 from governance.web.app import create_app
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 # What is tested here is what the service does with a verdict: its check jobs run in this
@@ -195,7 +196,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     approved versions under two stored policy versions, and 150 more audit events."""
     home = tmp_path / "home"
     settings = replace(Settings.from_env(database_url, home), policies=PACKAGED_POLICIES)
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     try:
         for username, (full_name, roles) in PEOPLE.items():

@@ -27,12 +27,13 @@ from sqlmodel import Session, func, select
 
 from connectors import files
 from connectors.adult import TARGET
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate
 from governance.store.tables import MonitoringRun, utcnow
 from governance.web.app import create_app
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 # What is tested here is what the service does with a verdict: its check jobs run in this
@@ -124,7 +125,7 @@ def promoted(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[Cons
     """The model checked, signed by maria, promoted by dana, 300 predictions logged an
     hour ago, and its drift monitor run once."""
     settings = settings_for(database_url, tmp_path)
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     try:
         add_people(governance)
@@ -162,7 +163,7 @@ def promoted(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[Cons
 def console(database_url: str, tmp_path: Path) -> Iterator[Console]:
     """The service with its people and the folder connector, and no request."""
     settings = settings_for(database_url, tmp_path)
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     try:
         add_people(governance)

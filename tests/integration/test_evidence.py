@@ -30,7 +30,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 import connectors.files as files
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain import attestation
 from governance.domain.evidence import EvidenceManifest
@@ -41,6 +41,7 @@ from governance.services.ports import GateRequest
 from governance.signing import key_name
 from governance.store.repository import audit_trail
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.service_fixtures import PASSWORD, fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -132,7 +133,7 @@ def make_api(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
             with (policies / "low.yaml").open("a") as stream:
                 stream.write(f"evidence: {json.dumps(evidence)}\n")
         settings = replace(Settings.from_env(database_url, tmp_path / "home"), policies=policies)
-        initialise(settings, PASSWORD)
+        initialise_home(settings, PASSWORD)
         governance = open_governance(settings)
         tokens = {"ci": governance.people.create_token(SYSTEM, "ci", ["ci"], 30).token}
         for name, roles in {"dana": ["data_scientist"], "audrey": ["auditor"]}.items():
@@ -489,7 +490,7 @@ def test_builder_cli_adds_lists_and_revokes(database_url: str, tmp_path: Path) -
     from governance.cli import app
 
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     env = {"GOVERNANCE_HOME": str(settings.home), "GOVERNANCE_DATABASE_URL": database_url}
     key = Ed25519PrivateKey.generate()
     pem = tmp_path / "builder.pub.pem"

@@ -13,9 +13,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from governance.bootstrap import initialise
 from governance.config import Settings
 from governance.web.app import create_app
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -31,7 +31,7 @@ class Served:
 @pytest.fixture
 def served(sqlite_url: str, tmp_path) -> Iterator[Served]:
     settings = Settings.from_env(sqlite_url, tmp_path / "home")
-    initialise(settings, ADMIN_PASSWORD)
+    initialise_home(settings, ADMIN_PASSWORD)
     app = create_app(settings, run_jobs=False)
     with TestClient(app):
         yield Served(app, settings.session_hours)

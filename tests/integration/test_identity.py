@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from connectors.adult import TARGET
 from governance.auth.access import DEFAULT_GRANTS, RULES_CHECK_SECONDS, AccessControl
-from governance.bootstrap import Governance, initialise
+from governance.bootstrap import Governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import ForbiddenError, InputError
@@ -37,6 +37,7 @@ from governance.services.workflow import Candidate
 from governance.store.database import alembic_config, make_engine
 from governance.store.repository import audit_trail
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.service_fixtures import fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -82,7 +83,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         Settings.from_env(database_url, tmp_path / "home"),
         policies=fast_policies(tmp_path / "policies"),
     )
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     app = create_app(settings, run_jobs=False)
     with TestClient(app):  # changes go through the app's own service: "this process"
         governance = app.state.governance

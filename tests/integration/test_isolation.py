@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from connectors import files
 from connectors.adult import TARGET
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
 from governance.domain.errors import InputError
@@ -38,6 +38,7 @@ from governance.services.ports import GateRequest
 from governance.services.workflow import Candidate
 from governance.store.tables import AuditEventRow, Job, PromotionRequest
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.service_fixtures import PASSWORD, fast_policies, wait_for
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -99,7 +100,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         Settings.from_env(database_url, tmp_path / "home"),
         policies=fast_policies(tmp_path / "policies"),
     )
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     try:
         governance.people.add_user(SYSTEM, "dana", "Dana Scientist", PASSWORD, ["data_scientist"])

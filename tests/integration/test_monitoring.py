@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from connectors import files
 from connectors.adult import TARGET
 from connectors.serving import WatchedDirectory
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import SYSTEM
@@ -37,6 +37,7 @@ from governance.store.tables import (
     utcnow,
 )
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.service_fixtures import PASSWORD, fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -120,7 +121,7 @@ def world(database_url: str, tmp_path: Path, demo_dir: Path) -> Iterator[World]:
         policies=fast_policies(tmp_path / "policies"),
         max_predictions_bytes=4 * 1024 * 1024,
     )
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     governance = open_governance(settings)
     tokens = {}
     try:

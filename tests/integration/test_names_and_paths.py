@@ -16,11 +16,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from governance.bootstrap import Governance, initialise
+from governance.bootstrap import Governance
 from governance.config import Settings
 from governance.domain.errors import InputError
 from governance.services.people import SYSTEM
 from governance.web.app import create_app
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 
@@ -50,7 +51,7 @@ class Api:
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, "an-admin-test-passphrase")
+    initialise_home(settings, "an-admin-test-passphrase")
     app = create_app(settings, run_jobs=False)
     governance: Governance = app.state.governance
     token = governance.people.create_token(SYSTEM, "robot", ["admin", "ci", "serving"], 1).token

@@ -23,6 +23,7 @@ from governance.domain.errors import (
 from governance.services.people import SYSTEM
 from governance.store.repository import audit_trail
 from governance.store.tables import ApiToken, UserAccount, utcnow
+from tests.homes import initialise_home
 
 pytest_plugins = ["tests.db_fixtures"]
 PASSWORD = "a-long-test-passphrase"
@@ -31,7 +32,7 @@ PASSWORD = "a-long-test-passphrase"
 @pytest.fixture
 def governance(database_url: str, tmp_path: Path):
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     opened = open_governance(settings)
     yield opened
     opened.close()

@@ -13,12 +13,13 @@ from sqlmodel import Session, select
 
 import connectors.files as files
 from connectors.adult import TARGET
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain.errors import ConflictError
 from governance.services.people import SYSTEM, People
 from governance.services.workflow import AdmissionCache, Candidate, Workflow
 from governance.store.tables import GateDecision, Job, utcnow
+from tests.homes import initialise_home
 from tests.service_fixtures import PASSWORD, fast_policies
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -36,7 +37,7 @@ class Clock:
 def governance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GOVERNANCE_POLICIES", str(fast_policies(tmp_path / "policies")))
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     opened = open_governance(settings)
     people = {"dana": "data_scientist", "maria": "model_risk_officer", "bob": "business_owner"}
     for name, role in people.items():  # dana owns the models: an owner is a person

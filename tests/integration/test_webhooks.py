@@ -30,7 +30,7 @@ from sqlmodel import Session, func, select
 
 from connectors.adult import TARGET
 from governance.auth.secrets import DigestKey
-from governance.bootstrap import Governance, initialise, open_governance
+from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain.errors import InputError
 from governance.services.outbound import Outbound
@@ -41,6 +41,7 @@ from governance.store.repository import append_audit, audit_trail, in_transactio
 from governance.store.tables import WebhookDelivery, utcnow
 from governance.store.uow import SqlUnits
 from governance.web.app import create_app
+from tests.homes import initialise_home
 from tests.service_fixtures import PASSWORD, fast_policies, free_port
 
 pytest_plugins = ["tests.db_fixtures"]
@@ -121,7 +122,7 @@ def governance(
     monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HOSTS", f"chat-proxy.internal,{receiver.netloc}")
     monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HTTP", "1")
     settings = Settings.from_env(database_url, tmp_path / "home")
-    initialise(settings, PASSWORD)
+    initialise_home(settings, PASSWORD)
     opened = open_governance(settings)
     for name, roles in PEOPLE.items():
         opened.people.add_user(SYSTEM, name, name.title(), PASSWORD, roles)

@@ -14,7 +14,8 @@ from governance.resources import PACKAGED_POLICIES
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HOME", "DATABASE_URL", "POLICIES", "SIGNING_KEY", "MAX_UPLOAD_MB", "CONFIG"):
+    names = ("HOME", "DATABASE_URL", "POLICIES", "SIGNING_KEY", "MAX_UPLOAD_MB", "CONFIG")
+    for name in (*names, "PASSWORD_HASHING"):
         monkeypatch.delenv(f"GOVERNANCE_{name}", raising=False)
 
 
@@ -25,6 +26,19 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path / 'governance-data' / 'governance.db'}"
     assert settings.policies == PACKAGED_POLICIES
     assert settings.default_signing_key and settings.max_upload_bytes == 512 * MIB
+    assert settings.password_hashing == "rfc9106-low-memory"
+
+
+def test_password_hashing_is_one_of_the_named_parameter_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOVERNANCE_PASSWORD_HASHING", "owasp-minimum")
+    assert Settings.from_env().password_hashing == "owasp-minimum"
+    monkeypatch.setenv("GOVERNANCE_PASSWORD_HASHING", "md5")
+    with pytest.raises(InputError) as refused:
+        Settings.from_env()
+    assert refused.value.subject == "GOVERNANCE_PASSWORD_HASHING"
+    assert "rfc9106-low-memory, owasp-minimum" in refused.value.fix
 
 
 def test_file_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

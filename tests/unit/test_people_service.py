@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from governance.auth.secrets import DigestKey
+from governance.auth.secrets import DigestKey, Passwords
 from governance.auth.throttle import LOCK_AFTER
 from governance.domain.audit import verify_chain
 from governance.domain.errors import (
@@ -277,3 +277,26 @@ def test_a_token_is_refused_what_its_maker_does_not_hold(people: People) -> None
     with pytest.raises(InputError, match="not an active person"):
         people.create_token(SYSTEM, "ci", ["auditor"], days=None, owner="nobody")
     assert people.create_token(omar, "ci", ["data_scientist"], days=None).owner == "omar"
+
+
+@pytest.mark.parametrize(
+    ("hashing", "parameters"),
+    [("rfc9106-low-memory", "m=65536,t=3,p=4"), ("owasp-minimum", "m=19456,t=2,p=1")],
+)
+def test_passwords_are_hashed_with_the_configured_argon2id_parameters(
+    uow: FakeUnitOfWork, access: FakeAccess, hashing: str, parameters: str
+) -> None:
+    people = People(uow, access, DigestKey(b"k" * 32), Passwords(hashing))  # type: ignore[arg-type]
+    people.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
+    stored = uow.accounts.get("maria")
+    assert stored is not None and stored.password_hash is not None
+    assert stored.password_hash.startswith(f"$argon2id$v=19${parameters}$")
+    assert people.sign_in("maria", PASSWORD, hours=1).token
+
+
+def test_a_hash_made_under_other_parameters_still_verifies() -> None:
+    """Each hash carries its parameters: changing the setting locks nobody out."""
+    old, new = Passwords("rfc9106-low-memory"), Passwords("owasp-minimum")
+    assert new.matches(old.hash(PASSWORD), PASSWORD) and old.matches(new.hash(PASSWORD), PASSWORD)
+    assert not new.matches(old.hash(PASSWORD), NEW_PASSWORD)
+    assert not new.matches(None, PASSWORD)  # no such user: the dummy hash, and no
