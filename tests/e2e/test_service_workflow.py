@@ -324,7 +324,9 @@ def test_segregation_of_duties_and_illegal_moves(module_service: Service, demo_d
     assert sign(service, "maria", request_id).status_code == 409
 
 
-def gate_submit(service: Service, demo_dir: Path, model: str, version: str, policy: Path):
+def gate_submit(
+    service: Service, demo_dir: Path, model: str, version: str, policy: Path, name: str
+) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
         "-m",
@@ -341,7 +343,7 @@ def gate_submit(service: Service, demo_dir: Path, model: str, version: str, poli
         "--target",
         TARGET,
         "--model-name",
-        "income",
+        name,
         "--model-version",
         version,
         "--submit",
@@ -354,22 +356,23 @@ def gate_submit(service: Service, demo_dir: Path, model: str, version: str, poli
 
 
 def test_gate_submit_opens_the_request_with_local_evidence(
-    service: Service, demo_dir: Path
+    module_service: Service, demo_dir: Path
 ) -> None:
-    register(service)
+    service, name = module_service, "income-gate"
+    register(service, name)
     policy = service.home / "policies" / "high.yaml"  # the policy the service applies
 
-    passed = gate_submit(service, demo_dir, "income-reweighed", "5", policy)
+    passed = gate_submit(service, demo_dir, "income-reweighed", "5", policy, name)
     assert passed.returncode == 0, passed.stderr
     assert "is awaiting_approval" in passed.stderr
     # the service re-computed the checks from the uploaded model and data: no mismatch
     assert "evidence re-computed by the service" in passed.stderr
-    blocked = gate_submit(service, demo_dir, "income-full", "6", policy)
+    blocked = gate_submit(service, demo_dir, "income-full", "6", policy, name)
     assert blocked.returncode == 1, blocked.stderr
     assert "is blocked" in blocked.stderr
 
     with service.client("audrey") as client:
-        listed = client.get("/api/v1/requests", params={"model": "income"}).json()
+        listed = client.get("/api/v1/requests", params={"model": name}).json()
     states = {item["version"]: item["state"] for item in listed["items"]}
     assert states == {"5": "awaiting_approval", "6": "blocked"}
     with service.client("audrey") as client:
@@ -378,8 +381,8 @@ def test_gate_submit_opens_the_request_with_local_evidence(
     assert all(item["submitter"] == "token:" + item["submitter"][6:] for item in listed["items"])
 
     # Evidence judged under another policy is refused, and nothing is recorded.
-    other = gate_submit(service, demo_dir, "income-reweighed", "7", PACKAGED / "low.yaml")
+    other = gate_submit(service, demo_dir, "income-reweighed", "7", PACKAGED / "low.yaml", name)
     assert other.returncode == 2
     assert "judged under policy" in other.stderr
     with service.client("audrey") as client:
-        assert client.get("/api/v1/requests").json()["total"] == 2
+        assert client.get("/api/v1/requests", params={"model": name}).json()["total"] == 2
