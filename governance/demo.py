@@ -388,9 +388,12 @@ def _submit(
     workflow = governance.workflow
     if spec.name not in {m.name for m in workflow.list_models()}:
         workflow.register_model(submitter, spec.name, RISK_TIER, submitter.name)
-    progress(f"Training {spec.name} v{spec.version}")
     model_path = work / f"{spec.name}-v{spec.version}.skops"
-    skops.io.dump(train(spec, inputs.training), model_path)
+    if model_path.exists():  # trained by an earlier run that stopped before it submitted
+        progress(f"Reusing {model_path.name}, trained before")
+    else:
+        progress(f"Training {spec.name} v{spec.version}")
+        _dump_whole(train(spec, inputs.training), model_path)
     candidate = Candidate(
         model=spec.name,
         version=spec.version,
@@ -405,6 +408,15 @@ def _submit(
     progress(f"{spec.name} v{spec.version}: submitted by {submitter.name}")
     created = workflow.submit(submitter, candidate)
     return workflow.get_request(created.id)
+
+
+def _dump_whole(model: FixedThresholdClassifier, path: Path) -> None:
+    """Write the model file whole or not at all: a run stopped mid-write leaves no file
+    that the next run would take for a trained model."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".model-", suffix=".skops")
+    os.close(descriptor)
+    skops.io.dump(model, temporary)
+    os.replace(temporary, path)
 
 
 def _champion(governance: Governance, name: str) -> Path | None:

@@ -104,15 +104,21 @@ def fast_policy_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built_once(tmp_path_factory, "fast-policies", fast_policies)
 
 
-def _seed_fast_demo(directory: Path) -> Demo:
+def _seed_fast_demo(directory: Path, trained: Path | None = None) -> Demo:
     """`run_demo` in `directory` under the shipped policies with smaller samples (the same
     checks and rules, seconds not minutes), its check jobs in this process. A second call
-    on the same directory finds everything done and changes nothing."""
+    on the same directory finds everything done and changes nothing. `trained` is a
+    `demo_dir`: its version-1 models, trained as the demo trains them, are put where the
+    demo reuses a model it trained before, so only version 2 is trained here."""
     from governance import bootstrap
     from governance import demo as demo_module
     from tests.in_process import InProcessChecks
     from tests.service_fixtures import fast_policies
 
+    if trained is not None:
+        (directory / "demo").mkdir(parents=True, exist_ok=True)
+        for model in trained.glob("*.skops"):
+            shutil.copyfile(model, directory / "demo" / f"{model.stem}-v1.skops")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
         patch.setattr(demo_module, "POLICIES", fast_policies(directory / "policies"))
@@ -121,9 +127,9 @@ def _seed_fast_demo(directory: Path) -> Demo:
 
 
 @pytest.fixture(scope="session")
-def fast_demo_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fast_demo_files(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Path:
     """The fast demo's data directory, made once per run (`built_once`): copy it to use it."""
-    return built_once(tmp_path_factory, "fast-demo", _seed_fast_demo)
+    return built_once(tmp_path_factory, "fast-demo", lambda d: _seed_fast_demo(d, demo_dir))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ bit for bit; other bytes are refused; a real difference is found and named."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 import connectors.files as files
+from governance.bootstrap import open_governance
 from governance.cli import app
 from governance.demo import Demo, DemoRun
 from governance.domain.audit import verify_chain
@@ -264,3 +266,21 @@ def test_unknown_decision_id_is_bad_input(engine: Engine, database_url: str) -> 
     assert "decision no-such-decision: is not recorded in this database" in output
     assert "Traceback" not in output
     assert replay_events(engine) == []
+
+
+def test_the_demo_submits_a_model_an_earlier_run_trained(fast_demo: Demo, demo_dir: Path) -> None:
+    """A model file the demo finds in its directory, left by a run that stopped before it
+    submitted (here `demo_dir`'s, put there by the fixture), is submitted as it is rather
+    than trained again; version 2, which was not there, is trained."""
+    governance = open_governance(fast_demo.settings)
+    try:
+        artifacts = {
+            (run.model, run.version): governance.workflow.get_request(run.request_id)
+            for run in fast_demo.runs
+        }
+    finally:
+        governance.close()
+    for model in ("income-full", "income-reweighed"):
+        given = hashlib.sha256((demo_dir / f"{model}.skops").read_bytes()).hexdigest()
+        assert artifacts[(model, "1")].artifact_sha256 == given
+    assert artifacts[("income-reweighed", "2")].artifact_sha256 != given
