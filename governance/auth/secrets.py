@@ -22,7 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 # second recommendation (64 MiB, 3 passes, 4 lanes: about 0.2 s of CPU here); the smaller
 # is OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane: about 0.02 s), for machines
 # that sign many people in on few cores. Each hash carries its parameters, so a hash made
-# under one set still verifies under the other; a changed password takes the current set.
+# under one set still verifies under the other, and is made again under the configured set
+# when its person next signs in (until then, its check costs what its own set costs).
 PASSWORD_HASHING: dict[str, Parameters] = {
     "rfc9106-low-memory": profiles.RFC_9106_LOW_MEMORY,
     "owasp-minimum": replace(
@@ -60,6 +61,11 @@ class Passwords:
             )
         except (VerificationError, InvalidHashError):
             return False
+
+    def rehashed(self, password_hash: str, password: str) -> str | None:
+        """A new hash of the (verified) password when `password_hash` was made with other
+        parameters than the configured ones, else None."""
+        return self.hash(password) if self._hasher.check_needs_rehash(password_hash) else None
 
     @cached_property
     def _dummy_hash(self) -> str:

@@ -481,14 +481,23 @@ class People:
         secret, csrf = new_secret(), new_secret()
         expires = _now() + timedelta(hours=hours)
         started = SignedInSession(self._digest.digest(secret), user.username, csrf, expires)
+        # A hash made under other parameters than the configured ones is made again now,
+        # while the password is at hand (GOVERNANCE_PASSWORD_HASHING).
+        rehashed = self._passwords.rehashed(user.password_hash, password)
 
         def work(uow: UnitOfWork) -> None:
+            payload: dict[str, Any] = {"expires_at": expires.isoformat()}
+            if rehashed is not None:
+                current = uow.accounts.locked(user.username)  # unless changed meanwhile
+                if current is not None and current.password_hash == user.password_hash:
+                    uow.accounts.save(replace(current, password_hash=rehashed))
+                    payload["password_rehashed"] = self._passwords.hashing
             uow.sessions.add(started)
             uow.audit.append(
                 actor=user.username,
                 action="session.started",
                 subject=f"user:{user.username}",
-                payload={"expires_at": expires.isoformat()},
+                payload=payload,
             )
 
         run_in_unit_of_work(self._units, work)

@@ -300,3 +300,30 @@ def test_a_hash_made_under_other_parameters_still_verifies() -> None:
     assert new.matches(old.hash(PASSWORD), PASSWORD) and old.matches(new.hash(PASSWORD), PASSWORD)
     assert not new.matches(old.hash(PASSWORD), NEW_PASSWORD)
     assert not new.matches(None, PASSWORD)  # no such user: the dummy hash, and no
+
+
+def test_a_hash_under_other_parameters_is_made_again_at_sign_in(
+    uow: FakeUnitOfWork, access: FakeAccess
+) -> None:
+    """After the setting changes, each person's hash takes the configured parameters at
+    their next sign-in, in the transaction that starts the session (its event says so);
+    a wrong password changes nothing, and a second sign-in finds nothing to do."""
+    before = People(uow, access, DigestKey(b"k" * 32), Passwords("rfc9106-low-memory"))  # type: ignore[arg-type]
+    before.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
+    after = People(uow, access, DigestKey(b"k" * 32), Passwords("owasp-minimum"))  # type: ignore[arg-type]
+
+    def stored() -> str:
+        account = uow.accounts.get("maria")
+        assert account is not None
+        return account.password_hash
+
+    old = stored()
+    with pytest.raises(UnauthenticatedError):
+        after.sign_in("maria", NEW_PASSWORD, hours=1)
+    assert stored() == old
+    after.sign_in("maria", PASSWORD, hours=1)
+    assert stored().startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    after.sign_in("maria", PASSWORD, hours=1)
+    started = [c.event for c in uow.audit.committed if c.event.action == "session.started"]
+    assert [e.payload.get("password_rehashed") for e in started] == ["owasp-minimum", None]
+    assert before.sign_in("maria", PASSWORD, hours=1).token  # still verifies under the old
