@@ -415,8 +415,11 @@ def _dump_whole(model: FixedThresholdClassifier, path: Path) -> None:
     that the next run would take for a trained model."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".model-", suffix=".skops")
     os.close(descriptor)
-    skops.io.dump(model, temporary)
-    os.replace(temporary, path)
+    try:
+        skops.io.dump(model, temporary)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _champion(governance: Governance, name: str) -> Path | None:

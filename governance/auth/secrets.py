@@ -6,16 +6,19 @@ request."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cache, cached_property
 from pathlib import Path
 
-from argon2 import Parameters, PasswordHasher, profiles
+from argon2 import Parameters, PasswordHasher, extract_parameters, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 # argon2id parameter sets by name (GOVERNANCE_PASSWORD_HASHING). The default is RFC 9106's
@@ -42,25 +45,37 @@ _DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 
 
 class Passwords:
-    """Hashes passwords with argon2id under one named parameter set, and checks them."""
+    """Hashes passwords with argon2id under one named parameter set, and checks them.
+
+    A refused check must take as long whether or not the name exists. A name without an
+    account is checked against a dummy hash made with the configured parameters, which
+    costs what a real account's check costs while every hash uses them. Once the setting
+    has changed, hashes made under the old parameters remain until their people sign in
+    again, and a check costs what its own hash's parameters cost: `even_out` is then told
+    the stored hashes, and every refused check is made to last as long as a check under
+    the costliest parameters in use."""
 
     def __init__(self, hashing: str = DEFAULT_PASSWORD_HASHING) -> None:
         self.hashing = hashing
-        self._hasher = PasswordHasher.from_parameters(PASSWORD_HASHING[hashing])
+        self._parameters = PASSWORD_HASHING[hashing]
+        self._hasher = PasswordHasher.from_parameters(self._parameters)
+        self.refusal_seconds = 0.0  # how long a refused check lasts at the least
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def matches(self, password_hash: str | None, password: str) -> bool:
-        """Whether the password is the hashed one. Without a hash (no such user) the
-        password is checked against a dummy hash made with the same parameters: the same
-        work, so the time of the answer does not tell whether a user name exists."""
+        """Whether the password is the hashed one (None: there is no such account)."""
+        started = time.monotonic()
+        matched: bool
         try:
-            return self._hasher.verify(password_hash or self._dummy_hash, password) and bool(
-                password_hash
-            )
+            matched = self._hasher.verify(password_hash or self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
-            return False
+            matched = False
+        if matched and password_hash:
+            return True
+        time.sleep(max(0.0, self.refusal_seconds - (time.monotonic() - started)))
+        return False
 
     def rehashed(self, password_hash: str, password: str) -> str | None:
         """A new hash of the (verified) password when `password_hash` was made with other
@@ -70,6 +85,30 @@ class Passwords:
     @cached_property
     def _dummy_hash(self) -> str:
         return self._hasher.hash(secrets.token_urlsafe(16))
+
+    def even_out(self, stored_hashes: Iterable[str]) -> None:
+        """Given every stored hash: when they were made under more than one parameter set,
+        each refused check lasts at least as long as the slowest of three checks under the
+        costliest of them (measured here); otherwise no check is lengthened."""
+        in_use = [self._parameters]
+        for stored in stored_hashes:
+            with contextlib.suppress(InvalidHashError, ValueError):
+                parameters = extract_parameters(stored)
+                if parameters not in in_use:
+                    in_use.append(parameters)
+        if len(in_use) == 1:
+            self.refusal_seconds = 0.0
+            return
+        costliest = max(in_use, key=lambda p: (p.memory_cost * p.time_cost, p.parallelism))
+        hasher = PasswordHasher.from_parameters(costliest)
+        sample = hasher.hash(secrets.token_urlsafe(16))
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            with contextlib.suppress(VerificationError):
+                hasher.verify(sample, secrets.token_urlsafe(16))
+            timings.append(time.monotonic() - started)
+        self.refusal_seconds = max(timings)
 
 
 def password_problem(password: str) -> str | None:

@@ -181,6 +181,7 @@ class People:
         self._access = access
         self._digest = digest_key
         self._passwords = passwords or Passwords()
+        self._evened_out = False  # whether the passwords were told the stored hashes
         # Bearer secret digest → (principal, valid until). Checking a token is on the hot
         # admission path; entries live two seconds, so a revocation bites within that.
         self._cache: dict[str, tuple[Principal, float]] = {}
@@ -343,6 +344,10 @@ class People:
         if locked:
             self._failed(name, client, purpose, "locked", known=user is not None)
             raise TooManyAttemptsError(LOCKED, locked)
+        if not self._evened_out:  # once per process: see Passwords.even_out
+            with self._units(read_only=True) as uow:
+                self._passwords.even_out(account.password_hash for account in uow.accounts.all())
+            self._evened_out = True
         matches = self._passwords.matches(user.password_hash if user else None, password)
         if user is not None and matches and not user.disabled:
             if user.failed_sign_ins:
@@ -486,12 +491,14 @@ class People:
         rehashed = self._passwords.rehashed(user.password_hash, password)
 
         def work(uow: UnitOfWork) -> None:
+            # A reset, a change or a disable committed while the password was checked wins.
+            current = uow.accounts.locked(user.username)
+            if current is None or current.disabled or current.password_hash != user.password_hash:
+                raise UnauthenticatedError(WRONG_PASSWORD)
             payload: dict[str, Any] = {"expires_at": expires.isoformat()}
             if rehashed is not None:
-                current = uow.accounts.locked(user.username)  # unless changed meanwhile
-                if current is not None and current.password_hash == user.password_hash:
-                    uow.accounts.save(replace(current, password_hash=rehashed))
-                    payload["password_rehashed"] = self._passwords.hashing
+                uow.accounts.save(replace(current, password_hash=rehashed))
+                payload["password_rehashed"] = self._passwords.hashing
             uow.sessions.add(started)
             uow.audit.append(
                 actor=user.username,

@@ -4,6 +4,10 @@ that keep somebody able to manage people."""
 
 from __future__ import annotations
 
+import statistics
+import time
+from typing import Any
+
 import pytest
 
 from governance.auth.secrets import DigestKey, Passwords
@@ -327,3 +331,47 @@ def test_a_hash_under_other_parameters_is_made_again_at_sign_in(
     started = [c.event for c in uow.audit.committed if c.event.action == "session.started"]
     assert [e.payload.get("password_rehashed") for e in started] == ["owasp-minimum", None]
     assert before.sign_in("maria", PASSWORD, hours=1).token  # still verifies under the old
+
+
+def test_a_password_reset_while_the_old_one_is_checked_wins(
+    people: People, uow: FakeUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old password was right when checked, but a reset committed before the session
+    was recorded: no session is started with it."""
+    people.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
+    checked = people.verify_password
+
+    def checked_then_reset(*arguments: Any, **keywords: Any) -> Any:
+        account = checked(*arguments, **keywords)
+        people.reset_password(SYSTEM, "maria", NEW_PASSWORD)
+        return account
+
+    monkeypatch.setattr(people, "verify_password", checked_then_reset)
+    with pytest.raises(UnauthenticatedError):
+        people.sign_in("maria", PASSWORD, hours=1)
+    assert not [c for c in uow.audit.committed if c.event.action == "session.started"]
+
+
+def test_refusals_cost_alike_while_hashes_of_two_parameter_sets_are_stored(
+    uow: FakeUnitOfWork, access: FakeAccess
+) -> None:
+    """After the setting changed, maria's hash is still under the old, costlier set: a
+    wrong password for her and any password for a name that does not exist take as long
+    (timed in turn, so that the machine's load weighs on both alike)."""
+    before = People(uow, access, DigestKey(b"k" * 32), Passwords("rfc9106-low-memory"))  # type: ignore[arg-type]
+    before.add_user(SYSTEM, "maria", "Maria Risk", PASSWORD, ["model_risk_officer"])
+    after = People(uow, access, DigestKey(b"k" * 32), Passwords("owasp-minimum"))  # type: ignore[arg-type]
+
+    def seconds(username: str) -> float:
+        started = time.perf_counter()
+        with pytest.raises(UnauthenticatedError):
+            after.verify_password(username, NEW_PASSWORD)
+        return time.perf_counter() - started
+
+    seconds("nobody")  # warm up: the stored hashes are read, the dummy hash is made
+    times: dict[str, list[float]] = {"maria": [], "nobody": []}
+    for _ in range(4):  # below the lockout
+        for username, taken in times.items():
+            taken.append(seconds(username))
+    real, unknown = (statistics.median(taken) for taken in times.values())
+    assert 0.5 < unknown / real < 2, times
