@@ -382,9 +382,17 @@ def _zygote(orders: socket.socket) -> None:
     report each child's pid when it starts and its exit code when it ends, and kill a
     child when the service asks (or stops listening) while it is still unreaped. Make
     shap's loops when the service orders it."""
+    reports: dict[int, socket.socket] = {}  # the unreaped children
+
+    def terminated(signum: int, frame: object) -> None:
+        # Stopped with its service's whole process group (systemd's default, a test's stop):
+        # end as on end-of-file, or the home would be left behind.
+        _end(reports)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, terminated)
     _warm_up()
     me = os.getpid()
-    reports: dict[int, socket.socket] = {}  # the unreaped children
     listening: dict[socket.socket, int] = {}  # their channels, until a kill order
     while True:
         ready, _, _ = select.select([orders, *listening], [], [], 0.1)

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -517,3 +518,43 @@ def test_check_processes_keep_the_compiled_loops_and_judge_to_the_same_bit(
     figures = [[r.model_dump(exclude={"duration_seconds"}) for r in m.results] for m in
                (before, after, judge(policy, trees, files))]  # fmt: skip
     assert figures[0] == figures[1] == figures[2]
+
+
+def test_a_service_stopped_with_its_process_group_leaves_no_zygote_directory(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    """A process that ran a job is stopped as systemd stops a service, SIGTERM to its whole
+    process group: the zygote, which got it too, still removes its directory (its log)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    policy = fast_policies(tmp_path / "policies") / "low.yaml"
+    job = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from connectors import files\n"
+        "from governance.services.isolation import IsolatedChecks\n"
+        "from governance.services.ports import GateRequest\n"
+        "policy, data, model, target = sys.argv[1:]\n"
+        "request = GateRequest(policy=Path(), data=Path(data), target=target, model=Path(model))\n"
+        "IsolatedChecks()(files.load_policy(Path(policy)), request)\n"
+        "print('judged', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    model = demo_dir / "income-reweighed.skops"
+    command = [sys.executable, "-c", job, str(policy), str(demo_dir / "test.parquet"), str(model)]
+    service = subprocess.Popen(
+        [*command, TARGET],
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert service.stdout is not None and service.stdout.readline() == b"judged\n"
+        assert list(temporary.glob("governance-zygote-*"))  # the zygote is there
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=30)
+        wait_for(lambda: not list(temporary.glob("governance-*")) or None, "no directory", 10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.pid, signal.SIGKILL)
+        service.wait()
