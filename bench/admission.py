@@ -162,9 +162,9 @@ def make_candidate(directory: Path) -> tuple[Path, Path]:
 
 def prepare(home: Path, database_url: str) -> Prepared:
     """initialise → register → submit → checks → sign → promote, in process; a serving token."""
-    from connectors.files import sha256_file
     from governance.bootstrap import initialise, open_governance
     from governance.config import Settings
+    from governance.connectors.files import sha256_file
     from governance.services.people import SYSTEM
     from governance.services.workflow import Candidate
 

@@ -64,9 +64,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, bindparam, event, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from connectors.files import load_policy  # noqa: E402
 from governance.bootstrap import initialise, open_governance  # noqa: E402
 from governance.config import Settings  # noqa: E402
+from governance.connectors.files import load_policy  # noqa: E402
 from governance.domain.audit import ChainedEvent, next_event, verify_chain  # noqa: E402
 from governance.resources import PACKAGED_POLICIES  # noqa: E402
 from governance.services.people import SYSTEM  # noqa: E402

@@ -419,7 +419,7 @@ class Loaded:
 
 def load(inputs: Inputs) -> Loaded:
     """Read, load and predict with the gate's own functions, as the gate does."""
-    import connectors.files as files
+    import governance.connectors.files as files
     from governance.services import gate
 
     data, _ = files.read_table(inputs.current, "data")

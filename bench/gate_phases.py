@@ -72,9 +72,9 @@ def phases(args: argparse.Namespace) -> dict[str, Any]:
         "interpreter start": STARTED_AT - args.spawned_at,
         "import governance.cli": time.perf_counter() - imported,
     }
-    import connectors.files as files
+    import governance.connectors.files as files
+    from governance.reports import ci
     from governance.services import gate
-    from reports import ci
 
     totals: dict[str, float] = defaultdict(float)
     wrap(files, "sha256_file", totals)
@@ -160,7 +160,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     import io
     import pstats
 
-    import connectors.files as files
+    import governance.connectors.files as files
     from governance.services import gate
 
     request = gate.GateRequest(

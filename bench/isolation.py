@@ -38,8 +38,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from connectors import files
-from connectors.adult import TARGET, load_adult
+from governance.connectors import files
+from governance.connectors.adult import TARGET, load_adult
 from governance.demo import MODELS, SEED, train
 from governance.domain.policy import PromotionPolicy
 from governance.resources import PACKAGED_POLICIES

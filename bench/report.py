@@ -43,14 +43,14 @@ def main() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sklearn.model_selection import train_test_split
 
-    import connectors.files as files
-    from connectors.adult import TARGET, load_adult
+    import governance.connectors.files as files
+    from governance.connectors.adult import TARGET, load_adult
     from governance.demo import MODELS, SEED, model_card, train
     from governance.domain.reporting import DecisionFacts
+    from governance.reports import charts, documents, pdf, pki
+    from governance.reports.issuing import Signing
     from governance.services.gate import run_gate
     from governance.services.ports import GateRequest
-    from reports import charts, documents, pdf, pki
-    from reports.issuing import Signing
 
     work = Path(tempfile.mkdtemp(prefix="bench-report-"))
     print(f"set-up in {work}", file=sys.stderr)

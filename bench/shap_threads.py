@@ -54,8 +54,8 @@ def main() -> None:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     import governance.checks.explainability as explainability
-    from connectors.adult import TARGET, load_adult
     from governance.checks import CheckInputs
+    from governance.connectors.adult import TARGET, load_adult
     from governance.demo import MODELS, SEED, train
     from governance.domain.policy import ExplainabilityCheck
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from connectors.settings import FolderConnector
+from governance.connectors.settings import FolderConnector
 from governance.domain.errors import InputError
 from governance.services.ports import FetchedFiles, PublishedDecision, RegistryVersion
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from connectors.settings import MlflowConnector
+from governance.connectors.settings import MlflowConnector
 from governance.domain.errors import InputError, UnauthenticatedError
 from governance.services.ports import FetchedFiles, PublishedDecision, RegistryVersion
 

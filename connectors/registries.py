@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.folder import FolderRegistry
-from connectors.mlflow import MlflowRegistry
-from connectors.settings import MlflowConnector, load_connectors
+from governance.connectors.folder import FolderRegistry
+from governance.connectors.mlflow import MlflowRegistry
+from governance.connectors.settings import MlflowConnector, load_connectors
 from governance.services.ports import Registry
 
 

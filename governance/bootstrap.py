@@ -13,12 +13,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-import connectors.files as files
-from connectors.registries import open_registries
-from connectors.serving import WatchedDirectory, watched
+import governance.connectors.files as files
 from governance.auth.access import AccessControl
 from governance.auth.secrets import DigestKey, Passwords, new_password
 from governance.config import Settings
+from governance.connectors.registries import open_registries
+from governance.connectors.serving import WatchedDirectory, watched
 from governance.domain.attestation import envelope, statement
 from governance.domain.checkpoint import Checkpoint, CheckpointError, open_note, sign
 from governance.domain.errors import InputError
@@ -26,6 +26,9 @@ from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.policy import PromotionPolicy
 from governance.domain.reporting import IssuedReport
+from governance.reports import pki
+from governance.reports.issuing import Signing
+from governance.reports.pki import load_identity
 from governance.services import audit
 from governance.services.browse import Browse
 from governance.services.builders import Builders
@@ -59,9 +62,6 @@ from governance.store.private import private_directory
 from governance.store.registry_links import link_on_submit
 from governance.store.repository import SqlDecisionRecorder, audit_trail
 from governance.store.uow import SqlUnits
-from reports import pki
-from reports.issuing import Signing
-from reports.pki import load_identity
 
 
 @dataclass

@@ -37,22 +37,23 @@ from sklearn.model_selection import FixedThresholdClassifier, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from connectors import files
-from connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance.auth.secrets import new_password
 from governance.bootstrap import Governance, initialise, open_governance
 from governance.config import Settings
+from governance.connectors import files
+from governance.connectors.adult import COLUMNS, SOURCE, TARGET, load_adult
 from governance.domain.errors import InputError, UnauthenticatedError
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.model_card import ModelCard
 from governance.domain.records import RequestView
+from governance.reports import ci
+from governance.resources import PACKAGED_POLICIES
 from governance.services.gate import Progress
 from governance.services.people import Principal
 from governance.services.workflow import Candidate
 from governance.store.blobs import CHUNK
-from reports import ci
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
+POLICIES = PACKAGED_POLICIES
 PROXIES = ["sex", "race", "relationship", "marital_status"]
 SEED = 0
 ENVIRONMENT = "production"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -22,12 +21,12 @@ from governance.domain.policy import PromotionPolicy
 from governance.domain.records import RequestView, SignatureRecord
 from governance.domain.reporting import DecisionFacts
 from governance.domain.results import CheckResult
-from reports import charts
-from reports.ci import observed_text, outcome_word
+from governance.reports import charts
+from governance.reports.ci import observed_text, outcome_word
+from governance.resources import packaged
 
-HERE = Path(__file__).resolve().parent
-TEMPLATES = HERE / "templates"
-MAPPINGS = HERE / "mappings"
+TEMPLATES = packaged("reports", "templates")
+MAPPINGS = packaged("reports", "mappings")
 VERDICT_CLASS = {"pass": "good", "blocked": "bad", "error": "bad"}
 STATE_CLASS = {"approved": "good", "promoted": "good", "waived": "neutral"}
 

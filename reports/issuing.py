@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.domain import attestation
 from governance.domain.reporting import DecisionFacts, IssuedReport
+from governance.reports import documents, pdf
+from governance.reports.pki import SigningIdentity
 from governance.signing import key_name
-from reports import documents, pdf
-from reports.pki import SigningIdentity
 
 Clock = Callable[[], datetime]
 

@@ -33,8 +33,8 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from governance.domain import attestation, reporting
+from governance.reports.pki import SigningIdentity
 from governance.signing import verifier
-from reports.pki import SigningIdentity
 
 # pyHanko logs a refused certificate path with a traceback; `verify` reports it in words.
 logging.getLogger("pyhanko").setLevel(logging.CRITICAL)

@@ -31,7 +31,7 @@ import pytest
 from filelock import FileLock
 from sklearn.model_selection import train_test_split
 
-from connectors.adult import load_adult
+from governance.connectors.adult import load_adult
 
 if TYPE_CHECKING:
     from governance.demo import Demo

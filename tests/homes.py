@@ -18,8 +18,8 @@ from pathlib import Path
 
 from governance.bootstrap import initialise
 from governance.config import Settings
+from governance.reports import pki
 from governance.store.private import private_directory
-from reports import pki
 
 AUTHORITY_FILES = (pki.CA_CERT, pki.CA_KEY, pki.SIGNER_CERT, pki.SIGNER_KEY)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from connectors import files
+from governance.connectors import files
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.gate import judge

@@ -123,7 +123,7 @@ def log_demo_version(
 ) -> str:
     """A demo model logged as the ML team would: its run holds the evaluation data and the
     training data (as `governance/data.parquet` and `governance/reference.parquet`)."""
-    from connectors.adult import TARGET
+    from governance.connectors.adult import TARGET
 
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(demo_dir / "test.parquet", work / "data.parquet")

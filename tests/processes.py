@@ -35,12 +35,21 @@ _watchdogs: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
 
 
 def start_group(
-    command: Sequence[str], *, env: Mapping[str, str], log: IO[bytes]
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log: IO[bytes],
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `command` as the leader of a new process group, watched: the group dies with
     the test process."""
     process = subprocess.Popen(
-        list(command), env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        list(command),
+        env=dict(env),
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     read_end, write_end = os.pipe()  # not inherited by later children (O_CLOEXEC)
     try:

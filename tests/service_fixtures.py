@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from connectors.adult import TARGET
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
+from governance.connectors.adult import TARGET
 from governance.resources import PACKAGED_POLICIES
 from governance.services.people import SYSTEM, Principal
 from tests.db_fixtures import new_postgres_schema

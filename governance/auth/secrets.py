@@ -21,6 +21,8 @@ from pathlib import Path
 from argon2 import Parameters, PasswordHasher, extract_parameters, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from governance.resources import packaged
+
 # argon2id parameter sets by name (GOVERNANCE_PASSWORD_HASHING). The default is RFC 9106's
 # second recommendation (64 MiB, 3 passes, 4 lanes: about 0.2 s of CPU here); the smaller
 # is OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane: about 0.02 s), for machines
@@ -39,7 +41,7 @@ MIN_PASSWORD_LENGTH = 12
 MIN_DIFFERENT_CHARACTERS = 5
 # The 10,000 most common passwords of SecLists (danielmiessler/SecLists, MIT licence:
 # Passwords/Common-Credentials/10k-most-common.txt, with LF line endings), one a line.
-COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt")
+COMMON_PASSWORDS = packaged("auth", "common-passwords.txt")
 # What is stripped from both ends before the list is asked: `Password2024!` is `password`.
 _DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 

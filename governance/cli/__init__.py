@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from governance.cli import audit, gate, monitoring, people, policy, replay, reports, server
+from governance.cli.about import VersionOption
 from governance.cli.common import GovernanceGroup, err
 
 app = typer.Typer(
@@ -43,6 +44,11 @@ for name, group in {
     "predictions": monitoring.predictions_app,
 }.items():
     app.add_typer(group, name=name)
+
+
+@app.callback()
+def governance(version: VersionOption = False) -> None:
+    """A policy-driven gatekeeper between ML training and serving."""
 
 
 def main() -> None:

@@ -178,7 +178,7 @@ def attest_verify(
 ) -> None:
     """Check that an attestation is signed by the service and vouches for these exact bytes:
     exit 0 valid, 1 with the reason."""
-    from connectors.files import sha256_file
+    from governance.connectors.files import sha256_file
     from governance.domain.attestation import verify
     from governance.signing import load_public, verifier
 

@@ -16,16 +16,16 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.cli.common import CONSOLE_MARKS, EXIT, VERDICT_STYLE, err, fail, out, write_report
 from governance.cli.common import model_card as read_model_card
 from governance.cli.common import settings as configured
 from governance.domain import names
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
+from governance.reports import ci
 from governance.services.gate import run_gate
 from governance.services.ports import GateRequest
-from reports import ci
 
 GATE_FIELDS = {
     "policy", "model", "data", "target", "reference", "champion", "prediction_col",
@@ -160,6 +160,12 @@ def gate(
     for required in ("policy", "data", "target"):
         if settings.get(required) is None:
             fail(f"--{required} is required (on the command line or in --config)")
+    for signed in ("attest", "report"):  # a report embeds the attestation
+        if settings.get(signed) is not None and settings.get("model") is None:
+            fail(
+                f"--{signed} needs --model: an attestation's subject is the model file's "
+                f"sha256; pass --model, or drop --{signed} when judging predictions in the data"
+            )
     server = server or os.environ.get("GOVERNANCE_SERVER")
     token = os.environ.get("GOVERNANCE_TOKEN")
     if submit and (not server or not token or not settings.get("model")):

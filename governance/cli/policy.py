@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.cli.common import (
     CONSOLE_MARKS,
     DatabaseOption,

@@ -122,7 +122,7 @@ def report_verify(
 ) -> None:
     """Exit 0 when the signature is valid, trusted and covers the whole file, and the
     embedded manifest is the one its attestation names; else 1 with every reason."""
-    from reports import pdf, pki
+    from governance.reports import pdf, pki
 
     anchor = trust or settings().home / pki.CA_CERT
     try:

@@ -21,7 +21,7 @@ from governance.cli.common import (
     out,
 )
 from governance.cli.common import settings as configured
-from reports import ci
+from governance.reports import ci
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 

@@ -462,7 +462,6 @@ def _warm_up() -> None:
     import pyarrow.parquet  # noqa: F401
     import skops.io  # noqa: F401
 
-    from connectors import files  # noqa: F401
     from governance.checks import (  # noqa: F401  # explainability turns numba's cache on
         data_quality,
         drift,
@@ -470,6 +469,7 @@ def _warm_up() -> None:
         fairness,
         performance,
     )
+    from governance.connectors import files  # noqa: F401
     from governance.domain.policy import parse_policy  # noqa: F401
     from governance.services.gate import judge  # noqa: F401
 
@@ -541,7 +541,7 @@ def _answer(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _judge(job: dict[str, Any]) -> dict[str, Any]:
-    from connectors import files
+    from governance.connectors import files
     from governance.domain.policy import parse_policy
     from governance.services.gate import judge
     from governance.services.ports import GateRequest

@@ -11,9 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from governance.resources import packaged
 from governance.store.private import DIRECTORY, private_file
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = packaged("store", "migrations")
 
 
 def make_engine(url: str) -> Engine:

@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from connectors import files
-from connectors.adult import TARGET
+from governance.connectors import files
+from governance.connectors.adult import TARGET
 from tests.mlflow_fixtures import MlflowServer, log_demo_version
 from tests.service_fixtures import (
     Service,

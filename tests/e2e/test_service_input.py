@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.adult import TARGET
+from governance.connectors.adult import TARGET
 from tests.e2e.test_service_workflow import register
 from tests.service_fixtures import Service, start_service, stop_service
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from connectors.adult import TARGET
+from governance.connectors.adult import TARGET
 from governance.resources import PACKAGED_POLICIES as PACKAGED
 from tests.service_fixtures import PASSWORD, Service, register, submit
 

@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from connectors.files import sha256_file
 from governance.bootstrap import Governance
+from governance.connectors.files import sha256_file
 from governance.domain import attestation
 from governance.services.people import Principal
 from governance.services.webhooks import ADMISSION_INTEGRITY_ALERT, events_of

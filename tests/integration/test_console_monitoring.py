@@ -25,10 +25,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from sqlmodel import Session, func, select
 
-from connectors import files
-from connectors.adult import TARGET
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
+from governance.connectors import files
+from governance.connectors.adult import TARGET
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate
 from governance.store.tables import MonitoringRun, utcnow

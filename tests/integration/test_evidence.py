@@ -29,7 +29,7 @@ from litestar.testing import TestClient
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain import attestation

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from sqlmodel import Session, col, select
 
-from connectors.adult import TARGET
 from governance.bootstrap import Governance
+from governance.connectors.adult import TARGET
 from governance.domain.errors import InputError
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal

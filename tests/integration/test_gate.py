@@ -149,7 +149,7 @@ def test_labels_are_what_the_model_serves_not_argmax(demo_dir: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from connectors.files import load_model
+    from governance.connectors.files import load_model
     from governance.services.gate import predict
 
     model, _ = load_model(demo_dir / "income-reweighed.skops")
@@ -213,8 +213,8 @@ def test_attestation_and_report_sign_with_the_configured_key(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from governance.reports import pdf, pki
     from governance.signing import PUBLIC, create_key, key_name, load_public
-    from reports import pdf, pki
 
     home, organisation = tmp_path / "home", tmp_path / "organisation"
     monkeypatch.setenv("GOVERNANCE_HOME", str(home))

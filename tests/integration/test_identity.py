@@ -24,11 +24,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from connectors.adult import TARGET
 from governance.auth.access import DEFAULT_GRANTS, RULES_CHECK_SECONDS, AccessControl
 from governance.bootstrap import Governance
 from governance.cli import app as cli
 from governance.config import Settings
+from governance.connectors.adult import TARGET
 from governance.domain.errors import ForbiddenError, InputError
 from governance.domain.roles import ROLES
 from governance.services.jobs import JobRunner

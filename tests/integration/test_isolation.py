@@ -25,11 +25,11 @@ from litestar.testing import TestClient
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
-from connectors import files
-from connectors.adult import TARGET
 from governance.bootstrap import Governance, open_governance
 from governance.cli import app as cli
 from governance.config import Settings
+from governance.connectors import files
+from governance.connectors.adult import TARGET
 from governance.domain.errors import InputError
 from governance.domain.policy import PromotionPolicy
 from governance.services.gate import judge

@@ -15,8 +15,8 @@ import pytest
 from mlflow import MlflowClient
 from sqlmodel import Session, select
 
-from connectors.adult import TARGET
 from governance.bootstrap import Governance
+from governance.connectors.adult import TARGET
 from governance.services.jobs import JobRunner
 from governance.services.people import Principal
 from governance.services.registries import SyncOutcome

@@ -21,11 +21,11 @@ from litestar.testing import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from connectors import files
-from connectors.adult import TARGET
-from connectors.serving import WatchedDirectory
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
+from governance.connectors import files
+from governance.connectors.adult import TARGET
+from governance.connectors.serving import WatchedDirectory
 from governance.services.monitoring import ProductionMonitoring
 from governance.services.people import SYSTEM
 from governance.services.workflow import Candidate

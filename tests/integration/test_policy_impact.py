@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.cli import app
 from governance.demo import Demo
 from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef

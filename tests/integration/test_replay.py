@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.bootstrap import open_governance
 from governance.cli import app
 from governance.demo import Demo, DemoRun

@@ -19,18 +19,18 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
-from connectors.files import load_policy
 from governance import demo as demo_module
 from governance.bootstrap import open_governance, report_signing
 from governance.cli import app
 from governance.config import Settings
+from governance.connectors.files import load_policy
 from governance.demo import Demo, DemoRun
 from governance.domain.errors import InputError
+from governance.reports import pdf, pki
+from governance.reports.issuing import Signing
 from governance.services.reports import local_decision_report
 from governance.store.database import make_engine, upgrade
 from governance.store.repository import SqlDecisionRecorder, audit_trail
-from reports import pdf, pki
-from reports.issuing import Signing
 from tests.service_fixtures import fast_policies
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "reports"
@@ -450,7 +450,7 @@ def _public_pem(signing: Signing) -> bytes:
 def test_a_decision_report_cites_the_decision_s_replay(
     demo: tuple[Path, list[DemoRun]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import connectors.files
+    import governance.connectors.files as files
     from governance.services.replay import replay
     from governance.store.uow import SqlUnits
 
@@ -458,7 +458,7 @@ def test_a_decision_report_cites_the_decision_s_replay(
     decision_id = runs[1].decision_id
     assert decision_id is not None
     engine = make_engine(f"sqlite:///{(directory / 'governance.db').resolve()}")
-    assert replay(SqlUnits(engine), decision_id, connectors.files).reproduced
+    assert replay(SqlUnits(engine), decision_id, files).reproduced
     monkeypatch.setenv("GOVERNANCE_HOME", str(directory))
     monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
     report = tmp_path / "replayed.pdf"

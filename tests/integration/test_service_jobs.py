@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-import connectors.files as files
-from connectors.adult import TARGET
+import governance.connectors.files as files
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
+from governance.connectors.adult import TARGET
 from governance.domain.errors import ConflictError
 from governance.services.people import SYSTEM, People
 from governance.services.workflow import AdmissionCache, Candidate, Workflow

@@ -28,10 +28,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from sqlmodel import Session, func, select
 
-from connectors.adult import TARGET
 from governance.auth.secrets import DigestKey
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
+from governance.connectors.adult import TARGET
 from governance.domain.errors import InputError
 from governance.services.outbound import Outbound
 from governance.services.people import SYSTEM, People, Principal

@@ -98,3 +98,22 @@ def test_another_key_fails(attested: tuple[Path, Path, Path], tmp_path: Path) ->
         "attest", "verify", str(attestation), "--artifact", str(model), "--key", str(other)
     )
     assert code == 1 and "signature: does not verify with this key" in output
+
+
+@pytest.mark.parametrize("option", ["--attest", "--report"])
+def test_an_attestation_without_a_model_is_refused_before_the_checks_run(
+    option: str, tmp_path: Path
+) -> None:
+    """Judging predictions in the data has no model file, and an attestation (which a
+    report embeds) names the model's bytes as its subject: exit 2 naming the options, not an
+    internal error after the checks have run."""
+    data = tmp_path / "scored.csv"
+    data.write_text("income,approved\n1,1\n0,0\n")
+    code, output = cli(
+        "gate", "--policy", str(POLICIES / "medium.yaml"), "--data", str(data),
+        "--target", "income", "--prediction-col", "approved", option, str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 2, output
+    assert f"{option} needs --model" in output
+    assert "internal error" not in output
+    assert not (tmp_path / "out").exists()

@@ -19,8 +19,8 @@ from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from connectors.adult import COLUMNS, TARGET
 from governance.checks import CheckInputs, explainability
+from governance.connectors.adult import COLUMNS, TARGET
 from governance.domain.errors import InputError
 from governance.domain.policy import ExplainabilityCheck
 from governance.domain.results import Status

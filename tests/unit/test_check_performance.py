@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from connectors.adult import COLUMNS, TARGET
 from governance.checks import Champion, CheckInputs, performance
+from governance.connectors.adult import COLUMNS, TARGET
 from governance.domain.errors import InputError
 from governance.domain.policy import PerformanceCheck
 from governance.domain.results import Status

@@ -12,8 +12,8 @@ import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-import connectors.files as files
-from connectors.files import sha256_file
+import governance.connectors.files as files
+from governance.connectors.files import sha256_file
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest

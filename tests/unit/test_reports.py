@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import connectors.files as files
+import governance.connectors.files as files
 from governance.domain.audit import verify_chain
 from governance.domain.errors import InputError, NotFoundError
 from governance.domain.evidence import Artifact
@@ -24,8 +24,8 @@ from governance.domain.records import (
     RequestView,
 )
 from governance.domain.reporting import DecisionFacts, IssuedReport, canonical_sha256
+from governance.reports import documents
 from governance.services.reports import Reports, record_report
-from reports import documents
 from tests.unit import samples
 from tests.unit.fakes import FakeUnitOfWork
 

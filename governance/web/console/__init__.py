@@ -5,7 +5,6 @@ are served as files."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from jinja2 import Environment
 from litestar import Router
@@ -13,13 +12,13 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from governance.reports.documents import data_uri
+from governance.resources import packaged
 from governance.web.console import admin, catalog, monitoring, requests, webhooks
 from governance.web.console.base import HANDLERS, console_guard
-from reports.documents import data_uri
 
-HERE = Path(__file__).resolve().parent.parent
-TEMPLATES = HERE / "templates"
-STATIC = HERE / "static"
+TEMPLATES = packaged("web", "templates")
+STATIC = packaged("web", "static")
 
 
 def console_router() -> Router:

@@ -12,9 +12,10 @@ from litestar.exceptions import ClientException
 from litestar.params import Parameter
 from litestar.response import Response, Template
 
-from connectors import files
+from governance.connectors import files
 from governance.domain.errors import InputError
 from governance.domain.policy import PolicyError, PromotionPolicy
+from governance.reports import documents
 from governance.services import catalog
 from governance.services.browse import Page
 from governance.services.catalog import AuditFilter
@@ -28,7 +29,6 @@ from governance.web.console.base import (
 )
 from governance.web.dependencies import governance_of, in_thread
 from governance.web.guards import permission
-from reports import documents
 
 MiB = 1024 * 1024
 MAX_DRAFT_BYTES = 1 * MiB

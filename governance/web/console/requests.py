@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 from governance.auth.secrets import MIN_PASSWORD_LENGTH
 from governance.domain.errors import InputError, TooManyAttemptsError, UnauthenticatedError
 from governance.domain.workflow import State
+from governance.reports import documents
 from governance.services.browse import Page, RequestDetail, RequestFilter
 from governance.services.people import Principal
 from governance.web.console.base import (
@@ -43,7 +44,6 @@ from governance.web.dependencies import (
 )
 from governance.web.downloads import pdf_response
 from governance.web.guards import PUBLIC, SIGNED_IN, permission
-from reports import documents
 
 
 def _safe_next(target: str | None) -> str:

@@ -1,0 +1,5 @@
+"""`python -m governance`: the `governance` command."""
+
+from governance.cli import main
+
+main()
