@@ -24,16 +24,16 @@ SETTINGS_FILE_KEYS = (
     "home", "database_url", "policies", "signing_key", "max_upload_mb", "organisation",
     "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
     "webhook_allow_hosts", "webhook_allow_http", "checkpoint_events", "checkpoint_minutes",
-    "checkpoint_witness", "password_hashing",
+    "checkpoint_witness", "check_memory_mb", "check_timeout_seconds", "password_hashing",
 )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Settings:
     """What the service needs to run: from `GOVERNANCE_*` variables, else from the YAML file
-    that `GOVERNANCE_CONFIG` names (keys: home, database_url, policies, signing_key,
-    max_upload_mb, organisation, report_pkcs12), else the embedded defaults. The PKCS#12
-    passphrase is a secret: only `GOVERNANCE_REPORT_PKCS12_PASSWORD` gives it."""
+    that `GOVERNANCE_CONFIG` names (its keys: SETTINGS_FILE_KEYS, each shown with its default
+    in governance.example.yaml), else the embedded defaults. The PKCS#12 passphrase is a
+    secret: only `GOVERNANCE_REPORT_PKCS12_PASSWORD` gives it."""
 
     home: Path
     database_url: str
@@ -106,9 +106,7 @@ class Settings:
             max_predictions_bytes=int(pick("max_predictions_mb") or 64) * MIB,
             predictions_dir=Path(pick("predictions_dir")) if pick("predictions_dir") else None,
             connectors=Path(pick("connectors")) if pick("connectors") else None,
-            webhook_allow_hosts=tuple(
-                h.strip() for h in str(pick("webhook_allow_hosts") or "").split(",") if h.strip()
-            ),
+            webhook_allow_hosts=_names(pick("webhook_allow_hosts")),
             webhook_allow_http=str(pick("webhook_allow_http")).lower() in ("1", "true", "yes"),
             checkpoint_events=_positive("checkpoint_events", pick("checkpoint_events") or 100, int),
             checkpoint_minutes=_positive(
@@ -133,6 +131,12 @@ def settings() -> Settings:
     The CLI clears it as each command starts (a command runs in the environment it is
     given); a test that changes `GOVERNANCE_*` variables calls `settings.cache_clear()`."""
     return Settings.from_env()
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of names: a YAML list, or one comma-separated string (as a variable gives)."""
+    names = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(name for name in (str(n).strip() for n in names) if name)
 
 
 def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:

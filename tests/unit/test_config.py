@@ -3,6 +3,7 @@ embedded defaults; a bad settings file is refused with the key and the fix."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,47 @@ def test_one_cached_read_that_each_cli_command_renews(
     assert (tmp_path / "from-env" / "signing-key.pem").exists()
     assert config.settings().home == tmp_path / "from-env"
     config.settings.cache_clear()
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "governance.example.yaml"
+
+
+def test_the_example_settings_file_has_every_key_at_its_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """governance.example.yaml is what the README points operators to: it must name every
+    key the settings file takes, and each at the value the service uses without it."""
+    import yaml
+
+    from governance.config import SETTINGS_FILE_KEYS
+
+    for name in [n for n in os.environ if n.startswith("GOVERNANCE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert sorted(yaml.safe_load(EXAMPLE.read_text())) == sorted(SETTINGS_FILE_KEYS)
+    defaults = Settings.from_env()
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(EXAMPLE))
+    assert Settings.from_env() == defaults
+
+
+def test_webhook_hosts_are_a_yaml_list_or_a_comma_separated_string(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("webhook_allow_hosts: [hooks.internal, 'ci:8443']\n")
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(config))
+    assert Settings.from_env().webhook_allow_hosts == ("hooks.internal", "ci:8443")
+    monkeypatch.setenv("GOVERNANCE_WEBHOOK_ALLOW_HOSTS", " hooks.internal , ci:8443,")
+    assert Settings.from_env().webhook_allow_hosts == ("hooks.internal", "ci:8443")
+
+
+def test_the_check_process_limits_may_be_set_in_the_settings_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("check_memory_mb: 2048\ncheck_timeout_seconds: 120\n")
+    monkeypatch.delenv("GOVERNANCE_CHECK_MEMORY_MB", raising=False)
+    monkeypatch.delenv("GOVERNANCE_CHECK_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("GOVERNANCE_CONFIG", str(config))
+    settings = Settings.from_env()
+    assert (settings.check_memory_mb, settings.check_timeout_seconds) == (2048, 120.0)
