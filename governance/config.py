@@ -4,6 +4,7 @@ policies live. Every setting has an embedded default, so a bare machine runs the
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -113,8 +114,10 @@ class Settings:
                 "checkpoint_minutes", pick("checkpoint_minutes") or 10, float
             ),
             checkpoint_witness=pick("checkpoint_witness") or None,
-            check_memory_mb=int(pick("check_memory_mb") or 4096),
-            check_timeout_seconds=float(pick("check_timeout_seconds") or 600),
+            check_memory_mb=_positive("check_memory_mb", pick("check_memory_mb") or 4096, int),
+            check_timeout_seconds=_positive(
+                "check_timeout_seconds", pick("check_timeout_seconds") or 600, float
+            ),
             password_hashing=_one_of(
                 "password_hashing",
                 pick("password_hashing") or DEFAULT_PASSWORD_HASHING,
@@ -140,12 +143,13 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
-    """A count or a period that must be a number above zero."""
+    """A count, a size or a period: a finite number above zero (an infinite timeout would
+    let a check job run for ever)."""
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = 0
-    if number <= 0:
+    if not 0 < number < math.inf:
         raise InputError(f"GOVERNANCE_{name.upper()}", f"is {value!r}", "give a number above 0")
     return number
 

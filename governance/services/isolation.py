@@ -41,6 +41,7 @@ import resource
 import select
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -339,8 +340,13 @@ def child_environment(workdir: Path, compiled_code: Path | None = None) -> dict[
     numba's cache in `compiled_code` when given. The child imports this very code,
     wherever it was imported from here."""
     kept = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
+    # The folder this package was imported from, unless the child's interpreter has it as a
+    # site directory already (an installed wheel): on PYTHONPATH it would come before the
+    # standard library, and a package there that shadows a standard module would win.
     root = str(Path(__file__).resolve().parents[2])
-    paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    site_directories = {str(Path(directory).resolve()) for directory in site.getsitepackages()}
+    paths = inherited if root in site_directories else [root, *inherited]
     cache = {"NUMBA_CACHE_DIR": str(compiled_code)} if compiled_code is not None else {}
     return {
         **kept,

@@ -84,7 +84,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     source = _copy_of_the_checkout(root / "source")
     dist = root / "dist"
     # `uv build` makes the sdist, then the wheel from the sdist: so the sdist is complete.
-    subprocess.run([str(UV), "build", "--quiet", "-o", str(dist), str(source)], check=True)
+    subprocess.run(
+        [str(UV), "build", "--quiet", "-o", str(dist), str(source), "--build-constraint",
+         str(REPOSITORY / "scripts" / "setup.lock"), "--require-hashes"],
+        check=True,
+    )  # fmt: skip
     [wheel], [sdist] = dist.glob("*.whl"), dist.glob("*.tar.gz")
     venv = root / "venv"
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)

@@ -531,7 +531,7 @@ def test_a_service_stopped_with_its_process_group_leaves_no_zygote_directory(
     job = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from connectors import files\n"
+        "from governance.connectors import files\n"
         "from governance.services.isolation import IsolatedChecks\n"
         "from governance.services.ports import GateRequest\n"
         "policy, data, model, target = sys.argv[1:]\n"

@@ -32,3 +32,21 @@ def test_the_child_keeps_compiled_code_where_the_service_says(tmp_path: Path) ->
     assert "NUMBA_CACHE_DIR" not in child_environment(tmp_path)
     cache = tmp_path / "numba"
     assert child_environment(tmp_path, cache)["NUMBA_CACHE_DIR"] == str(cache)
+
+
+def test_the_child_finds_this_code_but_no_site_directory_before_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """From a checkout the child gets the checkout on PYTHONPATH; from an installed wheel
+    the package's folder is site-packages, which the child has already, and which on
+    PYTHONPATH would come before the standard library."""
+    import site
+
+    import governance
+
+    root = str(Path(governance.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.setattr(site, "getsitepackages", lambda: ["/some/site-packages"])
+    assert child_environment(tmp_path)["PYTHONPATH"] == f"{root}:/elsewhere"
+    monkeypatch.setattr(site, "getsitepackages", lambda: ["/some/site-packages", root])
+    assert child_environment(tmp_path)["PYTHONPATH"] == "/elsewhere"

@@ -142,3 +142,17 @@ def test_the_check_process_limits_may_be_set_in_the_settings_file(
     monkeypatch.setenv("GOVERNANCE_CONFIG", str(config))
     settings = Settings.from_env()
     assert (settings.check_memory_mb, settings.check_timeout_seconds) == (2048, 120.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CHECK_MEMORY_MB", "2g"), ("CHECK_MEMORY_MB", "-1"), ("CHECK_TIMEOUT_SECONDS", "inf"),
+     ("CHECK_TIMEOUT_SECONDS", "0"), ("CHECK_TIMEOUT_SECONDS", "nan")],
+)  # fmt: skip
+def test_the_check_process_limits_are_finite_numbers_above_zero(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"GOVERNANCE_{name}", value)
+    with pytest.raises(InputError) as refused:
+        Settings.from_env()
+    assert refused.value.subject == f"GOVERNANCE_{name}"
