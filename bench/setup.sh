@@ -26,5 +26,10 @@ for run in $(seq "$repeats"); do
   rm -rf "$work/pip-venv"
   "$python" -m venv "$work/pip-venv"
   pip=$(seconds "$work/pip-venv/bin/python" -m pip install --quiet --no-cache-dir -r "$work/clone/requirements.lock")
-  echo "$revision run $run: setup cold cache ${cold}s, warm cache ${warm}s; pip install -r requirements.lock (no cache) ${pip}s; $($python --version)"
+  fallback=n/a
+  if grep -q INSTALLER "$work/clone/scripts/setup"; then  # the pip fallback, from nothing
+    fresh
+    fallback=$(INSTALLER=pip PIP_NO_CACHE_DIR=1 seconds "$work/clone/scripts/setup")s
+  fi
+  echo "$revision run $run: setup cold cache ${cold}s, warm cache ${warm}s, INSTALLER=pip (no cache) ${fallback}; pip install -r requirements.lock (no cache) ${pip}s; $($python --version)"
 done
