@@ -33,27 +33,24 @@ class Installed:
     elsewhere: Path  # the working directory: neither the checkout nor the virtualenv
     env: dict[str, str]
 
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The installed `governance` command, from the other directory."""
+        return self.execute(str(self.command), *args)
+
+    def execute(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.command), *args],
+            command,
             cwd=self.elsewhere,
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=300,
             check=False,
         )
 
     def python_prints(self, code: str) -> str:
-        done = subprocess.run(
-            [str(self.python), "-c", code],
-            cwd=self.elsewhere,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        done = self.execute(str(self.python), "-c", code)
+        assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
 
@@ -149,10 +146,7 @@ def test_the_installed_command_runs_outside_the_checkout(
     assert lines[0] == "governance 0.1.0"
     assert lines[1].startswith(f"Python {'.'.join(map(str, sys.version_info[:3]))} ")
     assert any(line.startswith("fairlearn 0.") for line in lines)
-    module = subprocess.run(
-        [str(installed.python), "-m", "governance", "--version"],
-        cwd=installed.elsewhere, env=installed.env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    module = installed.execute(str(installed.python), "-m", "governance", "--version")
     assert module.returncode == 0 and module.stdout == version.stdout, module.stderr
 
     init = installed.run("init")
