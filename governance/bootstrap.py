@@ -119,7 +119,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     """The service over an initialised data directory and database."""
     private_directory(settings.home)
     engine = make_engine(settings.database_url)
-    units = SqlUnits(engine)
+    units = SqlUnits(engine, settings.tasks)
     access = AccessControl(engine)
     people = People(
         units,

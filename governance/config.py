@@ -26,7 +26,11 @@ SETTINGS_FILE_KEYS = (
     "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
     "webhook_allow_hosts", "webhook_allow_http", "checkpoint_events", "checkpoint_minutes",
     "checkpoint_witness", "check_memory_mb", "check_timeout_seconds", "password_hashing",
+    "tasks", "worker_stalled_seconds",
 )  # fmt: skip
+# Where tasks (check jobs, monitors, webhook deliveries, registry syncs, sweeps) run: in the
+# server process (embedded, any database), or on `governance worker` processes (PostgreSQL).
+TASK_MODES = ("embedded", "workers")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class Settings:
     check_memory_mb: int = 4096  # address-space cap of the process a check job runs in
     check_timeout_seconds: float = 600.0  # ... and how long it may take
     password_hashing: str = DEFAULT_PASSWORD_HASHING  # a name in auth.secrets.PASSWORD_HASHING
+    tasks: str = "embedded"  # one of TASK_MODES
+    # A worker silent this long is taken for dead, and its running jobs are run again.
+    worker_stalled_seconds: float = 10.0
     # Whether a database was named (GOVERNANCE_DATABASE_URL, the settings file or --database)
     # rather than defaulted: a local `governance gate` records its decision only then.
     database_configured: bool = True
@@ -123,7 +130,16 @@ class Settings:
                 pick("password_hashing") or DEFAULT_PASSWORD_HASHING,
                 PASSWORD_HASHING,
             ),
+            tasks=_tasks(pick("tasks") or "embedded", configured),
+            worker_stalled_seconds=_positive(
+                "worker_stalled_seconds", pick("worker_stalled_seconds") or 10, float
+            ),
         )
+
+    @property
+    def worker_heartbeat_seconds(self) -> float:
+        """How often a worker says it is alive: four times within the stalled period."""
+        return self.worker_stalled_seconds / 4
 
 
 @functools.cache
@@ -161,6 +177,18 @@ def _one_of(name: str, value: str, choices: Iterable[str]) -> str:
             f"GOVERNANCE_{name.upper()}", f"is {value!r}", f"use one of {', '.join(choices)}"
         )
     return value
+
+
+def _tasks(mode: str, database_url: str | None) -> str:
+    """Workers share jobs through PostgreSQL (procrastinate): not through SQLite."""
+    mode = _one_of("tasks", mode, TASK_MODES)
+    if mode == "workers" and not str(database_url or "").startswith("postgresql"):
+        raise InputError(
+            "GOVERNANCE_TASKS",
+            "is 'workers', which needs a PostgreSQL database",
+            "set GOVERNANCE_DATABASE_URL=postgresql+psycopg://… or use GOVERNANCE_TASKS=embedded",
+        )
+    return mode
 
 
 def _settings_file() -> dict[str, Any]:

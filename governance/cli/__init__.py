@@ -16,7 +16,17 @@ from typing import NoReturn
 import typer
 from rich.markup import escape
 
-from governance.cli import audit, gate, monitoring, people, policy, replay, reports, server
+from governance.cli import (
+    audit,
+    gate,
+    monitoring,
+    people,
+    policy,
+    replay,
+    reports,
+    server,
+    worker,
+)
 from governance.cli.about import VersionOption
 from governance.cli.common import GovernanceGroup, err
 
@@ -28,7 +38,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=GovernanceGroup,
 )
-for command in (gate.gate, server.demo, server.init, server.serve, replay.replay):
+for command in (gate.gate, server.demo, server.init, server.serve, worker.worker, replay.replay):
     app.command()(command)
 for name, group in {
     "policy": policy.policy_app,

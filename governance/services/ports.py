@@ -350,6 +350,18 @@ class BuilderKeys(Protocol):
         ...
 
 
+class TaskQueue(Protocol):
+    """Where a task goes to be run later, in the caller's transaction: it is queued if and
+    only if the change that asked for it commits. Embedded (SQLite, one box): the server
+    process runs it from the job table. Workers (PostgreSQL): a procrastinate job that any
+    `governance worker` takes."""
+
+    def defer(self, task: str, args: dict[str, Any], *, queue: str, lock: str) -> None:
+        """Queue `task` with `args` (JSON) on `queue`. `lock` keeps two jobs of one subject
+        from being queued at once, and from running at once."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories: `with units() as uow: …; uow.commit()`.
     Leaving the block without `commit()` rolls back, so a failed use case writes nothing.
@@ -412,6 +424,9 @@ class UnitOfWork(Protocol):
 
     @property
     def monitoring(self) -> PredictionLogs: ...
+
+    @property
+    def tasks(self) -> TaskQueue: ...
 
     def __enter__(self) -> Self: ...
 
@@ -880,14 +895,20 @@ class Promotions(Protocol):
         ...
 
     def record_decision(
-        self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+        self,
+        manifest: EvidenceManifest,
+        policy: PromotionPolicy,
+        actor: str,
+        effect_key: str | None = None,
     ) -> str:
         """Record a gate decision with its check runs and its audit event (as the gate's
-        `DecisionRecorder` does), in this unit of work; returns its id."""
+        `DecisionRecorder` does), in this unit of work; returns its id. `effect_key` names
+        the effect it is: a second decision with the same key is refused."""
         ...
 
-    def enqueue(self, request_id: str, kind: str) -> None:
-        """Queue the request's background job of this kind (one per request and kind)."""
+    def enqueue(self, request_id: str, kind: str) -> int:
+        """Record the request's background job of this kind (one per request and kind), its
+        status, attempts and error as the console shows them; returns its id."""
         ...
 
     def claimable_jobs(self, lapsed: datetime) -> list[int]:

@@ -65,6 +65,7 @@ from governance.services.ports import (
     UnitOfWorkFactory,
     WorkflowUnit,
 )
+from governance.services.tasks import CHECKS_QUEUE, RUN_CHECKS
 from governance.services.unit_of_work import run_in_unit_of_work
 from governance.signing import key_name, verifier
 
@@ -211,7 +212,7 @@ class Workflow:
 
         def work(uow: UnitOfWork) -> SubmittedRequest:
             request, policy = self._open(uow, actor, candidate, _inputs(candidate))
-            uow.promotions.enqueue(request.id, CHECKS_JOB)
+            _queue_checks(uow, request.id)
             if also is not None:
                 also(uow, request)
             return SubmittedRequest(request.id, request.state, policy.content_hash)
@@ -268,7 +269,7 @@ class Workflow:
                 inputs = {**_inputs(candidate), "evidence": {**claim, "mode": RERUN}}
                 inputs["evidence"]["claimed"] = manifest.model_dump(mode="json")
                 request, _ = self._open(uow, actor, candidate, inputs)
-                uow.promotions.enqueue(request.id, CHECKS_JOB)
+                _queue_checks(uow, request.id)
                 return _view(uow, request)
             inputs = {
                 **_inputs(candidate),
@@ -278,7 +279,9 @@ class Workflow:
             request = self._move(uow, request, Action.START_CHECKS, actor.name, None, {})
             verdict = decide(manifest.results)
             recorded = manifest.model_copy(update={"decision": verdict})
-            decision_id = uow.promotions.record_decision(recorded, policy, actor.name)
+            decision_id = uow.promotions.record_decision(
+                recorded, policy, actor.name, _verdict_key(request.id)
+            )
             request = replace(request, decision_id=decision_id)
             action = (
                 Action.CHECKS_PASSED if verdict.verdict.value == "pass" else Action.CHECKS_BLOCKED
@@ -402,6 +405,13 @@ class Workflow:
             self._finish_job(job_id, request_id, manifest, policy, None)
         return True
 
+    def give_up_job(self, job_id: int, error: str) -> None:
+        """A job that failed for a passing reason on every try: block its request with the
+        reason, rather than leave it checking for ever."""
+        with self._units(read_only=True) as uow:
+            request_id = uow.promotions.job(job_id).request_id
+        self._finish_job(job_id, request_id, None, None, f"after every try: {error}")
+
     def _answered_for(self, manifest: EvidenceManifest, request: GateRequest) -> None:
         """Refuse a manifest that speaks of another model or other bytes than the request's.
         The check process is where a model's code may run: whatever it answers is only
@@ -428,7 +438,7 @@ class Workflow:
         def work(uow: UnitOfWork) -> str | None:
             job = uow.promotions.job(job_id)
             claimable = job.status == "queued" or (
-                job.status == "running" and job.claimed_at is not None and job.claimed_at < lapsed
+                job.status == "running" and job.claimed_at is not None and job.claimed_at <= lapsed
             )
             if not claimable:
                 return None
@@ -493,7 +503,9 @@ class Workflow:
                 )
             else:
                 job = replace(job, status="done")
-                decision_id = uow.promotions.record_decision(manifest, policy, "governance")
+                decision_id = uow.promotions.record_decision(
+                    manifest, policy, "governance", _verdict_key(request_id)
+                )
                 request = replace(request, decision_id=decision_id)
                 verdict = manifest.decision.verdict.value
                 action = Action.CHECKS_PASSED if verdict == "pass" else Action.CHECKS_BLOCKED
@@ -960,6 +972,20 @@ class Workflow:
             return run_in_unit_of_work(self._units, work)
         finally:
             self._admissions.clear()
+
+
+def _verdict_key(request_id: str) -> str:
+    """The idempotency key of a request's verdict: one per request, however often its check
+    job runs."""
+    return f"checks:{request_id}"
+
+
+def _queue_checks(uow: UnitOfWork, request_id: str) -> None:
+    """The request's check job, in the transaction that opens it: the job table row the
+    console shows, and the task that runs it, locked by the request so that one request
+    never has two check jobs queued or running."""
+    job_id = uow.promotions.enqueue(request_id, CHECKS_JOB)
+    uow.tasks.defer(RUN_CHECKS, {"job_id": job_id}, queue=CHECKS_QUEUE, lock=request_id)
 
 
 def _view(uow: WorkflowUnit, request: PromotionRecord) -> RequestView:

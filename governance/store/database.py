@@ -8,6 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -86,3 +87,14 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def head_revision(url: str) -> str | None:
+    """The migration this code expects the database at."""
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """What alembic compares with the tables' metadata: not procrastinate's own schema,
+    which migration 0010 applies from the procrastinate package as it is."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))

@@ -66,7 +66,11 @@ def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
 
 
 def record_decision(
-    session: Session, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+    session: Session,
+    manifest: EvidenceManifest,
+    policy: PromotionPolicy,
+    actor: str,
+    effect_key: str | None = None,
 ) -> str:
     """Insert a gate decision with its check runs and audit event, in the caller's
     transaction."""
@@ -98,6 +102,7 @@ def record_decision(
             summary=manifest.decision.summary,
             manifest=document,
             manifest_sha256=manifest.sha256,
+            effect_key=effect_key,
         )
     )
     session.flush()  # the decision row first: check runs point at it

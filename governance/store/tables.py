@@ -113,6 +113,7 @@ class GateDecision(SQLModel, table=True):
     """One gate run: the verdict and the full evidence manifest it rests on."""
 
     __tablename__ = "gate_decision"
+    __table_args__ = (UniqueConstraint("effect_key", name="uq_gate_decision_effect_key"),)
 
     id: str = Field(primary_key=True, sa_type=String(36))
     model_version_id: int = Field(foreign_key="model_version.id", index=True)
@@ -126,6 +127,9 @@ class GateDecision(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_type=UtcDateTime, nullable=False, index=True
     )
+    # The effect this decision is (`checks:<request id>`): a check job that runs again after
+    # a crash cannot record a second verdict for its request. None for a local gate run.
+    effect_key: str | None = Field(default=None, sa_type=String(80))
 
 
 class CheckRun(SQLModel, table=True):
@@ -273,6 +277,10 @@ class FinalDecision(SQLModel, table=True):
     """A final decision (approved, waived, promoted, revoked) and its signed attestation."""
 
     __tablename__ = "final_decision"
+    # Each final decision once per request, so its attestation is signed once.
+    __table_args__ = (
+        UniqueConstraint("request_id", "decision", name="uq_final_decision_request_decision"),
+    )
 
     id: str = Field(primary_key=True, sa_type=String(36))
     request_id: str = Field(foreign_key="promotion_request.id", sa_type=String(36), index=True)

@@ -41,6 +41,7 @@ from governance.store.tables import (
     Policy,
     PromotionRequest,
 )
+from governance.store.tasks import EmbeddedTaskQueue, ProcrastinateTaskQueue
 from governance.store.webhooks import (
     SqlWebhookDeliveries,
     SqlWebhookSubscriptions,
@@ -54,8 +55,9 @@ class SqlUnitOfWork:
     the write lock on SQLite (`writing`); a conflict on the audit seq surfaces as
     `AuditSequenceTakenError`, after the rollback."""
 
-    def __init__(self, engine: Engine, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, read_only: bool = False, tasks: str = "embedded") -> None:
         self._engine = engine if read_only else writing(engine)
+        self._tasks_mode = tasks
 
     def __enter__(self) -> Self:
         self._session = Session(self._engine)
@@ -79,6 +81,11 @@ class SqlUnitOfWork:
         self.models = SqlModels(self._session)
         self.promotions = SqlPromotions(self._session)
         self.monitoring = SqlPredictionLogs(self._session)
+        self.tasks: EmbeddedTaskQueue | ProcrastinateTaskQueue = (
+            ProcrastinateTaskQueue(self._session)
+            if self._tasks_mode == "workers"
+            else EmbeddedTaskQueue()
+        )
         return self
 
     def __exit__(
@@ -218,8 +225,9 @@ def stored_policy(row: Policy) -> StoredPolicy:
 class SqlUnits:
     """The use cases' unit-of-work factory (`ports.UnitOfWorkFactory`) over one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tasks: str = "embedded") -> None:
         self._engine = engine
+        self._tasks = tasks
 
     def __call__(self, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, read_only)
+        return SqlUnitOfWork(self._engine, read_only, self._tasks)

@@ -208,12 +208,19 @@ class SqlPromotions(SqlRepository):
         return copied(RecordedVerdict, row)
 
     def record_decision(
-        self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+        self,
+        manifest: EvidenceManifest,
+        policy: PromotionPolicy,
+        actor: str,
+        effect_key: str | None = None,
     ) -> str:
-        return record_decision(self._session, manifest, policy, actor)
+        return record_decision(self._session, manifest, policy, actor, effect_key)
 
-    def enqueue(self, request_id: str, kind: str) -> None:
-        self._session.add(Job(request_id=request_id, kind=kind, status="queued"))
+    def enqueue(self, request_id: str, kind: str) -> int:
+        job = Job(request_id=request_id, kind=kind, status="queued")
+        self._session.add(job)
+        self._session.flush()
+        return job.id
 
     def claimable_jobs(self, lapsed: datetime) -> list[int]:
         return list(

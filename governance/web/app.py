@@ -1,5 +1,6 @@
 """The Litestar application: the API under /api/v1, /health and /ready outside it, the
-OpenAPI schema at /schema, and the job runner started and stopped with the app."""
+OpenAPI schema at /schema, and (tasks embedded) the job runner started and stopped with
+the app."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ def create_app(
     governance = open_governance(settings)
     jobs = JobRunner(governance.workflow, poll_seconds=job_poll_seconds)
     tickers = [Ticker(name, seconds, task) for name, seconds, task in governance.periodic()]
+    # With workers, this process only queues tasks: a check never takes its cores.
+    run_jobs = run_jobs and settings.tasks == "embedded"
 
     def start() -> None:
         governance.access.refresh()

@@ -334,6 +334,22 @@ class FakeCatalogViews:
         ]
 
 
+class FakeTaskQueue:
+    """Tasks deferred in a unit of work: `pending` until it commits, then `queued`; a
+    rollback forgets them, as the SQL adapters' transaction does."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, dict[str, Any], str, str]] = []
+        self.queued: list[tuple[str, dict[str, Any], str, str]] = []
+
+    def defer(self, task: str, args: dict[str, Any], *, queue: str, lock: str) -> None:
+        self.pending.append((task, args, queue, lock))
+
+    def commit(self) -> None:
+        self.queued += self.pending
+        self.pending = []
+
+
 class FakeUnitOfWork:
     """One in-memory store that is also its own factory: `use_case(uow, …)` enters it as
     often as the use case opens a unit of work. `taken` makes the next commits fail as if
@@ -360,6 +376,7 @@ class FakeUnitOfWork:
         self.webhook_trail = FakeWebhookTrail(self.audit, self.cursors)
         self.reports = FakeReportSources()
         self.monitoring = FakePredictionLogs()
+        self.tasks = FakeTaskQueue()
         self.commits = 0
         self.taken = 0
         self.read_only = False
@@ -397,6 +414,7 @@ class FakeUnitOfWork:
         self.audit.pending = []
         self.builders.commit()
         self.cursors.commit()
+        self.tasks.commit()
         self.models.begin()
         self.promotions.begin()
         for stored in self._undoable():
@@ -405,6 +423,7 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self.audit.pending = []
+        self.tasks.pending = []
         self.builders.rollback()
         self.cursors.rollback()
         self.models.rollback()
@@ -476,6 +495,7 @@ class FakePromotions:
         self.final_rows: dict[str, list[FinalDecisionRecord]] = {}
         self.verdicts: dict[str, RecordedVerdict] = {}
         self.jobs: dict[int, CheckJob] = {}
+        self.effect_keys: set[str] = set()
         self.locked: list[str] = []
         self._before: dict[str, Any] = {}
 
@@ -575,8 +595,15 @@ class FakePromotions:
         return self.verdicts.get(decision_id)
 
     def record_decision(
-        self, manifest: EvidenceManifest, policy: PromotionPolicy, actor: str
+        self,
+        manifest: EvidenceManifest,
+        policy: PromotionPolicy,
+        actor: str,
+        effect_key: str | None = None,
     ) -> str:
+        if effect_key is not None:  # the SQL store's unique key
+            assert effect_key not in self.effect_keys, f"a second effect {effect_key}"
+            self.effect_keys.add(effect_key)
         decision_id = f"decision-{len(self.verdicts) + 1}"
         self.verdicts[decision_id] = RecordedVerdict(
             decision_id,
@@ -593,9 +620,10 @@ class FakePromotions:
         )
         return decision_id
 
-    def enqueue(self, request_id: str, kind: str) -> None:
+    def enqueue(self, request_id: str, kind: str) -> int:
         job_id = len(self.jobs) + 1
         self.jobs[job_id] = CheckJob(job_id, request_id, "queued", 0, None)
+        return job_id
 
     def claimable_jobs(self, lapsed: datetime) -> list[int]:
         return [
@@ -612,6 +640,7 @@ class FakePromotions:
         self.jobs[job.id] = job
 
     _TABLES = (
+        "effect_keys",
         "requests",
         "versions",
         "policies",

@@ -5,7 +5,7 @@ write nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -236,3 +236,50 @@ def test_blocked_checks_then_an_expired_decision(
     assert workflow.expire_due() == [request_id]
     assert workflow.get_request(request_id).state == "expired"
     assert actions(uow)[-1] == "request.expire"
+
+
+def test_the_check_task_is_queued_with_the_request_and_only_if_it_commits(
+    uow: FakeUnitOfWork, workflow: Workflow, tmp_path: Path
+) -> None:
+    workflow.register_model(DANA, "credit", "medium", "olga")
+    request_id = str(workflow.submit(DANA, candidate(tmp_path)).id)
+    [job] = workflow.claimable_jobs()
+    assert uow.tasks.queued == [("governance.checks", {"job_id": job}, "checks", request_id)]
+    with pytest.raises(ConflictError):  # the same version again: refused, nothing queued
+        workflow.submit(DANA, candidate(tmp_path))
+    assert len(uow.tasks.queued) == 1 and uow.tasks.pending == []
+
+
+def test_a_check_job_run_again_after_a_crash_records_one_verdict(
+    uow: FakeUnitOfWork, workflow: Workflow, checks: StubChecks, tmp_path: Path
+) -> None:
+    """A worker killed after the verdict committed, whose job procrastinate runs again on
+    another worker (which claims it however recent the first claim: lease 0)."""
+    workflow.register_model(DANA, "credit", "medium", "olga")
+    request_id = str(workflow.submit(DANA, candidate(tmp_path)).id)
+    [job] = workflow.claimable_jobs()
+    assert workflow.run_job(job)
+    uow.promotions.jobs[job] = replace(uow.promotions.jobs[job], status="running")
+    workflow.job_lease_seconds = 0.0
+    assert workflow.run_job(job)  # it ran again ...
+    assert len(checks.asked) == 2
+    assert actions(uow).count("gate.decision_recorded") == 1  # ... and recorded nothing
+    assert actions(uow).count("request.checks_passed") == 1
+    assert uow.promotions.effect_keys == {f"checks:{request_id}"}
+    assert workflow.get_request(request_id).state == "awaiting_approval"
+
+
+def test_a_job_that_failed_on_every_try_blocks_its_request_with_the_reason(
+    uow: FakeUnitOfWork, workflow: Workflow, tmp_path: Path
+) -> None:
+    workflow.register_model(DANA, "credit", "medium", "olga")
+    request_id = str(workflow.submit(DANA, candidate(tmp_path)).id)
+    [job] = workflow.claimable_jobs()
+    uow.promotions.jobs[job] = replace(uow.promotions.jobs[job], status="running")
+    request = uow.promotions.requests[request_id]
+    uow.promotions.requests[request_id] = replace(request, state="checking")
+    workflow.give_up_job(job, "OperationalError: the database is restarting")
+    blocked = workflow.get_request(request_id)
+    assert blocked.state == "blocked"
+    assert "after every try: OperationalError" in str(blocked.state_reason)
+    assert uow.promotions.jobs[job].status == "failed"

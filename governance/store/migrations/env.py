@@ -10,7 +10,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import governance.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from governance.store.database import make_engine
+from governance.store.database import make_engine, ours
 
 config = context.config
 if config.config_file_name is not None:
@@ -26,7 +26,9 @@ if not url:
 
 if context.is_offline_mode():
     # `alembic upgrade head --sql`: print the DDL for a DBA instead of running it.
-    context.configure(url=url, target_metadata=SQLModel.metadata, literal_binds=True)
+    context.configure(
+        url=url, target_metadata=SQLModel.metadata, literal_binds=True, include_name=ours
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:
@@ -40,6 +42,7 @@ else:
                 target_metadata=SQLModel.metadata,
                 transactional_ddl=True,
                 render_as_batch=True,
+                include_name=ours,
             )
             with context.begin_transaction():
                 context.run_migrations()

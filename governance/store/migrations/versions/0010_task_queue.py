@@ -1,0 +1,54 @@
+"""Tasks on procrastinate, and one effect per task.
+
+On PostgreSQL, procrastinate's own schema (its jobs, workers, events and periodic tables
+and functions), applied from the installed package so that it matches the code that uses
+it; SQLite runs tasks in the server and needs none of it. And on both: a gate decision may
+carry the key of the effect it is (`checks:<request id>`: one verdict per request however
+often its job runs), and a request has each final decision (and its signed attestation)
+once.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07
+
+"""
+
+import re
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from procrastinate.schema import SchemaManager
+
+revision: str = '0010'
+down_revision: str | None = '0009'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        if op.get_context().as_sql:  # `alembic upgrade --sql`: printed for a DBA
+            op.execute(SchemaManager.get_schema())
+        else:  # through the driver, without parameters: its PL/pgSQL has literal `%`s
+            op.get_bind().connection.cursor().execute(SchemaManager.get_schema())
+    with op.batch_alter_table('gate_decision') as batch:
+        batch.add_column(sa.Column('effect_key', sa.String(length=80), nullable=True))
+        batch.create_unique_constraint('uq_gate_decision_effect_key', ['effect_key'])
+    with op.batch_alter_table('final_decision') as batch:
+        batch.create_unique_constraint(
+            'uq_final_decision_request_decision', ['request_id', 'decision']
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('final_decision') as batch:
+        batch.drop_constraint('uq_final_decision_request_decision', type_='unique')
+    with op.batch_alter_table('gate_decision') as batch:
+        batch.drop_constraint('uq_gate_decision_effect_key', type_='unique')
+        batch.drop_column('effect_key')
+    if op.get_context().dialect.name == "postgresql":
+        schema = SchemaManager.get_schema()
+        for kind in ("TABLE", "FUNCTION", "TYPE"):
+            for name in sorted(set(re.findall(rf"CREATE {kind} (\w+)", schema))):
+                op.execute(f"DROP {kind} IF EXISTS {name} CASCADE")

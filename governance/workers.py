@@ -1,0 +1,221 @@
+"""`governance worker`: the service's tasks on procrastinate, over the service's PostgreSQL.
+
+Any number of worker processes, on any number of hosts, take jobs from the two queues:
+`checks` (a request's check job, in a child process as in the server) and `light` (the
+periodic tasks: webhook deliveries, monitors, registry syncs, checkpoints, the expiry
+sweep). A process runs one procrastinate worker per queue it serves, so a slow check never
+holds up an alert even with a single process.
+
+What makes it survive `kill -9` and restarts:
+- every worker writes a heartbeat; a `light` task looks for jobs of workers silent for
+  `worker_stalled_seconds` and queues them again, so another worker takes them in seconds;
+- a check job that fails for a passing reason (the database restarting, say) is tried again
+  with growing waits; after the last try its request is blocked with the reason;
+- every effect of a task is taken at most once (one verdict per request, one monitoring run
+  per slot, one delivery per event and subscription), in the transaction that makes it;
+- SIGTERM stops taking jobs and lets the running ones finish, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate.worker import Worker
+from sqlalchemy import make_url
+
+from governance.bootstrap import Governance, open_governance
+from governance.config import Settings
+from governance.domain.errors import InputError
+from governance.services.tasks import (
+    CHECK_ATTEMPTS,
+    CHECKS_QUEUE,
+    LIGHT_QUEUE,
+    QUEUES,
+    RUN_CHECKS,
+    Periodic,
+    schedule,
+)
+from governance.store.database import current_revision, head_revision
+
+log = logging.getLogger("governance.worker")
+
+STALLED_SWEEP = Periodic("governance.stalled-jobs", 5.0)
+OLD_JOBS = Periodic("governance.old-jobs", 3600.0)
+KEEP_FINISHED_HOURS = 24
+
+
+def conninfo(database_url: str) -> str:
+    """The libpq form of the service's SQLAlchemy URL (its `options`, such as a
+    search_path, kept)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+def task_app(governance: Governance) -> App:
+    """The procrastinate app with the service's tasks bound to this process's use cases."""
+    settings = governance.settings
+    app = App(connector=PsycopgConnector(conninfo=conninfo(settings.database_url)))
+
+    @app.task(
+        name=RUN_CHECKS,
+        queue=CHECKS_QUEUE,
+        pass_context=True,
+        retry=RetryStrategy(max_attempts=CHECK_ATTEMPTS - 1, exponential_wait=2),
+    )
+    def run_checks(context: JobContext, job_id: int) -> None:
+        try:
+            governance.workflow.run_job(job_id)
+        except Exception as exc:
+            attempts = context.job.attempts + 1
+            if attempts >= CHECK_ATTEMPTS:
+                log.exception("check job %s failed on its last try", job_id)
+                governance.workflow.give_up_job(job_id, f"{type(exc).__name__}: {exc}")
+                return
+            raise
+
+    for periodic, task in periodic_tasks(governance):
+        _every(app, periodic, task)
+
+    @app.periodic(cron=schedule(STALLED_SWEEP.seconds), periodic_id=STALLED_SWEEP.name)
+    @app.task(name=STALLED_SWEEP.name, queue=LIGHT_QUEUE, queueing_lock=STALLED_SWEEP.name)
+    async def run_stalled_again(timestamp: int) -> None:
+        stalled = await app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=settings.worker_stalled_seconds
+        )
+        for job in stalled:
+            log.warning("job %s (%s) of a silent worker: queued again", job.id, job.task_name)
+            await app.job_manager.retry_job(job)
+
+    @app.periodic(cron=schedule(OLD_JOBS.seconds), periodic_id=OLD_JOBS.name)
+    @app.task(name=OLD_JOBS.name, queue=LIGHT_QUEUE, queueing_lock=OLD_JOBS.name)
+    async def forget_old_jobs(timestamp: int) -> None:
+        await app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_HOURS)
+
+    return app
+
+
+def periodic_tasks(governance: Governance) -> list[tuple[Periodic, Callable[[], object]]]:
+    """What the embedded server runs on its threads, as periodic tasks, and the expiry
+    sweep its job runner does."""
+    tasks = [
+        (Periodic(f"governance.{name}", seconds), task)
+        for name, seconds, task in governance.periodic()
+    ]
+    return [*tasks, (Periodic("governance.approval-expiry", 60.0), governance.workflow.expire_due)]
+
+
+def _every(app: App, periodic: Periodic, task: Callable[[], object]) -> None:
+    """A periodic task on the light queue; while one run waits, the next is not queued."""
+
+    def run(timestamp: int) -> None:
+        task()
+
+    registered = app.task(name=periodic.name, queue=LIGHT_QUEUE, queueing_lock=periodic.name)(run)
+    app.periodic(cron=schedule(periodic.seconds), periodic_id=periodic.name)(registered)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queues: Sequence[str] = QUEUES
+    concurrency: int = 1
+
+
+def parse_queues(value: str) -> tuple[str, ...]:
+    """`checks,light` → the queues, each one we know."""
+    queues = tuple(dict.fromkeys(q.strip() for q in value.split(",") if q.strip()))
+    unknown = [q for q in queues if q not in QUEUES]
+    if not queues or unknown:
+        raise InputError(
+            "--queues", f"names {', '.join(unknown) or 'no queue'}", f"use {', '.join(QUEUES)}"
+        )
+    return queues
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> None:
+    """Serve the queues until SIGTERM or SIGINT, then let running jobs finish and exit."""
+    governance = open_governance(settings, job_lease_seconds=0.0)
+    try:
+        asyncio.run(_serve(governance, options))
+    finally:
+        governance.close()
+
+
+async def _serve(governance: Governance, options: WorkerOptions) -> None:
+    app = task_app(governance)
+    settings = governance.settings
+    async with app.open_async():
+        workers = [
+            Worker(
+                app,
+                queues=[queue],
+                name=f"governance-{queue}",
+                concurrency=options.concurrency if queue == CHECKS_QUEUE else 2,
+                install_signal_handlers=False,
+                update_heartbeat_interval=settings.worker_heartbeat_seconds,
+                stalled_worker_timeout=settings.worker_stalled_seconds,
+            )
+            for queue in options.queues
+        ]
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _stopper(workers))
+        log.info("worker serving %s", ", ".join(options.queues))
+        await asyncio.gather(*(worker.run() for worker in workers))
+
+
+def _stopper(workers: list[Worker]) -> Callable[[], None]:
+    def stop() -> None:
+        log.info("stopping: no new jobs; waiting for the running ones")
+        for worker in workers:
+            worker.stop()
+
+    return stop
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    lines: list[str]
+
+
+def health(settings: Settings) -> Health:
+    """`governance worker --check`: the database answers and is migrated, and a worker
+    that said it is alive recently serves each queue."""
+    if settings.tasks != "workers":
+        return Health(False, ["GOVERNANCE_TASKS is not 'workers': tasks run in the server"])
+    try:
+        revision = current_revision(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - any failure means: unhealthy
+        return Health(False, [f"database unreachable: {type(exc).__name__}: {exc}"])
+    if revision != head_revision(settings.database_url):
+        return Health(False, [f"database at migration {revision}: run governance init"])
+    return _queue_health(settings)
+
+
+def _queue_health(settings: Settings) -> Health:
+    import psycopg
+
+    lines, healthy = [], True
+    with psycopg.connect(conninfo(settings.database_url)) as connection:
+        rows: list[Any] = connection.execute(
+            "SELECT id, EXTRACT(EPOCH FROM now() - last_heartbeat) FROM procrastinate_workers"
+        ).fetchall()
+        depth: dict[str, int] = dict(
+            connection.execute(
+                "SELECT queue_name, count(*) FROM procrastinate_jobs WHERE status = 'todo'"
+                " GROUP BY queue_name"
+            ).fetchall()
+        )
+    alive = [row for row in rows if float(row[1]) <= settings.worker_stalled_seconds]
+    lines.append(f"{len(alive)} worker(s) alive of {len(rows)} registered")
+    for queue in QUEUES:
+        lines.append(f"queue {queue}: {depth.get(queue, 0)} waiting")
+    if not alive:
+        healthy = False
+        lines.append("no worker has said it is alive within worker_stalled_seconds")
+    return Health(healthy, lines)

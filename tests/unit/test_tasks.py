@@ -1,0 +1,60 @@
+"""The task catalogue: periodic tasks' cron schedules, and the setting that says where
+tasks run."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import croniter
+import pytest
+
+from governance.config import Settings
+from governance.domain.errors import InputError
+from governance.services.tasks import schedule
+from governance.workers import conninfo, parse_queues
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cron", "gap"),
+    [(1, "* * * * * *", 1), (2, "* * * * * */2", 2), (5, "* * * * * */5", 5),
+     (7, "* * * * * */6", 6), (30, "* * * * * */30", 30), (60, "* * * * * 0", 60),
+     (600, "*/10 * * * * 0", 600), (3600, "0 * * * * 0", 3600),
+     (7 * 3600, "0 */6 * * * 0", 6 * 3600)],
+)  # fmt: skip
+def test_a_period_becomes_an_evenly_spaced_cron_schedule(
+    seconds: float, cron: str, gap: float
+) -> None:
+    assert schedule(seconds) == cron
+    runs = croniter.croniter(cron, datetime(2026, 12, 7, tzinfo=UTC))
+    instants = [runs.get_next(float) for _ in range(5)]
+    assert {b - a for a, b in itertools.pairwise(instants)} == {gap}
+
+
+def test_workers_need_postgresql(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.delenv("GOVERNANCE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GOVERNANCE_CONFIG", raising=False)
+    monkeypatch.setenv("GOVERNANCE_TASKS", "workers")
+    with pytest.raises(InputError) as refused:
+        Settings.from_env()
+    assert refused.value.subject == "GOVERNANCE_TASKS" and "PostgreSQL" in refused.value.message
+    settings = Settings.from_env("postgresql+psycopg://u@db:5432/governance")
+    assert settings.tasks == "workers" and settings.worker_heartbeat_seconds == 2.5
+    monkeypatch.setenv("GOVERNANCE_TASKS", "celery")
+    with pytest.raises(InputError) as unknown:
+        Settings.from_env("postgresql+psycopg://u@db:5432/governance")
+    assert "embedded, workers" in unknown.value.fix
+
+
+def test_a_worker_serves_the_queues_it_is_named() -> None:
+    assert parse_queues("checks") == ("checks",)
+    assert parse_queues(" light , checks,light") == ("light", "checks")
+    for bad in ("", "checks,heavy", ","):
+        with pytest.raises(InputError) as refused:
+            parse_queues(bad)
+        assert refused.value.subject == "--queues" and "checks, light" in refused.value.fix
+
+
+def test_the_worker_connects_where_the_service_does() -> None:
+    url = "postgresql+psycopg://gov:s3cret@db:5433/prod?options=-csearch_path%3Dtenant"
+    assert conninfo(url) == "postgresql://gov:s3cret@db:5433/prod?options=-csearch_path%3Dtenant"
