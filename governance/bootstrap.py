@@ -4,6 +4,8 @@ the HTTP app, the CLI and the demo all start from `open_governance`."""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -139,6 +141,7 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
         files,
         job_lease_seconds=job_lease_seconds,
         checks=checks,
+        runner=f"{socket.gethostname()}:{os.getpid()}",
     )
 
     def note(checkpoint: Checkpoint) -> str:

@@ -342,6 +342,7 @@ class CheckJob:
     claimed_at: datetime | None
     error: str | None = None
     finished_at: datetime | None = None
+    claimed_by: str | None = None  # the process that took it last: host:pid
 
 
 # --- monitoring ---

@@ -134,8 +134,10 @@ class Workflow:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         job_lease_seconds: float = 300.0,
         checks: CheckRunner | None = None,
+        runner: str = "",
     ) -> None:
         self.job_lease_seconds = job_lease_seconds
+        self.runner = runner  # who runs this process's jobs (host:pid), kept on the job
         self._checks = checks or IsolatedChecks()
         self._units = units
         self._people = people
@@ -443,7 +445,13 @@ class Workflow:
             if not claimable:
                 return None
             uow.promotions.save_job(
-                replace(job, status="running", attempts=job.attempts + 1, claimed_at=now)
+                replace(
+                    job,
+                    status="running",
+                    attempts=job.attempts + 1,
+                    claimed_at=now,
+                    claimed_by=self.runner or None,
+                )
             )
             request = _locked(uow, job.request_id)
             if request.state == State.SUBMITTED.value:

@@ -237,6 +237,7 @@ class Job(SQLModel, table=True):
     status: str = Field(index=True)  # queued | running | done | failed
     attempts: int = 0
     claimed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    claimed_by: str | None = Field(default=None, sa_type=String(120))  # host:pid
     error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _created_at()
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

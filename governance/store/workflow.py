@@ -242,7 +242,7 @@ class SqlPromotions(SqlRepository):
         row = self._session.get(Job, job.id)
         assert row is not None, "save a job got in this unit of work"
         row.status, row.attempts, row.claimed_at = job.status, job.attempts, job.claimed_at
-        row.error, row.finished_at = job.error, job.finished_at
+        row.error, row.finished_at, row.claimed_by = job.error, job.finished_at, job.claimed_by
         self._session.add(row)
 
     def _record(self, row: PromotionRequest) -> PromotionRecord:

@@ -5,7 +5,7 @@ and functions), applied from the installed package so that it matches the code t
 it; SQLite runs tasks in the server and needs none of it. And on both: a gate decision may
 carry the key of the effect it is (`checks:<request id>`: one verdict per request however
 often its job runs), and a request has each final decision (and its signed attestation)
-once.
+once. A job keeps the process that took it last (host:pid).
 
 Revision ID: 0010
 Revises: 0009
@@ -35,6 +35,8 @@ def upgrade() -> None:
     with op.batch_alter_table('gate_decision') as batch:
         batch.add_column(sa.Column('effect_key', sa.String(length=80), nullable=True))
         batch.create_unique_constraint('uq_gate_decision_effect_key', ['effect_key'])
+    with op.batch_alter_table('job') as batch:
+        batch.add_column(sa.Column('claimed_by', sa.String(length=120), nullable=True))
     with op.batch_alter_table('final_decision') as batch:
         batch.create_unique_constraint(
             'uq_final_decision_request_decision', ['request_id', 'decision']
@@ -44,6 +46,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('final_decision') as batch:
         batch.drop_constraint('uq_final_decision_request_decision', type_='unique')
+    with op.batch_alter_table('job') as batch:
+        batch.drop_column('claimed_by')
     with op.batch_alter_table('gate_decision') as batch:
         batch.drop_constraint('uq_gate_decision_effect_key', type_='unique')
         batch.drop_column('effect_key')

@@ -1,0 +1,286 @@
+"""Tasks on `governance worker` processes over a real PostgreSQL (GOVERNANCE_TASKS=workers):
+the API processes only queue; workers killed with `kill -9` or stopped with SIGTERM leave
+nothing half done, and every request gets exactly one verdict."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from governance.workers import conninfo
+from tests.processes import start_group, stop_group
+from tests.service_fixtures import (
+    Service,
+    register,
+    start_service,
+    stop_service,
+    submit,
+    wait_for,
+)
+
+pytestmark = pytest.mark.postgres
+pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
+
+STALLED_SECONDS = "3"  # a worker silent this long is taken for dead
+WORKERS_ENV = {"GOVERNANCE_TASKS": "workers", "GOVERNANCE_WORKER_STALLED_SECONDS": STALLED_SECONDS}
+DECIDED = ("awaiting_approval", "blocked")
+_logs = itertools.count()
+
+
+class Workers:
+    """`governance worker` processes of one service, each in a process group of its own."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        self.logs.append(self.service.home / f"worker-{next(_logs)}.log")
+        log = self.logs[-1].open("wb")
+        command = [sys.executable, "-m", "governance.cli", "worker", *args]
+        env = {**self.service.env(), **WORKERS_ENV}
+        process = start_group(command, env=env, log=log)
+        self.processes.append(process)
+        return process
+
+    def log(self, index: int) -> str:
+        return self.logs[index].read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            stop_group(process)
+
+
+@pytest.fixture(scope="module")
+def workers_service(
+    postgres_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """One service in workers mode for the module's tests: its server runs no task."""
+    from tests.db_fixtures import new_postgres_schema
+
+    home = tmp_path_factory.mktemp("workers")
+    running = start_service(home / "home", new_postgres_schema(postgres_database), env=WORKERS_ENV)
+    yield running
+    stop_service(running)
+
+
+@pytest.fixture
+def workers(workers_service: Service) -> Iterator[Workers]:
+    started = Workers(workers_service)
+    yield started
+    started.stop_all()
+
+
+def query(service: Service, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo(service.database_url), autocommit=True) as connection:
+        return connection.execute(statement, params).fetchall()  # type: ignore[arg-type]
+
+
+def job_of(service: Service, request_id: str) -> tuple[str, str | None]:
+    [(status, claimed_by)] = query(
+        service, "SELECT status, claimed_by FROM job WHERE request_id = %s", request_id
+    )
+    return status, claimed_by
+
+
+def verdicts(service: Service, request_id: str) -> tuple[int, int]:
+    """(gate decisions, verdict audit events) recorded for the request."""
+    [(decisions,)] = query(
+        service, "SELECT count(*) FROM gate_decision WHERE effect_key = %s", f"checks:{request_id}"
+    )
+    [(events,)] = query(
+        service,
+        "SELECT count(*) FROM audit_event WHERE payload->>'request_id' = %s"
+        " AND action IN ('request.checks_passed', 'request.checks_blocked')",
+        request_id,
+    )
+    return int(decisions), int(events)
+
+
+def audit_verifies(service: Service) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "governance.cli", "audit", "verify"],
+        env=service.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def wait_running(service: Service, request_id: str) -> str:
+    """The host:pid of the worker that took the request's check job."""
+
+    def probe() -> str | None:
+        status, claimed_by = job_of(service, request_id)
+        return claimed_by if status == "running" else None
+
+    return wait_for(probe, "the check job starting", 120)
+
+
+def test_a_worker_killed_mid_check_leaves_the_job_to_another(
+    workers_service: Service, workers: Workers, demo_dir: Path
+) -> None:
+    service = workers_service
+    register(service, "killed")
+    first = workers.start()
+    request_id = submit(service, demo_dir, "income-reweighed", "1", name="killed")["id"]
+    runner = wait_running(service, request_id)
+    assert runner.endswith(f":{first.pid}"), runner  # only the first worker was there
+    second = workers.start("--concurrency", "2")
+    wait_for(lambda: len(query(service, "SELECT id FROM procrastinate_workers")) >= 4 or None,
+             "the second worker registering", 60)  # fmt: skip
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its check process
+    first.wait()
+
+    decided = service.wait_for_state(request_id, *DECIDED, timeout=180)
+    assert decided["state"] == "awaiting_approval", decided
+    status, claimed_by = job_of(service, request_id)
+    assert status == "done" and claimed_by.endswith(f":{second.pid}"), (status, claimed_by)
+    assert verdicts(service, request_id) == (1, 1)
+    [(starts,)] = query(
+        service,
+        "SELECT count(*) FROM audit_event WHERE payload->>'request_id' = %s"
+        " AND action = 'request.start_checks'",
+        request_id,
+    )
+    assert starts == 1
+    assert "queued again" in workers.log(1)
+    audit_verifies(service)
+
+
+def test_sigterm_lets_the_running_check_finish_then_exits(
+    workers_service: Service, workers: Workers, demo_dir: Path
+) -> None:
+    service = workers_service
+    register(service, "stopped")
+    worker = workers.start()
+    request_id = submit(service, demo_dir, "income-reweighed", "1", name="stopped")["id"]
+    wait_running(service, request_id)
+    os.kill(worker.pid, signal.SIGTERM)  # as Kubernetes does: the worker, not its group
+    assert worker.wait(timeout=180) == 0, workers.log(0)
+    assert service.wait_for_state(request_id, *DECIDED, timeout=5)["state"] == "awaiting_approval"
+    assert job_of(service, request_id)[0] == "done"
+    assert verdicts(service, request_id) == (1, 1)
+    [(registered,)] = query(service, "SELECT count(*) FROM procrastinate_workers")
+    assert registered == 0  # it said goodbye: no job waits for it to be taken for dead
+
+
+def test_the_api_only_queues(workers_service: Service, demo_dir: Path) -> None:
+    """No worker: the request waits, queued, however long; the server runs nothing."""
+    service = workers_service
+    register(service, "queued")
+    request_id = submit(service, demo_dir, "income-reweighed", "1", name="queued")["id"]
+    time.sleep(3)
+    assert service.wait_for_state(request_id, "submitted", timeout=1)["state"] == "submitted"
+    assert job_of(service, request_id) == ("queued", None)
+    [(queue, lock, status)] = query(
+        service,
+        "SELECT queue_name, lock, status FROM procrastinate_jobs WHERE task_name ="
+        " 'governance.checks' AND queueing_lock = %s",
+        request_id,
+    )
+    assert (queue, lock, status) == ("checks", request_id, "todo")
+
+
+def test_worker_check_says_whether_a_worker_is_alive(
+    workers_service: Service, workers: Workers
+) -> None:
+    command = [sys.executable, "-m", "governance.cli", "worker", "--check"]
+    env = {**workers_service.env(), **WORKERS_ENV}
+    none = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert none.returncode == 1 and "no worker" in none.stderr, none.stdout + none.stderr
+    workers.start("--queues", "light")
+    wait_for(lambda: query(workers_service, "SELECT id FROM procrastinate_workers") or None,
+             "the worker registering", 60)  # fmt: skip
+    alive = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert alive.returncode == 0 and "1 worker(s) alive" in alive.stdout, alive.stdout
+
+
+def test_a_worker_needs_the_workers_setting(workers_service: Service) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "governance.cli", "worker", "--queues", "checks,heavy"],
+        env={**workers_service.env(), **WORKERS_ENV},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--queues" in done.stderr, done.stderr
+    embedded = subprocess.run(
+        [sys.executable, "-m", "governance.cli", "worker"],
+        env={**workers_service.env(), "GOVERNANCE_TASKS": "embedded"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert embedded.returncode == 2 and "GOVERNANCE_TASKS" in embedded.stderr, embedded.stderr
+
+
+def submit_many(service: Service, demo_dir: Path, name: str, count: int) -> list[str]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        answers = pool.map(
+            lambda version: submit(service, demo_dir, "income-reweighed", str(version), name=name),
+            range(1, count + 1),
+        )
+        return [answer["id"] for answer in answers]
+
+
+def register_tier(service: Service, name: str, tier: str) -> None:
+    with service.client("dana") as client:
+        response = client.post("/api/v1/models", json={"name": name, "riskTier": tier})
+    assert response.status_code == 201, response.text
+
+
+def test_two_api_processes_and_three_workers_decide_sixty_submissions_once_each(
+    postgres_database: str, tmp_path: Path, demo_dir: Path
+) -> None:
+    """60 submissions at once to 2 API processes, checked by 3 worker processes: 60
+    verdicts, none twice, no job lost, and the audit trail verifies."""
+    from tests.db_fixtures import new_postgres_schema
+
+    url = new_postgres_schema(postgres_database)
+    service = start_service(tmp_path / "home", url, workers=2, env=WORKERS_ENV)
+    workers = Workers(service)
+    try:
+        register_tier(service, "fleet", "low")
+        for _ in range(3):
+            workers.start("--concurrency", "2")
+        started = time.monotonic()
+        request_ids = submit_many(service, demo_dir, "fleet", 60)
+        assert len(set(request_ids)) == 60
+        for request_id in request_ids:
+            left = max(1.0, 600 - (time.monotonic() - started))
+            assert service.wait_for_state(request_id, *DECIDED, timeout=left)["state"] in DECIDED
+        elapsed = time.monotonic() - started
+        rows = query(
+            service,
+            "SELECT effect_key, count(*) FROM gate_decision GROUP BY effect_key",
+        )
+        assert sorted(key for key, _ in rows) == sorted(f"checks:{r}" for r in request_ids)
+        assert {count for _, count in rows} == {1}
+        jobs = query(
+            service,
+            "SELECT status, count(*) FROM procrastinate_jobs WHERE task_name ="
+            " 'governance.checks' GROUP BY status",
+        )
+        assert jobs == [("succeeded", 60)]
+        runners = query(service, "SELECT DISTINCT split_part(claimed_by, ':', 2) FROM job")
+        pids = {str(p.pid) for p in workers.processes}
+        assert {pid for (pid,) in runners} <= pids and len(runners) >= 2, runners
+        audit_verifies(service)
+        print(f"60 checks on 3 workers in {elapsed:.1f} s")
+    finally:
+        workers.stop_all()
+        stop_service(service)
