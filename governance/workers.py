@@ -19,6 +19,8 @@ What makes it survive `kill -9` and restarts:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -147,34 +149,71 @@ def run_worker(settings: Settings, options: WorkerOptions) -> None:
 
 async def _serve(governance: Governance, options: WorkerOptions) -> None:
     app = task_app(governance)
-    settings = governance.settings
-    async with app.open_async():
-        workers = [
-            Worker(
-                app,
-                queues=[queue],
-                name=f"governance-{queue}",
-                concurrency=options.concurrency if queue == CHECKS_QUEUE else 2,
-                install_signal_handlers=False,
-                update_heartbeat_interval=settings.worker_heartbeat_seconds,
-                stalled_worker_timeout=settings.worker_stalled_seconds,
-            )
-            for queue in options.queues
-        ]
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, _stopper(workers))
-        log.info("worker serving %s", ", ".join(options.queues))
-        await asyncio.gather(*(worker.run() for worker in workers))
+    stopping = asyncio.Event()
+    running: set[Worker] = set()
 
-
-def _stopper(workers: list[Worker]) -> Callable[[], None]:
     def stop() -> None:
         log.info("stopping: no new jobs; waiting for the running ones")
-        for worker in workers:
+        stopping.set()
+        for worker in list(running):
             worker.stop()
 
-    return stop
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    async with app.open_async():
+        log.info("worker serving %s", ", ".join(options.queues))
+        make = functools.partial(_worker, app, governance.settings, options)
+        await asyncio.gather(
+            *(
+                _supervised(functools.partial(make, queue), running, stopping)
+                for queue in options.queues
+            )
+        )
+
+
+def _worker(app: App, settings: Settings, options: WorkerOptions, queue: str) -> Worker:
+    """A procrastinate worker for one queue: `concurrency` check jobs at once, or two
+    light tasks (a slow webhook receiver does not hold up an alert)."""
+    return Worker(
+        app,
+        queues=[queue],
+        name=f"governance-{queue}",
+        concurrency=options.concurrency if queue == CHECKS_QUEUE else 2,
+        install_signal_handlers=False,
+        update_heartbeat_interval=settings.worker_heartbeat_seconds,
+        stalled_worker_timeout=settings.worker_stalled_seconds,
+    )
+
+
+async def _supervised(
+    make: Callable[[], Worker], running: set[Worker], stopping: asyncio.Event
+) -> None:
+    """Run a worker, and a new one whenever it stops by itself: procrastinate stops a
+    worker that loses the database (its listener fails). The new one waits for the
+    database with growing pauses, registers afresh, and the stalled-job sweep hands the
+    old one's unfinished jobs out again."""
+    pause = 1.0
+    while not stopping.is_set():
+        worker = make()
+        running.add(worker)
+        started = loop_time()
+        try:
+            await worker.run()
+        except Exception as exc:  # noqa: BLE001 - logged; the loop starts a new worker
+            log.warning("worker for %s ended: %s: %s", worker.queues, type(exc).__name__, exc)
+        finally:
+            running.discard(worker)
+        if stopping.is_set():
+            return
+        pause = 1.0 if loop_time() - started > 60 else min(pause * 2, 30.0)
+        log.warning("worker for %s stopped by itself; a new one in %.0f s", worker.queues, pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=pause)
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,14 @@ MIGRATIONS = packaged("store", "migrations")
 
 def make_engine(url: str) -> Engine:
     """An engine that behaves the same on both backends: `postgresql://` uses psycopg 3, and
-    SQLite enforces foreign keys and runs every transaction (DDL included) atomically."""
+    SQLite enforces foreign keys and runs every transaction (DDL included) atomically. A
+    PostgreSQL connection is tested as it leaves the pool, so that after the server
+    restarts (or a failover) requests find new connections instead of failing once each."""
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed)
+        return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         _private_sqlite(Path(parsed.database))
     engine = create_engine(parsed)

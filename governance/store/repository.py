@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -248,10 +248,22 @@ def get_or_insert(
     return session.exec(select(table).filter_by(**key)).one()
 
 
+# The advisory lock key of the audit trail's appenders (any fixed 64-bit number: "audit").
+AUDIT_TRAIL_LOCK = int.from_bytes(b"audit", "big")
+
+
 def append_audit(
     session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
 ) -> ChainedEvent:
-    """Chain one event onto the trail, inside the caller's transaction; returns it."""
+    """Chain one event onto the trail, inside the caller's transaction; returns it.
+
+    On PostgreSQL the appender first takes the trail's transaction lock, held to commit:
+    writers chain one after another instead of racing for the next seq and starting over
+    (with many API processes and workers, the losers of that race ran out of tries). SQLite
+    has one writer at a time already."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_TRAIL_LOCK})
     head = session.exec(
         select(AuditEventRow).order_by(col(AuditEventRow.seq).desc()).limit(1)
     ).first()

@@ -4,11 +4,14 @@ nothing half done, and every request gets exactly one verdict."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +25,7 @@ from governance.workers import conninfo
 from tests.processes import start_group, stop_group
 from tests.service_fixtures import (
     Service,
+    free_port,
     register,
     start_service,
     stop_service,
@@ -284,3 +288,83 @@ def test_two_api_processes_and_three_workers_decide_sixty_submissions_once_each(
     finally:
         workers.stop_all()
         stop_service(service)
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster of the test's own (`initdb`, its own port and directory), so
+    that restarting it disturbs no one else. As root it runs as the `postgres` user, as
+    PostgreSQL requires."""
+
+    def __init__(self) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not binaries:
+            raise pytest.fail.Exception(
+                "no initdb under /usr/lib/postgresql: install the postgresql package",
+                pytrace=False,
+            )
+        self.bin = binaries[-1].parent
+        self.root = Path(tempfile.mkdtemp(prefix="governance-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run(
+            [*self.as_owner, str(self.bin / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{tool}: {done.stdout}{done.stderr}"
+
+    def pg_ctl(self, action: str, *extra: str) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.root / "postgres.log")
+        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-l", log, "-o", options, *extra)
+
+    def destroy(self) -> None:
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            self.pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def test_workers_and_api_ride_out_a_postgresql_restart(tmp_path: Path, demo_dir: Path) -> None:
+    """PostgreSQL restarted while check jobs run: the workers and the API reconnect by
+    themselves, and every request gets its one verdict."""
+    cluster = PrivateCluster()
+    service = None
+    workers = None
+    try:
+        cluster.pg_ctl("start")
+        service = start_service(tmp_path / "home", cluster.url, env=WORKERS_ENV)
+        workers = Workers(service)
+        register_tier(service, "restart", "low")
+        for _ in range(2):
+            workers.start()
+        request_ids = submit_many(service, demo_dir, "restart", 12)
+        wait_for(lambda: query(service, "SELECT 1 FROM job WHERE status = 'done'") or None,
+                 "a first verdict", 120)  # fmt: skip
+        cluster.pg_ctl("restart", "-m", "fast")  # drops every connection, mid-work
+        for request_id in request_ids:
+            assert service.wait_for_state(request_id, *DECIDED, timeout=240)["state"] in DECIDED
+        after = submit(service, demo_dir, "income-reweighed", "13", name="restart")["id"]
+        assert service.wait_for_state(after, *DECIDED, timeout=120)["state"] in DECIDED
+        for request_id in [*request_ids, after]:
+            assert verdicts(service, request_id) == (1, 1), request_id
+        assert all(p.poll() is None for p in workers.processes), workers.log(0)
+        assert all("stopped by itself; a new one" in workers.log(i) for i in (0, 1))
+        audit_verifies(service)
+    finally:
+        if workers is not None:
+            workers.stop_all()
+        if service is not None:
+            stop_service(service)
+        cluster.destroy()
