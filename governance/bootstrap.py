@@ -47,6 +47,7 @@ from governance.services.ports import UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.replay import ReplayOutcome, replay
 from governance.services.reports import Reports, local_decision_report, record_report
+from governance.services.tasks import QUEUES
 from governance.services.webhooks import Webhooks
 from governance.services.workflow import Workflow
 from governance.signing import (
@@ -63,6 +64,7 @@ from governance.store.database import current_revision, make_engine, upgrade
 from governance.store.private import private_directory
 from governance.store.registry_links import link_on_submit
 from governance.store.repository import SqlDecisionRecorder, audit_trail
+from governance.store.tasks import WorkersView, workers_view
 from governance.store.uow import SqlUnits
 
 
@@ -93,6 +95,12 @@ class Governance:
         events = audit_trail(self.engine)
         since = Checkpoint(audit.ORIGIN, since_size, b"") if since_size else None
         return audit.prove(events, self.sign_checkpoint, since=since, seq=seq)
+
+    def workers(self) -> WorkersView:
+        """What Admin → Workers shows, read straight from the tables: the console names no
+        engine, mode or queue of its own, so the page cannot disagree with the workers."""
+        settings = self.settings
+        return workers_view(self.engine, settings.tasks, settings.worker_stalled_seconds, QUEUES)
 
     def periodic(self) -> list[tuple[str, float, Callable[[], object]]]:
         """The background tasks a serving process runs: (name, every seconds, task)."""

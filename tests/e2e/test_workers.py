@@ -14,16 +14,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
 from governance.workers import conninfo
 from tests.processes import start_group, stop_group
 from tests.service_fixtures import (
+    PASSWORD,
     Service,
     free_port,
     register,
@@ -368,3 +370,88 @@ def test_workers_and_api_ride_out_a_postgresql_restart(tmp_path: Path, demo_dir:
         if service is not None:
             stop_service(service)
         cluster.destroy()
+
+
+def restart_server(service: Service) -> Service:
+    """`governance serve` again on the service's home and database (a new port)."""
+    port = free_port()
+    log = (service.home / "server-again.log").open("wb")
+    env = {**service.env(), **WORKERS_ENV, "GOVERNANCE_POLICIES": str(service.home / "policies")}
+    command = [sys.executable, "-m", "governance.cli", "serve", "--port", str(port)]
+    process = start_group(command, env=env, log=log)
+    again = Service(f"http://127.0.0.1:{port}", service.home, service.database_url, process,
+                    service.tokens)  # fmt: skip
+    wait_for(lambda: _ready(again) or None, "the server answering again", 60)
+    return again
+
+
+def _ready(service: Service) -> bool:
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(f"{service.url}/ready", timeout=2).status_code == 200
+    return False
+
+
+def test_an_api_process_killed_during_promotions_leaves_each_whole_or_undone(
+    postgres_database: str, tmp_path: Path, demo_dir: Path
+) -> None:
+    """`kill -9` of the API while promotions are in flight: afterwards each request is
+    promoted with its signed decision and its audit event, or still approved with neither;
+    admission answers from that state."""
+    from tests.db_fixtures import new_postgres_schema
+
+    service = start_service(
+        tmp_path / "home", new_postgres_schema(postgres_database), workers=2, env=WORKERS_ENV
+    )
+    workers = Workers(service)
+    again = None
+    try:
+        register_tier(service, "promo", "low")
+        workers.start("--concurrency", "2")
+        request_ids = submit_many(service, demo_dir, "promo", 16)
+        for request_id in request_ids:
+            assert service.wait_for_state(request_id, *DECIDED)["state"] == "awaiting_approval"
+            with service.client("bob") as client:
+                body = {"meaning": "approve", "comment": "bob read it", "password": PASSWORD}
+                signed = client.post(f"/api/v1/requests/{request_id}/signatures", json=body)
+            assert signed.json()["state"] == "approved", signed.text
+
+        def promote(request_id: str) -> int | None:
+            with contextlib.suppress(httpx.TransportError), service.client("dana") as client:
+                return client.post(f"/api/v1/requests/{request_id}/promote").status_code
+            return None
+
+        with ThreadPoolExecutor(len(request_ids)) as pool:
+            answers = [pool.submit(promote, r) for r in request_ids]
+            for answer in as_completed(answers):  # the first promotion through: kill
+                if answer.result() == 200:
+                    break
+            os.killpg(service.process.pid, signal.SIGKILL)
+            codes = [answer.result() for answer in answers]
+        service.process.wait()
+        assert None in codes, f"the kill came after every promotion: {codes}"
+
+        again = restart_server(service)
+        states = {}
+        for request_id in request_ids:
+            with again.client("audrey") as client:
+                request = client.get(f"/api/v1/requests/{request_id}").json()
+            states[request_id] = request["state"]
+            assert request["state"] in ("approved", "promoted"), request
+            promoted = [d for d in request["decisions"] if d["decision"] == "promoted"]
+            [(events,)] = query(
+                again,
+                "SELECT count(*) FROM audit_event WHERE action = 'request.promote'"
+                " AND payload->>'request_id' = %s",
+                request_id,
+            )
+            assert len(promoted) == events == (request["state"] == "promoted"), request_id
+            with again.client("serving") as client:
+                answer = client.get(f"/api/v1/admission/promo/{request['version']}").json()
+            assert (answer["decision"], answer["state"]) == ("allow", request["state"])
+        assert "promoted" in states.values(), states
+        audit_verifies(again)
+    finally:
+        workers.stop_all()
+        stop_service(again or service)
+        if again is not None:
+            stop_service(service)

@@ -1,14 +1,17 @@
 """The console's admin pages, over HTTP on both databases: people signed in through the
 sign-in form add people, change roles, disable and enable, and create and revoke API
 tokens. A refusal comes back as a flash message naming the field and the fix, and writes
-nothing; who may not manage sees no form and is refused by the server anyway."""
+nothing; who may not manage sees no form and is refused by the server anyway. The workers
+page, for admins only, says where tasks run, and with workers (PostgreSQL) shows the
+queues, the workers' heartbeats and the failures from procrastinate's own rows."""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, func, select
 
 from governance.bootstrap import open_governance
@@ -24,7 +27,15 @@ from governance.config import Settings
 from governance.services.people import SYSTEM
 from governance.store.database import make_engine
 from governance.store.repository import audit_trail
-from governance.store.tables import AuditEventRow, UserAccount
+from governance.store.tables import (
+    AuditEventRow,
+    Job,
+    Model,
+    ModelVersion,
+    Policy,
+    PromotionRequest,
+    UserAccount,
+)
 from governance.web.app import create_app
 from tests.homes import initialise_home
 
@@ -59,7 +70,19 @@ class Console:
 
 @pytest.fixture
 def console(database_url: str, tmp_path: Path) -> Iterator[Console]:
-    settings = Settings.from_env(database_url, tmp_path / "home")
+    yield from started(Settings.from_env(database_url, tmp_path / "home"))
+
+
+@pytest.fixture
+def workers_console(migrated_postgres_url: str, tmp_path: Path) -> Iterator[Console]:
+    """The console of a server whose tasks run on `governance worker` processes (none runs
+    here: the test writes procrastinate's rows as they would)."""
+    settings = Settings.from_env(migrated_postgres_url, tmp_path / "home")
+    yield from started(replace(settings, tasks="workers"))
+
+
+def started(settings: Settings) -> Iterator[Console]:
+    """The app on an initialised home with `PEOPLE` added, started and stopped once."""
     initialise_home(settings, ADMIN_PASSWORD)
     governance = open_governance(settings)
     for username, (full_name, roles) in PEOPLE.items():
@@ -340,3 +363,151 @@ def test_the_roles_page_shows_what_casbin_allows(
     cells = re.findall(r"<td>(.*?)</td>", check[1], re.S)
     assert [c for c, cell in zip(columns, cells, strict=True) if "✓ yes" in cell] == ["serving"]
     assert "Bob Owner" in page.text and "Reads everything" in page.text
+
+
+# --- workers --------------------------------------------------------------------------
+
+
+def section(page: httpx.Response, testid: str) -> str:
+    """The element a page marks with `data-testid`, up to its end tag."""
+    found = re.search(rf'<(\w+) [^>]*data-testid="{testid}"[^>]*>.*?</\1>', page.text, re.S)
+    assert found, page.text
+    return found[0]
+
+
+def cells(page: httpx.Response, row_id: str) -> list[str]:
+    """The text of each cell of the row `<tr id=row_id>`."""
+    row = re.search(rf'<tr id="{row_id}">(.*?)</tr>', page.text, re.S)
+    assert row, page.text
+    found = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row[1], re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in found]
+
+
+def failed_check_job(engine: Engine, error: str) -> None:
+    """A check job that ended with `error`, on a request of its own (as the job runner
+    leaves one that failed for good)."""
+    with Session(engine) as session:
+        model = Model(name="credit", risk_tier="medium")
+        session.add(model)
+        session.flush()
+        version = ModelVersion(
+            model_id=model.id, version="1", artifact_sha256="a" * 64, artifact_uri="file:///m"
+        )
+        policy = Policy(name="p", version=1, sha256="b" * 64, risk_tier="medium", document={})
+        session.add_all([version, policy])
+        session.flush()
+        request = PromotionRequest(
+            id="00000000-0000-0000-0000-000000000001",
+            model_version_id=version.id,
+            target="production",
+            policy_id=policy.id,
+            submitter="admin",
+            state="blocked",
+            inputs={},
+        )
+        session.add(request)
+        session.flush()
+        finished = datetime.now(UTC)
+        session.add(
+            Job(
+                request_id=request.id,
+                kind="checks",
+                status="failed",
+                attempts=6,
+                error=error,
+                finished_at=finished,
+            )
+        )
+        session.commit()
+
+
+# procrastinate's own function, as `ProcrastinateTaskQueue.defer` calls it
+DEFER = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, :lock,"
+    " CAST('{}' AS jsonb), NULL)]::procrastinate_job_to_defer_v1[])"
+)
+
+
+def procrastinate_rows(engine: Engine) -> dict[str, int]:
+    """Two workers (one alive and running a check, one silent for an hour), a failed check
+    job, and a light task waiting; the ids of the rows the page must show."""
+    with engine.begin() as connection:
+        alive, silent = (
+            connection.execute(
+                text("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
+            ).scalar_one()
+            for _ in range(2)
+        )
+        connection.execute(
+            text(
+                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'"
+                " WHERE id = :id"
+            ),
+            {"id": silent},
+        )
+        jobs = {}
+        for name, queue in (("running", "checks"), ("failed", "checks"), ("waiting", "light")):
+            values = {"queue": queue, "task": f"governance.{name}", "lock": name}
+            jobs[name] = int(connection.execute(DEFER, values).scalar_one()[0])
+        connection.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'doing', worker_id = :worker WHERE id = :id"
+            ),
+            {"worker": alive, "id": jobs["running"]},
+        )
+        connection.execute(
+            text("UPDATE procrastinate_jobs SET status = 'failed', attempts = 5 WHERE id = :id"),
+            {"id": jobs["failed"]},
+        )
+    return {"alive": alive, "silent": silent, "failed": jobs["failed"]}
+
+
+def test_the_workers_page_says_tasks_run_in_the_server_when_embedded(
+    console: Console, admin: TestClient[Litestar]
+) -> None:
+    page = admin.get("/admin/workers")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert "run inside the server process" in section(page, "mode")
+    assert "Running it for an organisation" in page.text
+    assert 'data-testid="queues"' not in page.text and 'data-testid="failures"' not in page.text
+    assert "No check job has ended with an error." in section(page, "last-check-error")
+    # linked from the other admin pages, for admins only
+    assert 'href="/admin/workers"' in admin.get("/admin/users").text
+    assert 'href="/admin/workers"' not in console.signed_in("audrey").get("/admin/users").text
+
+
+def test_only_an_admin_may_see_the_workers_page(console: Console) -> None:
+    """Not even the auditor, who reads every other admin page: the refusal the admin pages
+    give to whoever may not."""
+    for username in ("audrey", "bob"):
+        answer = console.signed_in(username).get("/admin/workers")
+        assert answer.status_code == 403 and "may not manage users" in answer.text, username
+        assert "Not allowed" in answer.text
+
+
+@pytest.mark.postgres
+def test_the_workers_page_shows_the_queues_the_workers_and_the_failures(
+    workers_console: Console,
+) -> None:
+    ids = procrastinate_rows(workers_console.engine)
+    failed_check_job(workers_console.engine, "RuntimeError: <script>alert(1)</script> & more")
+    page = workers_console.signed_in("admin", ADMIN_PASSWORD).get("/admin/workers")
+    assert page.status_code == 200
+    assert "governance worker" in section(page, "mode")
+
+    assert cells(page, "queue-checks") == ["checks", "0", "1", "1", "0"]
+    assert cells(page, "queue-light") == ["light", "1", "0", "0", "0"]
+
+    alive = cells(page, f"worker-{ids['alive']}")
+    assert alive[0] == str(ids["alive"]) and alive[1].endswith("UTC")
+    assert int(alive[2]) < 60 and alive[3:] == ["1", "✓ alive"]
+    silent = cells(page, f"worker-{ids['silent']}")
+    assert 3590 <= int(silent[2]) < 3700 and silent[3:] == ["0", "✗ stalled"]
+
+    failure = cells(page, f"failure-{ids['failed']}")
+    assert failure[:4] == [str(ids["failed"]), "governance.failed", "checks", "5"]
+    assert failure[4].endswith("UTC")  # when procrastinate recorded the failure
+
+    error = section(page, "last-check-error")
+    assert "<script>alert" not in page.text
+    assert "RuntimeError: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in error

@@ -1,9 +1,11 @@
-"""The admin pages: people and their roles, what each role may do, and API tokens.
+"""The admin pages: people and their roles, what each role may do, API tokens, and the
+workers that run the service's tasks.
 
-Each handler calls one `People` function. A refusal (a taken user name, a weak password, an
-unknown role, a change that would lock the admins out) comes back as a flash message that
-names the field and the fix, and nothing is written. A new token's secret is shown once, in
-the answer to the form that made it: never in a redirect, a cookie or a log."""
+Each handler calls one function: of `People`, or (the workers page) `Governance.workers`.
+A refusal (a taken user name, a weak password, an unknown role, a change that would lock
+the admins out) comes back as a flash message that names the field and the fix, and nothing
+is written. A new token's secret is shown once, in the answer to the form that made it:
+never in a redirect, a cookie or a log."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from governance.web.guards import permission
 
 USERS = "/admin/users"
 TOKENS = "/admin/tokens"
+WORKERS = "/admin/workers"
 
 # What each role is for, in a sentence; the matrix on the roles page shows what casbin
 # actually allows today (an admin may have added grants).
@@ -267,6 +270,18 @@ def _days(text: str) -> int | None:
         ) from None
 
 
+# --- workers --------------------------------------------------------------------------
+
+
+@get(WORKERS, opt=permission("users", "manage"), name="console-admin-workers")
+async def workers_page(request: Request) -> Template:
+    """Admins only (`users: manage`, which no other role holds, not even the auditor's
+    read-everything): what it shows is for whoever runs the service, and a failure's text
+    can name hosts and paths."""
+    view = await in_thread(governance_of(request).workers)
+    return page(request, "admin_workers.html.j2", view=view)
+
+
 HANDLERS = [
     users_page,
     add_user,
@@ -279,4 +294,5 @@ HANDLERS = [
     tokens_page,
     create_token,
     revoke_token,
+    workers_page,
 ]
