@@ -31,6 +31,9 @@ SETTINGS_FILE_KEYS = (
 # Where tasks (check jobs, monitors, webhook deliveries, registry syncs, sweeps) run: in the
 # server process (embedded, any database), or on `governance worker` processes (PostgreSQL).
 TASK_MODES = ("embedded", "workers")
+# Below this a worker's heartbeat (a quarter of it) would be its main work, and a busy
+# database's pause would pass for a dead worker.
+MIN_STALLED_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,10 @@ class Settings:
                 PASSWORD_HASHING,
             ),
             tasks=_tasks(pick("tasks") or "embedded", configured),
-            worker_stalled_seconds=_positive(
-                "worker_stalled_seconds", pick("worker_stalled_seconds") or 10, float
+            worker_stalled_seconds=_at_least(
+                "worker_stalled_seconds",
+                _positive("worker_stalled_seconds", pick("worker_stalled_seconds") or 10, float),
+                MIN_STALLED_SECONDS,
             ),
         )
 
@@ -167,6 +172,12 @@ def _positive(name: str, value: Any, kind: type[int] | type[float]) -> Any:
         number = 0
     if not 0 < number < math.inf:
         raise InputError(f"GOVERNANCE_{name.upper()}", f"is {value!r}", "give a number above 0")
+    return number
+
+
+def _at_least(name: str, number: float, least: float) -> float:
+    if number < least:
+        raise InputError(f"GOVERNANCE_{name.upper()}", f"is {number:g}", f"give {least:g} or more")
     return number
 
 

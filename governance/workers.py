@@ -27,13 +27,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy, exceptions
 from procrastinate.worker import Worker
 from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
 
 from governance.bootstrap import Governance, open_governance
 from governance.config import Settings
 from governance.domain.errors import InputError
+from governance.services.isolation import keep_priority
 from governance.services.tasks import (
     CHECK_ATTEMPTS,
     CHECKS_QUEUE,
@@ -44,12 +46,14 @@ from governance.services.tasks import (
     schedule,
 )
 from governance.store.database import current_revision, head_revision
+from governance.store.tasks import adopt_orphan_jobs
 
 log = logging.getLogger("governance.worker")
 
 STALLED_SWEEP = Periodic("governance.stalled-jobs", 5.0)
 OLD_JOBS = Periodic("governance.old-jobs", 3600.0)
-KEEP_FINISHED_HOURS = 24
+ORPHANS = Periodic("governance.orphan-jobs", 60.0)
+KEEP_FINISHED_HOURS = 1  # our job table keeps what the console shows of check jobs
 
 
 def conninfo(database_url: str) -> str:
@@ -67,38 +71,65 @@ def task_app(governance: Governance) -> App:
         name=RUN_CHECKS,
         queue=CHECKS_QUEUE,
         pass_context=True,
-        retry=RetryStrategy(max_attempts=CHECK_ATTEMPTS - 1, exponential_wait=2),
+        retry=RetryStrategy(
+            max_attempts=CHECK_ATTEMPTS - 1, exponential_wait=2, retry_exceptions=[DBAPIError]
+        ),
     )
     def run_checks(context: JobContext, job_id: int) -> None:
+        """Database errors are tried again (a restart, a failover); anything else is a
+        fault of this job, and a second run would only run the model's code again: its
+        request is blocked with the reason at once."""
         try:
             governance.workflow.run_job(job_id)
+        except DBAPIError as exc:
+            if context.job.attempts + 1 < CHECK_ATTEMPTS:
+                raise
+            log.exception("check job %s failed on its last try", job_id)
+            governance.workflow.give_up_job(job_id, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            attempts = context.job.attempts + 1
-            if attempts >= CHECK_ATTEMPTS:
-                log.exception("check job %s failed on its last try", job_id)
-                governance.workflow.give_up_job(job_id, f"{type(exc).__name__}: {exc}")
-                return
-            raise
+            log.exception("check job %s failed", job_id)
+            governance.workflow.give_up_job(job_id, f"{type(exc).__name__}: {exc}")
 
     for periodic, task in periodic_tasks(governance):
         _every(app, periodic, task)
 
-    @app.periodic(cron=schedule(STALLED_SWEEP.seconds), periodic_id=STALLED_SWEEP.name)
-    @app.task(name=STALLED_SWEEP.name, queue=LIGHT_QUEUE, queueing_lock=STALLED_SWEEP.name)
+    @_periodic(app, STALLED_SWEEP)
     async def run_stalled_again(timestamp: int) -> None:
         stalled = await app.job_manager.get_stalled_jobs(
             seconds_since_heartbeat=settings.worker_stalled_seconds
         )
         for job in stalled:
             log.warning("job %s (%s) of a silent worker: queued again", job.id, job.task_name)
-            await app.job_manager.retry_job(job)
+            with contextlib.suppress(exceptions.ProcrastinateException):  # finished since
+                await app.job_manager.retry_job(job)
 
-    @app.periodic(cron=schedule(OLD_JOBS.seconds), periodic_id=OLD_JOBS.name)
-    @app.task(name=OLD_JOBS.name, queue=LIGHT_QUEUE, queueing_lock=OLD_JOBS.name)
+    @_periodic(app, OLD_JOBS)
     async def forget_old_jobs(timestamp: int) -> None:
         await app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_HOURS)
 
+    def adopt() -> None:
+        """Check jobs the job table holds without a live task: left by embedded servers,
+        or whose every try failed while the database was away. None is lost."""
+        lapsed = settings.check_timeout_seconds + 2 * settings.worker_stalled_seconds
+        adopted = adopt_orphan_jobs(governance.engine, RUN_CHECKS, CHECKS_QUEUE, lapsed)
+        if adopted:
+            log.warning("check jobs without a task, queued again: %s", adopted)
+
+    _every(app, ORPHANS, adopt)
     return app
+
+
+def _periodic(app: App, periodic: Periodic) -> Callable[[Any], Any]:
+    """Register a periodic task on the light queue. Its queueing lock keeps one run
+    waiting at most, and its lock keeps two from running at once on any workers."""
+
+    def register(function: Any) -> Any:
+        task = app.task(
+            name=periodic.name, queue=LIGHT_QUEUE, queueing_lock=periodic.name, lock=periodic.name
+        )(function)
+        return app.periodic(cron=schedule(periodic.seconds), periodic_id=periodic.name)(task)
+
+    return register
 
 
 def periodic_tasks(governance: Governance) -> list[tuple[Periodic, Callable[[], object]]]:
@@ -112,13 +143,10 @@ def periodic_tasks(governance: Governance) -> list[tuple[Periodic, Callable[[], 
 
 
 def _every(app: App, periodic: Periodic, task: Callable[[], object]) -> None:
-    """A periodic task on the light queue; while one run waits, the next is not queued."""
-
     def run(timestamp: int) -> None:
         task()
 
-    registered = app.task(name=periodic.name, queue=LIGHT_QUEUE, queueing_lock=periodic.name)(run)
-    app.periodic(cron=schedule(periodic.seconds), periodic_id=periodic.name)(registered)
+    _periodic(app, periodic)(run)
 
 
 @dataclass(frozen=True)
@@ -140,6 +168,7 @@ def parse_queues(value: str) -> tuple[str, ...]:
 
 def run_worker(settings: Settings, options: WorkerOptions) -> None:
     """Serve the queues until SIGTERM or SIGINT, then let running jobs finish and exit."""
+    keep_priority()  # `nice governance worker` in a session of its own: the nice holds
     governance = open_governance(settings, job_lease_seconds=0.0)
     try:
         asyncio.run(_serve(governance, options))
@@ -172,10 +201,22 @@ async def _serve(governance: Governance, options: WorkerOptions) -> None:
         )
 
 
+class _Worker(Worker):
+    """procrastinate's worker, whose shutdown lets the running jobs finish before it stops
+    its side tasks, the heartbeat among them. procrastinate stops the heartbeat first
+    (procrastinate-org/procrastinate#1585), so a check longer than the stalled period was
+    taken for abandoned while it finished, and run a second time on another worker."""
+
+    async def _shutdown(self, side_tasks: list[asyncio.Task[Any]]) -> None:
+        if self._running_jobs:
+            await asyncio.wait(self._running_jobs, timeout=self.shutdown_graceful_timeout)
+        await super()._shutdown(side_tasks)
+
+
 def _worker(app: App, settings: Settings, options: WorkerOptions, queue: str) -> Worker:
     """A procrastinate worker for one queue: `concurrency` check jobs at once, or two
     light tasks (a slow webhook receiver does not hold up an alert)."""
-    return Worker(
+    return _Worker(
         app,
         queues=[queue],
         name=f"governance-{queue}",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -70,10 +69,9 @@ class GovernanceGroup(TyperGroup):
 
 def settings(database: str | None = None) -> config.Settings:
     """The configured settings; `--database`, when given, names the database instead."""
-    configured = config.settings()
     if database is None:
-        return configured
-    return replace(configured, database_url=database, database_configured=True)
+        return config.settings()
+    return config.Settings.from_env(database)  # checked with this database, not another
 
 
 def open_service(database: str | None) -> Governance:

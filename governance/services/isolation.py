@@ -499,6 +499,7 @@ def _forked_child(channel: socket.socket, workdir: Path, zygote: int) -> None:
     code = 1
     try:
         os.setsid()
+        keep_priority()
         _end_with_parent(zygote)
         os.chdir(workdir)
         os.environ.update(HOME=str(workdir), TMPDIR=str(workdir), MPLCONFIGDIR=str(workdir))
@@ -518,6 +519,18 @@ def _forked_child(channel: socket.socket, workdir: Path, zygote: int) -> None:
             traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def keep_priority() -> None:
+    """Keep this process's `nice` in effect although it leads a session of its own. With
+    Linux's autogroups (on by default) the scheduler shares the CPU between sessions
+    first, and a nice value only counts within one: a check process, which leads its
+    session, would otherwise take an equal share with the API beside it, however nice its
+    worker was started. So the session's group gets the process's nice value."""
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > 0 and os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(str(niceness))
 
 
 def _end_with_parent(zygote: int) -> None:

@@ -8,9 +8,10 @@ listening worker at commit)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -50,6 +51,35 @@ class ProcrastinateTaskQueue:
                 self._session.execute(_DEFER, values)
         except IntegrityError as exc:  # the queueing lock: one queued job per subject
             raise ConflictError(f"a {task} job for {lock} is queued already", "queued") from exc
+
+
+_ORPHANS = text(
+    "SELECT j.id, j.request_id FROM job j"
+    " WHERE (j.status = 'queued' OR (j.status = 'running' AND j.claimed_at < :lapsed))"
+    " AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs p WHERE p.task_name = :task"
+    "  AND p.lock = j.request_id AND p.status IN ('todo', 'doing'))"
+    " ORDER BY j.id"
+)
+# The advisory lock key of the adopters ("orphans"): one at a time on the whole fleet.
+ADOPTERS_LOCK = int.from_bytes(b"orphans", "big")
+
+
+def adopt_orphan_jobs(engine: Engine, task: str, queue: str, lapsed_seconds: float) -> list[int]:
+    """Queue again the check jobs that the job table holds without a live task: queued
+    while the service ran its tasks embedded (switching to workers loses none), or still
+    `running` after any check would have ended (`lapsed_seconds`) with no task waiting or
+    running, as when every try failed while the database was away. Returns their ids."""
+    lapsed = datetime.now(UTC) - timedelta(seconds=lapsed_seconds)
+    adopted = []
+    with Session(engine) as session, session.begin():
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADOPTERS_LOCK})
+        orphans = session.execute(_ORPHANS, {"task": task, "lapsed": lapsed}).tuples().all()
+        tasks = ProcrastinateTaskQueue(session)
+        for job_id, request_id in orphans:
+            with contextlib.suppress(ConflictError):  # queued meanwhile by its request
+                tasks.defer(task, {"job_id": job_id}, queue=queue, lock=request_id)
+                adopted.append(job_id)
+    return adopted
 
 
 @dataclass(frozen=True)

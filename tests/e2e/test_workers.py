@@ -38,7 +38,7 @@ from tests.service_fixtures import (
 pytestmark = pytest.mark.postgres
 pytest_plugins = ["tests.db_fixtures", "tests.service_fixtures"]
 
-STALLED_SECONDS = "3"  # a worker silent this long is taken for dead
+STALLED_SECONDS = "4"  # a worker silent this long is taken for dead (the floor)
 WORKERS_ENV = {"GOVERNANCE_TASKS": "workers", "GOVERNANCE_WORKER_STALLED_SECONDS": STALLED_SECONDS}
 DECIDED = ("awaiting_approval", "blocked")
 _logs = itertools.count()

@@ -58,3 +58,23 @@ def test_a_worker_serves_the_queues_it_is_named() -> None:
 def test_the_worker_connects_where_the_service_does() -> None:
     url = "postgresql+psycopg://gov:s3cret@db:5433/prod?options=-csearch_path%3Dtenant"
     assert conninfo(url) == "postgresql://gov:s3cret@db:5433/prod?options=-csearch_path%3Dtenant"
+
+
+def test_the_stalled_period_has_a_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVERNANCE_WORKER_STALLED_SECONDS", "0.01")
+    with pytest.raises(InputError) as refused:
+        Settings.from_env("postgresql+psycopg://u@db:5432/governance")
+    assert refused.value.subject == "GOVERNANCE_WORKER_STALLED_SECONDS"
+    assert "4 or more" in refused.value.fix
+
+
+def test_the_queue_schema_in_the_migrations_is_the_installed_procrastinate_s() -> None:
+    """Migration 0010 applies procrastinate 3.10.0's schema as kept beside it; an upgraded
+    procrastinate needs its SQL migrations as new revisions first (and this test then
+    fails until they are written)."""
+    from procrastinate.schema import SchemaManager
+
+    from governance.store.database import MIGRATIONS
+
+    kept = (MIGRATIONS / "procrastinate-3.10.0-schema.sql").read_text(encoding="utf-8")
+    assert kept == SchemaManager.get_schema()

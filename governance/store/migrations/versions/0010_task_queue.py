@@ -1,8 +1,10 @@
 """Tasks on procrastinate, and one effect per task.
 
 On PostgreSQL, procrastinate's own schema (its jobs, workers, events and periodic tables
-and functions), applied from the installed package so that it matches the code that uses
-it; SQLite runs tasks in the server and needs none of it. And on both: a gate decision may
+and functions) as procrastinate 3.10.0 ships it, kept beside the migrations so that this
+revision means the same schema whatever version is installed later (a later procrastinate
+comes with its own SQL migrations, to be applied as revisions of ours); SQLite runs tasks
+in the server and needs none of it. And on both: a gate decision may
 carry the key of the effect it is (`checks:<request id>`: one verdict per request however
 often its job runs), and a request has each final decision (and its signed attestation)
 once. A job keeps the process that took it last (host:pid).
@@ -15,10 +17,12 @@ Create Date: 2026-12-07
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
-from procrastinate.schema import SchemaManager
+
+SCHEMA = Path(__file__).parent.parent / "procrastinate-3.10.0-schema.sql"
 
 revision: str = '0010'
 down_revision: str | None = '0009'
@@ -28,10 +32,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        if op.get_context().as_sql:  # `alembic upgrade --sql`: printed for a DBA
-            op.execute(SchemaManager.get_schema())
+        schema = SCHEMA.read_text(encoding="utf-8")
+        if op.get_context().as_sql:  # `alembic upgrade --sql`: printed for a DBA, as it is
+            op.get_context().impl.static_output(schema)
         else:  # through the driver, without parameters: its PL/pgSQL has literal `%`s
-            op.get_bind().connection.cursor().execute(SchemaManager.get_schema())
+            with op.get_bind().connection.cursor() as cursor:
+                cursor.execute(schema)
     with op.batch_alter_table('gate_decision') as batch:
         batch.add_column(sa.Column('effect_key', sa.String(length=80), nullable=True))
         batch.create_unique_constraint('uq_gate_decision_effect_key', ['effect_key'])
@@ -52,7 +58,7 @@ def downgrade() -> None:
         batch.drop_constraint('uq_gate_decision_effect_key', type_='unique')
         batch.drop_column('effect_key')
     if op.get_context().dialect.name == "postgresql":
-        schema = SchemaManager.get_schema()
+        schema = SCHEMA.read_text(encoding="utf-8")
         for kind in ("TABLE", "FUNCTION", "TYPE"):
             for name in sorted(set(re.findall(rf"CREATE {kind} (\w+)", schema))):
                 op.execute(f"DROP {kind} IF EXISTS {name} CASCADE")
