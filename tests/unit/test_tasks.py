@@ -78,3 +78,41 @@ def test_the_queue_schema_in_the_migrations_is_the_installed_procrastinate_s() -
 
     kept = (MIGRATIONS / "procrastinate-3.10.0-schema.sql").read_text(encoding="utf-8")
     assert kept == SchemaManager.get_schema()
+
+
+def test_a_stopping_worker_keeps_its_heartbeat_until_its_job_ends() -> None:
+    """procrastinate's own worker stops its heartbeat before it waits for the running
+    jobs, so a check longer than the stalled period, finishing after SIGTERM, was taken
+    for abandoned and run again elsewhere. Ours keeps the heartbeat to the end (on
+    procrastinate's in-memory connector: no database, no process)."""
+    import asyncio
+
+    from procrastinate import App
+    from procrastinate.testing import InMemoryConnector
+    from procrastinate.worker import Worker
+
+    from governance.workers import _Worker
+
+    async def stalled_while_stopping(kind: type[Worker]) -> bool:
+        app = App(connector=InMemoryConnector())
+        started = asyncio.Event()
+
+        @app.task(name="slow")
+        async def slow() -> None:
+            started.set()
+            await asyncio.sleep(1.5)
+
+        async with app.open_async():
+            await slow.defer_async()
+            worker = kind(app, concurrency=1, wait=True, install_signal_handlers=False,
+                          update_heartbeat_interval=0.1, stalled_worker_timeout=100)  # fmt: skip
+            running = asyncio.create_task(worker.run())
+            await started.wait()
+            worker.stop()
+            await asyncio.sleep(1.0)  # the job goes on, well past the stalled period
+            stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=0.5)
+            await running
+        return bool(list(stalled))
+
+    assert asyncio.run(stalled_while_stopping(Worker)), "procrastinate's own changed"
+    assert not asyncio.run(stalled_while_stopping(_Worker))
