@@ -36,8 +36,11 @@ def upgrade() -> None:
         if op.get_context().as_sql:  # `alembic upgrade --sql`: printed for a DBA, as it is
             op.get_context().impl.static_output(schema)
         else:  # through the driver, without parameters: its PL/pgSQL has literal `%`s
-            with op.get_bind().connection.cursor() as cursor:
+            cursor = op.get_bind().connection.cursor()
+            try:
                 cursor.execute(schema)
+            finally:
+                cursor.close()
     with op.batch_alter_table('gate_decision') as batch:
         batch.add_column(sa.Column('effect_key', sa.String(length=80), nullable=True))
         batch.create_unique_constraint('uq_gate_decision_effect_key', ['effect_key'])
