@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,24 @@ from pandas.api import types
 from scipy import stats
 from scipy.spatial import distance
 
-from governance.checks import CheckInputs, library_versions, rule_severity
+from governance.checks import (
+    Batch,
+    CheckInputs,
+    Exactness,
+    Scope,
+    library_versions,
+    rule_severity,
+    run_check,
+)
+from governance.checks.reference import (
+    SMALL_SAMPLE,
+    ColumnProfile,
+    capped_counts,
+    count_cap,
+    join_values,
+    merge_counts,
+)
+from governance.checks.sketches import ValueBins, wasserstein
 from governance.domain.errors import InputError
 from governance.domain.judging import ColumnDrift, judge_drift
 from governance.domain.policy import DriftCheck, DriftShareRule, NoDriftInRule
@@ -38,40 +55,268 @@ THRESHOLDS = {"wasserstein": 0.1, "jensenshannon": 0.1, "ks": 0.05, "chisquare":
 
 
 def run(spec: DriftCheck, inputs: CheckInputs) -> CheckResult:
-    reference = _reference(spec, inputs)
-    # like evidently's preset, test every feature that holds numbers or categories by default
-    columns = spec.columns or [c for c in inputs.features if _column_kind(inputs.data[c])]
-    _require_columns(columns, spec, inputs.data, reference)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy releases the GIL
-        drifts = list(
-            pool.map(
-                _column_drift,
-                columns,
-                [reference[column] for column in columns],
-                [inputs.data[column] for column in columns],
-            )
+    """All rows in memory: one batch."""
+    return run_check(spec, inputs)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One current column over the rows so far, when not every value is kept."""
+
+    integer: bool
+    numeric: bool
+    finite: int = 0
+    counts: pd.Series | None = None  # value counts (numbers: finite ones, while few)
+    values: np.ndarray | None = None  # finite values while few enough for exact small tests
+    bins: ValueBins | None = None  # in the reference's bins
+    at_most: np.ndarray | None = None  # per reference value r: how many values are ≤ r
+    below: np.ndarray | None = None  # … and how many are < r
+
+    def merge(self, other: _Side) -> _Side:
+        return _Side(
+            self.integer,
+            self.numeric,
+            self.finite + other.finite,
+            merge_counts(self.counts, other.counts, count_cap(self.numeric, self.integer)),
+            join_values(self.values, other.values, SMALL_SAMPLE),
+            None if self.bins is None or other.bins is None else self.bins.merge(other.bins),
+            None if self.at_most is None or other.at_most is None else self.at_most + other.at_most,
+            None if self.below is None or other.below is None else self.below + other.below,
         )
 
-    drifted = [drift.column for drift in drifts if drift.drifted]
-    share = len(drifted) / len(drifts)
-    rules = [_judge(rule, spec, drifts, share) for rule in spec.rules]
-    return CheckResult(
-        id=spec.id,
-        type=spec.type,
-        status=status_of(rules),
-        summary=_summary(spec, drifts, drifted, share),
-        rules=rules,
-        metrics={
-            "drift_share": share,
-            "drifted_columns": drifted,
-            "tested_columns": len(drifts),
-            "untested_columns": [c for c in inputs.features if c not in columns],
-            "reference_rows": len(reference),
-            "current_rows": len(inputs.data),
-            "columns": [asdict(drift) for drift in drifts],
-        },
-        library_versions=library_versions("evidently", "scipy", "numpy", "pandas"),
+
+@dataclass(frozen=True)
+class _State:
+    columns: list[str]
+    frames: list[pd.DataFrame] = field(default_factory=list)  # exact: the batches' columns
+    sides: dict[str, _Side] = field(default_factory=dict)  # sketched: a summary per column
+
+
+class Aggregate:
+    """Each column's test as evidently picks it. While the data is kept (`exact`) the
+    statistics are computed on every value as before; otherwise from counts (exact) and,
+    for the Wasserstein distance, from bins with a bound."""
+
+    def __init__(self, spec: DriftCheck, scope: Scope) -> None:
+        if scope.reference is None:
+            raise InputError(
+                f"drift check '{spec.id}'",
+                "needs reference data to compare the evaluation data with, and none was given",
+                "pass `--reference FILE`, the training data",
+            )
+        self.spec, self.scope, self.reference = spec, scope, scope.reference
+
+    def partial(self, batch: Batch) -> _State:
+        data, spec = batch.data, self.spec
+        # like evidently's preset, test every feature that holds numbers or categories
+        columns = spec.columns or [
+            c for c in self.scope.features if c in data.columns and _testable(data[c])
+        ]
+        _require_columns(columns, spec, self.scope.columns, list(self.reference.columns))
+        if self.reference.frame is not None:
+            return _State(columns, frames=[data[columns]])
+        return _State(columns, sides={c: self._side(data[c]) for c in columns if c in data})
+
+    def _side(self, values: pd.Series) -> _Side:
+        dtype = values.dtype
+        numeric = bool(types.is_numeric_dtype(dtype) and not types.is_bool_dtype(dtype))
+        integer = bool(types.is_integer_dtype(dtype))
+        if not numeric:
+            counts = values.value_counts(sort=False)
+            return _Side(integer, False, counts=counts[counts > 0])
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = array[np.isfinite(array)]
+        reference = self.reference.columns.get(str(values.name))
+        bins = at_most = below = None
+        if reference is not None and reference.finite_low is not None:
+            assert reference.finite_high is not None
+            bins = ValueBins.of(finite, reference.finite_low, reference.finite_high)
+        if reference is not None and reference.values is not None:
+            ordered = np.sort(finite)
+            at_most = np.searchsorted(ordered, reference.values, side="right")
+            below = np.searchsorted(ordered, reference.values, side="left")
+        return _Side(
+            integer,
+            True,
+            int(finite.size),
+            capped_counts(finite, count_cap(True, integer)),
+            finite if finite.size <= SMALL_SAMPLE else None,
+            bins,
+            at_most,
+            below,
+        )
+
+    def merge(self, first: _State, second: _State) -> _State:
+        if first.columns != second.columns:
+            raise InputError(
+                "evaluation data",
+                "its parts have different columns",
+                "give every file of the data set the same columns",
+            )
+        return _State(
+            first.columns,
+            first.frames + second.frames,
+            {name: side.merge(second.sides[name]) for name, side in first.sides.items()},
+        )
+
+    def finalize(self, state: _State) -> CheckResult:
+        spec, columns = self.spec, state.columns
+        reference = self.reference
+        if reference.frame is not None:
+            current = (
+                pd.concat(state.frames, ignore_index=True)
+                if len(state.frames) > 1
+                else state.frames[0]
+            )
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy frees the GIL
+                drifts = list(
+                    pool.map(
+                        _column_drift,
+                        columns,
+                        [reference.frame[column] for column in columns],
+                        [current[column] for column in columns],
+                    )
+                )
+            current_rows = len(current)
+        else:
+            drifts = [
+                _sketched_drift(column, reference.columns[column], state.sides[column])
+                for column in columns
+            ]
+            current_rows = self.scope.rows
+
+        drifted = [drift.column for drift in drifts if drift.drifted]
+        share = len(drifted) / len(drifts)
+        rules = [_judge(rule, spec, drifts, share) for rule in spec.rules]
+        sketched = [drift for drift in drifts if drift.sketched]
+        statistics = [Exactness("drift statistics on counts or every value", "exact")]
+        if sketched:
+            statistics.append(
+                Exactness(
+                    "wasserstein distance (normed) of "
+                    + ", ".join(drift.column for drift in sketched),
+                    "sketch",
+                    max(drift.bound for drift in sketched),
+                )
+            )
+        return CheckResult(
+            id=spec.id,
+            type=spec.type,
+            status=status_of(rules),
+            summary=_summary(spec, drifts, drifted, share),
+            rules=rules,
+            metrics={
+                "drift_share": share,
+                "drifted_columns": drifted,
+                "tested_columns": len(drifts),
+                "untested_columns": [c for c in self.scope.features if c not in columns],
+                "reference_rows": reference.rows,
+                "current_rows": current_rows,
+                "columns": [asdict(drift) for drift in drifts],
+                "statistics": [statistic.as_json() for statistic in statistics],
+            },
+            library_versions=library_versions("evidently", "scipy", "numpy", "pandas"),
+        )
+
+
+def _testable(values: pd.Series) -> bool:
+    """Whether drift is tested on the column by default: numbers and categories."""
+    dtype = values.dtype
+    return bool(
+        types.is_bool_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+        or types.is_numeric_dtype(dtype)
+        or types.is_string_dtype(dtype)
     )
+
+
+def _sketched_drift(column: str, reference: ColumnProfile, current: _Side) -> ColumnDrift:
+    """`_column_drift` from summaries: the same choice of test, on counts where the test
+    takes counts, on kept values where they are few, and on bins for the Wasserstein
+    distance."""
+    if current.numeric and not current.integer:
+        kind = NUMERICAL
+    elif current.integer:
+        many = current.counts is None or len(current.counts) > INTEGER_CARDINALITY_LIMIT
+        kind = NUMERICAL if many else CATEGORICAL
+    else:
+        kind = CATEGORICAL
+    if kind == NUMERICAL:
+        if not reference.numeric:
+            raise InputError(
+                f"column {column!r}",
+                f"is numeric in the evaluation data but {reference.kind} in the reference",
+                "give both data sets the same column types",
+            )
+        _require_values(column, reference.finite.count, current.finite)
+        few = (
+            reference.counts is not None
+            and current.counts is not None
+            and len(reference.counts.index.union(current.counts.index)) <= FEW_VALUES
+        )
+        if not few:
+            if reference.finite.count > SMALL_REFERENCE:
+                return _sketched_wasserstein(column, reference, current)
+            return _verdict(column, kind, "ks", _sketched_ks(reference, current))
+        assert reference.counts is not None and current.counts is not None
+        counts = _count_table(reference.counts, current.counts)
+    else:
+        if reference.counts is None or current.counts is None:
+            raise InputError(
+                f"column {column!r}",
+                "has too many distinct values in the reference to test it as categories "
+                "without keeping every row",
+                "judge it with every row kept (raise GOVERNANCE_EXACT_ROWS) or leave it "
+                "out of the drift check's `columns`",
+            )
+        counts = _count_table(reference.counts, current.counts)
+        _require_values(column, int(counts["reference"].sum()), int(counts["current"].sum()))
+    if counts["reference"].sum() > SMALL_REFERENCE:
+        return _verdict(column, kind, "jensenshannon", _jensenshannon(counts))
+    if len(counts) > 2:
+        return _verdict(column, kind, "chisquare", _chisquare(counts))
+    return _verdict(column, kind, "z", _z_test(counts))
+
+
+def _count_table(reference: pd.Series, current: pd.Series) -> pd.DataFrame:
+    counts = pd.concat({"reference": reference, "current": current}, axis=1).fillna(0)
+    return counts[counts.sum(axis=1) > 0]
+
+
+def _sketched_wasserstein(column: str, reference: ColumnProfile, current: _Side) -> ColumnDrift:
+    if reference.values is not None and current.values is not None:
+        statistic = _wasserstein_normed(reference.values, current.values)
+        return _verdict(column, NUMERICAL, "wasserstein", statistic)
+    assert reference.bins is not None and current.bins is not None
+    distance, bound = wasserstein(reference.bins, current.bins)
+    norm = max(reference.finite.std, NORM_FLOOR)
+    drift = _verdict(column, NUMERICAL, "wasserstein", distance / norm)
+    return replace(drift, sketched=True, bound=bound / norm)
+
+
+def _sketched_ks(reference: ColumnProfile, current: _Side) -> float:
+    """The two-sample KS p-value: on every value when the current ones are few; otherwise
+    the statistic from counts of current values at each reference value (exact: the
+    largest CDF gap lies at a reference value or just before one), with the p-value by
+    Smirnov's asymptotic formula, which scipy's `ks_2samp` uses at these sizes."""
+    assert reference.values is not None
+    if current.values is not None:
+        return _ks(reference.values, current.values)
+    assert current.at_most is not None and current.below is not None
+    order = np.argsort(reference.values, kind="stable")
+    ordered = reference.values[order]
+    n1, n2 = ordered.size, current.finite
+    cdf_reference = np.searchsorted(ordered, ordered, side="right") / n1
+    before = np.concatenate(([0.0], cdf_reference[:-1]))
+    gaps = np.concatenate(
+        (
+            np.abs(cdf_reference - current.at_most[order] / n2),
+            np.abs(before - current.below[order] / n2),
+        )
+    )
+    statistic = float(gaps.max())
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    return float(np.clip(stats.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
 
 
 def _column_drift(column: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:
@@ -123,18 +368,11 @@ def _column_kind(values: pd.Series) -> str | None:
     return CATEGORICAL if types.is_string_dtype(dtype) else None
 
 
-def _reference(spec: DriftCheck, inputs: CheckInputs) -> pd.DataFrame:
-    if inputs.reference is None:
-        raise InputError(
-            f"drift check '{spec.id}'",
-            "needs reference data to compare the evaluation data with, and none was given",
-            "pass `--reference FILE`, the training data",
-        )
-    return inputs.reference
-
-
 def _require_columns(
-    columns: Sequence[str], spec: DriftCheck, data: pd.DataFrame, reference: pd.DataFrame
+    columns: Sequence[str],
+    spec: DriftCheck,
+    data: Sequence[str],
+    reference: Sequence[str],
 ) -> None:
     if not columns:
         raise InputError(
@@ -142,8 +380,8 @@ def _require_columns(
             "has no column to test: no feature holds numbers or categories",
             "list the columns to test in the check's `columns`",
         )
-    for frame, name in ((data, "evaluation data"), (reference, "reference data")):
-        absent = [column for column in columns if column not in frame.columns]
+    for names, name in ((data, "evaluation data"), (reference, "reference data")):
+        absent = [column for column in columns if column not in names]
         if absent:
             raise InputError(
                 f"drift check '{spec.id}'",

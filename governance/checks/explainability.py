@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,14 @@ from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClas
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from governance.checks import CheckInputs, library_versions, rule_severity
+from governance.checks import (
+    Batch,
+    CheckInputs,
+    Scope,
+    library_versions,
+    rule_severity,
+    run_check,
+)
 from governance.domain.errors import InputError
 from governance.domain.judging import judge_prohibited
 from governance.domain.judging import offenders as _offenders
@@ -74,41 +82,94 @@ def compiled_loops() -> int:
 
 
 def run(spec: ExplainabilityCheck, inputs: CheckInputs) -> CheckResult:
-    _check_inputs(spec, inputs)
-    rows = min(spec.sample_size, len(inputs.data))
-    # Sample rows first, then take the columns: the same rows, without copying all the data.
-    sample = inputs.data.sample(n=rows, random_state=spec.seed)[inputs.features]
-    explainer, values = _tree_shap(inputs.model, sample) or _agnostic_shap(spec, inputs, sample)
-    ranking = _ranking(inputs.features, np.abs(values).mean(axis=0))
-    ranks = {entry["feature"]: entry["rank"] for entry in ranking}
-    outcomes = [judge_prohibited(rule, ranks, rule_severity(rule, spec)) for rule in spec.rules]
-    return CheckResult(
-        id=spec.id,
-        type=spec.type,
-        status=status_of(outcomes),
-        summary=_summary(spec.rules, ranks, ranking[0]["feature"], len(sample)),
-        rules=outcomes,
-        metrics={
-            "explainer": explainer,
-            "sample_size": len(sample),
-            "seed": spec.seed,
-            "background_size": None if explainer == "TreeExplainer" else spec.background_size,
-            "ranking": ranking,
-        },
-        library_versions=library_versions("shap", "scikit-learn"),
-    )
+    """All rows in memory: one batch."""
+    return run_check(spec, inputs)
 
 
-def _check_inputs(spec: ExplainabilityCheck, inputs: CheckInputs) -> None:
+def sample_keys(seed: int, offset: int, rows: int) -> np.ndarray:
+    """A uniform random key for each row, from a counter-based generator (Philox) keyed by
+    the seed: row i's key depends only on the seed and i, so the rows with the smallest
+    keys are the same sample however the data is split into batches or partitions."""
+    generator = np.random.Philox(key=seed)
+    generator.advance(offset // 4)  # Philox makes four 64-bit values per counter step
+    skip = offset % 4
+    return generator.random_raw(skip + rows)[skip:]
+
+
+def sample_rows(frame: pd.DataFrame, size: int, seed: int, offset: int = 0) -> pd.DataFrame:
+    """The `size` rows of `frame` with the smallest keys, in key order."""
+    keys = sample_keys(seed, offset, len(frame))
+    order = np.argsort(keys, kind="stable")[:size]
+    return frame.iloc[order]
+
+
+@dataclass(frozen=True)
+class _Sample:
+    keys: np.ndarray
+    rows: pd.DataFrame  # the features of the rows with the smallest keys, in key order
+    seen: int  # rows read
+
+
+class Aggregate:
+    """A uniform, seeded sample kept across batches; SHAP runs on it at the end."""
+
+    def __init__(self, spec: ExplainabilityCheck, scope: Scope) -> None:
+        _check_inputs(spec, scope)
+        self.spec, self.scope = spec, scope
+        self.size = max(spec.sample_size, spec.background_size)
+
+    def partial(self, batch: Batch) -> _Sample:
+        keys = sample_keys(self.spec.seed, batch.offset, len(batch.data))
+        order = np.argsort(keys, kind="stable")[: self.size]
+        rows = batch.data.iloc[order][self.scope.features]
+        return _Sample(keys[order], rows, len(batch.data))
+
+    def merge(self, first: _Sample, second: _Sample) -> _Sample:
+        keys = np.concatenate((first.keys, second.keys))
+        order = np.argsort(keys, kind="stable")[: self.size]
+        rows = pd.concat([first.rows, second.rows]).iloc[order]
+        return _Sample(keys[order], rows, first.seen + second.seen)
+
+    def finalize(self, state: _Sample) -> CheckResult:
+        spec, scope = self.spec, self.scope
+        if state.seen == 0:
+            raise InputError("data", "has no rows to explain", "evaluate on a non-empty data set")
+        sample = state.rows.iloc[: spec.sample_size]
+        background = state.rows.iloc[: spec.background_size]
+        explainer, values = _tree_shap(scope.model, sample) or _agnostic_shap(
+            spec, scope, sample, background
+        )
+        ranking = _ranking(scope.features, np.abs(values).mean(axis=0))
+        ranks = {entry["feature"]: entry["rank"] for entry in ranking}
+        outcomes = [judge_prohibited(rule, ranks, rule_severity(rule, spec)) for rule in spec.rules]
+        return CheckResult(
+            id=spec.id,
+            type=spec.type,
+            status=status_of(outcomes),
+            summary=_summary(spec.rules, ranks, ranking[0]["feature"], len(sample)),
+            rules=outcomes,
+            metrics={
+                "explainer": explainer,
+                "sample_size": len(sample),
+                "seed": spec.seed,
+                "sampling": "the rows with the smallest Philox keys (seeded, uniform)",
+                "background_size": None if explainer == "TreeExplainer" else len(background),
+                "ranking": ranking,
+            },
+            library_versions=library_versions("shap", "scikit-learn"),
+        )
+
+
+def _check_inputs(spec: ExplainabilityCheck, scope: Scope) -> None:
     """Fail before the expensive part: a typo in the policy must not cost a SHAP run."""
-    if inputs.model is None:
+    if scope.model is None:
         raise InputError("model", "the explainability check needs the fitted model", "pass it")
-    missing = [name for name in inputs.features if name not in inputs.data.columns]
+    missing = [name for name in scope.features if name not in scope.columns]
     if missing:
         raise InputError(
             "data", f"lacks the model's features {missing}", "evaluate on data with every feature"
         )
-    if inputs.data.empty:
+    if scope.rows == 0:
         raise InputError("data", "has no rows to explain", "evaluate on a non-empty data set")
     for index, rule in enumerate(spec.rules):
         # A prohibited feature the model does not take as input has no influence: that
@@ -116,12 +177,12 @@ def _check_inputs(spec: ExplainabilityCheck, inputs: CheckInputs) -> None:
         unknown = [
             f
             for f in rule.prohibited_in_top_k.features
-            if f not in inputs.features and f not in inputs.data.columns
+            if f not in scope.features and f not in scope.columns
         ]
         if unknown:
             raise InputError(
                 f"check '{spec.id}', rules[{index}].prohibitedInTopK.features",
-                f"{unknown} are neither model features {inputs.features} nor data columns",
+                f"{unknown} are neither model features {scope.features} nor data columns",
                 "check the spelling against the data's columns",
             )
 
@@ -226,17 +287,15 @@ def _sum_by_source(values: np.ndarray, sources: list[str], features: list[str]) 
 
 
 def _agnostic_shap(
-    spec: ExplainabilityCheck, inputs: CheckInputs, sample: pd.DataFrame
+    spec: ExplainabilityCheck, scope: Scope, sample: pd.DataFrame, background: pd.DataFrame
 ) -> tuple[str, np.ndarray]:
     """Permutation SHAP over P(positive) (or the prediction), masking with an independent
     background. One forward-and-reverse permutation per row (2·features + 1 evaluations):
     exact for models with at most pairwise interactions, and ~20× cheaper than shap's
     default of 500 evaluations; the ranking averages over the whole sample anyway."""
-    frame = inputs.data[inputs.features]
-    background = frame.sample(n=min(spec.background_size, len(frame)), random_state=spec.seed)
     codec = _Codec(pd.concat([sample, background]))
-    model: Any = inputs.model
-    if inputs.task == "classification" and hasattr(model, "predict_proba"):
+    model: Any = scope.model
+    if scope.task == "classification" and hasattr(model, "predict_proba"):
 
         def predict(rows: np.ndarray) -> np.ndarray:
             return model.predict_proba(codec.decode(rows))[:, 1]
@@ -247,7 +306,7 @@ def _agnostic_shap(
 
     masker = shap.maskers.Independent(codec.encode(background), max_samples=len(background))
     explainer = shap.PermutationExplainer(predict, masker, seed=spec.seed)
-    max_evals = 2 * len(inputs.features) + 1
+    max_evals = 2 * len(scope.features) + 1
     # One row per call: shap 0.51's Explainer.__call__ shadows its `main_effects` flag with
     # a list, so from the second row of a batch on it also computes unused main effects —
     # 3-4× slower, with identical SHAP values.

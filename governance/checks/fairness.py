@@ -16,7 +16,15 @@ import pandas as pd
 from fairlearn import metrics as flm
 from sklearn.metrics import accuracy_score
 
-from governance.checks import CheckInputs, library_versions, rule_severity
+from governance.checks import (
+    Batch,
+    CheckInputs,
+    Exactness,
+    Scope,
+    library_versions,
+    rule_severity,
+    run_check,
+)
 from governance.domain.errors import InputError
 from governance.domain.judging import fairness_groupings, judge_fairness, worst_grouping
 from governance.domain.policy import FairnessCheck, FairnessRule, Severity
@@ -69,60 +77,98 @@ class Grouping:
 
 
 def run(spec: FairnessCheck, inputs: CheckInputs) -> CheckResult:
-    _validate(spec, inputs)
-    groupings = [_count(spec, inputs, features) for features in fairness_groupings(spec)]
-
-    reports = [_report(grouping) for grouping in groupings]
-    outcomes = [
-        _judge(rule, spec, groupings, reports, index) for index, rule in enumerate(spec.rules)
-    ]
-    flagged = [
-        group["label"]
-        for report in reports
-        for group in report["groups"]
-        if group["impact_ratio"] is not None and group["impact_ratio"] < FOUR_FIFTHS
-    ]
-    return CheckResult(
-        id=spec.id,
-        type=spec.type,
-        status=status_of(outcomes),
-        summary=_summary(outcomes, reports),
-        rules=outcomes,
-        metrics={
-            "groupings": reports,
-            "min_group_size": spec.min_group_size,
-            "four_fifths_flagged": flagged,
-            "four_fifths_basis": (
-                "29 CFR 1607.4(D) (EEOC Uniform Guidelines): a selection rate under four-fifths "
-                "of the highest group's is generally regarded as evidence of adverse impact. "
-                "Reported for information; NYC Local Law 144 sets no threshold."
-            ),
-        },
-        library_versions=library_versions("fairlearn", "scikit-learn", "numpy"),
-    )
+    """All rows in memory: one batch."""
+    return run_check(spec, inputs)
 
 
-def _validate(spec: FairnessCheck, inputs: CheckInputs) -> None:
+class Aggregate:
+    """Confusion counts per group, per grouping: they add up exactly over batches, and every
+    figure is computed by fairlearn from the merged table."""
+
+    def __init__(self, spec: FairnessCheck, scope: Scope) -> None:
+        _validate(spec, scope)
+        self.spec = spec
+        self.groupings = fairness_groupings(spec)
+
+    def partial(self, batch: Batch) -> list[pd.DataFrame]:
+        cell = 2 * batch.y_true.astype(np.int64) + batch.y_pred.astype(np.int64)
+        return [_cells(batch.data, features, cell) for features in self.groupings]
+
+    def merge(self, first: list[pd.DataFrame], second: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        return [
+            one.add(other, fill_value=0).astype(np.int64)
+            for one, other in zip(first, second, strict=True)
+        ]
+
+    def finalize(self, state: list[pd.DataFrame]) -> CheckResult:
+        spec = self.spec
+        groupings = [
+            _grouping(spec, features, table)
+            for features, table in zip(self.groupings, state, strict=True)
+        ]
+        reports = [_report(grouping) for grouping in groupings]
+        outcomes = [
+            _judge(rule, spec, groupings, reports, index) for index, rule in enumerate(spec.rules)
+        ]
+        flagged = [
+            group["label"]
+            for report in reports
+            for group in report["groups"]
+            if group["impact_ratio"] is not None and group["impact_ratio"] < FOUR_FIFTHS
+        ]
+        return CheckResult(
+            id=spec.id,
+            type=spec.type,
+            status=status_of(outcomes),
+            summary=_summary(outcomes, reports),
+            rules=outcomes,
+            metrics={
+                "groupings": reports,
+                "min_group_size": spec.min_group_size,
+                "four_fifths_flagged": flagged,
+                "four_fifths_basis": (
+                    "29 CFR 1607.4(D) (EEOC Uniform Guidelines): a selection rate under "
+                    "four-fifths of the highest group's is generally regarded as evidence of "
+                    "adverse impact. Reported for information; NYC Local Law 144 sets no "
+                    "threshold."
+                ),
+                "statistics": [
+                    Exactness("confusion counts per group", "exact").as_json(),
+                ],
+            },
+            library_versions=library_versions("fairlearn", "scikit-learn", "numpy"),
+        )
+
+
+def _validate(spec: FairnessCheck, scope: Scope) -> None:
     subject = f"fairness check '{spec.id}'"
-    if inputs.task != "classification":
+    if scope.task != "classification":
         raise InputError(subject, "fairness metrics need a classifier", "remove this check")
-    absent = [f for f in spec.sensitive_features if f not in inputs.data.columns]
+    absent = [f for f in spec.sensitive_features if f not in scope.columns]
     if absent:
         raise InputError(
             subject,
             f"sensitive column(s) {absent} are not in the data "
-            f"(columns: {', '.join(map(str, inputs.data.columns))})",
+            f"(columns: {', '.join(map(str, scope.columns))})",
             "add the column(s) to the data file or change `sensitiveFeatures` in the policy",
         )
 
 
-def _count(spec: FairnessCheck, inputs: CheckInputs, features: tuple[str, ...]) -> Grouping:
-    frame = inputs.data[list(features)].astype("string").fillna(MISSING)
-    codes, uniques = pd.MultiIndex.from_frame(frame).factorize(sort=True)
-    cell = 2 * inputs.y_true.astype(np.int64) + inputs.y_pred.astype(np.int64)
+def _cells(data: pd.DataFrame, features: tuple[str, ...], cell: np.ndarray) -> pd.DataFrame:
+    """One batch's confusion counts: a row per group present, indexed by its labels."""
+    frame = data[list(features)].astype("string").fillna(MISSING)
+    index = pd.MultiIndex.from_frame(frame)
+    codes, uniques = index.factorize()
     counts = np.bincount(4 * codes + cell, minlength=4 * len(uniques)).reshape(-1, 4)
-    labels = uniques.to_frame(index=False)
+    return pd.DataFrame(counts, index=uniques, columns=list(range(4)))
+
+
+def _grouping(spec: FairnessCheck, features: tuple[str, ...], table: pd.DataFrame) -> Grouping:
+    """The merged counts in label order; too-small groups are an error or left out."""
+    table = table.sort_index()
+    labels = table.index.to_frame(index=False)
     labels.columns = list(features)
+    counts = table.to_numpy(dtype=np.int64)
     sizes = counts.sum(axis=1)
     small = sizes < spec.min_group_size
     grouping = Grouping(features, labels, counts, ~small)

@@ -7,6 +7,7 @@ means the candidate is better either way; the rule holds while it is ≥ −tole
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import get_args
 
 import numpy as np
@@ -21,7 +22,17 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from governance.checks import CheckInputs, Task, library_versions, rule_severity
+from governance.checks import (
+    Batch,
+    CheckInputs,
+    Exactness,
+    Scope,
+    Task,
+    library_versions,
+    rule_severity,
+    run_check,
+)
+from governance.checks.sketches import Moments, ScoreBins
 from governance.domain.errors import InputError
 from governance.domain.judging import (
     RECORDED,
@@ -45,50 +56,170 @@ TASK_METRICS: dict[Task, tuple[str, ...]] = {
 
 
 def run(spec: PerformanceCheck, inputs: CheckInputs) -> CheckResult:
-    for rule in spec.rules:
-        _check_rule_fits(spec.id, rule, inputs)
-    rows = len(inputs.y_true)
-    _check_length("predictions", inputs.y_pred, rows)
-    candidate = _metrics(inputs.task, inputs.y_true, inputs.y_pred, inputs.y_score)
-    champion = _champion(inputs)
+    """All rows in memory: one batch."""
+    return run_check(spec, inputs)
 
-    outcomes = []
-    for rule in spec.rules:
-        severity = rule_severity(rule, spec)
-        if isinstance(rule, PerformanceRule):
-            outcomes.append(judge_performance_metric(rule, candidate[rule.metric], rows, severity))
-        else:
-            outcomes.append(judge_no_regression(rule, candidate, champion, severity))
 
-    metrics: dict[str, object] = {"rows": rows, **_plain(candidate)}
-    if champion is not None:
-        metrics["champion"] = _plain(champion[0])
-        metrics["champion_source"] = champion[1]
-    return CheckResult(
-        id=spec.id,
-        type=spec.type,
-        status=status_of(outcomes),
-        summary=_summary(outcomes, spec.rules, candidate, rows),
-        rules=outcomes,
-        metrics=metrics,
-        library_versions=library_versions("scikit-learn"),
-    )
+@dataclass(frozen=True)
+class Outputs:
+    """One model's outputs on the rows so far, as what its metrics need.
+
+    Label metrics need only the 2×2 confusion counts. ROC AUC and the regression metrics
+    need every value while the data is kept (`exact`); otherwise the AUC comes from score
+    bins (with a bound) and the regression metrics from sums, exact up to rounding."""
+
+    counts: np.ndarray | None = None  # classification: tn, fp, fn, tp
+    truth: list[np.ndarray] = field(default_factory=list)  # exact: the rows' values
+    scores: list[np.ndarray] = field(default_factory=list)
+    bins: ScoreBins | None = None
+    sums: np.ndarray | None = None  # regression: n, Σe², Σ|e|
+    truth_moments: Moments = field(default_factory=Moments)
+
+    @classmethod
+    def of(
+        cls,
+        task: Task,
+        exact: bool,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        y_score: np.ndarray | None,
+    ) -> Outputs:
+        if task == "regression":
+            if exact:
+                return cls(truth=[y_true], scores=[y_pred])
+            error = y_true - y_pred
+            sums = np.array(
+                [error.size, np.dot(error, error), np.abs(error).sum()], dtype=np.float64
+            )
+            return cls(sums=sums, truth_moments=Moments.of(y_true))
+        counts = np.bincount(2 * y_true.astype(np.int64) + y_pred.astype(np.int64), minlength=4)
+        if y_score is None:
+            return cls(counts=counts)
+        if exact:
+            return cls(counts=counts, truth=[y_true], scores=[y_score])
+        return cls(counts=counts, bins=ScoreBins.of(y_true, y_score))
+
+    def merge(self, other: Outputs) -> Outputs:
+        return Outputs(
+            counts=None
+            if self.counts is None or other.counts is None
+            else self.counts + other.counts,
+            truth=self.truth + other.truth,
+            scores=self.scores + other.scores,
+            bins=None if self.bins is None or other.bins is None else self.bins.merge(other.bins),
+            sums=None if self.sums is None or other.sums is None else self.sums + other.sums,
+            truth_moments=self.truth_moments.merge(other.truth_moments),
+        )
+
+    def metrics(self, task: Task) -> tuple[dict[str, float], list[Exactness]]:
+        """Every metric the outputs allow; an undefined one is NaN, which no rule passes."""
+        if task == "regression":
+            if self.sums is None:
+                y_true, y_pred = np.concatenate(self.truth), np.concatenate(self.scores)
+                return _regression(y_true, y_pred), [Exactness("rmse, mae, r2", "exact")]
+            rows, squared, absolute = self.sums
+            total = self.truth_moments.m2
+            r2 = 1.0 - squared / total if total > 0 else (1.0 if squared == 0 else 0.0)
+            values = {
+                "rmse": float(np.sqrt(squared / rows)),
+                "mae": float(absolute / rows),
+                "r2": float(r2),
+            }
+            return values, [Exactness("rmse, mae, r2 (sums)", "exact")]
+        assert self.counts is not None
+        values = _label_metrics(self.counts)
+        statistics = [Exactness("accuracy, precision, recall, f1", "exact")]
+        if self.bins is not None:
+            auc, bound = self.bins.roc_auc()
+            values["roc_auc"] = auc
+            statistics.append(Exactness("roc_auc", "sketch", bound))
+        elif self.scores:
+            y_true, y_score = np.concatenate(self.truth), np.concatenate(self.scores)
+            values["roc_auc"] = float(roc_auc_score(y_true, y_score))
+            statistics.append(Exactness("roc_auc", "exact"))
+        return values, statistics
+
+
+@dataclass(frozen=True)
+class _State:
+    candidate: Outputs
+    champion: Outputs | None
+    rows: int
+
+
+class Aggregate:
+    """The candidate's (and a measured champion's) outputs, merged over batches."""
+
+    def __init__(self, spec: PerformanceCheck, scope: Scope) -> None:
+        self.spec, self.scope = spec, scope
+        for rule in spec.rules:
+            _check_rule_fits(spec.id, rule, scope.task, scope.scores)
+
+    def partial(self, batch: Batch) -> _State:
+        scope = self.scope
+        rows = len(batch.y_true)
+        _check_length("predictions", batch.y_pred, rows)
+        candidate = Outputs.of(scope.task, scope.exact, batch.y_true, batch.y_pred, batch.y_score)
+        champion = None
+        if scope.champion_measured:
+            assert batch.champion_pred is not None
+            _check_length("champion predictions", batch.champion_pred, rows)
+            _check_length("champion scores", batch.champion_score, rows)
+            champion = Outputs.of(
+                scope.task, scope.exact, batch.y_true, batch.champion_pred, batch.champion_score
+            )
+        return _State(candidate, champion, rows)
+
+    def merge(self, first: _State, second: _State) -> _State:
+        champion = None
+        if first.champion is not None and second.champion is not None:
+            champion = first.champion.merge(second.champion)
+        return _State(first.candidate.merge(second.candidate), champion, first.rows + second.rows)
+
+    def finalize(self, state: _State) -> CheckResult:
+        spec, scope, rows = self.spec, self.scope, state.rows
+        candidate, statistics = state.candidate.metrics(scope.task)
+        champion = _champion(scope, state.champion)
+        outcomes = []
+        for rule in spec.rules:
+            severity = rule_severity(rule, spec)
+            if isinstance(rule, PerformanceRule):
+                outcomes.append(
+                    judge_performance_metric(rule, candidate[rule.metric], rows, severity)
+                )
+            else:
+                outcomes.append(judge_no_regression(rule, candidate, champion, severity))
+
+        metrics: dict[str, object] = {"rows": rows, **_plain(candidate)}
+        if champion is not None:
+            metrics["champion"] = _plain(champion[0])
+            metrics["champion_source"] = champion[1]
+        metrics["statistics"] = [statistic.as_json() for statistic in statistics]
+        return CheckResult(
+            id=spec.id,
+            type=spec.type,
+            status=status_of(outcomes),
+            summary=_summary(outcomes, spec.rules, candidate, rows),
+            rules=outcomes,
+            metrics=metrics,
+            library_versions=library_versions("scikit-learn"),
+        )
 
 
 def _check_rule_fits(
-    check_id: str, rule: PerformanceRule | NoRegressionRule, inputs: CheckInputs
+    check_id: str, rule: PerformanceRule | NoRegressionRule, task: Task, has_scores: bool
 ) -> None:
     """Fail before computing anything: a policy asking the impossible is an input error."""
     metric = _metric_of(rule)
     subject = f"check '{check_id}', rule '{rule.label}'"
-    allowed = TASK_METRICS[inputs.task]
+    allowed = TASK_METRICS[task]
     if metric not in allowed:
         raise InputError(
             subject,
-            f"{metric} does not apply to a {inputs.task} model",
+            f"{metric} does not apply to a {task} model",
             f"use one of {', '.join(allowed)}, or correct the model's task",
         )
-    if metric == "roc_auc" and inputs.y_score is None:
+    if metric == "roc_auc" and not has_scores:
         raise InputError(
             subject,
             "roc_auc needs predicted probabilities but the model gives none (no predict_proba)",
@@ -108,22 +239,20 @@ def _check_length(what: str, values: np.ndarray | None, rows: int) -> None:
         )
 
 
-def _metrics(
-    task: Task, y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None
-) -> dict[str, float]:
-    """Every metric the outputs allow; an undefined one is NaN, which no rule passes."""
-    if task == "regression":
-        return {
-            "rmse": float(root_mean_squared_error(y_true, y_pred)),
-            "mae": float(mean_absolute_error(y_true, y_pred)),
-            "r2": float(r2_score(y_true, y_pred)),
-        }
-    # Label metrics depend only on the 2×2 confusion table: sklearn computes them on its
-    # four cells weighted by their counts, which is exact and skips re-validating 1M rows.
-    counts = np.bincount(2 * y_true.astype(np.int64) + y_pred.astype(np.int64), minlength=4)
+def _regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    return {
+        "rmse": float(root_mean_squared_error(y_true, y_pred)),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": float(r2_score(y_true, y_pred)),
+    }
+
+
+def _label_metrics(counts: np.ndarray) -> dict[str, float]:
+    """Label metrics depend only on the 2×2 confusion table: sklearn computes them on its
+    four cells weighted by their counts, which is exact and skips re-validating every row."""
     cells = np.flatnonzero(counts)
     truth, predicted, weight = cells // 2, cells % 2, counts[cells]
-    values = {
+    return {
         "accuracy": float(accuracy_score(truth, predicted, sample_weight=weight)),
         "f1": float(f1_score(truth, predicted, sample_weight=weight, zero_division=np.nan)),
         "precision": float(
@@ -131,24 +260,16 @@ def _metrics(
         ),
         "recall": float(recall_score(truth, predicted, sample_weight=weight, zero_division=np.nan)),
     }
-    if y_score is not None:
-        values["roc_auc"] = float(roc_auc_score(y_true, y_score))
-    return values
 
 
-def _champion(inputs: CheckInputs) -> tuple[dict[str, float], str] | None:
+def _champion(scope: Scope, outputs: Outputs | None) -> tuple[dict[str, float], str] | None:
     """The champion's metrics and where they come from. Its outputs on the same data win
     over recorded metrics: they are measured on exactly the rows the candidate is."""
-    champion = inputs.champion
-    if champion is None:
-        return None
-    if champion.y_pred is None:
-        return {name: float(value) for name, value in champion.metrics.items()}, RECORDED
-    rows = len(inputs.y_true)
-    _check_length("champion predictions", champion.y_pred, rows)
-    _check_length("champion scores", champion.y_score, rows)
-    scores = _metrics(inputs.task, inputs.y_true, champion.y_pred, champion.y_score)
-    return scores, "measured on the same data"
+    if outputs is not None:
+        return outputs.metrics(scope.task)[0], "measured on the same data"
+    if scope.champion_metrics is not None:
+        return {name: float(value) for name, value in scope.champion_metrics.items()}, RECORDED
+    return None
 
 
 def _summary(

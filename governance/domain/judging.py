@@ -171,6 +171,8 @@ class ColumnDrift:
     statistic: float | None  # a distance, or the p-value for ks, chisquare and z
     threshold: float
     drifted: bool
+    sketched: bool = False  # computed from bins rather than every value
+    bound: float = 0.0  # how far a sketched statistic may be from the exact one
 
 
 def judge_drift(

@@ -95,7 +95,7 @@ def test_ranking_equals_tree_shap_called_directly(categorical: Split) -> None:
 
     result = explainability.run(spec, inputs(model, test))
 
-    sample = test[FEATURES].sample(n=300, random_state=7)
+    sample = explainability.sample_rows(test[FEATURES], 300, seed=7)
     direct = np.abs(shap.TreeExplainer(model)(sample).values).mean(axis=0)
     assert by_feature(result.metrics["ranking"]) == pytest.approx(
         dict(zip(FEATURES, direct, strict=True)), abs=1e-9
@@ -113,7 +113,7 @@ def test_pipeline_sums_one_hot_columns_per_feature(
     result = explainability.run(check(["race"], 1), inputs(forest_pipeline, test))
 
     # independently: shap on the forest, then group the columns by the encoder's categories
-    sample = test[FEATURES].sample(n=300, random_state=0)
+    sample = explainability.sample_rows(test[FEATURES], 300, seed=0)
     encoded = forest_pipeline[:-1].transform(sample).toarray()
     values = shap.TreeExplainer(forest_pipeline[-1])(encoded).values[..., 1]
     encoder = forest_pipeline[0].named_transformers_["onehot"]
@@ -204,8 +204,8 @@ def test_model_agnostic_path_equals_permutation_shap(adult_split: Split) -> None
 
     result = explainability.run(spec, inputs(model, test, numeric))
 
-    sample = test[numeric].sample(n=40, random_state=3)
-    background = test[numeric].sample(n=20, random_state=3)
+    sample = explainability.sample_rows(test[numeric], 40, seed=3)
+    background = explainability.sample_rows(test[numeric], 20, seed=3)
 
     def predict(rows: np.ndarray) -> np.ndarray:
         return model.predict_proba(pd.DataFrame(rows, columns=numeric))[:, 1]

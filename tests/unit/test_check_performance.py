@@ -77,6 +77,10 @@ def test_classification_metrics_equal_sklearn(strong: CheckInputs) -> None:
     result = performance.run(check({"metric": "accuracy", "min": 0.5}), strong)
 
     y, pred, score = strong.y_true, strong.y_pred, strong.y_score
+    assert result.metrics.pop("statistics") == [
+        {"statistic": "accuracy, precision, recall, f1", "method": "exact", "bound": 0.0},
+        {"statistic": "roc_auc", "method": "exact", "bound": 0.0},
+    ]
     assert result.metrics == {
         "rows": len(y),
         "accuracy": sk.accuracy_score(y, pred),
@@ -207,6 +211,9 @@ def test_regression_metrics_equal_sklearn(regression: CheckInputs) -> None:
     result = performance.run(spec, regression)
 
     y, pred = regression.y_true, regression.y_pred
+    assert result.metrics.pop("statistics") == [
+        {"statistic": "rmse, mae, r2", "method": "exact", "bound": 0.0}
+    ]
     assert result.metrics == {
         "rows": len(y),
         "rmse": sk.root_mean_squared_error(y, pred),
