@@ -15,9 +15,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from governance.connectors import datasets
 from governance.domain.errors import InputError
 from governance.domain.evidence import Artifact
 from governance.domain.policy import PolicyError, PromotionPolicy, parse_policy
+from governance.services.ports import Execution, Rows
 
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MODEL_FORMATS = {".skops": "skops", ".joblib": "joblib", ".pkl": "joblib"}
@@ -88,6 +90,11 @@ def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:
         columns=[str(c) for c in frame.columns],
     )
     return frame, artifact
+
+
+def open_rows(path: Path, role: str, execution: Execution) -> Rows:
+    """A file or a Parquet data set, read in batches as `execution` says."""
+    return datasets.open_rows(path, role, execution, read_table)
 
 
 def _parse(path: Path, kind: str, role: str) -> pd.DataFrame:
@@ -214,6 +221,7 @@ class SkopsOnly:
     load_policy = staticmethod(load_policy)
     parse_policy_text = staticmethod(parse_policy_text)
     read_table = staticmethod(read_table)
+    open_rows = staticmethod(open_rows)
 
     @staticmethod
     def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:

@@ -43,7 +43,7 @@ from governance.services.monitoring import ProductionMonitoring
 from governance.services.outbound import Outbound
 from governance.services.people import People, check_password
 from governance.services.policies import PolicyLibrary
-from governance.services.ports import UnitOfWorkFactory
+from governance.services.ports import Execution, UnitOfWorkFactory
 from governance.services.registries import RegistrySync
 from governance.services.replay import ReplayOutcome, replay
 from governance.services.reports import Reports, local_decision_report, record_report
@@ -139,7 +139,10 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
     )
     key = load_private(settings.signing_key)
     checks = IsolatedChecks(
-        settings.check_memory_mb, settings.check_timeout_seconds, settings.compiled_code
+        settings.check_memory_mb,
+        settings.check_timeout_seconds,
+        settings.compiled_code,
+        execution(settings),
     )
     workflow = Workflow(
         units,
@@ -372,3 +375,37 @@ def _engine_with_schema(url: str, problem: str, fix: str) -> Engine:
     if revision is None:
         raise InputError(f"database {url}", problem, fix)
     return make_engine(url)
+
+
+def execution(
+    settings: Settings,
+    executor: str | None = None,
+    dask: str | None = None,
+    batch_rows: int | None = None,
+    exact_rows: int | None = None,
+) -> Execution:
+    """How the checks read rows: the settings, with a command's flags over them. A Dask
+    address alone chooses Dask."""
+    from governance.config import EXECUTORS
+
+    kind = executor or settings.executor
+    if kind not in EXECUTORS:
+        raise InputError("--executor", f"is {kind!r}", f"use one of {', '.join(EXECUTORS)}")
+    scheduler = dask or settings.dask_scheduler
+    if dask is not None and executor is None:
+        kind = "dask"
+    if kind == "dask" and not scheduler:
+        raise InputError(
+            "--executor dask",
+            "needs a Dask scheduler",
+            "give --dask tcp://HOST:8786 (or GOVERNANCE_DASK_SCHEDULER), or --dask local",
+        )
+    for name, value in (("--batch-rows", batch_rows), ("--exact-rows", exact_rows)):
+        if value is not None and value < 1:
+            raise InputError(name, f"is {value}", "give a number of rows above 0")
+    return Execution(
+        kind=kind,  # type: ignore[arg-type]  # one of EXECUTORS, checked above
+        dask=scheduler if kind == "dask" else None,
+        batch_rows=batch_rows or settings.batch_rows,
+        exact_rows=exact_rows or settings.exact_rows,
+    )

@@ -26,7 +26,7 @@ SETTINGS_FILE_KEYS = (
     "report_pkcs12", "max_predictions_mb", "predictions_dir", "connectors",
     "webhook_allow_hosts", "webhook_allow_http", "checkpoint_events", "checkpoint_minutes",
     "checkpoint_witness", "check_memory_mb", "check_timeout_seconds", "password_hashing",
-    "tasks", "worker_stalled_seconds",
+    "tasks", "worker_stalled_seconds", "executor", "dask_scheduler", "batch_rows", "exact_rows",
 )  # fmt: skip
 # Where tasks (check jobs, monitors, webhook deliveries, registry syncs, sweeps) run: in the
 # server process (embedded, any database), or on `governance worker` processes (PostgreSQL).
@@ -34,6 +34,8 @@ TASK_MODES = ("embedded", "workers")
 # Below this a worker's heartbeat (a quarter of it) would be its main work, and a busy
 # database's pause would pass for a dead worker.
 MIN_STALLED_SECONDS = 4.0
+# How the checks read rows (governance.services.ports.Execution).
+EXECUTORS = ("auto", "memory", "streamed", "dask")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,13 @@ class Settings:
     tasks: str = "embedded"  # one of TASK_MODES
     # A worker silent this long is taken for dead, and its running jobs are run again.
     worker_stalled_seconds: float = 10.0
+    # How the checks read rows: in memory, streamed in batches of `batch_rows`, or on the
+    # Dask scheduler at `dask_scheduler` ("local": a cluster on this machine); rank
+    # statistics are exact up to `exact_rows` rows, sketched with a bound beyond.
+    executor: str = "auto"
+    dask_scheduler: str | None = None
+    batch_rows: int = 262_144
+    exact_rows: int = 2_000_000
     # Whether a database was named (GOVERNANCE_DATABASE_URL, the settings file or --database)
     # rather than defaulted: a local `governance gate` records its decision only then.
     database_configured: bool = True
@@ -139,6 +148,10 @@ class Settings:
                 _positive("worker_stalled_seconds", pick("worker_stalled_seconds") or 10, float),
                 MIN_STALLED_SECONDS,
             ),
+            executor=_one_of("executor", pick("executor") or "auto", EXECUTORS),
+            dask_scheduler=pick("dask_scheduler") or None,
+            batch_rows=_positive("batch_rows", pick("batch_rows") or 262_144, int),
+            exact_rows=_positive("exact_rows", pick("exact_rows") or 2_000_000, int),
         )
 
     @property

@@ -104,7 +104,7 @@ class Exactness:
     """How a figure was computed: over every row, or from bins with an error bound."""
 
     statistic: str
-    method: Literal["exact", "sketch"]
+    method: Literal["exact", "sketch", "sample"]
     bound: float = 0.0
 
     def as_json(self) -> dict[str, Any]:

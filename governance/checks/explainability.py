@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from governance.checks import (
     Batch,
     CheckInputs,
+    Exactness,
     Scope,
     library_versions,
     rule_severity,
@@ -155,6 +156,13 @@ class Aggregate:
                 "sampling": "the rows with the smallest Philox keys (seeded, uniform)",
                 "background_size": None if explainer == "TreeExplainer" else len(background),
                 "ranking": ranking,
+                "statistics": [
+                    Exactness(
+                        f"mean |SHAP| over a seeded uniform sample of {len(sample):,} of "
+                        f"{state.seen:,} rows",
+                        "sample",
+                    ).as_json()
+                ],
             },
             library_versions=library_versions("shap", "scikit-learn"),
         )

@@ -20,6 +20,7 @@ import governance.connectors.files as files
 from governance.cli.common import CONSOLE_MARKS, EXIT, VERDICT_STYLE, err, fail, out, write_report
 from governance.cli.common import model_card as read_model_card
 from governance.cli.common import settings as configured
+from governance.connectors import datasets
 from governance.domain import names
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
@@ -30,7 +31,7 @@ from governance.services.ports import GateRequest
 GATE_FIELDS = {
     "policy", "model", "data", "target", "reference", "champion", "prediction_col",
     "score_col", "positive_label", "model_name", "model_version", "json", "junit",
-    "markdown", "database", "attest", "key",
+    "markdown", "database", "attest", "key", "executor", "dask", "batch_rows", "exact_rows",
 }  # fmt: skip
 PATH_FIELDS = (
     "policy", "model", "data", "reference", "champion", "json", "junit", "markdown",
@@ -144,6 +145,26 @@ def gate(
     builder: Annotated[
         str | None, typer.Option(help="The builder's registered name, with --builder-key.")
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="How rows are read: auto, memory, streamed or dask (or GOVERNANCE_EXECUTOR)."
+        ),
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the checks on this Dask scheduler (tcp://HOST:8786), or 'local' for a "
+            "cluster on this machine (or GOVERNANCE_DASK_SCHEDULER)."
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int | None, typer.Option(help="Rows per streamed batch or Dask partition.")
+    ] = None,
+    exact_rows: Annotated[
+        int | None,
+        typer.Option(help="Up to this many rows, rank statistics are exact; beyond, sketched."),
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with any of these options.")
     ] = None,
@@ -192,13 +213,33 @@ def gate(
         if request_value := getattr(request, option):
             names.checked(f"--{option.replace('_', '-')}", request_value)
     _warn_pickles(request.model, request.champion)
-    from governance.bootstrap import decision_recorder  # here: not one of `locals()` above
+    from governance.bootstrap import decision_recorder, execution  # not one of `locals()`
 
     chosen = configured(_text(settings.get("database")))
     database = chosen.database_url if chosen.database_configured else None
+    how = execution(
+        chosen,
+        _text(settings.get("executor")),
+        _text(settings.get("dask")),
+        _count(settings.get("batch_rows")),
+        _count(settings.get("exact_rows")),
+    )
     recorder = decision_recorder(database, f"cli:{getpass.getuser()}")
-    with err.status("Starting the gate") as status:
-        outcome = run_gate(request, files, recorder, progress=lambda step: status.update(step))
+    if submit and any(
+        datasets.is_dataset(path) for path in (request.data, request.reference) if path
+    ):
+        fail(
+            "--submit uploads single files, and --data or --reference is a data set "
+            "(a directory, a glob or a URL). Fix: submit one Parquet file each, or judge "
+            "here without --submit"
+        )
+    try:
+        with err.status("Starting the gate") as status:
+            outcome = run_gate(
+                request, files, recorder, progress=lambda step: status.update(step), execution=how
+            )
+    finally:
+        datasets.close_clients()
     manifest = outcome.manifest
     show_decision(manifest)
     for path, render in (
@@ -338,6 +379,16 @@ def _write_local_report(
 
 def _path(value: Any) -> Path | None:
     return None if value is None else Path(value)
+
+
+def _count(value: Any) -> int | None:
+    """A row count from an option or the config file."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        fail(f"a row count must be a whole number, not {value!r}")
 
 
 def _text(value: Any) -> str | None:

@@ -25,6 +25,7 @@ class Artifact(BaseModel):
     format: str
     rows: int | None = None
     columns: list[str] | None = None
+    files: list[dict[str, str]] | None = None  # a data set's files: path and sha256 each
 
 
 class PolicyRef(BaseModel):

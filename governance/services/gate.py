@@ -8,19 +8,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 
-from governance.checks import Champion, CheckInputs, Task, run_check
+from governance.checks import Batch, Checks, Scope, Task
+from governance.checks.reference import (
+    ReferenceProfile,
+    bin_batch,
+    merge_bins,
+    merge_profiles,
+    profile,
+    with_bins,
+)
 from governance.domain.errors import InputError
-from governance.domain.evidence import Artifact, EvidenceManifest, PolicyRef
+from governance.domain.evidence import EvidenceManifest, PolicyRef
 from governance.domain.policy import ExplainabilityCheck, FairnessCheck, PromotionPolicy
 from governance.domain.verdict import decide
-from governance.services.ports import ArtifactSource, DecisionRecorder, GateRequest
+from governance.services.ports import (
+    ArtifactSource,
+    DecisionRecorder,
+    Execution,
+    GateRequest,
+    Rows,
+)
 
 LIBRARIES = (
     "governance", "numpy", "pandas", "scipy", "scikit-learn", "fairlearn", "shap",
@@ -28,6 +41,7 @@ LIBRARIES = (
 )  # fmt: skip
 
 Progress = Callable[[str], None]
+IN_MEMORY = Execution()
 
 
 @dataclass(frozen=True)
@@ -42,13 +56,14 @@ def run_gate(
     source: ArtifactSource,
     recorder: DecisionRecorder | None = None,
     progress: Progress = lambda step: None,
+    execution: Execution = IN_MEMORY,
 ) -> GateOutcome:
     """Load, predict once, run every check the policy lists, decide, and record.
 
     Bad input raises `InputError` before anything is recorded."""
     progress("Loading policy")
     policy = source.load_policy(request.policy)
-    manifest = judge(policy, request, source, progress)
+    manifest = judge(policy, request, source, progress, execution)
     decision_id = None
     if recorder is not None:
         progress("Recording the decision")
@@ -61,71 +76,83 @@ def judge(
     request: GateRequest,
     source: ArtifactSource,
     progress: Progress = lambda step: None,
+    execution: Execution = IN_MEMORY,
 ) -> EvidenceManifest:
-    """Predict once, run every check the policy lists, and decide. The policy is given, not
-    read from `request.policy`: the service judges under the document it pinned."""
+    """Predict once per batch, run every check the policy lists over the batches, and
+    decide. The policy is given, not read from `request.policy`: the service judges under
+    the document it pinned. `execution` says how rows are read: in memory, streamed, or on
+    a Dask cluster; the figures are the same (see `governance.checks`)."""
     if request.model is None and request.prediction_col is None:
         raise InputError(
             "gate", "no model and no prediction column", "pass --model or --prediction-col"
         )
     progress("Reading data")
-    data, data_artifact = source.read_table(request.data, "data")
-    artifacts = [data_artifact]
-    reference = None
+    data = source.open_rows(request.data, "data", execution)
+    artifacts = [data.artifact]
+    reference_rows = None
     if request.reference is not None:
-        reference, reference_artifact = source.read_table(request.reference, "reference")
-        artifacts.append(reference_artifact)
+        reference_rows = source.open_rows(request.reference, "reference", execution)
+        artifacts.append(reference_rows.artifact)
     model = None
     if request.model is not None:
         progress("Loading model")
         model, model_artifact = source.load_model(request.model)
         artifacts.insert(0, model_artifact)
 
-    progress("Predicting")
-    target = _require_column(data, request.target, "target column", "--target")
-    features = _features(model, data, request)
-    _reject_infinite(data, features)
-    task: Task = _task(model, data[target])
+    target = _require_name(data.columns, request.target, "target column", "--target")
+    features = _features(model, data.columns, request)
+    labels = None if model is not None else _target_values(data, target)
+    task: Task = _task(model, labels)
     positive = (
-        _positive_label(model, data[target], request.positive_label)
-        if task == "classification"
-        else None
+        _positive_label(model, labels, request.positive_label) if task == "classification" else None
     )
-    y_true = (
-        (data[target] == positive).to_numpy()
-        if positive is not None
-        else data[target].to_numpy(float)
-    )
-    y_pred, y_score = _outputs(model, data, features, request, positive, task)
 
-    champion = None
+    champion_model, champion_metrics = None, None
     if request.champion is not None:
-        progress("Scoring the champion")
-        champion, champion_artifact = _champion(
-            source, request.champion, data, features, request, positive, task
-        )
+        if request.champion.suffix.lower() == ".json":
+            champion_metrics, champion_artifact = source.load_metrics(request.champion)
+        else:
+            champion_model, champion_artifact = source.load_model(request.champion, "champion")
         artifacts.append(champion_artifact)
 
-    inputs = CheckInputs(
-        data=data,
+    exact = execution.kind == "memory" or (
+        data.rows <= execution.exact_rows
+        and (reference_rows is None or reference_rows.rows <= execution.exact_rows)
+    )
+    reference = None
+    if reference_rows is not None:
+        progress("Profiling the reference")
+        reference = reference_rows.fold(lambda frame, _: profile(frame, exact), merge_profiles)
+        binned = _binned_columns(policy, reference) if not exact else []
+        if binned:
+            profiled = reference
+            bins = reference_rows.fold(
+                lambda frame, _: bin_batch(frame, profiled, binned), merge_bins, columns=binned
+            )
+            reference = with_bins(reference, bins)
+
+    scope = Scope(
+        columns=data.columns,
         features=features,
         target=target,
-        y_true=y_true.astype(np.int64) if task == "classification" else y_true,
-        y_pred=y_pred,
-        y_score=y_score,
         task=task,
+        rows=data.rows,
+        scores=_gives_scores(model, request, task),
         model=model,
         reference=reference,
-        champion=champion,
+        champion_measured=champion_model is not None,
+        champion_metrics=champion_metrics,
+        exact=exact,
     )
-    results = []
     for spec in policy.checks:
-        progress(f"Check {spec.id} ({spec.type})")
         if isinstance(spec, ExplainabilityCheck) and model is None:
             raise InputError(f"check '{spec.id}'", "explainability needs the model", "pass --model")
-        results.append(run_check(spec, inputs))
+    checks = Checks(policy.checks, scope)
+    progress("Predicting and checking")
+    score = ScoreBatch(checks, model, champion_model, features, target, request, positive, task)
+    results = checks.finalize(data.fold(score, checks.merge))
 
-    model_artifact = next((a for a in artifacts if a.role == "model"), data_artifact)
+    model_artifact = next((a for a in artifacts if a.role == "model"), data.artifact)
     return EvidenceManifest(
         created_at=datetime.now(UTC),
         model_name=request.model_name
@@ -148,25 +175,117 @@ def judge(
     )
 
 
-def _require_column(data: pd.DataFrame, column: str, what: str, option: str) -> str:
-    if column not in data.columns:
+class ScoreBatch:
+    """One batch: check its rows, predict once, and summarise it for every check. A class,
+    not a closure, so that it can be sent to a Dask worker (with the model inside) once."""
+
+    def __init__(
+        self,
+        checks: Checks,
+        model: Any,
+        champion: Any,
+        features: list[str],
+        target: str,
+        request: GateRequest,
+        positive: Any,
+        task: Task,
+    ) -> None:
+        self.checks, self.model, self.champion = checks, model, champion
+        self.features, self.target, self.request = features, target, request
+        self.positive, self.task = positive, task
+
+    def __call__(self, data: pd.DataFrame, offset: int) -> list[Any]:
+        target, positive, task = self.target, self.positive, self.task
+        _require_filled(data, target, "target column", offset)
+        _reject_infinite(data, self.features)
+        truth = data[target]
+        if self.model is not None and task == "classification":
+            _require_classes(truth, list(self.model.classes_))
+        y_true = (truth == positive).to_numpy() if positive is not None else truth.to_numpy(float)
+        y_pred, y_score = _outputs(self.model, data, self.features, self.request, positive, task)
+        champion_pred = champion_score = None
+        if self.champion is not None:
+            champion_pred, champion_score = predict(
+                self.champion, data, self.features, positive, task
+            )
+        batch = Batch(
+            data=data,
+            y_true=y_true.astype(np.int64) if task == "classification" else y_true,
+            y_pred=y_pred,
+            y_score=y_score,
+            champion_pred=champion_pred,
+            champion_score=champion_score,
+            offset=offset,
+        )
+        return self.checks.partial(batch)
+
+
+def _target_values(data: Rows, target: str) -> list[Any]:
+    """The target's distinct values, sorted; three are enough to tell it is not binary."""
+    return data.fold(_TargetValues(target), _union_of_values, columns=[target])
+
+
+class _TargetValues:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __call__(self, frame: pd.DataFrame, offset: int) -> list[Any]:
+        _require_filled(frame, self.target, "target column", offset)
+        return sorted(pd.unique(frame[self.target]).tolist())[:3]
+
+
+def _union_of_values(first: list[Any], second: list[Any]) -> list[Any]:
+    return sorted({*first, *second})[:3]
+
+
+def _binned_columns(policy: PromotionPolicy, reference: ReferenceProfile) -> list[str]:
+    """The numeric reference columns a sketched drift check needs bins of."""
+    if not any(spec.type == "drift" for spec in policy.checks):
+        return []
+    return [name for name, column in reference.columns.items() if column.numeric]
+
+
+def _gives_scores(model: Any, request: GateRequest, task: Task) -> bool:
+    if task != "classification":
+        return False
+    if model is None:
+        return request.score_col is not None
+    return hasattr(model, "predict_proba")
+
+
+def _require_name(columns: list[str], column: str, what: str, option: str) -> str:
+    if column not in columns:
         raise InputError(
             f"{what} {column!r}",
-            f"not in the data (columns: {', '.join(map(str, data.columns))})",
+            f"not in the data (columns: {', '.join(columns)})",
             f"pass the right name with {option}",
         )
-    if data[column].isna().any():
-        count = int(data[column].isna().sum())
-        raise InputError(f"{what} {column!r}", f"{count} row(s) are empty", "fill or drop them")
     return column
 
 
-def _features(model: Any, data: pd.DataFrame, request: GateRequest) -> list[str]:
+def _require_filled(data: pd.DataFrame, column: str, what: str, offset: int = 0) -> None:
+    empty = data[column].isna()
+    if empty.any():
+        first = offset + int(np.flatnonzero(empty.to_numpy())[0])
+        raise InputError(
+            f"{what} {column!r}",
+            f"{int(empty.sum())} row(s) are empty (the first is row {first})",
+            "fill or drop them",
+        )
+
+
+def _require_column(data: pd.DataFrame, column: str, what: str, option: str) -> str:
+    _require_name([str(c) for c in data.columns], column, what, option)
+    _require_filled(data, column, what)
+    return column
+
+
+def _features(model: Any, columns: list[str], request: GateRequest) -> list[str]:
     """The columns the model was trained on, or every non-label column."""
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         features = [str(n) for n in names]
-        absent = [f for f in features if f not in data.columns]
+        absent = [f for f in features if f not in columns]
         if absent:
             raise InputError(
                 "data",
@@ -175,7 +294,7 @@ def _features(model: Any, data: pd.DataFrame, request: GateRequest) -> list[str]
             )
         return features
     labels = {request.target, request.prediction_col, request.score_col}
-    return [str(c) for c in data.columns if c not in labels]
+    return [c for c in columns if c not in labels]
 
 
 def _reject_infinite(data: pd.DataFrame, features: list[str]) -> None:
@@ -194,31 +313,25 @@ def _reject_infinite(data: pd.DataFrame, features: list[str]) -> None:
         )
 
 
-def _task(model: Any, target: pd.Series) -> Task:
+def _task(model: Any, labels: list[Any] | None) -> Task:
     if model is not None:
         return (
             "classification"
             if is_classifier(model) or hasattr(model, "predict_proba")
             else "regression"
         )
-    return "classification" if target.nunique() <= 2 else "regression"
+    assert labels is not None
+    return "classification" if len(labels) <= 2 else "regression"
 
 
-def _positive_label(model: Any, target: pd.Series, requested: str | None) -> Any:
+def _positive_label(model: Any, labels: list[Any] | None, requested: str | None) -> Any:
     """The positive class: as requested, else the greater of the two classes."""
-    classes = list(model.classes_) if model is not None else sorted(target.unique())
+    classes = list(model.classes_) if model is not None else list(labels or [])
     if len(classes) != 2:
         raise InputError(
             "target",
             f"has {len(classes)} classes ({classes[:10]}); the gate judges binary classifiers",
             "give a binary target",
-        )
-    unknown = set(target.unique()) - set(classes)
-    if unknown:
-        raise InputError(
-            f"target column {target.name!r}",
-            f"holds values {sorted(map(str, unknown))} that are not model classes {classes}",
-            "encode the target as the model was trained",
         )
     if requested is None:
         return classes[-1]
@@ -228,6 +341,16 @@ def _positive_label(model: Any, target: pd.Series, requested: str | None) -> Any
     raise InputError(
         "--positive-label", f"{requested!r} is not one of the classes {classes}", "name one of them"
     )
+
+
+def _require_classes(target: pd.Series, classes: list[Any]) -> None:
+    unknown = set(target.unique()) - set(classes)
+    if unknown:
+        raise InputError(
+            f"target column {target.name!r}",
+            f"holds values {sorted(map(str, unknown))} that are not model classes {classes}",
+            "encode the target as the model was trained",
+        )
 
 
 def _outputs(
@@ -300,23 +423,6 @@ def _predicts_argmax(model: Any) -> bool:
     from lightgbm import LGBMClassifier
 
     return type(model) is LGBMClassifier
-
-
-def _champion(
-    source: ArtifactSource,
-    path: Path,
-    data: pd.DataFrame,
-    features: list[str],
-    request: GateRequest,
-    positive: Any,
-    task: Task,
-) -> tuple[Champion, Artifact]:
-    if path.suffix.lower() == ".json":
-        metrics, artifact = source.load_metrics(path)
-        return Champion(metrics=metrics), artifact
-    model, artifact = source.load_model(path, "champion")
-    y_pred, y_score = predict(model, data, features, positive, task)
-    return Champion(y_pred=y_pred, y_score=y_score), artifact
 
 
 def running_versions() -> dict[str, str]:

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from governance.domain.errors import InputError
 from governance.domain.evidence import EvidenceManifest
+from governance.services.ports import Execution
 
 if TYPE_CHECKING:
     from governance.domain.policy import PromotionPolicy
@@ -98,6 +99,7 @@ class IsolatedChecks:
     memory_mb: int = 4096
     timeout_seconds: float = 900.0
     compiled_code: Path | None = None
+    execution: Execution = dataclasses.field(default_factory=Execution)
 
     def __call__(
         self, policy: PromotionPolicy, request: GateRequest, allow_pickle: bool = False
@@ -107,6 +109,7 @@ class IsolatedChecks:
             "request": _request_json(request),
             "allowPickle": allow_pickle,
             "memoryBytes": self.memory_mb * MIB,
+            "execution": dataclasses.asdict(self.execution),
         }
         workdir = Path(tempfile.mkdtemp(prefix="governance-checks-"))
         zygote = _zygote_for(self.compiled_code)
@@ -570,7 +573,8 @@ def _judge(job: dict[str, Any]) -> dict[str, Any]:
     }
     source = files if job["allowPickle"] else files.SKOPS_ONLY
     request = GateRequest(**fields)  # type: ignore[arg-type]  # the fields asdict gave
-    manifest = judge(parse_policy(job["policy"]), request, source)
+    execution = Execution(**job.get("execution", {}))
+    manifest = judge(parse_policy(job["policy"]), request, source, execution=execution)
     result: dict[str, Any] = manifest.model_dump(mode="json")
     return result
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 import pandas as pd
 
@@ -77,6 +77,43 @@ class GateRequest:
     model_version: str | None = None
 
 
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the gate reads rows: all in memory, streamed in bounded batches from disk, or
+    spread over a Dask cluster (`dask`: a scheduler address, or "local" for a cluster on
+    this machine). `auto` keeps a single file of at most `exact_rows` rows in memory and
+    streams anything bigger. Rank statistics are exact while the data has at most
+    `exact_rows` rows; beyond that they come from bins with a stated bound."""
+
+    kind: Literal["auto", "memory", "streamed", "dask"] = "memory"
+    dask: str | None = None
+    batch_rows: int = 262_144
+    exact_rows: int = 2_000_000
+    dask_workers: int = 2  # for "local": worker processes
+    dask_memory: str = "2GiB"  # for "local": each worker's memory limit
+
+
+class Rows(Protocol):
+    """A table the gate reads in batches (implemented by `connectors.datasets`)."""
+
+    artifact: Artifact
+    columns: list[str]
+    rows: int
+
+    def fold(
+        self,
+        function: Callable[[pd.DataFrame, int], State],
+        merge: Callable[[State, State], State],
+        columns: list[str] | None = None,
+    ) -> State:
+        """`function` of each batch (with the index of its first row), merged. Only
+        `columns` are read when given."""
+        ...
+
+
 class ArtifactSource(Protocol):
     """Reads policies, tables and models (implemented by `connectors.files`)."""
 
@@ -88,6 +125,11 @@ class ArtifactSource(Protocol):
         ...
 
     def read_table(self, path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]: ...
+
+    def open_rows(self, path: Path, role: str, execution: Execution) -> Rows:
+        """A file, a Parquet data set (a directory, a glob, a hive-partitioned tree) or an
+        fsspec URL, to be read in batches as `execution` says."""
+        ...
 
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...
 

@@ -1,0 +1,451 @@
+"""Tables read in batches: in memory, streamed from a Parquet data set, or on a Dask cluster.
+
+A data set is a single CSV or Parquet file, or a Parquet data set: a directory (a
+hive-partitioned tree included), a glob, or the same at any fsspec URL whose filesystem
+package is installed. Its evidence is the sha256 of each file, listed in a canonical order
+(by path relative to the data set's root), and the sha256 of that listing.
+
+Each reader hands batches of rows to the caller's function with the index of the batch's
+first row, and merges what it returns:
+- `MemoryRows`: the whole table is one batch;
+- `StreamedRows`: Arrow record batches of at most `batch_rows` rows, one after another, so
+  memory depends on the batch size and not on the number of rows;
+- `DaskRows`: one partition per Parquet row group range, mapped on the cluster's workers
+  and reduced there pairwise (a tree), so only the final summary comes back. The function
+  (with the model inside) is sent to each worker once.
+
+Every reading failure is an `InputError` naming the file, or the scheduler's address.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from governance.domain.errors import InputError
+from governance.domain.evidence import Artifact
+from governance.services.ports import Execution, Rows
+
+S = TypeVar("S")
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/+(.*)$")
+_GLOB = re.compile(r"[*?\[]")
+DASK_CONNECT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Where a data set's files are and what they hold."""
+
+    location: str  # as the user named it
+    filesystem: fsspec.AbstractFileSystem
+    root: str  # the directory file paths are relative to
+    files: list[str]  # full paths on `filesystem`, in canonical order
+
+    @property
+    def relative(self) -> list[str]:
+        return [file[len(self.root) :].lstrip("/") or file.rsplit("/", 1)[-1] for file in self.files]
+
+
+def location(path: Path | str) -> str:
+    """The text the user gave. A URL passed through `Path` lost one slash of `://`."""
+    text = str(path)
+    match = _URL.match(text)
+    if match and len(match.group(1)) > 1:  # not a Windows drive letter
+        return f"{match.group(1)}://{match.group(2)}"
+    return text
+
+
+def is_dataset(path: Path | str) -> bool:
+    """A directory, a glob or a URL: read with Arrow. A local single file keeps the
+    existing reader (CSV or Parquet, in memory)."""
+    text = location(path)
+    if _URL.match(text) or _GLOB.search(text):
+        return True
+    return Path(text).is_dir()
+
+
+def find(path: Path | str, role: str) -> DataSet:
+    """The data set's Parquet files, in canonical order."""
+    text = location(path)
+    subject = f"{role} {text}"
+    try:
+        filesystem, root = fsspec.core.url_to_fs(text)
+    except (ImportError, ValueError) as exc:
+        raise InputError(
+            subject,
+            f"no filesystem for this URL ({exc})",
+            "install the fsspec filesystem package for its scheme (s3fs, gcsfs, adlfs …) "
+            "or give a local path",
+        ) from None
+    try:
+        if _GLOB.search(root):
+            files = sorted(str(f) for f in filesystem.glob(root) if filesystem.isfile(f))
+            base = root[: _GLOB.search(root).start()].rsplit("/", 1)[0]  # type: ignore[union-attr]
+        elif filesystem.isdir(root):
+            files = sorted(str(f) for f in filesystem.find(root) if _data_file(str(f)))
+            base = root
+        elif filesystem.isfile(root):
+            files, base = [root], root.rsplit("/", 1)[0]
+        else:
+            raise InputError(subject, "no such file or directory", "check the path")
+    except OSError as exc:
+        raise InputError(subject, f"cannot be listed ({exc})", "check the path and access") from None
+    if not files:
+        raise InputError(subject, "holds no Parquet file", "give a directory or glob of .parquet files")
+    not_parquet = [f for f in files if not f.lower().endswith((".parquet", ".pq"))]
+    if not_parquet:
+        raise InputError(
+            f"{role} file {not_parquet[0]}",
+            "a data set is read as Parquet, and this file is not .parquet",
+            "convert it to Parquet, or leave it out of the glob",
+        )
+    return DataSet(text, filesystem, base.rstrip("/"), files)
+
+
+def _data_file(path: str) -> bool:
+    """Spark's and Hive's markers (_SUCCESS, _metadata, .crc) are not data."""
+    name = path.rsplit("/", 1)[-1]
+    return not name.startswith(("_", ".")) and name.lower().endswith((".parquet", ".pq"))
+
+
+def artifact(dataset: DataSet, role: str, rows: int, columns: list[str]) -> Artifact:
+    """The data set pinned by each file's sha256 in canonical order."""
+    listing = hashlib.sha256()
+    files = []
+    for path, relative in zip(dataset.files, dataset.relative, strict=True):
+        digest = hashlib.sha256()
+        try:
+            with dataset.filesystem.open(path, "rb") as stream:
+                while block := stream.read(1 << 20):
+                    digest.update(block)
+        except OSError as exc:
+            raise InputError(f"{role} file {path}", f"cannot be read ({exc})", "check it") from None
+        files.append({"path": relative, "sha256": digest.hexdigest()})
+        listing.update(f"{digest.hexdigest()}  {relative}\n".encode())
+    return Artifact(
+        role=role,  # type: ignore[arg-type]
+        uri=dataset.location,
+        sha256=listing.hexdigest(),
+        format="parquet-dataset" if len(files) > 1 or dataset.files[0] != dataset.location else "parquet",
+        rows=rows,
+        columns=columns,
+        files=files,
+    )
+
+
+def open_dataset(dataset: DataSet, role: str) -> ds.Dataset:
+    """The Arrow data set, after checking that every file has the first one's schema: a
+    part that differs is named before any row is judged."""
+    schemas = []
+    for path in dataset.files:
+        try:
+            schemas.append(pq.read_schema(path, filesystem=dataset.filesystem))
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(
+                f"{role} file {path}", f"cannot be read as Parquet ({exc})", "check that it is valid"
+            ) from None
+    first = schemas[0]
+    for path, schema in zip(dataset.files[1:], schemas[1:], strict=True):
+        if not schema.equals(first):
+            raise InputError(
+                f"{role} file {path}",
+                f"has a different schema from {dataset.files[0]}: {_difference(first, schema)}",
+                "give every file of the data set the same columns and types",
+            )
+    hive = any("=" in part for relative in dataset.relative for part in relative.split("/")[:-1])
+    return ds.dataset(
+        dataset.files,
+        schema=first if not hive else None,
+        format="parquet",
+        filesystem=dataset.filesystem,
+        partitioning="hive" if hive else None,
+        partition_base_dir=dataset.root if hive else None,
+    )
+
+
+def _difference(first: pa.Schema, other: pa.Schema) -> str:
+    mine, theirs = dict(zip(first.names, first.types, strict=True)), dict(
+        zip(other.names, other.types, strict=True)
+    )
+    notes = [f"{name} missing" for name in mine if name not in theirs]
+    notes += [f"{name} extra" for name in theirs if name not in mine]
+    notes += [
+        f"{name} is {theirs[name]}, not {mine[name]}"
+        for name in mine
+        if name in theirs and theirs[name] != mine[name]
+    ]
+    return "; ".join(notes) or "column order differs"
+
+
+class MemoryRows:
+    """The whole table in memory: one batch."""
+
+    def __init__(self, frame: pd.DataFrame, artifact: Artifact) -> None:
+        self.frame, self.artifact = frame, artifact
+        self.columns = [str(c) for c in frame.columns]
+        self.rows = len(frame)
+
+    def fold(
+        self,
+        function: Callable[[pd.DataFrame, int], S],
+        merge: Callable[[S, S], S],
+        columns: list[str] | None = None,
+    ) -> S:
+        return function(self.frame if columns is None else self.frame[columns], 0)
+
+
+class StreamedRows:
+    """Arrow record batches of a bounded size, read ahead by Arrow while the last one is
+    judged."""
+
+    def __init__(self, dataset: DataSet, role: str, batch_rows: int) -> None:
+        self.dataset, self.role, self.batch_rows = dataset, role, batch_rows
+        self.arrow = open_dataset(dataset, role)
+        self.columns = list(self.arrow.schema.names)
+        self.rows = self.arrow.count_rows()
+        if self.rows == 0:
+            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
+        self.artifact = artifact(dataset, role, self.rows, self.columns)
+
+    def fold(
+        self,
+        function: Callable[[pd.DataFrame, int], S],
+        merge: Callable[[S, S], S],
+        columns: list[str] | None = None,
+    ) -> S:
+        state: S | None = None
+        offset = 0
+        for frame in self.batches(columns):
+            partial = function(frame, offset)
+            state = partial if state is None else merge(state, partial)
+            offset += len(frame)
+        assert state is not None  # the data set has rows
+        return state
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        scanner = self.arrow.scanner(columns=columns, batch_size=self.batch_rows)
+        try:
+            for batch in scanner.to_batches():
+                if batch.num_rows:
+                    yield batch.to_pandas()
+        except (OSError, pa.ArrowException) as exc:
+            raise _read_error(self.role, self.dataset, exc) from None
+
+
+def _read_error(role: str, dataset: DataSet, exc: Exception) -> InputError:
+    """Name the file the reader failed on: the message names it, or the first file that
+    is no longer there."""
+    text = str(exc)
+    named = next((path for path in dataset.files if path in text), None)
+    if named is None:
+        named = next((p for p in dataset.files if not dataset.filesystem.exists(p)), None)
+    subject = f"{role} file {named}" if named else f"{role} {dataset.location}"
+    problem = "disappeared while it was read" if named and not dataset.filesystem.exists(named) else (
+        f"could not be read ({type(exc).__name__}: {exc})"
+    )
+    return InputError(subject, problem, "keep the data set unchanged while the gate reads it, and run again")
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A partition: some row groups of one file, and the index of its first row."""
+
+    path: str
+    row_groups: list[int]
+    offset: int
+    rows: int
+
+
+class DaskRows:
+    """Partitions on a Dask cluster: a map over pieces of the files, reduced on the cluster."""
+
+    def __init__(self, dataset: DataSet, role: str, execution: Execution) -> None:
+        self.dataset, self.role, self.execution = dataset, role, execution
+        self.arrow = open_dataset(dataset, role)
+        self.columns = list(self.arrow.schema.names)
+        self.pieces = _pieces(dataset, execution.batch_rows)
+        self.rows = sum(piece.rows for piece in self.pieces)
+        if self.rows == 0:
+            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
+        self.artifact = artifact(dataset, role, self.rows, self.columns)
+
+    def fold(
+        self,
+        function: Callable[[pd.DataFrame, int], S],
+        merge: Callable[[S, S], S],
+        columns: list[str] | None = None,
+    ) -> S:
+        import dask
+        import dask.dataframe as dd
+        from distributed import Client
+
+        client: Client = dask_client(self.execution)
+        read = _PieceReader(self.dataset.filesystem, columns, self.role)
+        frame = dd.from_map(read, self.pieces, meta=_meta(self.arrow.schema, columns))
+        on_cluster = client.scatter(function, broadcast=True)
+        merged = client.scatter(merge, broadcast=True)
+        partials = [
+            dask.delayed(_apply)(on_cluster, part, piece.offset)
+            for part, piece in zip(frame.to_delayed(), self.pieces, strict=True)
+        ]
+        while len(partials) > 1:  # a tree: every level halves the summaries
+            paired = [
+                dask.delayed(_merge)(merged, partials[i], partials[i + 1])
+                for i in range(0, len(partials) - 1, 2)
+            ]
+            partials = paired + ([partials[-1]] if len(partials) % 2 else [])
+        try:
+            result: S = client.compute(partials[0]).result()
+        except InputError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            raise _read_error(self.role, self.dataset, exc) from None
+        return result
+
+
+def _apply(function: Callable[[pd.DataFrame, int], S], frame: pd.DataFrame, offset: int) -> S:
+    return function(frame, offset)
+
+
+def _merge(merge: Callable[[S, S], S], first: S, second: S) -> S:
+    return merge(first, second)
+
+
+class _PieceReader:
+    """Reads one piece on a worker (picklable: a class, not a closure)."""
+
+    def __init__(self, filesystem: fsspec.AbstractFileSystem, columns: list[str] | None, role: str) -> None:
+        self.filesystem, self.columns, self.role = filesystem, columns, role
+
+    def __call__(self, piece: _Piece) -> pd.DataFrame:
+        try:
+            with self.filesystem.open(piece.path, "rb") as stream:
+                table = pq.ParquetFile(stream).read_row_groups(piece.row_groups, columns=self.columns)
+        except FileNotFoundError:
+            raise InputError(
+                f"{self.role} file {piece.path}",
+                "disappeared while it was read",
+                "keep the data set unchanged while the gate reads it, and run again",
+            ) from None
+        return table.to_pandas()
+
+
+def _pieces(dataset: DataSet, batch_rows: int) -> list[_Piece]:
+    """Row groups of each file gathered into pieces of about `batch_rows` rows; the
+    offsets come from the files' footers, so no row is read to know them."""
+    pieces, offset = [], 0
+    for path in dataset.files:
+        metadata = pq.read_metadata(path, filesystem=dataset.filesystem)
+        groups: list[int] = []
+        rows = 0
+        for index in range(metadata.num_row_groups):
+            groups.append(index)
+            rows += metadata.row_group(index).num_rows
+            if rows >= batch_rows:
+                pieces.append(_Piece(path, groups, offset, rows))
+                offset, groups, rows = offset + rows, [], 0
+        if groups:
+            pieces.append(_Piece(path, groups, offset, rows))
+            offset += rows
+    return pieces
+
+
+def _meta(schema: pa.Schema, columns: list[str] | None) -> pd.DataFrame:
+    chosen = schema if columns is None else pa.schema([schema.field(name) for name in columns])
+    return chosen.empty_table().to_pandas()
+
+
+_clients: dict[tuple[str, int, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def dask_client(execution: Execution) -> Any:
+    """A client of the scheduler at `execution.dask`, or of a LocalCluster for "local";
+    one per process, reused by later folds."""
+    from distributed import Client, LocalCluster
+
+    address = execution.dask or "local"
+    key = (address, execution.dask_workers, execution.dask_memory)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None and client.status == "running":
+            return client
+        if address == "local":
+            cluster = LocalCluster(
+                n_workers=execution.dask_workers,
+                threads_per_worker=1,
+                memory_limit=execution.dask_memory,
+                dashboard_address=None,
+                processes=True,
+            )
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(address, timeout=DASK_CONNECT_SECONDS)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise InputError(
+                    f"Dask scheduler {address}",
+                    f"cannot be reached ({type(exc).__name__}: {exc})",
+                    "start the scheduler, or give its address as tcp://HOST:8786 "
+                    "(--dask or GOVERNANCE_DASK_SCHEDULER), or use --dask local",
+                ) from None
+        _clients[key] = client
+        return client
+
+
+def close_clients() -> None:
+    """Close the clients (and local clusters) this process started."""
+    with _clients_lock:
+        for client in _clients.values():
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        _clients.clear()
+
+
+def open_rows(path: Path, role: str, execution: Execution, read_table: Callable[..., Any]) -> Rows:
+    """The table at `path` read as `execution` says. A single local file of at most
+    `exact_rows` rows stays in memory under `auto`."""
+    kind = execution.kind
+    if execution.dask is not None and kind in ("auto", "dask"):
+        kind = "dask"
+    if kind == "memory" or (kind == "auto" and not is_dataset(path) and _small(path, execution)):
+        frame, table_artifact = read_table(path, role)
+        return MemoryRows(frame, table_artifact)
+    if not is_dataset(path) and not str(path).lower().endswith((".parquet", ".pq")):
+        if kind == "auto":
+            frame, table_artifact = read_table(path, role)
+            return MemoryRows(frame, table_artifact)
+        raise InputError(
+            f"{role} file {path}",
+            f"is read in batches ({kind}) only as Parquet",
+            "convert it to Parquet, or judge it in memory (--executor memory)",
+        )
+    dataset = find(path, role)
+    if kind == "dask":
+        return DaskRows(dataset, role, execution)
+    return StreamedRows(dataset, role, execution.batch_rows)
+
+
+def _small(path: Path, execution: Execution) -> bool:
+    """Whether a local file is small enough to judge in memory: Parquet by its footer's
+    row count; CSV always (it has no footer, and big data is not kept as CSV)."""
+    if not str(path).lower().endswith((".parquet", ".pq")) or not Path(path).is_file():
+        return True
+    try:
+        return bool(pq.read_metadata(path).num_rows <= execution.exact_rows)
+    except (OSError, pa.ArrowException):
+        return True  # read_table names the problem
