@@ -307,7 +307,7 @@ def _sketched_ks(reference: ColumnProfile, current: _Side) -> float:
     ordered = reference.values[order]
     n1, n2 = ordered.size, current.finite
     cdf_reference = np.searchsorted(ordered, ordered, side="right") / n1
-    before = np.concatenate(([0.0], cdf_reference[:-1]))
+    before = np.searchsorted(ordered, ordered, side="left") / n1  # just below each value
     gaps = np.concatenate(
         (
             np.abs(cdf_reference - current.at_most[order] / n2),

@@ -7,7 +7,7 @@ means the candidate is better either way; the rule holds while it is ≥ −tole
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import get_args
 
 import numpy as np
@@ -180,6 +180,11 @@ class Aggregate:
         spec, scope, rows = self.spec, self.scope, state.rows
         candidate, statistics = state.candidate.metrics(scope.task)
         champion = _champion(scope, state.champion)
+        if state.champion is not None:
+            statistics += [
+                replace(statistic, statistic=f"champion {statistic.statistic}")
+                for statistic in state.champion.metrics(scope.task)[1]
+            ]
         outcomes = []
         for rule in spec.rules:
             severity = rule_severity(rule, spec)
