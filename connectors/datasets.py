@@ -12,7 +12,7 @@ first row, and merges what it returns:
   memory depends on the batch size and not on the number of rows;
 - `DaskRows`: one partition per Parquet row group range, mapped on the cluster's workers
   and reduced there pairwise (a tree), so only the final summary comes back. The function
-  (with the model inside) is sent to each worker once.
+  (with the model inside) is one key of the graph, which workers copy from each other.
 
 Every reading failure is an `InputError` naming the file, or the scheduler's address.
 """
@@ -294,8 +294,10 @@ class DaskRows:
         client: Client = dask_client(self.execution)
         read = _PieceReader(self.dataset.filesystem, columns, self.role)
         frame = dd.from_map(read, self.pieces, meta=_meta(self.arrow.schema, columns))
-        on_cluster = client.scatter(function, broadcast=True)
-        merged = client.scatter(merge, broadcast=True)
+        # In the graph, not scattered: a key that a dead worker held is made again from
+        # the graph, where scattered data would be lost with it.
+        on_cluster = dask.delayed(function, pure=True)
+        merged = dask.delayed(merge, pure=True)
         partials = [
             dask.delayed(_apply)(on_cluster, part, piece.offset)
             for part, piece in zip(frame.to_delayed(), self.pieces, strict=True)
@@ -306,10 +308,18 @@ class DaskRows:
                 for i in range(0, len(partials) - 1, 2)
             ]
             partials = paired + ([partials[-1]] if len(partials) % 2 else [])
+        from distributed.scheduler import KilledWorker
+
         try:
             result: S = client.compute(partials[0]).result()
         except InputError:
             raise
+        except KilledWorker as exc:
+            raise InputError(
+                f"Dask cluster {self.execution.dask}",
+                f"lost the workers running one part again and again ({exc})",
+                "give the workers more memory, or smaller parts (--batch-rows)",
+            ) from None
         except (OSError, pa.ArrowException) as exc:
             raise _read_error(self.role, self.dataset, exc) from None
         return result
@@ -422,6 +432,16 @@ def open_rows(path: Path, role: str, execution: Execution, read_table: Callable[
     kind = execution.kind
     if execution.dask is not None and kind in ("auto", "dask"):
         kind = "dask"
+    if kind == "memory" and is_dataset(path):
+        dataset = find(path, role)
+        try:
+            frame = open_dataset(dataset, role).to_table().to_pandas()
+        except (OSError, pa.ArrowException) as exc:
+            raise _read_error(role, dataset, exc) from None
+        if frame.empty:
+            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
+        columns = [str(c) for c in frame.columns]
+        return MemoryRows(frame, artifact(dataset, role, len(frame), columns))
     if kind == "memory" or (kind == "auto" and not is_dataset(path) and _small(path, execution)):
         frame, table_artifact = read_table(path, role)
         return MemoryRows(frame, table_artifact)
