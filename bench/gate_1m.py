@@ -86,9 +86,10 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
 # --------------------------------------------------------------------------- data & model
 
 
-def make_frame(rows: int, current: bool) -> pd.DataFrame:
-    """One seeded data set; `current` is the evaluation set, with mild drift."""
-    rng = np.random.default_rng([SEED, rows, int(current)])
+def make_frame(rows: int, current: bool, part: int | None = None) -> pd.DataFrame:
+    """One seeded data set; `current` is the evaluation set, with mild drift. `part` seeds
+    one file of a bigger data set (bench/gate_stream.py)."""
+    rng = np.random.default_rng([SEED, rows, int(current), *([] if part is None else [part])])
     probabilities = CURRENT_PROBABILITIES if current else PROBABILITIES
     codes = {
         name: rng.choice(len(levels), size=rows, p=probabilities[name])

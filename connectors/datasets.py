@@ -235,7 +235,11 @@ class StreamedRows:
         return state
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        scanner = self.arrow.scanner(columns=columns, batch_size=self.batch_rows)
+        # Arrow reads two batches ahead of the one being judged, from one file at a
+        # time: its defaults (16 batches, 4 files) would hold ~64 batches in memory.
+        scanner = self.arrow.scanner(
+            columns=columns, batch_size=self.batch_rows, batch_readahead=2, fragment_readahead=1
+        )
         try:
             for batch in scanner.to_batches():
                 if batch.num_rows:

@@ -19,7 +19,7 @@ from governance.connectors import files
 from governance.domain.evidence import EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.services.gate import judge
-from governance.services.ports import GateRequest
+from governance.services.ports import Execution, GateRequest
 
 
 class InProcessChecks:
@@ -30,13 +30,15 @@ class InProcessChecks:
         memory_mb: int = 4096,
         timeout_seconds: float = 900.0,
         compiled_code: Path | None = None,
+        execution: Execution | None = None,
     ) -> None:
         self.memory_mb = memory_mb
+        self.execution = execution or Execution()
 
     def __call__(
         self, policy: PromotionPolicy, request: GateRequest, allow_pickle: bool = False
     ) -> EvidenceManifest:
         pinned = parse_policy(json.loads(policy.canonical_json()))
         source = files if allow_pickle else files.SKOPS_ONLY
-        manifest = judge(pinned, request, source)
+        manifest = judge(pinned, request, source, execution=self.execution)
         return EvidenceManifest.model_validate(json.loads(manifest.model_dump_json()))

@@ -28,10 +28,13 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pandas.api import types
 
-from governance.checks import CheckInputs, Task, run_check
+from governance.checks import Batch, Checks, Scope, Task
+from governance.checks.reference import ReferenceProfile, profile
 from governance.domain import names
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import (
@@ -68,6 +71,8 @@ ACTOR = "monitoring"
 # A run still `running` this long after it started was left by a process that died: the
 # next process takes the slot over rather than leave it unfinished forever.
 RUN_LEASE = timedelta(hours=1)
+BATCH_ROWS = 262_144  # rows of the window judged at once
+EXACT_ROWS = 2_000_000  # windows up to this size get exact rank statistics
 
 
 @dataclass(frozen=True)
@@ -441,44 +446,43 @@ class ProductionMonitoring:
         self, target: Target, kind: str, start: datetime, end: datetime
     ) -> tuple[str, int, str, list[dict[str, Any]]]:
         """The policy's check of this kind on the window's rows: (status, rows, summary,
-        results)."""
+        results). The window is read as a data set, in batches, never as one frame."""
         _, schema = self._schema(target.model, target.version)
-        rows = self._window(target.model_version_id, start, end, _text(schema))
+        labelled = kind in ("performance", "fairness")
+        window = self._window(target.model_version_id, start, end, _text(schema), labelled)
         minimum = target.policy.monitoring.minimum_rows
         spec = next(c for c in target.policy.checks if c.type == kind)
-        notes: list[str] = []
-        if kind in ("performance", "fairness"):
-            rows = rows[rows[OUTCOME].notna()] if OUTCOME in rows else rows.iloc[:0]
-            notes.append("rows with an outcome only")
-        if len(rows) < minimum:
+        notes: list[str] = ["rows with an outcome only"] if labelled else []
+        rows = window.rows
+        if rows < minimum:
             return (
                 "insufficient",
-                len(rows),
-                f"{len(rows)} usable production rows in the window ({', '.join(notes) or 'all'}"
+                rows,
+                f"{rows} usable production rows in the window ({', '.join(notes) or 'all'}"
                 f"); the policy asks for {minimum} before judging",
                 [],
             )
         result: CheckResult | str
         if kind == "drift":
-            result = self._drift(target, spec, schema, rows, notes)
+            result = self._drift(target, spec, schema, window, notes)
         elif kind == "performance":
             assert isinstance(spec, PerformanceCheck)
-            result = _performance(spec, schema, rows, notes)
+            result = _performance(spec, schema, window, notes)
         else:
             assert isinstance(spec, FairnessCheck)
-            result = _fairness(spec, schema, rows, notes)
+            result = _fairness(spec, schema, window, notes)
         if isinstance(result, str):
-            return "insufficient", len(rows), result, []
+            return "insufficient", rows, result, []
         status = {Status.FAIL: "breach", Status.ERROR: "error"}.get(result.status, "pass")
         summary = result.summary + (f" ({'; '.join(notes)})" if notes else "")
-        return status, len(rows), summary, [result.model_dump(mode="json")]
+        return status, rows, summary, [result.model_dump(mode="json")]
 
     def _drift(
         self,
         target: Target,
         spec: AnyCheck,
         schema: Schema,
-        rows: pd.DataFrame,
+        window: Window,
         notes: list[str],
     ) -> CheckResult:
         with self._units(read_only=True) as uow:
@@ -488,33 +492,82 @@ class ProductionMonitoring:
         path = self._stored(reference_set)
         assert path is not None
         reference = _reference(self._source, path, reference_set.format, _text(schema))
-        return run_check(spec, _inputs(schema, rows, reference))
+        return _judge(spec, schema, window, profile(reference, exact=window.exact))
 
     def _window(
-        self, version_id: int, start: datetime, end: datetime, text: list[str]
-    ) -> pd.DataFrame:
-        """The version's rows logged in (start, end]; text columns as categories."""
+        self, version_id: int, start: datetime, end: datetime, text: list[str], labelled: bool
+    ) -> Window:
+        """The version's rows logged in (start, end] (with an outcome, if `labelled`)."""
         with self._units(read_only=True) as uow:
             files = uow.monitoring.batch_files(version_id, start, end)
-        bounds = [("timestamp", ">", pd.Timestamp(start)), ("timestamp", "<=", pd.Timestamp(end))]
-        tables = [
-            pq.read_table(
-                self._blobs.path_of(sha256, ".parquet"),
-                filters=bounds,
-                read_dictionary=text,
-            )
-            for sha256 in files
-        ]
-        if not tables:
-            return pd.DataFrame({TIMESTAMP: pd.Series([], dtype="datetime64[us, UTC]")})
-        # Joined as Arrow tables (no copy) and converted once: a pandas concat of the
-        # converted frames copies every column again. Batches that differ (an integer
-        # column where another batch has floats, no outcome yet) are widened to match.
-        joined = pa.concat_tables(tables, promote_options="permissive")
-        return joined.to_pandas()
+        paths = [str(self._blobs.path_of(sha256, ".parquet")) for sha256 in files]
+        return Window.of(paths, pd.Timestamp(start), pd.Timestamp(end), text, labelled)
 
 
 # --- checks on production rows ---------------------------------------------------------
+
+
+class Window:
+    """Logged prediction batches as one Arrow data set, filtered to a time window and read
+    in batches of `BATCH_ROWS`, so a month of a busy model's predictions is never one
+    frame. Batches that differ (an integer column where another has floats, no outcome
+    yet) are read in their unified schema; text columns as dictionaries, which Arrow
+    decodes once per distinct value (bench/RESULTS.md, production monitoring)."""
+
+    def __init__(self, dataset: ds.Dataset | None, condition: pc.Expression) -> None:
+        self.dataset, self.condition = dataset, condition
+        self.rows = 0 if dataset is None else dataset.count_rows(filter=condition)
+        self.columns = [] if dataset is None else list(dataset.schema.names)
+        self.exact = self.rows <= EXACT_ROWS
+
+    @classmethod
+    def of(
+        cls,
+        paths: list[str],
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        text: list[str],
+        labelled: bool,
+    ) -> Window:
+        condition = (pc.field(TIMESTAMP) > start) & (pc.field(TIMESTAMP) <= end)
+        if not paths:
+            return cls(None, condition)
+        schemas = [pq.read_schema(path) for path in paths]
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        fields = [
+            field.with_type(pa.dictionary(pa.int32(), field.type))
+            if field.name in text and pa.types.is_string(field.type)
+            else field
+            for field in unified
+        ]
+        if labelled:
+            if OUTCOME not in unified.names:
+                return cls(None, condition)
+            condition &= pc.field(OUTCOME).is_valid()
+        parquet = ds.ParquetFileFormat(read_options={"dictionary_columns": text})
+        return cls(ds.dataset(paths, schema=pa.schema(fields), format=parquet), condition)
+
+    def has_values(self, column: str) -> bool:
+        """Whether every row in the window has a value in `column`."""
+        if self.dataset is None or column not in self.columns:
+            return False
+        return self.dataset.count_rows(filter=self.condition & pc.field(column).is_null()) == 0
+
+    def fold(
+        self, function: Callable[[pd.DataFrame, int], Any], merge: Callable[[Any, Any], Any]
+    ) -> Any:
+        assert self.dataset is not None
+        state, offset = None, 0
+        scanner = self.dataset.scanner(
+            filter=self.condition, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+        )
+        for batch in scanner.to_batches():
+            if not batch.num_rows:
+                continue
+            partial = function(batch.to_pandas(), offset)
+            state = partial if state is None else merge(state, partial)
+            offset += batch.num_rows
+        return state
 
 
 def _text(schema: Schema) -> list[str]:
@@ -539,47 +592,68 @@ def _reference(source: ArtifactSource, path: Path, kind: str, text: list[str]) -
         ) from None
 
 
-def _inputs(schema: Schema, rows: pd.DataFrame, reference: pd.DataFrame | None) -> CheckInputs:
-    has_outcome = OUTCOME in rows and bool(rows[OUTCOME].notna().all())
-    score = rows.get(SCORE)
-    return CheckInputs(
-        data=rows,
+def _judge(
+    spec: AnyCheck, schema: Schema, window: Window, reference: ReferenceProfile | None = None
+) -> CheckResult:
+    """One check folded over the window's batches."""
+    scores = window.has_values(SCORE) and schema.task == "classification"
+    scope = Scope(
+        columns=window.columns,
         features=schema.features,
         target=OUTCOME,
-        y_true=_encoded(rows[OUTCOME], schema) if has_outcome else np.empty(0),
-        y_pred=_encoded(rows[PREDICTION], schema),
-        y_score=score.to_numpy(float) if score is not None and score.notna().all() else None,
         task=schema.task,
+        rows=window.rows,
+        scores=scores,
         reference=reference,
+        exact=window.exact,
     )
+    checks = Checks([spec], scope)
+    return checks.finalize(window.fold(_Batches(checks, schema, scores), checks.merge))[0]
+
+
+class _Batches:
+    def __init__(self, checks: Checks, schema: Schema, scores: bool) -> None:
+        self.checks, self.schema, self.scores = checks, schema, scores
+
+    def __call__(self, rows: pd.DataFrame, offset: int) -> Any:
+        schema = self.schema
+        has_outcome = OUTCOME in rows and bool(rows[OUTCOME].notna().all())
+        batch = Batch(
+            data=rows,
+            y_true=_encoded(rows[OUTCOME], schema) if has_outcome else np.empty(0),
+            y_pred=_encoded(rows[PREDICTION], schema),
+            y_score=rows[SCORE].to_numpy(float) if self.scores else None,
+            offset=offset,
+        )
+        return self.checks.partial(batch)
 
 
 def _performance(
-    spec: PerformanceCheck, schema: Schema, rows: pd.DataFrame, notes: list[str]
+    spec: PerformanceCheck, schema: Schema, window: Window, notes: list[str]
 ) -> CheckResult | str:
     """The performance floors on the rows with outcomes; `noRegression` needs a champion
     scored on the same rows, which production does not have, so it is left out."""
-    inputs = _inputs(schema, rows, None)
+    scores = window.has_values(SCORE)
     kept: list[PerformanceRule | NoRegressionRule] = []
     for rule in spec.rules:
         if isinstance(rule, NoRegressionRule):
             notes.append(f"'{rule.label}' skipped: no champion is scored in production")
-        elif rule.metric == "roc_auc" and inputs.y_score is None:
+        elif rule.metric == "roc_auc" and not scores:
             notes.append(f"'{rule.label}' skipped: no `score` column was logged")
         else:
             kept.append(rule)
     if not kept:
         return "no performance rule can be judged on production rows: " + "; ".join(notes)
-    return run_check(spec.model_copy(update={"rules": kept}), inputs)
+    return _judge(spec.model_copy(update={"rules": kept}), schema, window)
 
 
 def _fairness(
-    spec: FairnessCheck, schema: Schema, rows: pd.DataFrame, notes: list[str]
+    spec: FairnessCheck, schema: Schema, window: Window, notes: list[str]
 ) -> CheckResult | str:
-    absent = [f for f in spec.sensitive_features if f not in rows.columns]
+    absent = [f for f in spec.sensitive_features if f not in window.columns]
     if absent:
         return f"the sensitive attributes {', '.join(absent)} are not logged with the predictions"
-    return run_check(spec, _inputs(schema, rows, None))
+    return _judge(spec, schema, window)
 
 
 def _encoded(values: pd.Series, schema: Schema) -> np.ndarray:
