@@ -72,6 +72,7 @@ class Scope:
     champion_measured: bool = False  # batches carry the champion's outputs
     champion_metrics: dict[str, float] | None = None  # or its recorded metrics
     exact: bool = True  # keep every value a rank statistic needs
+    sampling: Literal["keys", "frame"] = "keys"  # ports.Execution.sampling
 
 
 @dataclass(frozen=True)

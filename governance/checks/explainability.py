@@ -109,6 +109,7 @@ class _Sample:
     keys: np.ndarray
     rows: pd.DataFrame  # the features of the rows with the smallest keys, in key order
     seen: int  # rows read
+    background: pd.DataFrame | None = None  # drawn on its own ("frame" sampling)
 
 
 class Aggregate:
@@ -120,10 +121,27 @@ class Aggregate:
         self.size = max(spec.sample_size, spec.background_size)
 
     def partial(self, batch: Batch) -> _Sample:
+        if self.scope.sampling == "frame":
+            return self._frame_sample(batch)
         keys = sample_keys(self.spec.seed, batch.offset, len(batch.data))
         order = np.argsort(keys, kind="stable")[: self.size]
         rows = batch.data.iloc[order][self.scope.features]
         return _Sample(keys[order], rows, len(batch.data))
+
+    def _frame_sample(self, batch: Batch) -> _Sample:
+        """`DataFrame.sample`, as decisions recorded before the keys drew it: every row in
+        one batch, or it is not the same sample."""
+        if batch.offset != 0 or len(batch.data) != self.scope.rows:
+            raise InputError(
+                f"check '{self.spec.id}'",
+                "its decision drew the sample with DataFrame.sample, which needs every row "
+                "in one batch",
+                "replay it in memory",
+            )
+        spec, frame = self.spec, batch.data[self.scope.features]
+        rows = batch.data.sample(n=min(spec.sample_size, len(frame)), random_state=spec.seed)
+        background = frame.sample(n=min(spec.background_size, len(frame)), random_state=spec.seed)
+        return _Sample(np.empty(0, np.uint64), rows[self.scope.features], len(frame), background)
 
     def merge(self, first: _Sample, second: _Sample) -> _Sample:
         keys = np.concatenate((first.keys, second.keys))
@@ -136,7 +154,11 @@ class Aggregate:
         if state.seen == 0:
             raise InputError("data", "has no rows to explain", "evaluate on a non-empty data set")
         sample = state.rows.iloc[: spec.sample_size]
-        background = state.rows.iloc[: spec.background_size]
+        background = (
+            state.background
+            if state.background is not None
+            else state.rows.iloc[: spec.background_size]
+        )
         explainer, values = _tree_shap(scope.model, sample) or _agnostic_shap(
             spec, scope, sample, background
         )
@@ -153,8 +175,12 @@ class Aggregate:
                 "explainer": explainer,
                 "sample_size": len(sample),
                 "seed": spec.seed,
-                "sampling": "the rows with the smallest Philox keys (seeded, uniform)",
-                "background_size": None if explainer == "TreeExplainer" else len(background),
+                **(
+                    {"sampling": "the rows with the smallest Philox keys (seeded, uniform)"}
+                    if scope.sampling == "keys"
+                    else {}
+                ),
+                "background_size": None if explainer == "TreeExplainer" else spec.background_size,
                 "ranking": ranking,
                 "statistics": [
                     Exactness(

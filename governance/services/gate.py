@@ -143,6 +143,7 @@ def judge(
         champion_measured=champion_model is not None,
         champion_metrics=champion_metrics,
         exact=exact,
+        sampling=execution.sampling,
     )
     for spec in policy.checks:
         if isinstance(spec, ExplainabilityCheck) and model is None:

@@ -94,6 +94,10 @@ class Execution:
     exact_rows: int = 2_000_000
     dask_workers: int = 2  # for "local": worker processes
     dask_memory: str = "2GiB"  # for "local": each worker's memory limit
+    # How the explainability sample is drawn: by seeded Philox keys, the same rows however
+    # the data is split; or with `DataFrame.sample`, as decisions recorded before keys
+    # were used drew it (one batch in memory only): what a replay of one of those needs.
+    sampling: Literal["keys", "frame"] = "keys"
 
 
 class Rows(Protocol):

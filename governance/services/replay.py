@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 from governance.domain.errors import InputError
@@ -24,7 +25,13 @@ from governance.domain.evidence import Artifact, EvidenceManifest
 from governance.domain.policy import PromotionPolicy, parse_policy
 from governance.domain.verdict import Verdict
 from governance.services.gate import judge, policy_seeds, running_versions
-from governance.services.ports import ArtifactSource, ContentStore, GateRequest, UnitOfWorkFactory
+from governance.services.ports import (
+    ArtifactSource,
+    ContentStore,
+    Execution,
+    GateRequest,
+    UnitOfWorkFactory,
+)
 from governance.services.unit_of_work import run_in_unit_of_work
 
 Progress = Callable[[str], None]
@@ -121,7 +128,7 @@ def replay(
         model_name=recorded.model_name,
         model_version=recorded.model_version,
     )
-    replayed = judge(policy, request, source, progress)
+    replayed = judge(policy, request, source, progress, Execution(sampling=_sampling(document)))
     _same_inputs(recorded, replayed)
 
     progress("Comparing")
@@ -308,6 +315,15 @@ def library_differences(
     }
 
 
+def _sampling(document: dict[str, Any]) -> Literal["keys", "frame"]:
+    """How the recorded decision drew its explainability sample: by Philox keys (the
+    manifest says so), or, before that was recorded, with `DataFrame.sample`."""
+    for result in document.get("results", []):
+        if result.get("type") == "explainability" and "sampling" not in result.get("metrics", {}):
+            return "frame"
+    return "keys"
+
+
 def compare(recorded: dict[str, Any], replayed: dict[str, Any]) -> list[ComparisonRow]:
     """Row by row: the verdict, then for each check its status and summary, each rule's
     observed value, outcome, interval and detail, and every value in its metrics. Times
@@ -341,7 +357,8 @@ def compare(recorded: dict[str, Any], replayed: dict[str, Any]) -> list[Comparis
                 )
         old_metrics = flatten(old.get("metrics", {}), "metrics")
         new_metrics = flatten(new.get("metrics", {}), "metrics")
-        for name in [*old_metrics, *(key for key in new_metrics if key not in old_metrics)]:
+        added = [key for key in new_metrics if key not in old_metrics and not _described(key)]
+        for name in [*old_metrics, *added]:
             rows.append(
                 _row(check_id, name, old_metrics.get(name, ABSENT), new_metrics.get(name, ABSENT))
             )
@@ -350,6 +367,15 @@ def compare(recorded: dict[str, Any], replayed: dict[str, Any]) -> list[Comparis
 
 def _row(check_id: str, name: str, recorded: Any, replayed: Any) -> ComparisonRow:
     return ComparisonRow(check_id, name, recorded, replayed, identical(recorded, replayed))
+
+
+# Metrics that describe how a figure was computed, added to the manifest after some
+# decisions were recorded: their absence from an older manifest is not a difference.
+DESCRIPTIVE = re.compile(r"\.(statistics\b|sketched$|bound$|sampling$)")
+
+
+def _described(name: str) -> bool:
+    return DESCRIPTIVE.search(name) is not None
 
 
 def flatten(value: Any, path: str) -> dict[str, Any]:

@@ -280,3 +280,34 @@ def test_shap_s_compiled_loops_are_kept_on_disk() -> None:
 
     loops = [shap.maskers._tabular._delta_masking, shap.links.identity, shap.links.logit]
     assert all(isinstance(loop._cache, FunctionCache) for loop in loops)
+
+
+def test_frame_sampling_draws_what_decisions_before_keys_drew(categorical: Split) -> None:
+    """A replay of a decision recorded before the keys (its manifest names no `sampling`)
+    draws the sample with DataFrame.sample, as that decision did, and needs one batch."""
+    from dataclasses import replace
+
+    from governance.checks import Checks, scope_and_batch
+    from governance.domain.errors import InputError
+    from governance.services.replay import _sampling
+
+    train, test = categorical
+    model = lightgbm_on(train, FEATURES)
+    spec = check(["race"], 1, seed=7)
+    scope, batch = scope_and_batch(inputs(model, test))
+    checks = Checks([spec], replace(scope, sampling="frame"))
+    result = checks.finalize(checks.partial(batch))[0]
+
+    sample = test.sample(n=300, random_state=7)[FEATURES]
+    direct = np.abs(shap.TreeExplainer(model)(sample).values).mean(axis=0)
+    assert by_feature(result.metrics["ranking"]) == pytest.approx(
+        dict(zip(FEATURES, direct, strict=True)), abs=1e-9
+    )
+    assert "sampling" not in result.metrics  # so that its replay draws the same way
+    assert _sampling({"results": [{"type": "explainability", "metrics": {}}]}) == "frame"
+    keyed = explainability.run(spec, inputs(model, test))
+    assert _sampling({"results": [{"type": "explainability", "metrics": keyed.metrics}]}) == "keys"
+
+    half = replace(batch, data=batch.data.iloc[:100], offset=100)
+    with pytest.raises(InputError, match="one batch"):
+        checks.partial(half)
