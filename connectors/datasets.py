@@ -52,6 +52,7 @@ class DataSet:
     filesystem: fsspec.AbstractFileSystem
     root: str  # the directory file paths are relative to
     files: list[str]  # full paths on `filesystem`, in canonical order
+    single: bool = False  # one file named as such, not a directory or a glob
 
     @property
     def relative(self) -> list[str]:
@@ -67,13 +68,22 @@ def location(path: Path | str) -> str:
     return text
 
 
+def is_url(text: str) -> bool:
+    """An fsspec URL (`s3://…`, `gs://…`, `memory://…`), not a local path."""
+    match = _URL.match(text)
+    return bool(match and len(match.group(1)) > 1 and "://" in text)
+
+
 def is_dataset(path: Path | str) -> bool:
     """A directory, a glob or a URL: read with Arrow. A local single file keeps the
     existing reader (CSV or Parquet, in memory)."""
     text = location(path)
-    if _URL.match(text) or _GLOB.search(text):
+    if is_url(text):
         return True
-    return Path(text).is_dir()
+    local = Path(text)
+    if local.is_file():
+        return False
+    return local.is_dir() or _GLOB.search(text) is not None
 
 
 def find(path: Path | str, role: str) -> DataSet:
@@ -90,14 +100,15 @@ def find(path: Path | str, role: str) -> DataSet:
             "or give a local path",
         ) from None
     try:
-        if _GLOB.search(root):
-            files = sorted(str(f) for f in filesystem.glob(root) if filesystem.isfile(f))
-            base = root[: _GLOB.search(root).start()].rsplit("/", 1)[0]  # type: ignore[union-attr]
-        elif filesystem.isdir(root):
+        pattern = _GLOB.search(root)
+        if filesystem.isfile(root):  # a name with [ or * in it is still that file
+            return DataSet(text, filesystem, root.rsplit("/", 1)[0], [root], single=True)
+        if filesystem.isdir(root):
             files = sorted(str(f) for f in filesystem.find(root) if _data_file(str(f)))
             base = root
-        elif filesystem.isfile(root):
-            files, base = [root], root.rsplit("/", 1)[0]
+        elif pattern:
+            files = sorted(str(f) for f in filesystem.glob(root) if filesystem.isfile(f))
+            base = root[: pattern.start()].rsplit("/", 1)[0]
         else:
             raise InputError(subject, "no such file or directory", "check the path")
     except OSError as exc:
@@ -121,28 +132,35 @@ def _data_file(path: str) -> bool:
 
 
 def artifact(dataset: DataSet, role: str, rows: int, columns: list[str]) -> Artifact:
-    """The data set pinned by each file's sha256 in canonical order."""
+    """A single file pinned by its sha256, as the in-memory reader pins it; a data set by
+    each file's sha256 in canonical order and the sha256 of that listing."""
     listing = hashlib.sha256()
     files = []
     for path, relative in zip(dataset.files, dataset.relative, strict=True):
-        digest = hashlib.sha256()
-        try:
-            with dataset.filesystem.open(path, "rb") as stream:
-                while block := stream.read(1 << 20):
-                    digest.update(block)
-        except OSError as exc:
-            raise InputError(f"{role} file {path}", f"cannot be read ({exc})", "check it") from None
-        files.append({"path": relative, "sha256": digest.hexdigest()})
-        listing.update(f"{digest.hexdigest()}  {relative}\n".encode())
+        digest = _sha256(dataset, path, role)
+        files.append({"path": relative, "sha256": digest})
+        listing.update(f"{digest}  {relative}\n".encode())
+    single = dataset.single
     return Artifact(
         role=role,  # type: ignore[arg-type]
         uri=dataset.location,
-        sha256=listing.hexdigest(),
-        format="parquet-dataset" if len(files) > 1 or dataset.files[0] != dataset.location else "parquet",
+        sha256=files[0]["sha256"] if single else listing.hexdigest(),
+        format="parquet" if single else "parquet-dataset",
         rows=rows,
         columns=columns,
-        files=files,
+        files=None if single else files,
     )
+
+
+def _sha256(dataset: DataSet, path: str, role: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with dataset.filesystem.open(path, "rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"{role} file {path}", f"cannot be read ({exc})", "check it") from None
+    return digest.hexdigest()
 
 
 def open_dataset(dataset: DataSet, role: str) -> ds.Dataset:

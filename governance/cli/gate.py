@@ -39,6 +39,9 @@ PATH_FIELDS = (
 )  # fmt: skip
 
 
+DATA_FIELDS = ("data", "reference")  # may be fsspec URLs, taken as they are
+
+
 # How long `gate --submit` waits for the service to re-compute the checks.
 SUBMIT_WAIT_SECONDS = 1800.0
 DECIDED = ("awaiting_approval", "blocked")
@@ -60,8 +63,9 @@ def _gate_config(path: Path) -> dict[str, Any]:
             fail(f"gate config {path}: unknown key {key!r}. Fix: use one of {sorted(GATE_FIELDS)}")
         settings[name] = value
     for name in PATH_FIELDS:
-        if settings.get(name) is not None:
-            settings[name] = path.parent / str(settings[name])
+        value = settings.get(name)
+        if value is not None and not (name in DATA_FIELDS and datasets.is_url(str(value))):
+            settings[name] = path.parent / str(value)
     return settings
 
 
