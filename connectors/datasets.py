@@ -25,12 +25,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -104,7 +106,7 @@ def find(path: Path | str, role: str) -> DataSet:
         if filesystem.isfile(root):  # a name with [ or * in it is still that file
             return DataSet(text, filesystem, root.rsplit("/", 1)[0], [root], single=True)
         if filesystem.isdir(root):
-            files = sorted(str(f) for f in filesystem.find(root) if _data_file(str(f)))
+            files = sorted(str(f) for f in filesystem.find(root) if _data_file(str(f), root))
             base = root
         elif pattern:
             files = sorted(str(f) for f in filesystem.glob(root) if filesystem.isfile(f))
@@ -125,10 +127,13 @@ def find(path: Path | str, role: str) -> DataSet:
     return DataSet(text, filesystem, base.rstrip("/"), files)
 
 
-def _data_file(path: str) -> bool:
-    """Spark's and Hive's markers (_SUCCESS, _metadata, .crc) are not data."""
-    name = path.rsplit("/", 1)[-1]
-    return not name.startswith(("_", ".")) and name.lower().endswith((".parquet", ".pq"))
+def _data_file(path: str, root: str) -> bool:
+    """Spark's and Hive's markers and scratch (_SUCCESS, _metadata, .crc, _temporary/,
+    .snapshot/) are not data: any part of the path under the root that starts with _ or .
+    is skipped, as Arrow's own discovery skips it."""
+    parts = path[len(root) :].strip("/").split("/")
+    hidden = any(part.startswith(("_", ".")) for part in parts)
+    return not hidden and parts[-1].lower().endswith((".parquet", ".pq"))
 
 
 def artifact(dataset: DataSet, role: str, rows: int, columns: list[str]) -> Artifact:
@@ -207,6 +212,33 @@ def _difference(first: pa.Schema, other: pa.Schema) -> str:
     return "; ".join(notes) or "column order differs"
 
 
+def nullable_columns(arrow: ds.Dataset, condition: pc.Expression | None = None) -> frozenset[str]:
+    """Integer and boolean columns that hold a null somewhere in the data set. pandas reads
+    such a column as float64 (or object) when the whole table is read, but a batch without
+    a null as int64 (or bool): every batch is widened alike, so no figure depends on how
+    the rows were split."""
+    candidates = [
+        field.name
+        for field in arrow.schema
+        if pa.types.is_integer(field.type) or pa.types.is_boolean(field.type)
+    ]
+    nullable = set()
+    for name in candidates:
+        test = pc.field(name).is_null()
+        if arrow.count_rows(filter=test if condition is None else condition & test):
+            nullable.add(name)
+    return frozenset(nullable)
+
+
+def frame_of(table: pa.RecordBatch | pa.Table, nullable: frozenset[str]) -> pd.DataFrame:
+    """The batch as pandas, with the types the whole data set would have (`nullable_columns`)."""
+    frame = table.to_pandas()
+    for name in nullable:
+        if name in frame.columns and frame[name].dtype.kind in "iub":
+            frame[name] = frame[name].astype(object if frame[name].dtype.kind == "b" else "float64")
+    return frame
+
+
 class MemoryRows:
     """The whole table in memory: one batch."""
 
@@ -233,6 +265,7 @@ class StreamedRows:
         self.arrow = open_dataset(dataset, role)
         self.columns = list(self.arrow.schema.names)
         self.rows = self.arrow.count_rows()
+        self.nullable = nullable_columns(self.arrow)
         if self.rows == 0:
             raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
         self.artifact = artifact(dataset, role, self.rows, self.columns)
@@ -261,7 +294,7 @@ class StreamedRows:
         try:
             for batch in scanner.to_batches():
                 if batch.num_rows:
-                    yield batch.to_pandas()
+                    yield frame_of(batch, self.nullable)
         except (OSError, pa.ArrowException) as exc:
             raise _read_error(self.role, self.dataset, exc) from None
 
@@ -299,6 +332,7 @@ class DaskRows:
         self.columns = list(self.arrow.schema.names)
         self.pieces = _pieces(dataset, execution.batch_rows)
         self.rows = sum(piece.rows for piece in self.pieces)
+        self.nullable = nullable_columns(self.arrow)
         if self.rows == 0:
             raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
         self.artifact = artifact(dataset, role, self.rows, self.columns)
@@ -314,7 +348,7 @@ class DaskRows:
         from distributed import Client
 
         client: Client = dask_client(self.execution)
-        read = _PieceReader(self.dataset.filesystem, columns, self.role)
+        read = _PieceReader(self.dataset, self.arrow.schema, columns, self.role, self.nullable)
         frame = dd.from_map(read, self.pieces, meta=_meta(self.arrow.schema, columns))
         # In the graph, not scattered: a key that a dead worker held is made again from
         # the graph, where scattered data would be lost with it.
@@ -356,22 +390,43 @@ def _merge(merge: Callable[[S, S], S], first: S, second: S) -> S:
 
 
 class _PieceReader:
-    """Reads one piece on a worker (picklable: a class, not a closure)."""
+    """Reads one piece on a worker (picklable: a class, not a closure), with the hive
+    partition values its path names, typed as the data set's schema says."""
 
-    def __init__(self, filesystem: fsspec.AbstractFileSystem, columns: list[str] | None, role: str) -> None:
-        self.filesystem, self.columns, self.role = filesystem, columns, role
+    def __init__(
+        self,
+        dataset: DataSet,
+        schema: pa.Schema,
+        columns: list[str] | None,
+        role: str,
+        nullable: frozenset[str],
+    ) -> None:
+        self.filesystem, self.root = dataset.filesystem, dataset.root
+        self.schema, self.columns, self.role, self.nullable = schema, columns, role, nullable
 
     def __call__(self, piece: _Piece) -> pd.DataFrame:
+        partition = self._partition(piece.path)
+        wanted = list(self.schema.names) if self.columns is None else self.columns
+        stored = [name for name in wanted if name not in partition]
         try:
             with self.filesystem.open(piece.path, "rb") as stream:
-                table = pq.ParquetFile(stream).read_row_groups(piece.row_groups, columns=self.columns)
+                table = pq.ParquetFile(stream).read_row_groups(piece.row_groups, columns=stored)
         except FileNotFoundError:
             raise InputError(
                 f"{self.role} file {piece.path}",
                 "disappeared while it was read",
                 "keep the data set unchanged while the gate reads it, and run again",
             ) from None
-        return table.to_pandas()
+        for name in wanted:
+            if name in partition:
+                field = self.schema.field(name)
+                values = pa.array([partition[name]] * piece.rows).cast(field.type)
+                table = table.append_column(field, values)
+        return frame_of(table.select(wanted), self.nullable)
+
+    def _partition(self, path: str) -> dict[str, str]:
+        folders = path[len(self.root) :].strip("/").split("/")[:-1]
+        return dict(folder.split("=", 1) for folder in folders if "=" in folder)
 
 
 def _pieces(dataset: DataSet, batch_rows: int) -> list[_Piece]:
@@ -388,10 +443,10 @@ def _pieces(dataset: DataSet, batch_rows: int) -> list[_Piece]:
             if rows >= batch_rows:
                 pieces.append(_Piece(path, groups, offset, rows))
                 offset, groups, rows = offset + rows, [], 0
-        if groups:
+        if groups and rows:
             pieces.append(_Piece(path, groups, offset, rows))
             offset += rows
-    return pieces
+    return [piece for piece in pieces if piece.rows]
 
 
 def _meta(schema: pa.Schema, columns: list[str] | None) -> pd.DataFrame:
@@ -491,3 +546,77 @@ def _small(path: Path, execution: Execution) -> bool:
         return bool(pq.read_metadata(path).num_rows <= execution.exact_rows)
     except (OSError, pa.ArrowException):
         return True  # read_table names the problem
+
+
+# The logged prediction batches of production monitoring (services/monitoring.py).
+TIMESTAMP, OUTCOME = "timestamp", "outcome"
+WINDOW_BATCH_ROWS = 262_144  # rows of a window judged at once
+WINDOW_EXACT_ROWS = 2_000_000  # windows up to this size get exact rank statistics
+
+
+class WindowRows:
+    """Logged prediction batches as one Arrow data set, filtered to a time window and read
+    in batches of `WINDOW_BATCH_ROWS`, so a month of a busy model's predictions is never one
+    frame. Batches that differ (an integer column where another has floats, no outcome
+    yet) are read in their unified schema; text columns as dictionaries, which Arrow
+    decodes once per distinct value (bench/RESULTS.md, production monitoring)."""
+
+    def __init__(self, dataset: ds.Dataset | None, condition: pc.Expression) -> None:
+        self.dataset, self.condition = dataset, condition
+        self.rows = 0 if dataset is None else dataset.count_rows(filter=condition)
+        self.columns = [] if dataset is None else list(dataset.schema.names)
+        self.exact = self.rows <= WINDOW_EXACT_ROWS
+        self.nullable = frozenset() if dataset is None else nullable_columns(dataset, condition)
+
+    @classmethod
+    def of(
+        cls, paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+    ) -> WindowRows:
+        """The rows logged in (start, end]; only those with an outcome when `labelled`."""
+        condition = (pc.field(TIMESTAMP) > pd.Timestamp(start)) & (
+            pc.field(TIMESTAMP) <= pd.Timestamp(end)
+        )
+        if not paths:
+            return cls(None, condition)
+        schemas = [pq.read_schema(str(path)) for path in paths]
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        fields = [
+            field.with_type(pa.dictionary(pa.int32(), field.type))
+            if field.name in text and pa.types.is_string(field.type)
+            else field
+            for field in unified
+        ]
+        if labelled:
+            if OUTCOME not in unified.names:
+                return cls(None, condition)
+            condition &= pc.field(OUTCOME).is_valid()
+        parquet = ds.ParquetFileFormat(read_options={"dictionary_columns": text})
+        files = [str(path) for path in paths]
+        return cls(ds.dataset(files, schema=pa.schema(fields), format=parquet), condition)
+
+    def fold(
+        self, function: Callable[[pd.DataFrame, int], S], merge: Callable[[S, S], S]
+    ) -> S | None:
+        """`function` of each batch in the window, merged; None for an empty window."""
+        if self.dataset is None:
+            return None
+        state: S | None = None
+        offset = 0
+        scanner = self.dataset.scanner(
+            filter=self.condition,
+            batch_size=WINDOW_BATCH_ROWS,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
+        for batch in scanner.to_batches():
+            if batch.num_rows:
+                partial = function(frame_of(batch, self.nullable), offset)
+                state = partial if state is None else merge(state, partial)
+                offset += batch.num_rows
+        return state
+
+    def has_values(self, column: str) -> bool:
+        """Whether every row in the window has a value in `column`."""
+        if self.dataset is None or column not in self.columns:
+            return False
+        return self.dataset.count_rows(filter=self.condition & pc.field(column).is_null()) == 0

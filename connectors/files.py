@@ -9,6 +9,7 @@ import hashlib
 import json
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,13 @@ def read_table(path: Path, role: str = "data") -> tuple[pd.DataFrame, Artifact]:
 def open_rows(path: Path, role: str, execution: Execution) -> Rows:
     """A file or a Parquet data set, read in batches as `execution` says."""
     return datasets.open_rows(path, role, execution, read_table)
+
+
+def open_window(
+    paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+) -> datasets.WindowRows:
+    """Logged prediction batches in (start, end], read in batches."""
+    return datasets.WindowRows.of(paths, start, end, text, labelled)
 
 
 def _parse(path: Path, kind: str, role: str) -> pd.DataFrame:
@@ -222,6 +230,7 @@ class SkopsOnly:
     parse_policy_text = staticmethod(parse_policy_text)
     read_table = staticmethod(read_table)
     open_rows = staticmethod(open_rows)
+    open_window = staticmethod(open_window)
 
     @staticmethod
     def load_model(path: Path, role: str = "model") -> tuple[Any, Artifact]:

@@ -291,7 +291,9 @@ def _sketched_wasserstein(column: str, reference: ColumnProfile, current: _Side)
     distance, bound = wasserstein(reference.bins, current.bins)
     norm = max(reference.finite.std, NORM_FLOOR)
     drift = _verdict(column, NUMERICAL, "wasserstein", distance / norm)
-    return replace(drift, sketched=True, bound=bound / norm)
+    # judged at the bound's worse end: a sketch never lets drift pass that might be there
+    drifted = drift.drifted or distance / norm + bound / norm >= drift.threshold
+    return replace(drift, drifted=drifted, sketched=True, bound=bound / norm)
 
 
 def _sketched_ks(reference: ColumnProfile, current: _Side) -> float:

@@ -23,7 +23,7 @@ import pandas as pd
 import shap
 from numba.core.caching import NullCache
 from numba.core.dispatcher import Dispatcher
-from pandas.api.types import is_numeric_dtype
+from pandas.api.types import is_numeric_dtype, union_categoricals
 from shap.utils._exceptions import InvalidModelError  # shap exports it nowhere public
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
@@ -146,7 +146,7 @@ class Aggregate:
     def merge(self, first: _Sample, second: _Sample) -> _Sample:
         keys = np.concatenate((first.keys, second.keys))
         order = np.argsort(keys, kind="stable")[: self.size]
-        rows = pd.concat([first.rows, second.rows]).iloc[order]
+        rows = _concat(first.rows, second.rows).iloc[order]
         return _Sample(keys[order], rows, first.seen + second.seen)
 
     def finalize(self, state: _Sample) -> CheckResult:
@@ -192,6 +192,21 @@ class Aggregate:
             },
             library_versions=library_versions("shap", "scikit-learn"),
         )
+
+
+def _concat(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """The rows of both, a categorical column staying categorical: batches read apart
+    may carry different categories, which `pd.concat` would turn into plain objects, and
+    a model trained on categories would then refuse the sample."""
+    joined = pd.concat([first, second])
+    for name in first.columns:
+        both = (first[name].dtype, second[name].dtype)
+        if all(isinstance(dtype, pd.CategoricalDtype) for dtype in both) and not isinstance(
+            joined[name].dtype, pd.CategoricalDtype
+        ):
+            values = union_categoricals([first[name], second[name]])
+            joined[name] = pd.Categorical(values, categories=values.categories)
+    return joined
 
 
 def _check_inputs(spec: ExplainabilityCheck, scope: Scope) -> None:

@@ -46,6 +46,7 @@ from governance.domain.policy import (
     PerformanceCheck,
     PerformanceRule,
     RegressionMetric,
+    Severity,
 )
 from governance.domain.results import CheckResult, RuleOutcome, status_of
 
@@ -180,20 +181,16 @@ class Aggregate:
         spec, scope, rows = self.spec, self.scope, state.rows
         candidate, statistics = state.candidate.metrics(scope.task)
         champion = _champion(scope, state.champion)
+        bounds = {s.statistic: s.bound for s in statistics if s.method == "sketch"}
         if state.champion is not None:
             statistics += [
                 replace(statistic, statistic=f"champion {statistic.statistic}")
                 for statistic in state.champion.metrics(scope.task)[1]
             ]
-        outcomes = []
-        for rule in spec.rules:
-            severity = rule_severity(rule, spec)
-            if isinstance(rule, PerformanceRule):
-                outcomes.append(
-                    judge_performance_metric(rule, candidate[rule.metric], rows, severity)
-                )
-            else:
-                outcomes.append(judge_no_regression(rule, candidate, champion, severity))
+        outcomes = [
+            _judge(rule, rule_severity(rule, spec), candidate, champion, bounds, rows)
+            for rule in spec.rules
+        ]
 
         metrics: dict[str, object] = {"rows": rows, **_plain(candidate)}
         if champion is not None:
@@ -209,6 +206,42 @@ class Aggregate:
             metrics=metrics,
             library_versions=library_versions("scikit-learn"),
         )
+
+
+def _judge(
+    rule: PerformanceRule | NoRegressionRule,
+    severity: Severity,
+    candidate: dict[str, float],
+    champion: tuple[dict[str, float], str] | None,
+    bounds: dict[str, float],
+    rows: int,
+) -> RuleOutcome:
+    """A sketched figure is judged at its bound's worse end when the rule fails there:
+    the party judged chooses how big its data is, so it must not gain from the sketch."""
+    if isinstance(rule, PerformanceRule):
+        outcome = judge_performance_metric(rule, candidate[rule.metric], rows, severity)
+        bound = bounds.get(rule.metric, 0.0)
+        value = candidate[rule.metric]
+        for worse, limit in ((value - bound, rule.min), (value + bound, rule.max)):
+            if bound and outcome.passed and limit is not None:
+                pessimistic = judge_performance_metric(rule, worse, rows, severity)
+                if not pessimistic.passed:
+                    return _sketched(pessimistic, value, bound)
+        return outcome
+    outcome = judge_no_regression(rule, candidate, champion, severity)
+    metric = rule.no_regression.metric
+    bound = bounds.get(metric, 0.0) + bounds.get(f"champion {metric}", 0.0)
+    if not bound or not outcome.passed or champion is None or metric not in champion[0]:
+        return outcome
+    # only roc_auc is sketched, and higher is better: the worse end is below
+    worse_candidate = {**candidate, metric: candidate[metric] - bound}
+    pessimistic = judge_no_regression(rule, worse_candidate, champion, severity)
+    return outcome if pessimistic.passed else _sketched(pessimistic, candidate[metric], bound)
+
+
+def _sketched(outcome: RuleOutcome, value: float, bound: float) -> RuleOutcome:
+    note = f"; sketched {value:.6g} ± {bound:.1e}, judged at the bound's worse end"
+    return outcome.model_copy(update={"detail": (outcome.detail or "") + note})
 
 
 def _check_rule_fits(

@@ -71,7 +71,7 @@ KEPT = frozenset(
         "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
     }
 )  # fmt: skip
-KEPT_PREFIXES = ("LC_",)
+KEPT_PREFIXES = ("LC_", "DASK_")  # DASK_: the cluster's address and TLS settings
 PATH_FIELDS = ("policy", "data", "model", "reference", "champion")
 STDERR_TAIL = 2000  # characters of the child's stderr kept in a failure's reason
 STDERR = "stderr.txt"  # in the job's (and the zygote's) working directory
@@ -574,6 +574,10 @@ def _judge(job: dict[str, Any]) -> dict[str, Any]:
     source = files if job["allowPickle"] else files.SKOPS_ONLY
     request = GateRequest(**fields)  # type: ignore[arg-type]  # the fields asdict gave
     execution = Execution(**job.get("execution", {}))
+    if job["allowPickle"] and execution.kind == "dask":
+        # A pickled model runs code as it loads: next to a client of a shared cluster, it
+        # could change every later job's figures there. Its checks stream here instead.
+        execution = dataclasses.replace(execution, kind="streamed", dask=None)
     manifest = judge(parse_policy(job["policy"]), request, source, execution=execution)
     result: dict[str, Any] = manifest.model_dump(mode="json")
     return result

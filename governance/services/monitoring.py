@@ -28,13 +28,11 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pandas.api import types
 
 from governance.checks import Batch, Checks, Scope, Task
-from governance.checks.reference import ReferenceProfile, profile
+from governance.checks.reference import ReferenceProfile, bin_batch, profile, with_bins
 from governance.domain import names
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.policy import (
@@ -58,7 +56,13 @@ from governance.domain.records import (
 from governance.domain.results import CheckResult, Status
 from governance.domain.workflow import State
 from governance.services.people import Principal
-from governance.services.ports import ArtifactSource, BlobFiles, UnitOfWork, UnitOfWorkFactory
+from governance.services.ports import (
+    ArtifactSource,
+    BlobFiles,
+    UnitOfWork,
+    UnitOfWorkFactory,
+    Window,
+)
 from governance.services.unit_of_work import run_in_unit_of_work
 from governance.services.workflow import Workflow
 
@@ -71,8 +75,6 @@ ACTOR = "monitoring"
 # A run still `running` this long after it started was left by a process that died: the
 # next process takes the slot over rather than leave it unfinished forever.
 RUN_LEASE = timedelta(hours=1)
-BATCH_ROWS = 262_144  # rows of the window judged at once
-EXACT_ROWS = 2_000_000  # windows up to this size get exact rank statistics
 
 
 @dataclass(frozen=True)
@@ -492,7 +494,11 @@ class ProductionMonitoring:
         path = self._stored(reference_set)
         assert path is not None
         reference = _reference(self._source, path, reference_set.format, _text(schema))
-        return _judge(spec, schema, window, profile(reference, exact=window.exact))
+        profiled = profile(reference, exact=window.exact)
+        if not window.exact:  # the Wasserstein distance then needs the reference's bins
+            numeric = [name for name, column in profiled.columns.items() if column.numeric]
+            profiled = with_bins(profiled, bin_batch(reference, profiled, numeric))
+        return _judge(spec, schema, window, profiled)
 
     def _window(
         self, version_id: int, start: datetime, end: datetime, text: list[str], labelled: bool
@@ -500,74 +506,11 @@ class ProductionMonitoring:
         """The version's rows logged in (start, end] (with an outcome, if `labelled`)."""
         with self._units(read_only=True) as uow:
             files = uow.monitoring.batch_files(version_id, start, end)
-        paths = [str(self._blobs.path_of(sha256, ".parquet")) for sha256 in files]
-        return Window.of(paths, pd.Timestamp(start), pd.Timestamp(end), text, labelled)
+        paths = [self._blobs.path_of(sha256, ".parquet") for sha256 in files]
+        return self._source.open_window(paths, start, end, text, labelled)
 
 
 # --- checks on production rows ---------------------------------------------------------
-
-
-class Window:
-    """Logged prediction batches as one Arrow data set, filtered to a time window and read
-    in batches of `BATCH_ROWS`, so a month of a busy model's predictions is never one
-    frame. Batches that differ (an integer column where another has floats, no outcome
-    yet) are read in their unified schema; text columns as dictionaries, which Arrow
-    decodes once per distinct value (bench/RESULTS.md, production monitoring)."""
-
-    def __init__(self, dataset: ds.Dataset | None, condition: pc.Expression) -> None:
-        self.dataset, self.condition = dataset, condition
-        self.rows = 0 if dataset is None else dataset.count_rows(filter=condition)
-        self.columns = [] if dataset is None else list(dataset.schema.names)
-        self.exact = self.rows <= EXACT_ROWS
-
-    @classmethod
-    def of(
-        cls,
-        paths: list[str],
-        start: pd.Timestamp,
-        end: pd.Timestamp,
-        text: list[str],
-        labelled: bool,
-    ) -> Window:
-        condition = (pc.field(TIMESTAMP) > start) & (pc.field(TIMESTAMP) <= end)
-        if not paths:
-            return cls(None, condition)
-        schemas = [pq.read_schema(path) for path in paths]
-        unified = pa.unify_schemas(schemas, promote_options="permissive")
-        fields = [
-            field.with_type(pa.dictionary(pa.int32(), field.type))
-            if field.name in text and pa.types.is_string(field.type)
-            else field
-            for field in unified
-        ]
-        if labelled:
-            if OUTCOME not in unified.names:
-                return cls(None, condition)
-            condition &= pc.field(OUTCOME).is_valid()
-        parquet = ds.ParquetFileFormat(read_options={"dictionary_columns": text})
-        return cls(ds.dataset(paths, schema=pa.schema(fields), format=parquet), condition)
-
-    def has_values(self, column: str) -> bool:
-        """Whether every row in the window has a value in `column`."""
-        if self.dataset is None or column not in self.columns:
-            return False
-        return self.dataset.count_rows(filter=self.condition & pc.field(column).is_null()) == 0
-
-    def fold(
-        self, function: Callable[[pd.DataFrame, int], Any], merge: Callable[[Any, Any], Any]
-    ) -> Any:
-        assert self.dataset is not None
-        state, offset = None, 0
-        scanner = self.dataset.scanner(
-            filter=self.condition, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
-        )
-        for batch in scanner.to_batches():
-            if not batch.num_rows:
-                continue
-            partial = function(batch.to_pandas(), offset)
-            state = partial if state is None else merge(state, partial)
-            offset += batch.num_rows
-        return state
 
 
 def _text(schema: Schema) -> list[str]:
@@ -608,7 +551,9 @@ def _judge(
         exact=window.exact,
     )
     checks = Checks([spec], scope)
-    return checks.finalize(window.fold(_Batches(checks, schema, scores), checks.merge))[0]
+    state = window.fold(_Batches(checks, schema, scores), checks.merge)
+    assert state is not None  # _check judges only windows with rows
+    return checks.finalize(state)[0]
 
 
 class _Batches:

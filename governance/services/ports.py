@@ -118,6 +118,26 @@ class Rows(Protocol):
         ...
 
 
+class Window(Protocol):
+    """Logged prediction batches in a time window (implemented by `connectors.datasets`)."""
+
+    rows: int  # rows in the window
+    columns: list[str]
+    exact: bool  # small enough to keep every value a rank statistic needs
+
+    def fold(
+        self,
+        function: Callable[[pd.DataFrame, int], State],
+        merge: Callable[[State, State], State],
+    ) -> State | None:
+        """`function` of each batch in the window, merged; None for an empty window."""
+        ...
+
+    def has_values(self, column: str) -> bool:
+        """Whether every row in the window has a value in `column`."""
+        ...
+
+
 class ArtifactSource(Protocol):
     """Reads policies, tables and models (implemented by `connectors.files`)."""
 
@@ -133,6 +153,13 @@ class ArtifactSource(Protocol):
     def open_rows(self, path: Path, role: str, execution: Execution) -> Rows:
         """A file, a Parquet data set (a directory, a glob, a hive-partitioned tree) or an
         fsspec URL, to be read in batches as `execution` says."""
+        ...
+
+    def open_window(
+        self, paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+    ) -> Window:
+        """Logged prediction batches (Parquet files) in (start, end]; with an outcome only
+        when `labelled`."""
         ...
 
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...

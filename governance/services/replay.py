@@ -319,7 +319,9 @@ def _sampling(document: dict[str, Any]) -> Literal["keys", "frame"]:
     """How the recorded decision drew its explainability sample: by Philox keys (the
     manifest says so), or, before that was recorded, with `DataFrame.sample`."""
     for result in document.get("results", []):
-        if result.get("type") == "explainability" and "sampling" not in result.get("metrics", {}):
+        metrics = result.get("metrics") or {}
+        ranked = "ranking" in metrics  # a check that ran: one that errored drew nothing
+        if result.get("type") == "explainability" and ranked and "sampling" not in metrics:
             return "frame"
     return "keys"
 

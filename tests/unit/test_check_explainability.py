@@ -304,7 +304,10 @@ def test_frame_sampling_draws_what_decisions_before_keys_drew(categorical: Split
         dict(zip(FEATURES, direct, strict=True)), abs=1e-9
     )
     assert "sampling" not in result.metrics  # so that its replay draws the same way
-    assert _sampling({"results": [{"type": "explainability", "metrics": {}}]}) == "frame"
+    legacy = {"ranking": result.metrics["ranking"]}  # it ran, and names no sampling
+    assert _sampling({"results": [{"type": "explainability", "metrics": legacy}]}) == "frame"
+    errored: dict[str, object] = {"type": "explainability", "status": "error", "metrics": {}}
+    assert _sampling({"results": [errored]}) == "keys"
     keyed = explainability.run(spec, inputs(model, test))
     assert _sampling({"results": [{"type": "explainability", "metrics": keyed.metrics}]}) == "keys"
 

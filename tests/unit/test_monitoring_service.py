@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import governance.connectors.files as files
 from governance.domain.audit import verify_chain
 from governance.domain.errors import ConflictError, InputError, NotFoundError
 from governance.domain.records import CheckedData, MonitoredRequest, ReceivedTotals
@@ -111,7 +112,7 @@ def monitoring(uow: FakeUnitOfWork, workflow: Workflow, tmp_path: Path) -> Produ
         uow,
         workflow,
         FolderBlobs(blobs),
-        source=None,
+        source=files,
         clock=lambda: NOW,  # type: ignore[arg-type]
     )
 
