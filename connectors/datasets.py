@@ -44,6 +44,7 @@ S = TypeVar("S")
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/+(.*)$")
 _GLOB = re.compile(r"[*?\[]")
 DASK_CONNECT_SECONDS = 10.0
+READ_AS_NEEDED = ds.ParquetFragmentScanOptions(pre_buffer=False)
 
 
 @dataclass(frozen=True)
@@ -286,10 +287,15 @@ class StreamedRows:
         return state
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        # Arrow reads two batches ahead of the one being judged, from one file at a
-        # time: its defaults (16 batches, 4 files) would hold ~64 batches in memory.
+        # Arrow reads two batches ahead of the one being judged, from one file at a time,
+        # without buffering whole row groups first: its defaults (16 batches, 4 files, row
+        # groups pre-buffered) held ~0.2 GiB more at the peak (bench/RESULTS.md).
         scanner = self.arrow.scanner(
-            columns=columns, batch_size=self.batch_rows, batch_readahead=2, fragment_readahead=1
+            columns=columns,
+            batch_size=self.batch_rows,
+            batch_readahead=2,
+            fragment_readahead=1,
+            fragment_scan_options=READ_AS_NEEDED,
         )
         try:
             for batch in scanner.to_batches():
@@ -607,6 +613,7 @@ class WindowRows:
             batch_size=WINDOW_BATCH_ROWS,
             batch_readahead=2,
             fragment_readahead=1,
+            fragment_scan_options=READ_AS_NEEDED,
         )
         for batch in scanner.to_batches():
             if batch.num_rows:

@@ -205,34 +205,44 @@ def test_evidence_pins_each_file_in_canonical_order(
     assert next(a for a in by_glob["artifacts"] if a["role"] == "data")["sha256"] == data["sha256"]
 
 
-def test_a_hive_partitioned_tree_is_read_with_its_partition_column(
-    demo_dir: Path, fast_policy_files: Path, data_sets: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def hive_tree(data_sets: Path) -> Path:
+    """The evaluation data partitioned by a `month` column that lives only in the paths."""
     test = pd.read_parquet(data_sets / "test.parquet")
     test["month"] = np.arange(len(test)) % 3 + 1
     ds.write_dataset(
         pa.Table.from_pandas(test, preserve_index=False),
-        tmp_path / "hive",
+        data_sets / "hive",
         format="parquet",
         partitioning=ds.partitioning(pa.schema([("month", pa.int64())]), flavor="hive"),
     )
-    code, output, manifest = gate(
-        demo_dir,
-        fast_policy_files,
-        tmp_path / "hive",
-        data_sets / "train",
-        "--executor",
-        "streamed",
-    )
-    assert code in (0, 1), output
-    data = next(a for a in manifest["artifacts"] if a["role"] == "data")
-    assert "month" in data["columns"]
-    assert sorted(f["path"].split("/")[0] for f in data["files"]) == [
-        "month=1",
-        "month=2",
-        "month=3",
-    ]
-    assert data["rows"] == len(test)
+    return data_sets / "hive"
+
+
+def test_a_hive_partitioned_tree_is_read_with_its_partition_column(
+    demo_dir: Path, fast_policy_files: Path, data_sets: Path, hive_tree: Path, local_cluster
+) -> None:
+    """Streamed and on Dask (whose pieces read files directly) the partition column is
+    there, and the figures equal the whole tree read in memory."""
+    manifests = {}
+    for kind, how in (
+        ("memory", ("--executor", "memory")),
+        ("streamed", ("--executor", "streamed", "--batch-rows", "3000")),
+        ("dask", ("--dask", "local", "--batch-rows", "3000")),
+    ):
+        code, output, manifest = gate(
+            demo_dir, fast_policy_files, hive_tree, data_sets / "train", *how
+        )
+        assert code in (0, 1), output
+        manifests[kind] = manifest
+        data = next(a for a in manifest["artifacts"] if a["role"] == "data")
+        assert "month" in data["columns"]
+        assert sorted({f["path"].split("/")[0] for f in data["files"]}) == [
+            "month=1", "month=2", "month=3"
+        ]  # fmt: skip
+        assert data["rows"] == 14653
+    for kind in ("streamed", "dask"):
+        assert differences(manifests["memory"]["results"], manifests[kind]["results"]) == []
 
 
 def test_a_part_with_another_schema_is_named(

@@ -297,6 +297,24 @@ def test_drift_breach_revokes_once_and_survives_a_restart(world: World) -> None:
     assert again.status_code == 409 and again.json()["state"] == "revoked"
 
 
+def test_a_window_too_big_to_keep_is_judged_from_bins(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the rows a window keeps, drift is judged from bins of the reference: the same
+    breach, and the evidence says which figures were sketched and how far they may be off."""
+    from governance.connectors import datasets
+
+    monkeypatch.setattr(datasets, "WINDOW_EXACT_ROWS", 500)
+    logs = drifted(world.logs.iloc[:2000])
+    world.send("drifted", world.stamped(logs, timedelta(hours=3)))
+    done = world.governance.monitoring.run_due(world.promoted_at + timedelta(days=1, minutes=1))
+    assert [(r.monitor, r.status) for r in done] == [("drift", "breach")]
+    metrics = runs(world)["drift"].results[0]["metrics"]
+    sketched = [s for s in metrics["statistics"] if s["method"] == "sketch"]
+    assert sketched and all(0 < s["bound"] < 0.05 for s in sketched)
+    assert any(column["sketched"] for column in metrics["columns"])
+
+
 def test_clean_production_passes_and_too_few_rows_wait(world: World) -> None:
     monitoring = world.governance.monitoring
     world.send("few", world.stamped(world.logs.iloc[:100], timedelta(hours=1)))

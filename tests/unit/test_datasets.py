@@ -82,3 +82,24 @@ def test_an_unreadable_part_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         datasets.StreamedRows(datasets.find(tmp_path / "set", "data"), "data", 10)
     assert caught.value.subject.endswith(os.sep + "b.parquet")
+
+
+def test_every_batch_has_the_types_of_the_whole_data_set(tmp_path: Path) -> None:
+    """An integer and a boolean column with a null in one file only: pandas reads the
+    whole table as float64 and object, and so is every batch, the null-free ones too."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    first = pd.DataFrame({"band": [1, 2] * 50, "flag": [True, False] * 50})
+    second = pd.DataFrame({"band": pd.array([1, None] * 50, dtype="Int64"),
+                           "flag": pd.array([True, None] * 50, dtype="boolean")})  # fmt: skip
+    first.to_parquet(folder / "a.parquet")
+    second.to_parquet(folder / "b.parquet")
+    whole = pd.read_parquet(folder)
+    rows = datasets.StreamedRows(datasets.find(folder, "data"), "data", 30)
+    kinds = rows.fold(
+        lambda frame, _: {(str(frame["band"].dtype), str(frame["flag"].dtype))}, set.__or__
+    )
+    assert rows.nullable == {"band", "flag"}
+    assert (
+        kinds == {("float64", "object")} == {(str(whole["band"].dtype), str(whole["flag"].dtype))}
+    )

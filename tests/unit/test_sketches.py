@@ -122,3 +122,26 @@ def test_ks_from_counts_equals_scipy_on_every_value(ties: bool) -> None:
     assert _sketched_ks(profile, merged) == pytest.approx(
         stats.ks_2samp(reference, current).pvalue, rel=1e-9, abs=1e-15
     )
+
+
+def test_a_sketched_auc_is_judged_at_its_bounds_worse_end() -> None:
+    """Scores crowded into one bin: the sketch cannot order them, so a floor the exact
+    AUC meets fails when sketched, with the reason in the rule's detail."""
+    from governance.checks import Batch, Checks, Scope
+    from governance.domain.policy import PerformanceCheck
+
+    rng = np.random.default_rng(8)
+    y_true = (rng.random(5000) < 0.5).astype(np.int64)
+    y_score = 0.5 + 1e-9 * (y_true + rng.random(5000))  # well ordered, all in one bin
+    spec = PerformanceCheck.model_validate(
+        {"id": "perf", "type": "performance", "rules": [{"metric": "roc_auc", "min": 0.45}]}
+    )
+    batch = Batch(data=pd.DataFrame({"x": y_score}), y_true=y_true, y_pred=y_true, y_score=y_score)
+    results = {}
+    for exact in (True, False):
+        scope = Scope(["x"], ["x"], "y", "classification", 5000, scores=True, exact=exact)
+        checks = Checks([spec], scope)
+        results[exact] = checks.finalize(checks.partial(batch))[0]
+    assert results[True].rules[0].passed and results[True].metrics["roc_auc"] > 0.9
+    sketched = results[False].rules[0]
+    assert not sketched.passed and "worse end" in (sketched.detail or "")
