@@ -257,19 +257,28 @@ class MemoryRows:
         return function(self.frame if columns is None else self.frame[columns], 0)
 
 
+def _opened(dataset: DataSet, role: str) -> tuple[ds.Dataset, list[str], frozenset[str]]:
+    """The Arrow data set, its columns, and the columns every batch widens."""
+    arrow = open_dataset(dataset, role)
+    return arrow, list(arrow.schema.names), nullable_columns(arrow)
+
+
+def _pinned(dataset: DataSet, role: str, rows: int, columns: list[str]) -> Artifact:
+    """The evidence of a data set with rows: an empty one is bad input."""
+    if rows == 0:
+        raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
+    return artifact(dataset, role, rows, columns)
+
+
 class StreamedRows:
     """Arrow record batches of a bounded size, read ahead by Arrow while the last one is
     judged."""
 
     def __init__(self, dataset: DataSet, role: str, batch_rows: int) -> None:
         self.dataset, self.role, self.batch_rows = dataset, role, batch_rows
-        self.arrow = open_dataset(dataset, role)
-        self.columns = list(self.arrow.schema.names)
+        self.arrow, self.columns, self.nullable = _opened(dataset, role)
         self.rows = self.arrow.count_rows()
-        self.nullable = nullable_columns(self.arrow)
-        if self.rows == 0:
-            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
-        self.artifact = artifact(dataset, role, self.rows, self.columns)
+        self.artifact = _pinned(dataset, role, self.rows, self.columns)
 
     def fold(
         self,
@@ -334,14 +343,10 @@ class DaskRows:
 
     def __init__(self, dataset: DataSet, role: str, execution: Execution) -> None:
         self.dataset, self.role, self.execution = dataset, role, execution
-        self.arrow = open_dataset(dataset, role)
-        self.columns = list(self.arrow.schema.names)
+        self.arrow, self.columns, self.nullable = _opened(dataset, role)
         self.pieces = _pieces(dataset, execution.batch_rows)
         self.rows = sum(piece.rows for piece in self.pieces)
-        self.nullable = nullable_columns(self.arrow)
-        if self.rows == 0:
-            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
-        self.artifact = artifact(dataset, role, self.rows, self.columns)
+        self.artifact = _pinned(dataset, role, self.rows, self.columns)
 
     def fold(
         self,

@@ -271,11 +271,7 @@ def _sketched_drift(column: str, reference: ColumnProfile, current: _Side) -> Co
             )
         counts = _count_table(reference.counts, current.counts)
         _require_values(column, int(counts["reference"].sum()), int(counts["current"].sum()))
-    if counts["reference"].sum() > SMALL_REFERENCE:
-        return _verdict(column, kind, "jensenshannon", _jensenshannon(counts))
-    if len(counts) > 2:
-        return _verdict(column, kind, "chisquare", _chisquare(counts))
-    return _verdict(column, kind, "z", _z_test(counts))
+    return _count_test(column, kind, counts)
 
 
 def _count_table(reference: pd.Series, current: pd.Series) -> pd.DataFrame:
@@ -348,6 +344,12 @@ def _column_drift(column: str, reference: pd.Series, current: pd.Series) -> Colu
     else:
         counts = _counts(reference, current)
         _require_values(column, int(counts["reference"].sum()), int(counts["current"].sum()))
+    return _count_test(column, kind, counts)
+
+
+def _count_test(column: str, kind: str, counts: pd.DataFrame) -> ColumnDrift:
+    """evidently's test on value counts: Jensen–Shannon for a big reference, else
+    chi-square, or the z-test for two values."""
     if counts["reference"].sum() > SMALL_REFERENCE:
         return _verdict(column, kind, "jensenshannon", _jensenshannon(counts))
     if len(counts) > 2:
