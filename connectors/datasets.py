@@ -19,7 +19,6 @@ Every reading failure is an `InputError` naming the file, or the scheduler's add
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import re
 import threading
@@ -59,7 +58,9 @@ class DataSet:
 
     @property
     def relative(self) -> list[str]:
-        return [file[len(self.root) :].lstrip("/") or file.rsplit("/", 1)[-1] for file in self.files]
+        return [
+            file[len(self.root) :].lstrip("/") or file.rsplit("/", 1)[-1] for file in self.files
+        ]
 
 
 def location(path: Path | str) -> str:
@@ -115,9 +116,13 @@ def find(path: Path | str, role: str) -> DataSet:
         else:
             raise InputError(subject, "no such file or directory", "check the path")
     except OSError as exc:
-        raise InputError(subject, f"cannot be listed ({exc})", "check the path and access") from None
+        raise InputError(
+            subject, f"cannot be listed ({exc})", "check the path and access"
+        ) from None
     if not files:
-        raise InputError(subject, "holds no Parquet file", "give a directory or glob of .parquet files")
+        raise InputError(
+            subject, "holds no Parquet file", "give a directory or glob of .parquet files"
+        )
     not_parquet = [f for f in files if not f.lower().endswith((".parquet", ".pq"))]
     if not_parquet:
         raise InputError(
@@ -178,7 +183,9 @@ def open_dataset(dataset: DataSet, role: str) -> ds.Dataset:
             schemas.append(pq.read_schema(path, filesystem=dataset.filesystem))
         except (OSError, pa.ArrowException) as exc:
             raise InputError(
-                f"{role} file {path}", f"cannot be read as Parquet ({exc})", "check that it is valid"
+                f"{role} file {path}",
+                f"cannot be read as Parquet ({exc})",
+                "check that it is valid",
             ) from None
     first = schemas[0]
     for path, schema in zip(dataset.files[1:], schemas[1:], strict=True):
@@ -200,8 +207,9 @@ def open_dataset(dataset: DataSet, role: str) -> ds.Dataset:
 
 
 def _difference(first: pa.Schema, other: pa.Schema) -> str:
-    mine, theirs = dict(zip(first.names, first.types, strict=True)), dict(
-        zip(other.names, other.types, strict=True)
+    mine, theirs = (
+        dict(zip(first.names, first.types, strict=True)),
+        dict(zip(other.names, other.types, strict=True)),
     )
     notes = [f"{name} missing" for name in mine if name not in theirs]
     notes += [f"{name} extra" for name in theirs if name not in mine]
@@ -322,10 +330,14 @@ def _read_error(role: str, dataset: DataSet, exc: Exception) -> InputError:
     if named is None:
         named = next((p for p in dataset.files if not dataset.filesystem.exists(p)), None)
     subject = f"{role} file {named}" if named else f"{role} {dataset.location}"
-    problem = "disappeared while it was read" if named and not dataset.filesystem.exists(named) else (
-        f"could not be read ({type(exc).__name__}: {exc})"
+    problem = (
+        "disappeared while it was read"
+        if named and not dataset.filesystem.exists(named)
+        else (f"could not be read ({type(exc).__name__}: {exc})")
     )
-    return InputError(subject, problem, "keep the data set unchanged while the gate reads it, and run again")
+    return InputError(
+        subject, problem, "keep the data set unchanged while the gate reads it, and run again"
+    )
 
 
 @dataclass(frozen=True)
@@ -527,7 +539,9 @@ def open_rows(path: Path, role: str, execution: Execution, read_table: Callable[
         except (OSError, pa.ArrowException) as exc:
             raise _read_error(role, dataset, exc) from None
         if frame.empty:
-            raise InputError(f"{role} {dataset.location}", "has no rows", "give a data set with rows")
+            raise InputError(
+                f"{role} {dataset.location}", "has no rows", "give a data set with rows"
+            )
         columns = [str(c) for c in frame.columns]
         return MemoryRows(frame, artifact(dataset, role, len(frame), columns))
     if kind == "memory" or (kind == "auto" and not is_dataset(path) and _small(path, execution)):
