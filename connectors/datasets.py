@@ -278,15 +278,48 @@ def _pinned(dataset: DataSet, role: str, rows: int, columns: list[str]) -> Artif
     return artifact(dataset, role, rows, columns)
 
 
+def fingerprint(dataset: DataSet, role: str) -> dict[str, tuple[Any, ...]]:
+    """Each file's size and modification stamp, as its filesystem reports them. The files
+    are hashed once and read again by every pass: a file that changes in between would be
+    judged on other bytes than the evidence pins."""
+    stamps = {}
+    for path in dataset.files:
+        try:
+            info = dataset.filesystem.info(path)
+        except FileNotFoundError:
+            raise InputError(
+                f"{role} file {path}",
+                "disappeared while it was read",
+                "keep the data set unchanged while the gate reads it, and run again",
+            ) from None
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("md5")
+        stamps[path] = (info.get("size"), str(stamp))
+    return stamps
+
+
+def require_unchanged(dataset: DataSet, role: str, before: dict[str, tuple[Any, ...]]) -> None:
+    after = fingerprint(dataset, role)
+    for path, stamp in before.items():
+        if after.get(path) != stamp:
+            raise InputError(
+                f"{role} file {path}",
+                "changed while it was read: the figures would not be of the bytes the "
+                "evidence pins",
+                "keep the data set unchanged while the gate reads it, and run again",
+            )
+
+
 class StreamedRows:
     """Arrow record batches of a bounded size, read ahead by Arrow while the last one is
     judged."""
 
     def __init__(self, dataset: DataSet, role: str, batch_rows: int) -> None:
         self.dataset, self.role, self.batch_rows = dataset, role, batch_rows
+        self.stamps = fingerprint(dataset, role)
         self.arrow, self.columns, self.nullable = _opened(dataset, role)
         self.rows = self.arrow.count_rows()
         self.artifact = _pinned(dataset, role, self.rows, self.columns)
+        require_unchanged(dataset, role, self.stamps)  # not while it was hashed either
 
     def fold(
         self,
@@ -301,6 +334,7 @@ class StreamedRows:
             state = partial if state is None else merge(state, partial)
             offset += len(frame)
         assert state is not None  # the data set has rows
+        require_unchanged(self.dataset, self.role, self.stamps)
         return state
 
     def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -319,25 +353,29 @@ class StreamedRows:
                 if batch.num_rows:
                     yield frame_of(batch, self.nullable)
         except (OSError, pa.ArrowException) as exc:
-            raise _read_error(self.role, self.dataset, exc) from None
+            raise _read_error(self.role, self.dataset, exc, self.stamps) from None
 
 
-def _read_error(role: str, dataset: DataSet, exc: Exception) -> InputError:
-    """Name the file the reader failed on: the message names it, or the first file that
-    is no longer there."""
-    text = str(exc)
-    named = next((path for path in dataset.files if path in text), None)
-    if named is None:
-        named = next((p for p in dataset.files if not dataset.filesystem.exists(p)), None)
+def _read_error(
+    role: str,
+    dataset: DataSet,
+    exc: Exception,
+    stamps: dict[str, tuple[Any, ...]] | None = None,
+) -> InputError:
+    """Name the file the reader failed on: one that is gone, one that changed since it was
+    hashed (`stamps`), or the one the reader's message names."""
+    fix = "keep the data set unchanged while the gate reads it, and run again"
+    for path in dataset.files:
+        if not dataset.filesystem.exists(path):
+            return InputError(f"{role} file {path}", "disappeared while it was read", fix)
+    if stamps is not None:
+        try:
+            require_unchanged(dataset, role, stamps)
+        except InputError as changed:
+            return changed
+    named = next((path for path in dataset.files if path in str(exc)), None)
     subject = f"{role} file {named}" if named else f"{role} {dataset.location}"
-    problem = (
-        "disappeared while it was read"
-        if named and not dataset.filesystem.exists(named)
-        else (f"could not be read ({type(exc).__name__}: {exc})")
-    )
-    return InputError(
-        subject, problem, "keep the data set unchanged while the gate reads it, and run again"
-    )
+    return InputError(subject, f"could not be read ({type(exc).__name__}: {exc})", fix)
 
 
 @dataclass(frozen=True)
@@ -355,10 +393,12 @@ class DaskRows:
 
     def __init__(self, dataset: DataSet, role: str, execution: Execution) -> None:
         self.dataset, self.role, self.execution = dataset, role, execution
+        self.stamps = fingerprint(dataset, role)
         self.arrow, self.columns, self.nullable = _opened(dataset, role)
         self.pieces = _pieces(dataset, execution.batch_rows)
         self.rows = sum(piece.rows for piece in self.pieces)
         self.artifact = _pinned(dataset, role, self.rows, self.columns)
+        require_unchanged(dataset, role, self.stamps)
 
     def fold(
         self,
@@ -400,7 +440,8 @@ class DaskRows:
                 "give the workers more memory, or smaller parts (--batch-rows)",
             ) from None
         except (OSError, pa.ArrowException) as exc:
-            raise _read_error(self.role, self.dataset, exc) from None
+            raise _read_error(self.role, self.dataset, exc, self.stamps) from None
+        require_unchanged(self.dataset, self.role, self.stamps)
         return result
 
 

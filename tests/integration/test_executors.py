@@ -320,6 +320,47 @@ def test_a_file_that_disappears_while_read_is_named_and_nothing_recorded(
     assert "disappeared" in caught.value.problem
 
 
+@pytest.mark.parametrize("kind", ["streamed", "dask"])
+def test_a_file_rewritten_while_read_is_named_not_judged(
+    demo_dir: Path,
+    fast_policy_files: Path,
+    data_sets: Path,
+    tmp_path: Path,
+    local_cluster,
+    kind: str,
+) -> None:
+    """Other bytes in the same shape, written after the data set was hashed: Dask's pieces
+    would read them without a complaint, so the gate compares each file's stamp after
+    every pass and refuses to report figures of bytes the evidence does not pin."""
+    copy = tmp_path / "test"
+    copy.mkdir()
+    for part in sorted((data_sets / "test").glob("*.parquet")):
+        (copy / part.name).write_bytes(part.read_bytes())
+    target = copy / "part-3.parquet"
+
+    def rewrite_when_checking(step: str) -> None:
+        if step.startswith("Predicting"):
+            frame = pd.read_parquet(target)
+            frame["age"] = frame["age"] + 30
+            time.sleep(0.01)  # a later modification time, even on a coarse clock
+            frame.to_parquet(target, row_group_size=700)
+
+    request = GateRequest(
+        policy=fast_policy_files / "medium.yaml",
+        data=copy,
+        reference=data_sets / "train.parquet",
+        target="income",
+        model=demo_dir / "income-reweighed.skops",
+    )
+    policy = files.load_policy(request.policy)
+    execution = Execution(kind=kind, dask="local" if kind == "dask" else None, batch_rows=2000)  # type: ignore[arg-type]
+    with pytest.raises(InputError) as caught:
+        judge(policy, request, files, rewrite_when_checking, execution)
+    assert "part-3.parquet" in caught.value.subject
+    if kind == "dask":
+        assert "changed while it was read" in caught.value.problem
+
+
 def test_an_unreachable_scheduler_is_named_with_exit_2(
     demo_dir: Path, fast_policy_files: Path, data_sets: Path
 ) -> None:
