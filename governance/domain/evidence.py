@@ -8,7 +8,13 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from governance.domain.results import CheckResult
 from governance.domain.verdict import Decision
@@ -26,6 +32,15 @@ class Artifact(BaseModel):
     rows: int | None = None
     columns: list[str] | None = None
     files: list[dict[str, str]] | None = None  # a data set's files: path and sha256 each
+
+    @model_serializer(mode="wrap")
+    def _without_absent_files(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`files` came after decisions were recorded: a single file's artifact is written
+        as before, so those decisions' manifests keep the hash recorded with them."""
+        document: dict[str, Any] = handler(self)
+        if document.get("files") is None:
+            document.pop("files", None)
+        return document
 
 
 class PolicyRef(BaseModel):

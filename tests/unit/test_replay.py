@@ -163,3 +163,45 @@ def test_seeds_other_than_the_policy_s_are_refused(recorded: Recorded) -> None:
     recorded.store(recorded.manifest.model_copy(update={"seeds": {"perf": 3}}), id="d2")
     with pytest.raises(InputError, match="seeds: the manifest recorded"):
         replay(recorded.uow, "d2", source=files)
+
+
+def test_a_manifest_recorded_before_data_sets_keeps_its_hash() -> None:
+    """Artifacts gained `files` (a data set's parts). A manifest stored before has no such
+    key: parsed and hashed again it must give the hash recorded with it, or every older
+    decision would read as tampered with."""
+    import hashlib
+    import json
+
+    from governance.domain.evidence import EvidenceManifest
+
+    older = {
+        "schema_version": 1,
+        "created_at": "2026-11-01T10:00:00Z",
+        "model_name": "m",
+        "model_version": "1",
+        "target": "y",
+        "task": "classification",
+        "positive_label": "1",
+        "policy": {"name": "p", "version": 1, "risk_tier": "low", "sha256": "0" * 64},
+        "artifacts": [
+            {
+                "role": "data",
+                "uri": "d.parquet",
+                "sha256": "1" * 64,
+                "format": "parquet",
+                "rows": 3,
+                "columns": ["y"],
+            },
+        ],
+        "libraries": {},
+        "seeds": {},
+        "results": [],
+        "decision": {"verdict": "pass", "summary": "ok"},
+    }
+    parsed = EvidenceManifest.model_validate(older)
+    stored = json.loads(json.dumps(parsed.model_dump(mode="json")))
+    assert "files" not in stored["artifacts"][0]
+    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert parsed.sha256 == hashlib.sha256(canonical.encode()).hexdigest()
+    again = EvidenceManifest.model_validate(stored)
+    assert again.sha256 == parsed.sha256
