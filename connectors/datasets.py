@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import fsspec
 import pandas as pd
@@ -251,6 +251,8 @@ def frame_of(table: pa.RecordBatch | pa.Table, nullable: frozenset[str]) -> pd.D
 class MemoryRows:
     """The whole table in memory: one batch."""
 
+    kind: Literal["memory", "streamed", "dask"] = "memory"
+
     def __init__(self, frame: pd.DataFrame, artifact: Artifact) -> None:
         self.frame, self.artifact = frame, artifact
         self.columns = [str(c) for c in frame.columns]
@@ -312,6 +314,8 @@ def require_unchanged(dataset: DataSet, role: str, before: dict[str, tuple[Any, 
 class StreamedRows:
     """Arrow record batches of a bounded size, read ahead by Arrow while the last one is
     judged."""
+
+    kind: Literal["memory", "streamed", "dask"] = "streamed"
 
     def __init__(self, dataset: DataSet, role: str, batch_rows: int) -> None:
         self.dataset, self.role, self.batch_rows = dataset, role, batch_rows
@@ -390,6 +394,8 @@ class _Piece:
 
 class DaskRows:
     """Partitions on a Dask cluster: a map over pieces of the files, reduced on the cluster."""
+
+    kind: Literal["memory", "streamed", "dask"] = "dask"
 
     def __init__(self, dataset: DataSet, role: str, execution: Execution) -> None:
         self.dataset, self.role, self.execution = dataset, role, execution

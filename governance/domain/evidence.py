@@ -52,6 +52,18 @@ class PolicyRef(BaseModel):
     sha256: str
 
 
+class Reading(BaseModel):
+    """How the gate read the rows: what a replay needs to read them the same way. With
+    `exact` false, rank statistics were sketched (bins over batches of `batch_rows`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["memory", "streamed", "dask"]
+    batch_rows: int
+    exact_rows: int
+    exact: bool
+
+
 class EvidenceManifest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -68,6 +80,15 @@ class EvidenceManifest(BaseModel):
     seeds: dict[str, int]
     results: list[CheckResult]
     decision: Decision
+    reading: Reading | None = None  # absent from manifests recorded before it existed
+
+    @model_serializer(mode="wrap")
+    def _without_absent_reading(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Written only when known, so older manifests keep the hash recorded with them."""
+        document: dict[str, Any] = handler(self)
+        if document.get("reading") is None:
+            document.pop("reading", None)
+        return document
 
     def artifact(self, role: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.role == role), None)

@@ -24,7 +24,7 @@ from governance.checks.reference import (
     with_bins,
 )
 from governance.domain.errors import InputError
-from governance.domain.evidence import EvidenceManifest, PolicyRef
+from governance.domain.evidence import EvidenceManifest, PolicyRef, Reading
 from governance.domain.policy import ExplainabilityCheck, FairnessCheck, PromotionPolicy
 from governance.domain.verdict import decide
 from governance.services.ports import (
@@ -173,6 +173,12 @@ def judge(
         seeds=policy_seeds(policy),
         results=results,
         decision=decide(results),
+        reading=Reading(
+            kind=data.kind,
+            batch_rows=execution.batch_rows,
+            exact_rows=execution.exact_rows,
+            exact=exact,
+        ),
     )
 
 

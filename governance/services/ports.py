@@ -103,6 +103,7 @@ class Execution:
 class Rows(Protocol):
     """A table the gate reads in batches (implemented by `connectors.datasets`)."""
 
+    kind: Literal["memory", "streamed", "dask"]  # how its rows are read
     artifact: Artifact
     columns: list[str]
     rows: int

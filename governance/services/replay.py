@@ -128,7 +128,7 @@ def replay(
         model_name=recorded.model_name,
         model_version=recorded.model_version,
     )
-    replayed = judge(policy, request, source, progress, Execution(sampling=_sampling(document)))
+    replayed = judge(policy, request, source, progress, _execution(recorded, document))
     _same_inputs(recorded, replayed)
 
     progress("Comparing")
@@ -220,6 +220,8 @@ def fetch(artifact: Artifact, blobs: ContentStore | None, source: ArtifactSource
     """The file holding exactly the recorded bytes (as `source` hashes them): from the blob
     store (named by sha256), else at the recorded location. Missing or different bytes are
     refused."""
+    if artifact.files is not None:
+        return _data_set(artifact)
     candidates = _blob_candidates(artifact, blobs)
     recorded_path = _path_of_uri(artifact.uri)
     if recorded_path is not None:
@@ -247,6 +249,19 @@ def fetch(artifact: Artifact, blobs: ContentStore | None, source: ArtifactSource
         "restore the exact file the decision was made from (or pass --blobs with the store "
         "that holds it); a replay never runs on other bytes",
     )
+
+
+def _data_set(artifact: Artifact) -> Path:
+    """A data set is read again where it was recorded; the judge pins its files again, and
+    `_same_inputs` refuses the replay unless every file has the recorded bytes."""
+    location = _path_of_uri(artifact.uri)
+    if location is None:
+        raise InputError(
+            f"{artifact.role} data set {artifact.uri}",
+            "is at a URL: a replay reads data sets from local paths only",
+            "copy its files to a local directory with the same layout and replay there",
+        )
+    return location
 
 
 def fetch_stored(artifact: Artifact, blobs: ContentStore | None, source: ArtifactSource) -> Path:
@@ -313,6 +328,22 @@ def library_differences(
         for name in names
         if recorded.get(name) != running.get(name)
     }
+
+
+def _execution(recorded: EvidenceManifest, document: dict[str, Any]) -> Execution:
+    """Read the rows as the decision read them: in memory when its figures were exact, in
+    batches of the same size with the same sketches when they were not (Dask's reduction
+    is replayed streamed: the counts are the same, sums may differ in the last bits)."""
+    sampling = _sampling(document)
+    reading = recorded.reading
+    if reading is None or reading.exact:
+        return Execution(sampling=sampling)
+    return Execution(
+        kind="streamed",
+        batch_rows=reading.batch_rows,
+        exact_rows=reading.exact_rows,
+        sampling=sampling,
+    )
 
 
 def _sampling(document: dict[str, Any]) -> Literal["keys", "frame"]:

@@ -284,3 +284,35 @@ def test_the_demo_submits_a_model_an_earlier_run_trained(fast_demo: Demo, demo_d
         given = hashlib.sha256((demo_dir / f"{model}.skops").read_bytes()).hexdigest()
         assert artifacts[(model, "1")].artifact_sha256 == given
     assert artifacts[("income-reweighed", "2")].artifact_sha256 != given
+
+
+@pytest.mark.parametrize("exact_rows", [10**9, 100], ids=["exact", "sketched"])
+def test_a_decision_on_a_data_set_replays_bit_for_bit(
+    small: Small, tmp_path: Path, exact_rows: int
+) -> None:
+    """Judged streamed over a directory of Parquet files, with its rank statistics kept or
+    sketched: the replay reads the files where they were recorded, pins them again and
+    reads the rows as the decision did (the manifest's `reading`)."""
+    from dataclasses import replace
+
+    from governance.services.ports import Execution
+
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    test = pd.read_csv(small.request.data)
+    for index, rows in enumerate(np.array_split(np.arange(len(test)), 3)):
+        test.iloc[rows].to_parquet(parts / f"part-{index}.parquet")
+    pd.read_csv(small.request.reference).to_parquet(tmp_path / "train.parquet")
+    request = replace(small.request, data=parts, reference=tmp_path / "train.parquet")
+    execution = Execution(kind="streamed", batch_rows=70, exact_rows=exact_rows)
+    manifest = judge(small.policy, request, files, execution=execution)
+    assert manifest.reading is not None and manifest.reading.exact is (exact_rows > 300)
+    assert manifest.artifact("data").files  # type: ignore[union-attr]
+    decision_id = small.record(manifest)
+
+    code, output = cli(decision_id, "--database", small.url)
+    assert code == 0, output
+
+    (parts / "part-1.parquet").write_bytes((parts / "part-0.parquet").read_bytes())
+    code, output = cli(decision_id, "--database", small.url)
+    assert code == 2, output
