@@ -622,34 +622,40 @@ def _small(path: Path, execution: Execution) -> bool:
 
 # The logged prediction batches of production monitoring (services/monitoring.py).
 TIMESTAMP, OUTCOME = "timestamp", "outcome"
-WINDOW_BATCH_ROWS = 262_144  # rows of a window judged at once
-WINDOW_EXACT_ROWS = 2_000_000  # windows up to this size get exact rank statistics
 
 
 class WindowRows:
     """Logged prediction batches as one Arrow data set, filtered to a time window and read
-    in batches of `WINDOW_BATCH_ROWS`, so a month of a busy model's predictions is never one
+    in batches of the settings' `batch_rows`, so a month of a busy model's predictions is never one
     frame. Batches that differ (an integer column where another has floats, no outcome
     yet) are read in their unified schema; text columns as dictionaries, which Arrow
     decodes once per distinct value (bench/RESULTS.md, production monitoring)."""
 
-    def __init__(self, dataset: ds.Dataset | None, condition: pc.Expression) -> None:
-        self.dataset, self.condition = dataset, condition
+    def __init__(
+        self, dataset: ds.Dataset | None, condition: pc.Expression, execution: Execution
+    ) -> None:
+        self.dataset, self.condition, self.batch_rows = dataset, condition, execution.batch_rows
         self.rows = 0 if dataset is None else dataset.count_rows(filter=condition)
         self.columns = [] if dataset is None else list(dataset.schema.names)
-        self.exact = self.rows <= WINDOW_EXACT_ROWS
+        self.exact = self.rows <= execution.exact_rows
         self.nullable = frozenset() if dataset is None else nullable_columns(dataset, condition)
 
     @classmethod
     def of(
-        cls, paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+        cls,
+        paths: list[Path],
+        start: datetime,
+        end: datetime,
+        text: list[str],
+        labelled: bool,
+        execution: Execution,
     ) -> WindowRows:
         """The rows logged in (start, end]; only those with an outcome when `labelled`."""
         condition = (pc.field(TIMESTAMP) > pd.Timestamp(start)) & (
             pc.field(TIMESTAMP) <= pd.Timestamp(end)
         )
         if not paths:
-            return cls(None, condition)
+            return cls(None, condition, execution)
         schemas = [pq.read_schema(str(path)) for path in paths]
         unified = pa.unify_schemas(schemas, promote_options="permissive")
         fields = [
@@ -660,11 +666,12 @@ class WindowRows:
         ]
         if labelled:
             if OUTCOME not in unified.names:
-                return cls(None, condition)
+                return cls(None, condition, execution)
             condition &= pc.field(OUTCOME).is_valid()
         parquet = ds.ParquetFileFormat(read_options={"dictionary_columns": text})
         files = [str(path) for path in paths]
-        return cls(ds.dataset(files, schema=pa.schema(fields), format=parquet), condition)
+        arrow = ds.dataset(files, schema=pa.schema(fields), format=parquet)
+        return cls(arrow, condition, execution)
 
     def fold(
         self, function: Callable[[pd.DataFrame, int], S], merge: Callable[[S, S], S]
@@ -676,7 +683,7 @@ class WindowRows:
         offset = 0
         scanner = self.dataset.scanner(
             filter=self.condition,
-            batch_size=WINDOW_BATCH_ROWS,
+            batch_size=self.batch_rows,
             batch_readahead=2,
             fragment_readahead=1,
             fragment_scan_options=READ_AS_NEEDED,

@@ -99,10 +99,15 @@ def open_rows(path: Path, role: str, execution: Execution) -> Rows:
 
 
 def open_window(
-    paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+    paths: list[Path],
+    start: datetime,
+    end: datetime,
+    text: list[str],
+    labelled: bool,
+    execution: Execution,
 ) -> datasets.WindowRows:
     """Logged prediction batches in (start, end], read in batches."""
-    return datasets.WindowRows.of(paths, start, end, text, labelled)
+    return datasets.WindowRows.of(paths, start, end, text, labelled, execution)
 
 
 def _parse(path: Path, kind: str, role: str) -> pd.DataFrame:

@@ -186,7 +186,9 @@ def open_governance(settings: Settings, job_lease_seconds: float = 300.0) -> Gov
             outbound=outbound,
             sign_note=note,
         ),
-        monitoring=ProductionMonitoring(units, workflow, blobs, files),
+        monitoring=ProductionMonitoring(
+            units, workflow, blobs, files, execution=execution(settings)
+        ),
         registries=RegistrySync(
             units,
             link_on_submit,

@@ -59,6 +59,7 @@ from governance.services.people import Principal
 from governance.services.ports import (
     ArtifactSource,
     BlobFiles,
+    Execution,
     UnitOfWork,
     UnitOfWorkFactory,
     Window,
@@ -152,12 +153,14 @@ class ProductionMonitoring:
         blobs: BlobFiles,
         source: ArtifactSource,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        execution: Execution | None = None,
     ) -> None:
         self._units = units
         self._workflow = workflow
         self._blobs = blobs
         self._source = source
         self._clock = clock
+        self._execution = execution or Execution()  # its batch and exact-row sizes
         self._numeric_kinds: dict[str, dict[str, bool] | None] = {}
 
     # --- ingest ------------------------------------------------------------------------
@@ -507,7 +510,7 @@ class ProductionMonitoring:
         with self._units(read_only=True) as uow:
             files = uow.monitoring.batch_files(version_id, start, end)
         paths = [self._blobs.path_of(sha256, ".parquet") for sha256 in files]
-        return self._source.open_window(paths, start, end, text, labelled)
+        return self._source.open_window(paths, start, end, text, labelled, self._execution)
 
 
 # --- checks on production rows ---------------------------------------------------------

@@ -157,10 +157,17 @@ class ArtifactSource(Protocol):
         ...
 
     def open_window(
-        self, paths: list[Path], start: datetime, end: datetime, text: list[str], labelled: bool
+        self,
+        paths: list[Path],
+        start: datetime,
+        end: datetime,
+        text: list[str],
+        labelled: bool,
+        execution: Execution,
     ) -> Window:
         """Logged prediction batches (Parquet files) in (start, end]; with an outcome only
-        when `labelled`."""
+        when `labelled`; read in `execution.batch_rows` batches, exact up to its
+        `exact_rows`."""
         ...
 
     def load_model(self, path: Path, role: str = "model") -> tuple[Any, Artifact]: ...

@@ -302,9 +302,10 @@ def test_a_window_too_big_to_keep_is_judged_from_bins(
 ) -> None:
     """Past the rows a window keeps, drift is judged from bins of the reference: the same
     breach, and the evidence says which figures were sketched and how far they may be off."""
-    from governance.connectors import datasets
+    from governance.services.ports import Execution
 
-    monkeypatch.setattr(datasets, "WINDOW_EXACT_ROWS", 500)
+    monitoring = world.governance.monitoring
+    monkeypatch.setattr(monitoring, "_execution", Execution(exact_rows=500, batch_rows=300))
     logs = drifted(world.logs.iloc[:2000])
     world.send("drifted", world.stamped(logs, timedelta(hours=3)))
     done = world.governance.monitoring.run_due(world.promoted_at + timedelta(days=1, minutes=1))
